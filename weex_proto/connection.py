@@ -1,0 +1,463 @@
+"""`WeexConnection`: one WebSocket connection to WEEX, as a state machine with no I/O.
+
+Feed it what the socket gave you with `receive_data(data, now)`, send what `data_to_send()`
+returns, sleep until `next_deadline()` and then call `handle_timer(now)`. Read what happened
+from `next_event()`. It answers WebSocket pings and WEEX's application pings by itself, keeps the
+subscription book in step with the server's acks, and declares a silent peer dead.
+
+Lifecycle::
+
+    IDLE --initiate()--> CONNECTING --101--> OPEN --close()/peer close--> CLOSING --> CLOSED
+                              |                 \\--EOF / dead / protocol error--------> CLOSED
+                              \\--HTTP 4xx/5xx, timeout, garbage------------------------> CLOSED
+
+Time (`now`) is seconds since the epoch, from the adapter's clock; it is used for deadlines,
+for signing the private handshake and as the receive timestamp of every message.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Literal
+
+import attrs
+import wsproto
+from wsproto import events as ws
+from wsproto.connection import ConnectionState as WsState
+from wsproto.utilities import LocalProtocolError as WsLocalProtocolError
+from wsproto.utilities import RemoteProtocolError as WsRemoteProtocolError
+
+from . import error_codes
+from .auth import handshake_headers
+from .config import WeexConfig
+from .errors import LocalProtocolError
+from .events import (
+    CloseInitiator,
+    Connected,
+    ConnectionClosed,
+    ConnectionRejected,
+    ErrorReceived,
+    Event,
+    MessageReceived,
+    MessageSkipped,
+    PingAnswered,
+    PongReceived,
+    Subscribed,
+    Unsubscribed,
+    WebSocketMessage,
+)
+from .heartbeat import Heartbeat, HeartbeatAction
+from .subscriptions import SubscriptionBook
+
+PongKey = Literal["mirror", "event", "type"]
+JsonLoads = Callable[[str], Any]
+
+# Close codes (RFC 6455 §7.4.1).
+NORMAL_CLOSURE = 1000
+GOING_AWAY = 1001
+PROTOCOL_ERROR = 1002
+ABNORMAL_CLOSURE = 1006
+MESSAGE_TOO_BIG = 1009
+INTERNAL_ERROR = 1011
+
+_SKIPPED_RAW_LIMIT = 512  # how much of a skipped frame we keep for the log
+
+
+class ConnectionState(enum.Enum):
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+@attrs.frozen
+class ConnectionOptions:
+    """Knobs for one connection. Defaults follow the public client's defaults."""
+
+    ping_interval: float | None = 20.0
+    ping_timeout: float = 10.0
+    send_protocol_pings: bool = True
+    pong_key: PongKey = "mirror"
+    max_message_size: int = 1 << 20
+    handshake_timeout: float = 10.0
+    close_timeout: float = 5.0
+    json_loads: JsonLoads = attrs.field(default=json.loads, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.pong_key not in ("mirror", "event", "type"):
+            raise ValueError("pong_key must be 'mirror', 'event' or 'type'")
+        if self.max_message_size <= 0:
+            raise ValueError("max_message_size must be positive")
+        if self.handshake_timeout <= 0 or self.close_timeout <= 0:
+            raise ValueError("timeouts must be positive")
+
+
+class WeexConnection:
+    def __init__(
+        self,
+        config: WeexConfig,
+        *,
+        private: bool = False,
+        subscriptions: SubscriptionBook | None = None,
+        options: ConnectionOptions | None = None,
+    ) -> None:
+        self.config = config
+        self.private = private
+        self.subscriptions = subscriptions if subscriptions is not None else SubscriptionBook()
+        self.options = options if options is not None else ConnectionOptions()
+        self._endpoint = config.endpoint(private)
+        self._ws = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+        self._state = ConnectionState.IDLE
+        self._events: deque[Event] = deque()
+        self._outgoing = bytearray()
+        self._heartbeat = Heartbeat(
+            interval=self.options.ping_interval,
+            timeout=self.options.ping_timeout,
+            send_pings=self.options.send_protocol_pings,
+        )
+        self._handshake_deadline: float | None = None
+        self._close_deadline: float | None = None
+        self._fragments: list[str | bytes] = []
+        self._fragment_size = 0
+        self._reject: tuple[int, str, bytearray] | None = None
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.opened_at: float | None = None
+
+    def __repr__(self) -> str:
+        kind = "private" if self.private else "public"
+        return f"<WeexConnection {kind} {self._endpoint.path} {self._state.value}>"
+
+    # ----------------------------------------------------------------- properties
+
+    @property
+    def state(self) -> ConnectionState:
+        return self._state
+
+    @property
+    def is_open(self) -> bool:
+        return self._state is ConnectionState.OPEN
+
+    # ----------------------------------------------------------------- output side
+
+    def data_to_send(self) -> bytes:
+        """Bytes the adapter must write to the socket now, in order."""
+        data = bytes(self._outgoing)
+        self._outgoing.clear()
+        return data
+
+    def next_event(self) -> Event | None:
+        return self._events.popleft() if self._events else None
+
+    def events(self) -> Iterator[Event]:
+        """Drain the pending events."""
+        while self._events:
+            yield self._events.popleft()
+
+    def next_deadline(self) -> float | None:
+        """When `handle_timer` must next be called, or None if no timer is running."""
+        if self._state is ConnectionState.CONNECTING:
+            return self._handshake_deadline
+        if self._state is ConnectionState.CLOSING:
+            return self._close_deadline
+        if self._state is ConnectionState.OPEN:
+            return self._heartbeat.next_deadline()
+        return None
+
+    # ----------------------------------------------------------------- commands
+
+    def initiate(self, now: float) -> None:
+        """Queue the HTTP upgrade request (signed at `now` for private connections)."""
+        if self._state is not ConnectionState.IDLE:
+            raise LocalProtocolError(f"cannot initiate a connection in state {self._state.value}")
+        headers = handshake_headers(self.config, private=self.private, now=now)
+        request = ws.Request(
+            host=self._endpoint.host_header,
+            target=self._endpoint.path,
+            extra_headers=[(name.encode(), value.encode()) for name, value in headers],
+        )
+        self._outgoing += self._ws.send(request)
+        self._state = ConnectionState.CONNECTING
+        self._handshake_deadline = now + self.options.handshake_timeout
+
+    def subscribe(self, channel: str, now: float) -> None:
+        """Ask for `channel`. Sent now if open, else on the next (re)connect.
+
+        Raises `SubscriptionLimitError` when WEEX's documented limits would be broken.
+        """
+        request = self.subscriptions.subscribe(channel, now)
+        if request is not None and self.is_open:
+            self._send_json(request)
+
+    def unsubscribe(self, channel: str, now: float) -> None:
+        request = self.subscriptions.unsubscribe(channel, now)
+        if request is not None and self.is_open:
+            self._send_json(request)
+
+    def send_message(self, message: Mapping[str, Any] | str) -> None:
+        """Send an arbitrary application message (a JSON object, or raw text)."""
+        self._require_open("send a message")
+        if isinstance(message, str):
+            self._send_text(message)
+        else:
+            self._send_json(message)
+
+    def send_pong(self, time: str, *, key: Literal["event", "type"] = "event") -> None:
+        """Answer an application ping by hand (normally done automatically)."""
+        self._require_open("send a pong")
+        self._send_json({key: "pong", "time": time})
+
+    def send_ping(self, now: float) -> None:
+        """Send a WebSocket ping now; its pong arrives as `PongReceived` with the round trip."""
+        self._require_open("send a ping")
+        self._outgoing += self._ws.send(ws.Ping(payload=self._heartbeat.ping_payload(now)))
+
+    def close(self, now: float, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
+        """Start the close handshake; `ConnectionClosed` follows when it completes or times out."""
+        if self._state is ConnectionState.OPEN:
+            self._outgoing += self._ws.send(ws.CloseConnection(code=code, reason=reason))
+            self._state = ConnectionState.CLOSING
+            self._close_deadline = now + self.options.close_timeout
+            self.close_code, self.close_reason = code, reason
+        elif self._state in (ConnectionState.IDLE, ConnectionState.CONNECTING):
+            self._finish(code, reason or "closed before the handshake completed",
+                         CloseInitiator.LOCAL)
+
+    # ----------------------------------------------------------------- input side
+
+    def receive_data(self, data: bytes | None, now: float) -> None:
+        """Bytes read from the socket; `None` (or b"") means the peer closed the TCP stream."""
+        if self._state in (ConnectionState.CLOSED, ConnectionState.IDLE):
+            return
+        if not data:
+            self._finish(ABNORMAL_CLOSURE, "connection lost", CloseInitiator.TRANSPORT)
+            return
+        self._heartbeat.traffic(now)
+        try:
+            self._ws.receive_data(data)
+            for event in self._ws.events():
+                self._handle_ws_event(event, now)
+                if self.state is ConnectionState.CLOSED:
+                    break
+        except WsRemoteProtocolError as exc:
+            self._finish(PROTOCOL_ERROR, f"invalid handshake response: {exc}",
+                         CloseInitiator.PROTOCOL_ERROR)
+        except WsLocalProtocolError as exc:  # pragma: no cover - a bug in our state tracking
+            self._finish(INTERNAL_ERROR, f"internal protocol error: {exc}",
+                         CloseInitiator.PROTOCOL_ERROR)
+
+    def handle_timer(self, now: float) -> None:
+        """Call when `next_deadline()` has passed (calling early is harmless)."""
+        state = self._state
+        if state is ConnectionState.CONNECTING:
+            if self._handshake_deadline is not None and now >= self._handshake_deadline:
+                self._finish(ABNORMAL_CLOSURE, "handshake timed out", CloseInitiator.TIMEOUT)
+        elif state is ConnectionState.CLOSING:
+            if self._close_deadline is not None and now >= self._close_deadline:
+                self._finish(self.close_code, "close handshake timed out", CloseInitiator.TIMEOUT)
+        elif state is ConnectionState.OPEN:
+            action = self._heartbeat.poll(now)
+            if action is HeartbeatAction.SEND_PING:
+                self.send_ping(now)
+            elif action is HeartbeatAction.DEAD:
+                timeout = self.options.ping_interval or 0.0
+                timeout += self.options.ping_timeout
+                self._finish(ABNORMAL_CLOSURE, f"no traffic for {timeout:g}s",
+                             CloseInitiator.TIMEOUT)
+
+    # ----------------------------------------------------------------- WebSocket events
+
+    def _handle_ws_event(self, event: ws.Event, now: float) -> None:
+        if isinstance(event, ws.TextMessage):
+            text = self._collect(event.data, event.message_finished)
+            if text is not None:
+                assert isinstance(text, str)
+                self._handle_text(text, now)
+        elif isinstance(event, ws.BytesMessage):
+            if self._collect(bytes(event.data), event.message_finished) is not None:
+                self._emit(MessageSkipped("binary frame (WEEX sends text)", ""))
+        elif isinstance(event, ws.Ping):
+            self._outgoing += self._ws.send(event.response())
+        elif isinstance(event, ws.Pong):
+            round_trip = self._heartbeat.pong(bytes(event.payload), now)
+            self._emit(PongReceived(round_trip))
+        elif isinstance(event, ws.CloseConnection):
+            self._handle_close(event)
+        elif isinstance(event, ws.AcceptConnection):
+            self._handle_accept(now)
+        elif isinstance(event, ws.RejectConnection):
+            self._reject = (event.status_code, f"HTTP {event.status_code}", bytearray())
+            if not event.has_body:
+                self._handle_reject_done()
+        elif isinstance(event, ws.RejectData) and self._reject is not None:
+            body = self._reject[2]
+            if len(body) < self.options.max_message_size:
+                body += event.data
+            if event.body_finished:
+                self._handle_reject_done()
+
+    def _collect(self, chunk: str | bytes, finished: bool) -> str | bytes | None:
+        """Reassemble fragmented messages, enforcing `max_message_size` as data arrives."""
+        if finished and not self._fragments:
+            if len(chunk) > self.options.max_message_size:
+                self._too_big(len(chunk))
+                return None
+            return chunk
+        self._fragments.append(chunk)
+        self._fragment_size += len(chunk)
+        if self._fragment_size > self.options.max_message_size:
+            self._too_big(self._fragment_size)
+            return None
+        if not finished:
+            return None
+        parts, self._fragments, self._fragment_size = self._fragments, [], 0
+        return "".join(parts) if isinstance(parts[0], str) else b"".join(parts)  # type: ignore[arg-type]
+
+    def _too_big(self, size: int) -> None:
+        self._fragments, self._fragment_size = [], 0
+        limit = self.options.max_message_size
+        reason = f"message of {size}+ bytes exceeds limit of {limit}"
+        self._outgoing += self._ws.send(ws.CloseConnection(code=MESSAGE_TOO_BIG, reason=reason))
+        self._finish(MESSAGE_TOO_BIG, reason, CloseInitiator.PROTOCOL_ERROR)
+
+    def _handle_accept(self, now: float) -> None:
+        self._state = ConnectionState.OPEN
+        self.opened_at = now
+        self._handshake_deadline = None
+        self._heartbeat.start(now)
+        requests = self.subscriptions.connection_opened(now)
+        for request in requests:
+            self._send_json(request)
+        self._emit(Connected(self.private, tuple(r["channel"] for r in requests)))
+
+    def _handle_reject_done(self) -> None:
+        assert self._reject is not None
+        status, reason, body = self._reject
+        code, message = _error_from_body(bytes(body))
+        kind = error_codes.classify(code, message or reason, status)
+        self._emit(ConnectionRejected(status, message or reason, kind, bytes(body)))
+        self._finish(None, message or reason, CloseInitiator.REMOTE)
+
+    def _handle_close(self, event: ws.CloseConnection) -> None:
+        code, reason = event.code, event.reason or ""
+        if self._ws.state is WsState.REMOTE_CLOSING:
+            # The peer started the close handshake: answer it, then we are done.
+            self._outgoing += self._ws.send(event.response())
+            self._finish(code, reason, CloseInitiator.REMOTE)
+        elif self._ws.state is WsState.CLOSED and self._state is ConnectionState.CLOSING:
+            self._finish(self.close_code, self.close_reason, CloseInitiator.LOCAL)
+        elif self._ws.state is WsState.OPEN:
+            # wsproto reports a frame it could not parse as a close event with the code to use.
+            self._outgoing += self._ws.send(ws.CloseConnection(code=code, reason=reason))
+            self._finish(code, reason, CloseInitiator.PROTOCOL_ERROR)
+        else:
+            self._finish(code, reason, CloseInitiator.TRANSPORT)
+
+    # ----------------------------------------------------------------- WEEX messages
+
+    def _handle_text(self, text: str, now: float) -> None:
+        try:
+            frame = self.options.json_loads(text)
+        except (ValueError, RecursionError):
+            if text.strip() == "ping":  # Bitget-style bare ping; cheap to answer
+                self._send_text("pong")
+                return
+            self._emit(MessageSkipped("invalid JSON", text[:_SKIPPED_RAW_LIMIT]))
+            return
+        if not isinstance(frame, dict):
+            self._emit(MessageSkipped("frame is not a JSON object", text[:_SKIPPED_RAW_LIMIT]))
+            return
+        event = frame.get("event")
+        if event == "payload":
+            channel = frame.get("channel")
+            if isinstance(channel, str):
+                self._emit(MessageReceived(WebSocketMessage(channel, frame, now, text)))
+            else:
+                self._emit(MessageSkipped("payload without a channel", text[:_SKIPPED_RAW_LIMIT]))
+        elif event == "ping" or (event is None and frame.get("type") == "ping"):
+            self._answer_ping(frame, "event" if event == "ping" else "type", now)
+        elif event == "subscribed" or event == "unsubscribed":
+            self._handle_ack(event, frame.get("channel"), text)
+        elif event == "error" or (event is None and "code" in frame):
+            self._handle_error(frame, text)
+        elif event == "pong" or frame.get("type") == "pong":
+            pass  # traffic already counted by the heartbeat
+        else:
+            self._emit(MessageSkipped(f"unknown event {event!r}", text[:_SKIPPED_RAW_LIMIT]))
+
+    def _answer_ping(self, frame: Mapping[str, Any], key: str, now: float) -> None:
+        time = frame.get("time")
+        time_text = time if isinstance(time, str) else "" if time is None else str(time)
+        reply_key = key if self.options.pong_key == "mirror" else self.options.pong_key
+        reply: dict[str, Any] = {reply_key: "pong"}
+        if time is not None:
+            reply["time"] = time  # echo exactly what the server sent, type and all
+        self._send_json(reply)
+        self._emit(PingAnswered(time_text, key, now))
+
+    def _handle_ack(self, event: str, channel: object, text: str) -> None:
+        if not isinstance(channel, str):
+            self._emit(MessageSkipped(f"{event} ack without a channel", text[:_SKIPPED_RAW_LIMIT]))
+            return
+        if event == "subscribed":
+            self.subscriptions.on_subscribed(channel)
+            self._emit(Subscribed(channel))
+        else:
+            self.subscriptions.on_unsubscribed(channel)
+            self._emit(Unsubscribed(channel))
+
+    def _handle_error(self, frame: Mapping[str, Any], text: str) -> None:
+        raw_code = frame.get("code")
+        code = None if raw_code is None else str(raw_code)
+        message = frame.get("msg", frame.get("message", ""))
+        message = message if isinstance(message, str) else json.dumps(message)
+        channel = frame.get("channel")
+        channel = channel if isinstance(channel, str) else None
+        kind = error_codes.classify(code, message)
+        if channel is not None and self.subscriptions.pending.get(channel) == "subscribe":
+            self.subscriptions.on_rejected(channel)
+        self._emit(ErrorReceived(kind, code, message, channel, text[:_SKIPPED_RAW_LIMIT]))
+
+    # ----------------------------------------------------------------- helpers
+
+    def _emit(self, event: Event) -> None:
+        self._events.append(event)
+
+    def _require_open(self, what: str) -> None:
+        if self._state is not ConnectionState.OPEN:
+            raise LocalProtocolError(f"cannot {what}: connection is {self._state.value}")
+
+    def _send_json(self, message: Mapping[str, Any]) -> None:
+        self._send_text(json.dumps(message, separators=(",", ":")))
+
+    def _send_text(self, text: str) -> None:
+        self._outgoing += self._ws.send(ws.Message(data=text))
+
+    def _finish(self, code: int | None, reason: str, initiator: CloseInitiator) -> None:
+        if self._state is ConnectionState.CLOSED:
+            return
+        self._state = ConnectionState.CLOSED
+        self.close_code, self.close_reason = code, reason
+        self._heartbeat.stop()
+        self._fragments, self._fragment_size = [], 0
+        self.subscriptions.connection_lost()
+        self._emit(ConnectionClosed(code, reason, initiator))
+
+
+def _error_from_body(body: bytes) -> tuple[str | None, str]:
+    """WEEX REST-style error bodies look like {"code":"40009","msg":"..."}; use them if present."""
+    if not body:
+        return None, ""
+    try:
+        decoded = json.loads(body.decode("utf-8", errors="replace"))
+    except (ValueError, RecursionError):
+        return None, body[:200].decode("utf-8", errors="replace").strip()
+    if not isinstance(decoded, dict):
+        return None, ""
+    code = decoded.get("code")
+    message = decoded.get("msg", decoded.get("message", ""))
+    return (None if code is None else str(code)), message if isinstance(message, str) else ""

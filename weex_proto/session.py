@@ -1,0 +1,184 @@
+"""`WeexSession`: what outlives a single connection, and every reconnect decision.
+
+An adapter keeps one session per endpoint (public or private). The session owns the
+subscription book and the reconnect policy, makes a fresh `WeexConnection` (freshly signed) for
+each attempt, and when a connection ends says what to do next: reconnect after a delay, give up
+with a typed error, or stop because the user asked to. Adapters only carry the answer out.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+
+import attrs
+
+from . import error_codes
+from .backoff import ReconnectPolicy
+from .config import WeexConfig
+from .connection import ConnectionOptions, WeexConnection
+from .errors import (
+    AuthenticationError,
+    ConnectionClosedError,
+    ErrorKind,
+    ReconnectExhaustedError,
+    WeexError,
+)
+from .events import CloseInitiator, ConnectionClosed, ConnectionRejected
+from .subscriptions import SubscriptionBook
+
+
+class SessionState(enum.Enum):
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    WAITING = "waiting"  # backing off before the next attempt
+    STOPPED = "stopped"  # the user closed it
+    FAILED = "failed"  # gave up; `error` says why
+
+
+@attrs.frozen
+class Reconnect:
+    """Try again after `delay` seconds. `gap` names channels whose data may have been missed."""
+
+    delay: float
+    attempt: int
+    reason: str
+    gap: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class GiveUp:
+    error: WeexError
+    gap: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class Stop:
+    gap: tuple[str, ...] = ()
+
+
+Decision = Reconnect | GiveUp | Stop
+
+
+class WeexSession:
+    def __init__(
+        self,
+        config: WeexConfig,
+        *,
+        private: bool = False,
+        options: ConnectionOptions | None = None,
+        max_retries: int | None = 5,
+        backoff_base: float = 1.0,
+        backoff_max: float = 30.0,
+        rng: random.Random,
+        subscriptions: SubscriptionBook | None = None,
+    ) -> None:
+        if private:
+            config.require_credentials()
+        self.config = config
+        self.private = private
+        self.options = options if options is not None else ConnectionOptions()
+        self.subscriptions = subscriptions if subscriptions is not None else SubscriptionBook()
+        self.policy = ReconnectPolicy(
+            base=backoff_base, maximum=backoff_max, max_retries=max_retries, rng=rng
+        )
+        self.connection: WeexConnection | None = None
+        self.state = SessionState.IDLE
+        self.error: WeexError | None = None
+        self._last_problem: WeexError | None = None
+        self._retry_after: float | None = None
+
+    def __repr__(self) -> str:
+        kind = "private" if self.private else "public"
+        return f"<WeexSession {kind} {self.state.value} attempts={self.policy.total_attempts}>"
+
+    @property
+    def connection_attempts(self) -> int:
+        return self.policy.total_attempts
+
+    def start_attempt(self, now: float) -> WeexConnection:
+        """A new connection for the next attempt, with its handshake already queued."""
+        self.policy.on_connect_attempt()
+        self.connection = WeexConnection(
+            self.config,
+            private=self.private,
+            subscriptions=self.subscriptions,
+            options=self.options,
+        )
+        self.connection.initiate(now)
+        self.state = SessionState.CONNECTING
+        self._last_problem = None
+        self._retry_after = None
+        return self.connection
+
+    def connected(self, now: float) -> None:
+        """The current connection finished its handshake (the adapter saw `Connected`)."""
+        self.state = SessionState.CONNECTED
+        self.policy.on_connected(now)
+
+    def rejected(self, event: ConnectionRejected) -> None:
+        """Remember why the server refused us; the decision comes with `ConnectionClosed`."""
+        if event.kind is ErrorKind.RATE_LIMIT:
+            self._retry_after = error_codes.DEFAULT_RATE_LIMIT_RETRY_AFTER
+        self._last_problem = error_codes.rejection_exception(
+            event.status_code, event.reason, event.kind
+        )
+
+    def error_received(self, kind: ErrorKind, code: str | None, message: str) -> None:
+        """An error frame on an open connection; a later close uses it as the reason."""
+        if kind is ErrorKind.AUTH:
+            self._last_problem = error_codes.exception_for(kind, code, message)
+
+    def stop(self) -> None:
+        """The user closed the session: whatever happens next, do not reconnect."""
+        self.state = SessionState.STOPPED
+
+    def transport_failed(self, now: float, error: BaseException) -> Decision:
+        """TCP or TLS could not be set up (refused, DNS, certificate, timeout)."""
+        self.connection = None
+        self.subscriptions.connection_lost()
+        self._last_problem = _as_weex_error(error)
+        return self._decide(now, was_connected=False, reason=str(error) or type(error).__name__)
+
+    def connection_closed(self, now: float, event: ConnectionClosed) -> Decision:
+        was_connected = self.state is SessionState.CONNECTED
+        self.connection = None
+        gap = self.subscriptions.desired if was_connected else ()
+        reason = event.reason or f"closed ({event.initiator.value})"
+        if event.initiator is CloseInitiator.LOCAL and self.state is SessionState.STOPPED:
+            return Stop(gap)
+        return self._decide(now, was_connected=was_connected, reason=reason, gap=gap)
+
+    def _decide(
+        self, now: float, *, was_connected: bool, reason: str, gap: tuple[str, ...] = ()
+    ) -> Decision:
+        if self.state is SessionState.STOPPED:
+            return Stop(gap)
+        problem = self._last_problem
+        if isinstance(problem, AuthenticationError):
+            return self._fail(problem, gap)
+        if was_connected:
+            delay = self.policy.on_disconnected(now)
+        else:
+            delay = self.policy.on_connect_failed(now)
+        if delay is None:
+            attempts = self.policy.attempts
+            return self._fail(ReconnectExhaustedError(attempts, problem), gap)
+        if self._retry_after is not None:
+            delay = max(delay, self._retry_after)
+        self.state = SessionState.WAITING
+        return Reconnect(delay, self.policy.attempts + 1, reason, gap)
+
+    def _fail(self, error: WeexError, gap: tuple[str, ...]) -> GiveUp:
+        self.state = SessionState.FAILED
+        self.error = error
+        return GiveUp(error, gap)
+
+
+def _as_weex_error(error: BaseException) -> WeexError:
+    if isinstance(error, WeexError):
+        return error
+    wrapped = ConnectionClosedError(None, f"{type(error).__name__}: {error}")
+    wrapped.__cause__ = error
+    return wrapped

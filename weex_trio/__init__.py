@@ -1,0 +1,1 @@
+"""Native trio adapter for weex-ws (see issue 4)."""
