@@ -233,12 +233,21 @@ def test_binary_frames_are_skipped() -> None:
 @pytest.mark.parametrize(
     ("frame", "kind", "code"),
     [
-        ({"event": "error", "code": "40009", "msg": "API verification failed"}, ErrorKind.AUTH,
-         "40009"),
-        ({"event": "error", "code": "429", "msg": "Too many requests"}, ErrorKind.RATE_LIMIT,
-         "429"),
-        ({"event": "error", "code": 40020, "msg": "Parameter is invalid"}, ErrorKind.OTHER,
-         "40020"),
+        (
+            {"event": "error", "code": "40009", "msg": "API verification failed"},
+            ErrorKind.AUTH,
+            "40009",
+        ),
+        (
+            {"event": "error", "code": "429", "msg": "Too many requests"},
+            ErrorKind.RATE_LIMIT,
+            "429",
+        ),
+        (
+            {"event": "error", "code": 40020, "msg": "Parameter is invalid"},
+            ErrorKind.OTHER,
+            "40020",
+        ),
         ({"code": "40030", "msg": "slow down"}, ErrorKind.RATE_LIMIT, "40030"),
         ({"event": "error", "msg": "request frequency too high"}, ErrorKind.RATE_LIMIT, None),
     ],

@@ -224,8 +224,9 @@ class WeexConnection:
             self._close_deadline = now + self.options.close_timeout
             self.close_code, self.close_reason = code, reason
         elif self._state in (ConnectionState.IDLE, ConnectionState.CONNECTING):
-            self._finish(code, reason or "closed before the handshake completed",
-                         CloseInitiator.LOCAL)
+            self._finish(
+                code, reason or "closed before the handshake completed", CloseInitiator.LOCAL
+            )
 
     # ----------------------------------------------------------------- input side
 
@@ -244,11 +245,13 @@ class WeexConnection:
                 if self.state is ConnectionState.CLOSED:
                     break
         except WsRemoteProtocolError as exc:
-            self._finish(PROTOCOL_ERROR, f"invalid handshake response: {exc}",
-                         CloseInitiator.PROTOCOL_ERROR)
+            self._finish(
+                PROTOCOL_ERROR, f"invalid handshake response: {exc}", CloseInitiator.PROTOCOL_ERROR
+            )
         except WsLocalProtocolError as exc:  # pragma: no cover - a bug in our state tracking
-            self._finish(INTERNAL_ERROR, f"internal protocol error: {exc}",
-                         CloseInitiator.PROTOCOL_ERROR)
+            self._finish(
+                INTERNAL_ERROR, f"internal protocol error: {exc}", CloseInitiator.PROTOCOL_ERROR
+            )
 
     def handle_timer(self, now: float) -> None:
         """Call when `next_deadline()` has passed (calling early is harmless)."""
@@ -266,8 +269,9 @@ class WeexConnection:
             elif action is HeartbeatAction.DEAD:
                 timeout = self.options.ping_interval or 0.0
                 timeout += self.options.ping_timeout
-                self._finish(ABNORMAL_CLOSURE, f"no traffic for {timeout:g}s",
-                             CloseInitiator.TIMEOUT)
+                self._finish(
+                    ABNORMAL_CLOSURE, f"no traffic for {timeout:g}s", CloseInitiator.TIMEOUT
+                )
 
     # ----------------------------------------------------------------- WebSocket events
 

@@ -95,3 +95,16 @@ class ErrorKind(enum.Enum):
     AUTH = "auth"
     RATE_LIMIT = "rate_limit"
     OTHER = "other"
+
+
+class StreamOverflowError(WeexError):
+    """A consumer fell so far behind that messages had to be dropped on a stream that must not
+    lose any (private account/position/order streams). Resynchronise from REST, then re-open."""
+
+    def __init__(self, channel: str, maxsize: int) -> None:
+        super().__init__(
+            f"stream for {channel!r} overflowed its buffer of {maxsize} messages; "
+            "the consumer is too slow and data was lost"
+        )
+        self.channel = channel
+        self.maxsize = maxsize

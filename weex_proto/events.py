@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 
 from .errors import ErrorKind
+from .messages import Push, parse_push
 
 
 @attrs.frozen(repr=False)
@@ -28,13 +29,20 @@ class WebSocketMessage:
     data: Mapping[str, Any]
     timestamp: float
     raw: str = attrs.field(default="", eq=False)
+    gap: bool = False
+    """True on the first message after a reconnect or overflow: data before it may be missing."""
 
     @property
     def received_at(self) -> _dt.datetime:
         return _dt.datetime.fromtimestamp(self.timestamp, tz=_dt.UTC)
 
+    def parse(self) -> tuple[Push, ...]:
+        """The push as typed records with exact decimals (raises `PayloadError` if malformed)."""
+        return parse_push(self.data)
+
     def __repr__(self) -> str:
-        return f"WebSocketMessage(channel={self.channel!r}, timestamp={self.timestamp!r})"
+        gap = ", gap=True" if self.gap else ""
+        return f"WebSocketMessage(channel={self.channel!r}, timestamp={self.timestamp!r}{gap})"
 
 
 class Event:

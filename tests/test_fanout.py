@@ -1,0 +1,126 @@
+"""Routing and bounded buffering shared by both adapters."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from weex_proto.errors import StreamOverflowError
+from weex_proto.events import WebSocketMessage
+from weex_proto.fanout import BufferClosed, ChannelRefs, MessageBuffer, OverflowPolicy, Router
+
+
+def msg(channel: str, n: int) -> WebSocketMessage:
+    return WebSocketMessage(channel, {"n": n}, float(n))
+
+
+def drain(buffer: MessageBuffer) -> list[WebSocketMessage]:
+    out = []
+    while (item := buffer.get()) is not None:
+        out.append(item)
+    return out
+
+
+def test_keep_latest_drops_oldest_and_flags_the_gap() -> None:
+    buffer = MessageBuffer("ticker", 3, OverflowPolicy.KEEP_LATEST)
+    for n in range(5):
+        buffer.put(msg("t", n))
+    got = drain(buffer)
+    assert [m.data["n"] for m in got] == [2, 3, 4]
+    assert buffer.dropped == 2
+    # data is missing right before the oldest message kept, so that one carries the flag
+    assert [m.gap for m in got] == [True, False, False]
+
+
+@given(st.integers(min_value=1, max_value=20), st.integers(min_value=0, max_value=100))
+def test_keep_latest_never_exceeds_maxsize_and_keeps_the_newest(maxsize: int, count: int) -> None:
+    buffer = MessageBuffer("b", maxsize, OverflowPolicy.KEEP_LATEST)
+    for n in range(count):
+        buffer.put(msg("t", n))
+        assert len(buffer) <= maxsize
+    kept = drain(buffer)
+    assert [m.data["n"] for m in kept] == list(range(max(0, count - maxsize), count))
+    assert buffer.dropped == max(0, count - maxsize)
+    assert [m.gap for m in kept][:1] == ([buffer.dropped > 0] if kept else [])
+    assert not any(m.gap for m in kept[1:])
+
+
+def test_raise_policy_fails_the_stream_instead_of_losing_data() -> None:
+    buffer = MessageBuffer("orders", 2, OverflowPolicy.RAISE)
+    buffer.put(msg("orders", 1))
+    buffer.put(msg("orders", 2))
+    buffer.put(msg("orders", 3))
+    with pytest.raises(StreamOverflowError) as info:
+        buffer.get()
+    assert info.value.channel == "orders"
+    buffer.put(msg("orders", 4))  # ignored once closed
+    with pytest.raises(StreamOverflowError):
+        buffer.get()
+
+
+def test_gap_marker_applies_to_the_next_message_only() -> None:
+    buffer = MessageBuffer("b", 10, OverflowPolicy.KEEP_LATEST)
+    buffer.put(msg("t", 1))
+    buffer.mark_gap()
+    buffer.put(msg("t", 2))
+    buffer.put(msg("t", 3))
+    assert [m.gap for m in drain(buffer)] == [False, True, False]
+
+
+def test_close_delivers_buffered_messages_then_ends_or_raises() -> None:
+    buffer = MessageBuffer("b", 10, OverflowPolicy.KEEP_LATEST)
+    buffer.put(msg("t", 1))
+    buffer.close()
+    assert buffer.get() == msg("t", 1)
+    with pytest.raises(BufferClosed):
+        buffer.get()
+    failing = MessageBuffer("c", 10, OverflowPolicy.KEEP_LATEST)
+    failing.put(msg("t", 1))
+    failing.close(RuntimeError("gone"))
+    assert failing.get() is not None
+    with pytest.raises(RuntimeError, match="gone"):
+        failing.get()
+
+
+def test_router_matches_exact_names_and_patterns() -> None:
+    router = Router()
+    seen: list[str] = []
+
+    def exact(m: WebSocketMessage) -> None:
+        seen.append("exact")
+
+    def every_ticker(m: WebSocketMessage) -> None:
+        seen.append("pattern")
+
+    router.add_handler("ticker.cmt_btcusdt", exact)
+    router.add_handler("ticker.*", every_ticker)
+    btc = MessageBuffer("btc", 5, OverflowPolicy.KEEP_LATEST)
+    router.add_buffer(["ticker.cmt_btcusdt", "ticker.*"], btc)  # two routes, one delivery
+    for handler in router.deliver(msg("ticker.cmt_btcusdt", 1)):
+        handler(msg("ticker.cmt_btcusdt", 1))
+    assert seen == ["exact", "pattern"]
+    assert len(btc) == 1
+    assert [h.__name__ for h in router.deliver(msg("ticker.cmt_ethusdt", 2))] == ["every_ticker"]
+    assert router.deliver(msg("trades.cmt_btcusdt", 3)) == []
+    assert router.remove_handler("ticker.*", every_ticker) == 1
+    assert router.deliver(msg("ticker.cmt_ethusdt", 4)) == []
+    router.remove_buffer(btc)
+    router.deliver(msg("ticker.cmt_btcusdt", 5))
+    assert len(btc) == 3  # messages 1, 2 and 4; 5 came after the buffer was removed
+
+
+@pytest.mark.parametrize("pattern", ["", " ticker.x"])
+def test_router_rejects_bad_patterns(pattern: str) -> None:
+    with pytest.raises(ValueError, match="channel"):
+        Router().add_handler(pattern, print)
+
+
+def test_channel_refs_share_one_subscription() -> None:
+    refs = ChannelRefs()
+    assert refs.acquire("ticker.a") is True
+    assert refs.acquire("ticker.a") is False
+    assert refs.release("ticker.a") is False
+    assert refs.release("ticker.a") is True
+    assert refs.release("ticker.a") is False
+    assert refs.count("ticker.a") == 0

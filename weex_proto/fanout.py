@@ -1,0 +1,215 @@
+"""Where each received message goes: handlers and per-stream buffers, with bounded memory.
+
+Both adapters share this so they route, drop and flag gaps identically; they add only the
+waiting (an event to wake a sleeping consumer) and the calling of async handlers.
+
+Overflow policies:
+- KEEP_LATEST (tickers, books, trades): drop the oldest message and flag a gap on the oldest
+  one kept (data is missing right before it), so a slow consumer always gets fresh data and
+  never grows memory.
+- RAISE (private account/position/order streams): losing one of these silently would corrupt the
+  user's view of their money, so the stream fails with `StreamOverflowError` instead.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import attrs
+
+from .channels import channel_matches
+from .errors import StreamOverflowError
+from .events import WebSocketMessage
+
+
+class OverflowPolicy(enum.Enum):
+    KEEP_LATEST = "keep_latest"
+    RAISE = "raise"
+
+
+class _Closed:
+    """Marker: no more messages will come (the stream's error, if any, is kept beside it)."""
+
+
+class MessageBuffer:
+    """A bounded FIFO of messages for one consumer."""
+
+    def __init__(self, name: str, maxsize: int, policy: OverflowPolicy) -> None:
+        if maxsize < 1:
+            raise ValueError("buffer size must be at least 1")
+        self.name = name
+        self.maxsize = maxsize
+        self.policy = policy
+        self.dropped = 0
+        self._items: deque[WebSocketMessage] = deque()
+        self._gap = False
+        self._error: BaseException | None = None
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return (
+            f"<MessageBuffer {self.name} {len(self._items)}/{self.maxsize} dropped={self.dropped}>"
+        )
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def put(self, message: WebSocketMessage) -> None:
+        if self._closed:
+            return
+        if len(self._items) >= self.maxsize:
+            if self.policy is OverflowPolicy.RAISE:
+                self.close(StreamOverflowError(self.name, self.maxsize))
+                return
+            self._items.popleft()
+            self.dropped += 1
+            # Data is now missing just before the oldest message we still hold: flag that one.
+            if self._items:
+                self._items[0] = attrs.evolve(self._items[0], gap=True)
+            else:
+                self._gap = True
+        if self._gap:
+            message = attrs.evolve(message, gap=True)
+            self._gap = False
+        self._items.append(message)
+
+    def mark_gap(self) -> None:
+        """Data may be missing before whatever arrives next (e.g. after a reconnect)."""
+        self._gap = True
+
+    def close(self, error: BaseException | None = None) -> None:
+        """No more messages. With an error, the consumer sees it after the buffered ones
+        (for RAISE-policy overflow: immediately, since what is buffered is already incomplete)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._error = error
+        if isinstance(error, StreamOverflowError):
+            self._items.clear()
+
+    def get(self) -> WebSocketMessage | None:
+        """The next message; None if empty and open. Raises the close error, or
+        `StopAsyncIteration`-worthy `BufferClosed`, once drained and closed."""
+        if self._items:
+            return self._items.popleft()
+        if self._closed:
+            if self._error is not None:
+                raise self._error
+            raise BufferClosed(self.name)
+        return None
+
+
+class BufferClosed(Exception):
+    """The buffer is drained and closed without error: the stream ends normally."""
+
+
+Handler = Callable[[WebSocketMessage], Any]
+
+
+@attrs.define
+class _Route:
+    pattern: str
+    target: Any  # a handler callable or a MessageBuffer
+
+
+class Router:
+    """Maps channel names to handlers and buffers, by exact name or shell-style pattern.
+
+    Lookups are cached per channel because the same few channels repeat on the hot path.
+    """
+
+    def __init__(self) -> None:
+        self._handlers: list[_Route] = []
+        self._buffers: list[_Route] = []
+        self._cache: dict[str, tuple[list[Handler], list[MessageBuffer]]] = {}
+
+    def add_handler(self, pattern: str, handler: Handler) -> None:
+        _check_pattern(pattern)
+        self._handlers.append(_Route(pattern, handler))
+        self._cache.clear()
+
+    def remove_handler(self, pattern: str, handler: Handler | None = None) -> int:
+        """Remove handlers for `pattern` (all of them, or just `handler`); returns how many."""
+        before = len(self._handlers)
+        self._handlers = [
+            r
+            for r in self._handlers
+            if not (r.pattern == pattern and (handler is None or r.target == handler))
+        ]
+        self._cache.clear()
+        return before - len(self._handlers)
+
+    def add_buffer(self, patterns: Iterable[str], buffer: MessageBuffer) -> None:
+        for pattern in patterns:
+            _check_pattern(pattern)
+            self._buffers.append(_Route(pattern, buffer))
+        self._cache.clear()
+
+    def remove_buffer(self, buffer: MessageBuffer) -> None:
+        self._buffers = [r for r in self._buffers if r.target is not buffer]
+        self._cache.clear()
+
+    @property
+    def buffers(self) -> list[MessageBuffer]:
+        seen: dict[int, MessageBuffer] = {}
+        for route in self._buffers:
+            seen.setdefault(id(route.target), route.target)
+        return list(seen.values())
+
+    def route(self, channel: str) -> tuple[list[Handler], list[MessageBuffer]]:
+        cached = self._cache.get(channel)
+        if cached is None:
+            handlers = [r.target for r in self._handlers if channel_matches(r.pattern, channel)]
+            buffers: list[MessageBuffer] = []
+            for r in self._buffers:
+                if channel_matches(r.pattern, channel) and r.target not in buffers:
+                    buffers.append(r.target)
+            cached = self._cache[channel] = (handlers, buffers)
+        return cached
+
+    def deliver(self, message: WebSocketMessage) -> list[Handler]:
+        """Put the message in every matching buffer; return the handlers the adapter must call."""
+        handlers, buffers = self.route(message.channel)
+        for buffer in buffers:
+            buffer.put(message)
+        return handlers
+
+
+def _check_pattern(pattern: str) -> None:
+    if not isinstance(pattern, str) or not pattern:
+        raise ValueError("a channel name or pattern must be a non-empty string")
+    if pattern != pattern.strip():
+        raise ValueError(f"channel pattern {pattern!r} has surrounding whitespace")
+
+
+class ChannelRefs:
+    """Reference counts per channel so that two streams on one channel share a subscription,
+    and closing one stream does not unsubscribe the other (or the user's explicit one)."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+
+    def acquire(self, channel: str) -> bool:
+        """Count a user; True if this is the first (so the caller must subscribe)."""
+        count = self._counts.get(channel, 0)
+        self._counts[channel] = count + 1
+        return count == 0
+
+    def release(self, channel: str) -> bool:
+        """Drop a user; True if it was the last (so the caller should unsubscribe)."""
+        count = self._counts.get(channel, 0)
+        if count <= 1:
+            self._counts.pop(channel, None)
+            return count == 1
+        self._counts[channel] = count - 1
+        return False
+
+    def count(self, channel: str) -> int:
+        return self._counts.get(channel, 0)

@@ -1,0 +1,718 @@
+"""Typed, immutable models of the WEEX v2 data pushes, and `parse_push` to build them.
+
+The exchange sends prices, sizes and amounts as decimal strings ("0.01600"); we turn them into
+`Decimal` built from that exact text, so no digit (not even a trailing zero) is lost to floats.
+The reference docs disagree with themselves about encodings (their tables say String where the
+examples show numbers and booleans, and some field names come in two spellings), so every
+documented variant is accepted. Anything else is a `PayloadError` naming the channel and field.
+
+Parsing sits on the hot path: values are checked by type and a precompiled pattern, never by
+trying a conversion and catching the failure, and incoming mappings are referenced, not copied.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any, Final, Literal, NoReturn, TypeAlias
+
+import attrs
+
+from .errors import ProtocolError
+
+__all__ = [
+    "Candle",
+    "Collateral",
+    "DepthType",
+    "DepthUpdate",
+    "Fill",
+    "KlineKind",
+    "KlineUpdate",
+    "Order",
+    "PayloadError",
+    "Position",
+    "PriceLevel",
+    "PrivateRecord",
+    "PrivateUpdate",
+    "Push",
+    "Ticker",
+    "Trade",
+    "parse_push",
+]
+
+
+class PayloadError(ProtocolError):
+    """A data push does not have the documented shape (unknown channel, missing or bad field).
+
+    The message names the channel and the field path, and shows at most a short excerpt of the
+    offending value, never the whole frame.
+    """
+
+
+_EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
+
+KlineKind: TypeAlias = Literal["change", "snapshot"]
+DepthType: TypeAlias = Literal["SNAPSHOT", "CHANGED"]
+
+
+# --- Public channels -----------------------------------------------------------------------
+
+
+@attrs.frozen
+class Ticker:
+    """24-hour statistics of one contract (`ticker.{contractId}`); the push has no timestamp."""
+
+    symbol: str
+    price_change: Decimal
+    price_change_percent: Decimal  # a fraction: -0.019637 means -1.96 %
+    trades: int
+    size: Decimal  # 24 h volume in the base currency
+    value: Decimal  # 24 h turnover in the quote currency
+    high: Decimal
+    low: Decimal
+    last_price: Decimal
+    mark_price: Decimal
+
+
+@attrs.frozen
+class Candle:
+    """One candle; `kline_time` is its open time in ms. There is no "closed" flag on the wire.
+
+    `value` (quote turnover) is None for array-form rows, whose layout is only known up to the
+    volume (`[t, o, h, l, c, v, ...]`).
+    """
+
+    symbol: str
+    kline_time: int
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    size: Decimal
+    value: Decimal | None
+
+
+@attrs.frozen
+class KlineUpdate:
+    """A `kline.{priceType}.{contractId}.{interval}` push: `change` (incremental) or `snapshot`."""
+
+    channel: str
+    kind: KlineKind
+    candles: tuple[Candle, ...]
+
+
+@attrs.frozen
+class PriceLevel:
+    """One order book level; in a CHANGED update, size 0 means the level is gone."""
+
+    price: Decimal
+    size: Decimal
+
+
+@attrs.frozen
+class DepthUpdate:
+    """A `depth.{contractId}.{15|200}` push: first a SNAPSHOT, then CHANGED diffs."""
+
+    symbol: str
+    level: int
+    depth_type: DepthType
+    start_version: int
+    end_version: int
+    asks: tuple[PriceLevel, ...]
+    bids: tuple[PriceLevel, ...]
+
+
+@attrs.frozen
+class Trade:
+    """One public trade (`trades.{contractId}`); the symbol comes from the channel name."""
+
+    symbol: str
+    time: int
+    price: Decimal
+    size: Decimal
+    value: Decimal
+    buyer_maker: bool  # True: the seller was the taker (read like REST `isBuyerMaker`)
+
+
+# --- Private channels ----------------------------------------------------------------------
+# Each record types the fields most users need; `raw` is a read-only view of the record exactly
+# as received, so nothing the exchange sent is lost.
+
+
+@attrs.frozen
+class Collateral:
+    """One collateral (margin account) record from the `account` channel."""
+
+    coin_id: str
+    margin_mode: str  # SHARED (cross) or ISOLATED
+    cross_contract_id: str
+    isolated_position_id: str
+    amount: Decimal
+    pending_deposit_amount: Decimal
+    pending_withdraw_amount: Decimal
+    pending_transfer_in_amount: Decimal
+    pending_transfer_out_amount: Decimal
+    created_time: int
+    updated_time: int
+    liquidating: bool
+    raw: Mapping[str, Any] = attrs.field(default=_EMPTY, eq=False, repr=False)
+
+
+@attrs.frozen
+class Position:
+    """One position record from the `positions` channel."""
+
+    id: str
+    coin_id: str
+    contract_id: str
+    side: str
+    margin_mode: str
+    separated_mode: str
+    leverage: Decimal
+    size: Decimal
+    open_value: Decimal
+    open_fee: Decimal
+    funding_fee: Decimal
+    isolated_margin: Decimal
+    created_time: int
+    updated_time: int
+    auto_append_isolated_margin: bool
+    raw: Mapping[str, Any] = attrs.field(default=_EMPTY, eq=False, repr=False)
+
+    @property
+    def entry_price(self) -> Decimal | None:
+        """Average entry price, `open_value / size` (the push has no such field); None if flat."""
+        return self.open_value / self.size if self.size else None
+
+
+@attrs.frozen
+class Order:
+    """One order record from the `orders` channel; enums are the exchange's string names."""
+
+    id: str
+    client_order_id: str
+    coin_id: str
+    contract_id: str
+    margin_mode: str
+    position_side: str
+    order_side: str
+    order_type: str  # wire key `type`: MARKET, LIMIT, ...
+    time_in_force: str
+    status: str
+    cancel_reason: str
+    price: Decimal
+    size: Decimal
+    reduce_only: bool
+    trigger_price: Decimal
+    trigger_price_type: str
+    leverage: Decimal
+    latest_fill_price: Decimal
+    cum_fill_size: Decimal
+    cum_fill_value: Decimal
+    cum_fill_fee: Decimal
+    cum_realize_pnl: Decimal
+    created_time: int
+    updated_time: int
+    position_tpsl: bool
+    set_open_tp: bool
+    set_open_sl: bool
+    raw: Mapping[str, Any] = attrs.field(default=_EMPTY, eq=False, repr=False)
+
+
+@attrs.frozen
+class Fill:
+    """One fill record from the `fill` channel (wire key `orderFillTransaction`)."""
+
+    id: str
+    order_id: str
+    coin_id: str
+    contract_id: str
+    margin_mode: str
+    position_side: str
+    order_side: str
+    fill_size: Decimal
+    fill_value: Decimal
+    fill_fee: Decimal
+    liquidate_fee: Decimal
+    realize_pnl: Decimal
+    direction: str  # MAKER or TAKER
+    created_time: int
+    updated_time: int
+    raw: Mapping[str, Any] = attrs.field(default=_EMPTY, eq=False, repr=False)
+
+    @property
+    def price(self) -> Decimal | None:
+        """Fill price, `fill_value / fill_size` (the push has no such field); None if size is 0."""
+        return self.fill_value / self.fill_size if self.fill_size else None
+
+
+PrivateRecord: TypeAlias = Collateral | Position | Order | Fill
+
+
+@attrs.frozen
+class PrivateUpdate:
+    """A private push: the `msg` envelope plus the records under `msg.data.<key>`.
+
+    `version` looks like a per-account sequence shared by all private channels (inferred).
+    """
+
+    channel: str
+    msg_event: str
+    version: int
+    time: int
+    records: tuple[PrivateRecord, ...]
+
+
+Push: TypeAlias = Ticker | KlineUpdate | DepthUpdate | Trade | PrivateUpdate
+
+
+# --- Reading single values -----------------------------------------------------------------
+# Each converter returns None when the value has the wrong type or text; the caller then raises
+# a PayloadError that says where. Patterns are ASCII-only and anchored by `fullmatch`, so
+# Decimal/int never see whitespace, underscores, non-ASCII digits, NaN or Infinity; the length
+# caps keep Decimal exponents in range and int() under Python's digit limit.
+
+_DECIMAL_TEXT: Final = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d{1,5})?", re.ASCII)
+_INTEGER_TEXT: Final = re.compile(r"[+-]?\d{1,30}", re.ASCII)
+_MISSING: Final = object()
+
+
+def _to_decimal(value: object) -> Decimal | None:
+    if isinstance(value, str):
+        return Decimal(value) if _DECIMAL_TEXT.fullmatch(value) else None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return Decimal(str(value))
+    return None
+
+
+def _to_int(value: object) -> int | None:
+    if isinstance(value, str):
+        return int(value) if _INTEGER_TEXT.fullmatch(value) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int(value)
+    return None
+
+
+def _to_bool(value: object) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if value == "true":
+        return True
+    if value == "false":
+        return False
+    return None
+
+
+def _to_id(value: object) -> str | None:
+    if isinstance(value, str):
+        return value
+    # Real ids fit in 64 bits; the cap also keeps str() under Python's int digit limit.
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() <= 128:
+        return str(value)
+    return None
+
+
+def _excerpt(value: object, limit: int = 40) -> str:
+    """A short, safe description of a bad value: its type, plus the text of small scalars."""
+    if value is _MISSING:
+        return "nothing (missing)"
+    if isinstance(value, int) and value.bit_length() > 128:
+        return "a very large int"  # repr() could hit Python's int digit limit
+    if isinstance(value, str | int | float | bool) or value is None:
+        text = repr(value)
+        return text if len(text) <= limit else text[: limit - 3] + "..."
+    return f"a {type(value).__name__}"
+
+
+def _fail(channel: str, where: str, expected: str, value: object) -> NoReturn:
+    raise PayloadError(
+        f"{_excerpt(channel, 80)} push: {where}: expected {expected}, got {_excerpt(value)}"
+    )
+
+
+def _is_mapping(value: object) -> bool:
+    return type(value) is dict or isinstance(value, Mapping)
+
+
+def _is_list(value: object) -> bool:
+    return type(value) is list or type(value) is tuple
+
+
+class _Record:
+    """One JSON object plus where it sits in the frame, so errors can name the exact field."""
+
+    __slots__ = ("channel", "fields", "path")
+
+    def __init__(self, fields: Mapping[str, Any], channel: str, path: str) -> None:
+        self.fields = fields
+        self.channel = channel
+        self.path = path
+
+    def _fail(self, key: str, expected: str, value: object) -> NoReturn:
+        _fail(self.channel, f"{self.path}.{key}", expected, value)
+
+    def text(self, key: str) -> str:
+        value = self.fields.get(key, _MISSING)
+        if isinstance(value, str):
+            return value
+        self._fail(key, "a string", value)
+
+    def ident(self, key: str) -> str:
+        value = self.fields.get(key, _MISSING)
+        result = _to_id(value)
+        if result is None:
+            self._fail(key, "an id (string or integer)", value)
+        return result
+
+    def decimal(self, key: str) -> Decimal:
+        value = self.fields.get(key, _MISSING)
+        result = _to_decimal(value)
+        if result is None:
+            self._fail(key, "a finite decimal (string or number)", value)
+        return result
+
+    def integer(self, key: str) -> int:
+        value = self.fields.get(key, _MISSING)
+        result = _to_int(value)
+        if result is None:
+            self._fail(key, "an integer (number or digit string)", value)
+        return result
+
+    def flag(self, key: str, alias: str | None = None) -> bool:
+        """A boolean under `key`, or under `alias` (the other documented spelling)."""
+        value = self.fields.get(key, _MISSING)
+        if value is _MISSING and alias is not None:
+            value = self.fields.get(alias, _MISSING)
+            if value is not _MISSING:
+                key = alias
+        result = _to_bool(value)
+        if result is None:
+            self._fail(key, 'a boolean (or "true"/"false")', value)
+        return result
+
+
+def _records(channel: str, container: Any, path: str) -> list[_Record]:
+    """The objects in a JSON array, wrapped for field access."""
+    if not _is_list(container):
+        _fail(channel, path, "an array", container)
+    records = []
+    for index, item in enumerate(container):
+        if not _is_mapping(item):
+            _fail(channel, f"{path}[{index}]", "an object", item)
+        records.append(_Record(item, channel, f"{path}[{index}]"))
+    return records
+
+
+# --- Public pushes -------------------------------------------------------------------------
+
+
+def _ticker(row: _Record) -> Ticker:
+    return Ticker(
+        symbol=row.text("symbol"),
+        price_change=row.decimal("priceChange"),
+        price_change_percent=row.decimal("priceChangePercent"),
+        trades=row.integer("trades"),
+        size=row.decimal("size"),
+        value=row.decimal("value"),
+        high=row.decimal("high"),
+        low=row.decimal("low"),
+        last_price=row.decimal("lastPrice"),
+        mark_price=row.decimal("markPrice"),
+    )
+
+
+def _parse_tickers(channel: str, frame: Mapping[str, Any]) -> tuple[Push, ...]:
+    return tuple(_ticker(row) for row in _records(channel, frame.get("data", _MISSING), "data"))
+
+
+_KLINE_KINDS: Final[Mapping[str, KlineKind]] = {"change": "change", "snapshot": "snapshot"}
+_KLINE_ARRAY_FIELDS: Final = ("klineTime", "open", "high", "low", "close", "size")
+
+
+def _candle_from_array(channel: str, symbol: str, row: Sequence[Any], path: str) -> Candle:
+    """A candle row as `[t, o, h, l, c, v, ...]` (seen in third-party code, unconfirmed)."""
+    if len(row) < len(_KLINE_ARRAY_FIELDS):
+        _fail(channel, path, "an array of at least 6 items [t, o, h, l, c, v]", row)
+    numbers: list[Decimal] = []
+    for index in range(1, 6):
+        number = _to_decimal(row[index])
+        if number is None:
+            where = f"{path}[{index}] ({_KLINE_ARRAY_FIELDS[index]})"
+            _fail(channel, where, "a finite decimal (string or number)", row[index])
+        numbers.append(number)
+    kline_time = _to_int(row[0])
+    if kline_time is None:
+        _fail(channel, f"{path}[0] (klineTime)", "an integer (number or digit string)", row[0])
+    open_, high, low, close, size = numbers
+    return Candle(symbol, kline_time, open_, high, low, close, size, None)
+
+
+def _candle_from_object(row: _Record) -> Candle:
+    return Candle(
+        symbol=row.text("symbol"),
+        kline_time=row.integer("klineTime"),
+        open=row.decimal("open"),
+        high=row.decimal("high"),
+        low=row.decimal("low"),
+        close=row.decimal("close"),
+        size=row.decimal("size"),
+        value=row.decimal("value"),
+    )
+
+
+def _kline_symbol(channel: str) -> str:
+    parts = channel.split(".")
+    if len(parts) != 4 or not parts[2]:
+        _fail(channel, "channel", "kline.{priceType}.{contractId}.{interval}", channel)
+    return parts[2]
+
+
+def _parse_kline(channel: str, frame: Mapping[str, Any]) -> tuple[Push, ...]:
+    kind_value = frame.get("type", _MISSING)
+    kind = _KLINE_KINDS.get(kind_value) if isinstance(kind_value, str) else None
+    if kind is None:
+        _fail(channel, "type", '"change" or "snapshot"', kind_value)
+    rows = frame.get("data", _MISSING)
+    if not _is_list(rows):
+        _fail(channel, "data", "an array", rows)
+    candles = []
+    for index, row in enumerate(rows):
+        path = f"data[{index}]"
+        if _is_mapping(row):
+            candles.append(_candle_from_object(_Record(row, channel, path)))
+        elif _is_list(row):
+            candles.append(_candle_from_array(channel, _kline_symbol(channel), row, path))
+        else:
+            _fail(channel, path, "an object or an array", row)
+    return (KlineUpdate(channel, kind, tuple(candles)),)
+
+
+_DEPTH_TYPES: Final[Mapping[str, DepthType]] = {"SNAPSHOT": "SNAPSHOT", "CHANGED": "CHANGED"}
+
+
+def _price_levels(row: _Record, side: str) -> tuple[PriceLevel, ...]:
+    """Levels are documented as `{price, size}` objects; `[price, size]` pairs are also taken."""
+    levels = row.fields.get(side, _MISSING)
+    path = f"{row.path}.{side}"
+    if not _is_list(levels):
+        _fail(row.channel, path, "an array", levels)
+    result = []
+    for index, level in enumerate(levels):
+        # Books can be long, so levels skip the _Record wrapper unless something is wrong.
+        if _is_mapping(level):
+            price, size = _to_decimal(level.get("price")), _to_decimal(level.get("size"))
+            if price is None or size is None:
+                entry = _Record(level, row.channel, f"{path}[{index}]")
+                price, size = entry.decimal("price"), entry.decimal("size")  # raises
+        elif _is_list(level) and len(level) >= 2:
+            price, size = _to_decimal(level[0]), _to_decimal(level[1])
+            if price is None or size is None:
+                _fail(row.channel, f"{path}[{index}]", "a [price, size] pair of decimals", level)
+        else:
+            _fail(row.channel, f"{path}[{index}]", "a {price, size} object", level)
+        result.append(PriceLevel(price, size))
+    return tuple(result)
+
+
+def _depth(row: _Record) -> DepthUpdate:
+    type_value = row.fields.get("depthType", _MISSING)
+    depth_type = _DEPTH_TYPES.get(type_value) if isinstance(type_value, str) else None
+    if depth_type is None:
+        row._fail("depthType", '"SNAPSHOT" or "CHANGED"', type_value)
+    return DepthUpdate(
+        symbol=row.text("symbol"),
+        level=row.integer("level"),
+        depth_type=depth_type,
+        start_version=row.integer("startVersion"),
+        end_version=row.integer("endVersion"),
+        asks=_price_levels(row, "asks"),
+        bids=_price_levels(row, "bids"),
+    )
+
+
+def _parse_depth(channel: str, frame: Mapping[str, Any]) -> tuple[Push, ...]:
+    return tuple(_depth(row) for row in _records(channel, frame.get("data", _MISSING), "data"))
+
+
+def _trade(symbol: str, row: _Record) -> Trade:
+    return Trade(
+        symbol=symbol,
+        time=row.integer("time"),
+        price=row.decimal("price"),
+        size=row.decimal("size"),
+        value=row.decimal("value"),
+        buyer_maker=row.flag("buyerMaker"),
+    )
+
+
+def _parse_trades(channel: str, frame: Mapping[str, Any]) -> tuple[Push, ...]:
+    symbol = channel[len("trades.") :]
+    if not symbol:
+        _fail(channel, "channel", "trades.{contractId}", channel)
+    rows = _records(channel, frame.get("data", _MISSING), "data")
+    return tuple(_trade(symbol, row) for row in rows)
+
+
+# --- Private pushes ------------------------------------------------------------------------
+
+
+def _collateral(row: _Record) -> Collateral:
+    return Collateral(
+        coin_id=row.ident("coinId"),
+        margin_mode=row.text("marginMode"),
+        cross_contract_id=row.ident("crossContractId"),
+        isolated_position_id=row.ident("isolatedPositionId"),
+        amount=row.decimal("amount"),
+        pending_deposit_amount=row.decimal("pendingDepositAmount"),
+        pending_withdraw_amount=row.decimal("pendingWithdrawAmount"),
+        pending_transfer_in_amount=row.decimal("pendingTransferInAmount"),
+        pending_transfer_out_amount=row.decimal("pendingTransferOutAmount"),
+        created_time=row.integer("createdTime"),
+        updated_time=row.integer("updatedTime"),
+        liquidating=row.flag("liquidating", "isLiquidating"),
+        raw=MappingProxyType(row.fields),
+    )
+
+
+def _position(row: _Record) -> Position:
+    return Position(
+        id=row.ident("id"),
+        coin_id=row.ident("coinId"),
+        contract_id=row.text("contractId"),
+        side=row.text("side"),
+        margin_mode=row.text("marginMode"),
+        separated_mode=row.text("separatedMode"),
+        leverage=row.decimal("leverage"),
+        size=row.decimal("size"),
+        open_value=row.decimal("openValue"),
+        open_fee=row.decimal("openFee"),
+        funding_fee=row.decimal("fundingFee"),
+        isolated_margin=row.decimal("isolatedMargin"),
+        created_time=row.integer("createdTime"),
+        updated_time=row.integer("updatedTime"),
+        auto_append_isolated_margin=row.flag(
+            "autoAppendIsolatedMargin", "isAutoAppendIsolatedMargin"
+        ),
+        raw=MappingProxyType(row.fields),
+    )
+
+
+def _order(row: _Record) -> Order:
+    return Order(
+        id=row.ident("id"),
+        client_order_id=row.ident("clientOrderId"),
+        coin_id=row.ident("coinId"),
+        contract_id=row.text("contractId"),
+        margin_mode=row.text("marginMode"),
+        position_side=row.text("positionSide"),
+        order_side=row.text("orderSide"),
+        order_type=row.text("type"),
+        time_in_force=row.text("timeInForce"),
+        status=row.text("status"),
+        cancel_reason=row.text("cancelReason"),
+        price=row.decimal("price"),
+        size=row.decimal("size"),
+        reduce_only=row.flag("reduceOnly"),
+        trigger_price=row.decimal("triggerPrice"),
+        trigger_price_type=row.text("triggerPriceType"),
+        leverage=row.decimal("leverage"),
+        latest_fill_price=row.decimal("latestFillPrice"),
+        cum_fill_size=row.decimal("cumFillSize"),
+        cum_fill_value=row.decimal("cumFillValue"),
+        cum_fill_fee=row.decimal("cumFillFee"),
+        cum_realize_pnl=row.decimal("cumRealizePnl"),
+        created_time=row.integer("createdTime"),
+        updated_time=row.integer("updatedTime"),
+        position_tpsl=row.flag("positionTpsl", "isPositionTpsl"),
+        set_open_tp=row.flag("setOpenTp", "isSetOpenTp"),
+        set_open_sl=row.flag("setOpenSl", "isSetOpenSl"),
+        raw=MappingProxyType(row.fields),
+    )
+
+
+def _fill(row: _Record) -> Fill:
+    return Fill(
+        id=row.ident("id"),
+        order_id=row.ident("orderId"),
+        coin_id=row.ident("coinId"),
+        contract_id=row.text("contractId"),
+        margin_mode=row.text("marginMode"),
+        position_side=row.text("positionSide"),
+        order_side=row.text("orderSide"),
+        fill_size=row.decimal("fillSize"),
+        fill_value=row.decimal("fillValue"),
+        fill_fee=row.decimal("fillFee"),
+        liquidate_fee=row.decimal("liquidateFee"),
+        realize_pnl=row.decimal("realizePnl"),
+        direction=row.text("direction"),
+        created_time=row.integer("createdTime"),
+        updated_time=row.integer("updatedTime"),
+        raw=MappingProxyType(row.fields),
+    )
+
+
+# channel -> (key under msg.data, record parser)
+_PRIVATE_CHANNELS: Final[Mapping[str, tuple[str, Callable[[_Record], PrivateRecord]]]] = {
+    "account": ("collateral", _collateral),
+    "positions": ("position", _position),
+    "orders": ("order", _order),
+    "fill": ("orderFillTransaction", _fill),
+}
+
+
+def _parse_private(channel: str, frame: Mapping[str, Any]) -> tuple[Push, ...]:
+    key, parse_record = _PRIVATE_CHANNELS[channel]
+    msg = frame.get("msg", _MISSING)
+    if not _is_mapping(msg):
+        _fail(channel, "msg", "an object", msg)
+    envelope = _Record(msg, channel, "msg")
+    msg_event = envelope.text("msgEvent")
+    version = envelope.integer("version")
+    time = envelope.integer("time")
+    data = msg.get("data", _MISSING)
+    if not _is_mapping(data):
+        _fail(channel, "msg.data", "an object", data)
+    rows = _records(channel, data.get(key, _MISSING), f"msg.data.{key}")
+    records = tuple(parse_record(row) for row in rows)
+    return (PrivateUpdate(channel, msg_event, version, time, records),)
+
+
+# --- Entry point ---------------------------------------------------------------------------
+
+_PUBLIC_PREFIXES: Final = (
+    ("ticker.", _parse_tickers),
+    ("kline.", _parse_kline),
+    ("depth.", _parse_depth),
+    ("trades.", _parse_trades),
+)
+
+
+def parse_push(frame: Mapping[str, Any]) -> tuple[Push, ...]:
+    """Turn one decoded data push (`json.loads` of the text frame) into typed values.
+
+    Returns one `Ticker`, `DepthUpdate` or `Trade` per row of `data`, a single `KlineUpdate`
+    for a kline push, or a single `PrivateUpdate` for `account`/`positions`/`orders`/`fill`.
+    Raises `PayloadError` for an unknown channel or a frame that breaks the documented shape;
+    no other exception escapes, whatever JSON value is passed in.
+    """
+    if not _is_mapping(frame):
+        raise PayloadError(f"expected a push object, got {_excerpt(frame)}")
+    channel = frame.get("channel", _MISSING)
+    if not isinstance(channel, str):
+        raise PayloadError(f"push: channel: expected a string, got {_excerpt(channel)}")
+    event = frame.get("event", "payload")
+    if event != "payload":
+        _fail(channel, "event", '"payload"', event)
+    if channel in _PRIVATE_CHANNELS:
+        return _parse_private(channel, frame)
+    for prefix, parse in _PUBLIC_PREFIXES:
+        if channel.startswith(prefix):
+            return parse(channel, frame)
+    raise PayloadError(f"unknown channel {_excerpt(channel, 80)}")
