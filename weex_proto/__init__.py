@@ -1,1 +1,90 @@
-"""Sans-IO core of weex-ws: WEEX futures WebSocket v2 as pure state machines (no I/O, no clock)."""
+"""Sans-IO core of weex-ws: the WEEX futures WebSocket v2 protocol as pure state machines.
+
+Nothing here does I/O, reads a clock or draws random numbers of its own: bytes and `now` go in,
+typed events and bytes to send come out. Adapters (`weex_anyio`, `weex_trio`) move the bytes.
+"""
+
+from .backoff import ReconnectPolicy
+from .channels import build_channel, channel_matches, normalize_symbol, parse_channel
+from .config import Endpoint, WeexConfig
+from .connection import ConnectionOptions, ConnectionState, WeexConnection
+from .errors import (
+    AuthenticationError,
+    ConfigError,
+    ConnectionClosedError,
+    ErrorKind,
+    HandshakeRejectedError,
+    LocalProtocolError,
+    ProtocolError,
+    RateLimitError,
+    ReconnectExhaustedError,
+    ServerError,
+    StreamOverflowError,
+    SubscriptionLimitError,
+    WeexError,
+)
+from .events import (
+    CloseInitiator,
+    Connected,
+    ConnectionClosed,
+    ConnectionRejected,
+    ErrorReceived,
+    Event,
+    MessageReceived,
+    MessageSkipped,
+    PingAnswered,
+    PongReceived,
+    Subscribed,
+    Unsubscribed,
+    WebSocketMessage,
+)
+from .messages import PayloadError, parse_push
+from .session import GiveUp, Reconnect, SessionState, Stop, WeexSession
+from .subscriptions import SubscriptionBook
+
+__all__ = [
+    "AuthenticationError",
+    "CloseInitiator",
+    "ConfigError",
+    "Connected",
+    "ConnectionClosed",
+    "ConnectionClosedError",
+    "ConnectionOptions",
+    "ConnectionRejected",
+    "ConnectionState",
+    "Endpoint",
+    "ErrorKind",
+    "ErrorReceived",
+    "Event",
+    "GiveUp",
+    "HandshakeRejectedError",
+    "LocalProtocolError",
+    "MessageReceived",
+    "MessageSkipped",
+    "PayloadError",
+    "PingAnswered",
+    "PongReceived",
+    "ProtocolError",
+    "RateLimitError",
+    "Reconnect",
+    "ReconnectExhaustedError",
+    "ReconnectPolicy",
+    "ServerError",
+    "SessionState",
+    "Stop",
+    "StreamOverflowError",
+    "Subscribed",
+    "SubscriptionBook",
+    "SubscriptionLimitError",
+    "Unsubscribed",
+    "WebSocketMessage",
+    "WeexConfig",
+    "WeexConnection",
+    "WeexError",
+    "WeexSession",
+    "build_channel",
+    "channel_matches",
+    "normalize_symbol",
+    "parse_channel",
+    "parse_push",
+]

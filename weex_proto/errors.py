@@ -21,15 +21,6 @@ class ProtocolError(WeexError):
     """The peer sent something that breaks the WebSocket or WEEX protocol."""
 
 
-class MessageTooLargeError(ProtocolError):
-    """A message grew past the configured `max_message_size`."""
-
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(f"message of at least {size} bytes exceeds the limit of {limit} bytes")
-        self.size = size
-        self.limit = limit
-
-
 class LocalProtocolError(WeexError):
     """The caller asked for something the current state does not allow (e.g. send before open)."""
 
