@@ -571,3 +571,29 @@ def test_arbitrary_bytes_never_raise(garbage: bytes, after_handshake: bool) -> N
     events += drain(conn)
     conn.data_to_send()
     assert all(isinstance(e, Event) for e in events)
+
+
+def test_stale_feed_is_closed_so_the_session_reconnects() -> None:
+    options = ConnectionOptions(ping_interval=None, stale_timeout=30)
+    conn, peer, _ = open_pair(options=options)
+    assert conn.next_deadline() is None  # nothing subscribed: silence is fine
+    conn.subscribe("ticker.cmt_btcusdt", T0 + 10)
+    conn.receive_data(peer.text({"event": "subscribed", "channel": "ticker.cmt_btcusdt"}), T0 + 10)
+    assert conn.next_deadline() == T0 + 40
+    push = {"event": "payload", "channel": "ticker.cmt_btcusdt", "data": []}
+    conn.receive_data(peer.text(push), T0 + 20)
+    assert conn.next_deadline() == T0 + 50
+    conn.receive_data(peer.text({"event": "ping", "time": "1"}), T0 + 45)  # pings are not data
+    drain(conn)
+    conn.handle_timer(T0 + 50)
+    assert conn.state is ConnectionState.CLOSING
+    peer.receive(conn.data_to_send())
+    assert peer.closes == [(1001, "no data for 30s")]
+
+
+def test_stale_and_heartbeat_deadlines_combine() -> None:
+    options = ConnectionOptions(ping_interval=20, ping_timeout=10, stale_timeout=15)
+    conn, peer, _ = open_pair(options=options)
+    conn.subscribe("trades.cmt_btcusdt", T0)
+    conn.receive_data(peer.text({"event": "subscribed", "channel": "trades.cmt_btcusdt"}), T0)
+    assert conn.next_deadline() == T0 + 15

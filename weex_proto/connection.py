@@ -85,11 +85,16 @@ class ConnectionOptions:
     max_message_size: int = 1 << 20
     handshake_timeout: float = 10.0
     close_timeout: float = 5.0
+    stale_timeout: float | None = None
+    """Close (and so reconnect) when no data push arrives for this long while subscribed,
+    e.g. a feed stuck on the server side that still answers pings. None disables it."""
     json_loads: JsonLoads = attrs.field(default=json.loads, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if self.pong_key not in ("mirror", "event", "type"):
             raise ValueError("pong_key must be 'mirror', 'event' or 'type'")
+        if self.stale_timeout is not None and self.stale_timeout <= 0:
+            raise ValueError("stale_timeout must be positive (or None)")
         if self.max_message_size <= 0:
             raise ValueError("max_message_size must be positive")
         if self.handshake_timeout <= 0 or self.close_timeout <= 0:
@@ -127,6 +132,7 @@ class WeexConnection:
         self.close_code: int | None = None
         self.close_reason = ""
         self.opened_at: float | None = None
+        self.last_payload_at: float | None = None
 
     def __repr__(self) -> str:
         kind = "private" if self.private else "public"
@@ -165,8 +171,18 @@ class WeexConnection:
         if self._state is ConnectionState.CLOSING:
             return self._close_deadline
         if self._state is ConnectionState.OPEN:
-            return self._heartbeat.next_deadline()
+            heartbeat = self._heartbeat.next_deadline()
+            stale = self._stale_deadline()
+            if stale is None or heartbeat is None:
+                return heartbeat if stale is None else stale
+            return min(heartbeat, stale)
         return None
+
+    def _stale_deadline(self) -> float | None:
+        timeout = self.options.stale_timeout
+        if timeout is None or self.last_payload_at is None or not self.subscriptions.active:
+            return None
+        return self.last_payload_at + timeout
 
     # ----------------------------------------------------------------- commands
 
@@ -263,6 +279,10 @@ class WeexConnection:
             if self._close_deadline is not None and now >= self._close_deadline:
                 self._finish(self.close_code, "close handshake timed out", CloseInitiator.TIMEOUT)
         elif state is ConnectionState.OPEN:
+            stale = self._stale_deadline()
+            if stale is not None and now >= stale:
+                self.close(now, GOING_AWAY, f"no data for {self.options.stale_timeout:g}s")
+                return
             action = self._heartbeat.poll(now)
             if action is HeartbeatAction.SEND_PING:
                 self.send_ping(now)
@@ -330,7 +350,7 @@ class WeexConnection:
 
     def _handle_accept(self, now: float) -> None:
         self._state = ConnectionState.OPEN
-        self.opened_at = now
+        self.opened_at = self.last_payload_at = now
         self._handshake_deadline = None
         self._heartbeat.start(now)
         requests = self.subscriptions.connection_opened(now)
@@ -379,13 +399,14 @@ class WeexConnection:
         if event == "payload":
             channel = frame.get("channel")
             if isinstance(channel, str):
+                self.last_payload_at = now
                 self._emit(MessageReceived(WebSocketMessage(channel, frame, now, text)))
             else:
                 self._emit(MessageSkipped("payload without a channel", text[:_SKIPPED_RAW_LIMIT]))
         elif event == "ping" or (event is None and frame.get("type") == "ping"):
             self._answer_ping(frame, "event" if event == "ping" else "type", now)
         elif event == "subscribed" or event == "unsubscribed":
-            self._handle_ack(event, frame.get("channel"), text)
+            self._handle_ack(event, frame.get("channel"), text, now)
         elif event == "error" or (event is None and "code" in frame):
             self._handle_error(frame, text)
         elif event == "pong" or frame.get("type") == "pong":
@@ -403,11 +424,13 @@ class WeexConnection:
         self._send_json(reply)
         self._emit(PingAnswered(time_text, key, now))
 
-    def _handle_ack(self, event: str, channel: object, text: str) -> None:
+    def _handle_ack(self, event: str, channel: object, text: str, now: float) -> None:
         if not isinstance(channel, str):
             self._emit(MessageSkipped(f"{event} ack without a channel", text[:_SKIPPED_RAW_LIMIT]))
             return
         if event == "subscribed":
+            if not self.subscriptions.active:
+                self.last_payload_at = now  # the stale clock starts with the first subscription
             self.subscriptions.on_subscribed(channel)
             self._emit(Subscribed(channel))
         else:
