@@ -48,6 +48,8 @@ class MessageBuffer:
         self._gap = False
         self._error: BaseException | None = None
         self._closed = False
+        self.waker: Callable[[], None] | None = None
+        """Set by the adapter: called when a message or the end arrives, to wake the consumer."""
 
     def __len__(self) -> int:
         return len(self._items)
@@ -79,6 +81,8 @@ class MessageBuffer:
             message = attrs.evolve(message, gap=True)
             self._gap = False
         self._items.append(message)
+        if self.waker is not None:
+            self.waker()
 
     def mark_gap(self) -> None:
         """Data may be missing before whatever arrives next (e.g. after a reconnect)."""
@@ -93,6 +97,8 @@ class MessageBuffer:
         self._error = error
         if isinstance(error, StreamOverflowError):
             self._items.clear()
+        if self.waker is not None:
+            self.waker()
 
     def get(self) -> WebSocketMessage | None:
         """The next message; None if empty and open. Raises the close error, or

@@ -16,7 +16,7 @@ import attrs
 from . import error_codes
 from .backoff import ReconnectPolicy
 from .config import WeexConfig
-from .connection import ConnectionOptions, WeexConnection
+from .connection import NORMAL_CLOSURE, ConnectionOptions, WeexConnection
 from .errors import (
     AuthenticationError,
     ConnectionClosedError,
@@ -88,6 +88,7 @@ class WeexSession:
         self.error: WeexError | None = None
         self._last_problem: WeexError | None = None
         self._retry_after: float | None = None
+        self._restart = False
 
     def __repr__(self) -> str:
         kind = "private" if self.private else "public"
@@ -130,9 +131,35 @@ class WeexSession:
         if kind is ErrorKind.AUTH:
             self._last_problem = error_codes.exception_for(kind, code, message)
 
-    def stop(self) -> None:
-        """The user closed the session: whatever happens next, do not reconnect."""
+    def subscribe(self, channel: str, now: float) -> None:
+        """Want `channel`: sent now if a connection is open, else on the next connect."""
+        if self.connection is not None:
+            self.connection.subscribe(channel, now)
+        else:
+            self.subscriptions.subscribe(channel, now)
+
+    def unsubscribe(self, channel: str, now: float) -> None:
+        if self.connection is not None:
+            self.connection.unsubscribe(channel, now)
+        else:
+            self.subscriptions.unsubscribe(channel, now)
+
+    def stop(self, now: float | None = None) -> None:
+        """The user closed the session: start a clean close, and never reconnect.
+
+        Without `now` only the decision is recorded (the connection is left to end by itself).
+        """
         self.state = SessionState.STOPPED
+        if now is not None and self.connection is not None:
+            self.connection.close(now, NORMAL_CLOSURE, "client closed")
+
+    def restart(self, now: float) -> None:
+        """The user asked for a fresh connection now: close this one and skip the backoff."""
+        if self.state in (SessionState.STOPPED, SessionState.FAILED):
+            return
+        self._restart = True
+        if self.connection is not None:
+            self.connection.close(now, NORMAL_CLOSURE, "client reconnect")
 
     def transport_failed(self, now: float, error: BaseException) -> Decision:
         """TCP or TLS could not be set up (refused, DNS, certificate, timeout)."""
@@ -155,6 +182,10 @@ class WeexSession:
     ) -> Decision:
         if self.state is SessionState.STOPPED:
             return Stop(gap)
+        if self._restart:
+            self._restart = False
+            self.state = SessionState.WAITING
+            return Reconnect(0.0, self.policy.attempts + 1, "reconnect requested", gap)
         problem = self._last_problem
         if isinstance(problem, AuthenticationError):
             return self._fail(problem, gap)

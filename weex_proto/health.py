@@ -1,0 +1,55 @@
+"""Connection health as numbers a dashboard or a watchdog can read: `client.health`."""
+
+from __future__ import annotations
+
+import attrs
+
+from .events import PingAnswered
+
+
+@attrs.define
+class EndpointHealth:
+    connected_at: float | None = None
+    last_message_at: float | None = None
+    messages: int = 0
+    pings_answered: int = 0
+    round_trip: float | None = None
+    """Latest WebSocket ping round trip, seconds."""
+    server_clock_offset: float | None = None
+    """Our clock minus the server's ping timestamp: one-way latency plus clock skew, seconds."""
+
+
+@attrs.define
+class Health:
+    endpoints: dict[str, EndpointHealth] = attrs.field(factory=dict)
+    reconnects: int = 0
+    skipped: int = 0
+    errors: int = 0
+
+    def _of(self, endpoint: str) -> EndpointHealth:
+        found = self.endpoints.get(endpoint)
+        if found is None:
+            found = self.endpoints[endpoint] = EndpointHealth()
+        return found
+
+    def connected(self, endpoint: str, now: float) -> None:
+        self._of(endpoint).connected_at = now
+
+    def message(self, endpoint: str, now: float) -> None:
+        health = self._of(endpoint)
+        health.messages += 1
+        health.last_message_at = now
+
+    def ping(self, endpoint: str, event: PingAnswered, now: float) -> None:
+        health = self._of(endpoint)
+        health.pings_answered += 1
+        if event.time.isdigit():
+            health.server_clock_offset = now - int(event.time) / 1000
+
+    def pong(self, endpoint: str, round_trip: float | None) -> None:
+        if round_trip is not None:
+            self._of(endpoint).round_trip = round_trip
+
+    @property
+    def messages(self) -> int:
+        return sum(h.messages for h in self.endpoints.values())

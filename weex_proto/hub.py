@@ -1,0 +1,409 @@
+"""`ClientHub`: everything the public client decides that is not I/O.
+
+Both adapters (`weex_anyio`, `weex_trio`) hold one hub and do only three things around it:
+run a loop per endpoint that moves bytes and sleeps until deadlines, wake consumers when their
+buffer says so, and run async handlers in tasks. Because the rest lives here, the two adapters
+behave identically, and this part is tested without any event loop.
+
+The hub knows: one `WeexSession` per endpoint (public, private); who holds which channel (user
+subscriptions and open streams share one subscription through reference counts); where each
+message goes (routers of handlers and bounded buffers); connection health; and what to log.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import random
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import attrs
+
+from .channels import build_channel, is_private_channel
+from .config import WeexConfig
+from .connection import ConnectionOptions, WeexConnection
+from .error_codes import exception_for
+from .errors import ErrorKind, WeexError
+from .events import (
+    Connected,
+    ConnectionClosed,
+    ConnectionRejected,
+    ErrorReceived,
+    MessageReceived,
+    MessageSkipped,
+    PingAnswered,
+    PongReceived,
+    Subscribed,
+    Unsubscribed,
+    WebSocketMessage,
+)
+from .fanout import ChannelRefs, MessageBuffer, OverflowPolicy, Router
+from .health import Health
+from .session import Decision, GiveUp, Reconnect, Stop, WeexSession
+
+log = logging.getLogger("weex_ws")
+
+Handler = Callable[[WebSocketMessage], Any]
+GapCallback = Callable[[str, tuple[str, ...]], Any]
+DEFAULT_TICKER_SYMBOLS = ("cmt_btcusdt", "cmt_ethusdt")
+
+
+@attrs.frozen
+class StreamPlan:
+    """What a `stream_*` generator subscribes to, and how its buffer behaves when full."""
+
+    channels: tuple[str, ...]
+    private: bool
+    policy: OverflowPolicy
+    patterns: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return ",".join((*self.channels, *self.patterns))
+
+
+def plan_tickers(symbols: Iterable[str] | str | None) -> StreamPlan:
+    """With None: every ticker the client receives, subscribing BTC and ETH to start with."""
+    if symbols is None:
+        channels = tuple(f"ticker.{s}" for s in DEFAULT_TICKER_SYMBOLS)
+        return StreamPlan(channels, False, OverflowPolicy.KEEP_LATEST, ("ticker.*",))
+    names = [symbols] if isinstance(symbols, str) else list(symbols)
+    if not names:
+        raise ValueError("stream_tickers needs at least one symbol (or None for the defaults)")
+    channels = tuple(dict.fromkeys(build_channel("ticker", s) for s in names))
+    return StreamPlan(channels, False, OverflowPolicy.KEEP_LATEST)
+
+
+def plan_order_book(symbol: str, level: int) -> StreamPlan:
+    """WEEX serves depth 15 and 200; smaller requests (the classic 5) use the 15 channel."""
+    if level < 1 or level > 200:
+        raise ValueError("order book level must be between 1 and 200")
+    wire_level = 15 if level <= 15 else 200
+    channel = build_channel("depth", symbol, level=wire_level)
+    return StreamPlan((channel,), False, OverflowPolicy.KEEP_LATEST)
+
+
+def plan_trades(symbol: str) -> StreamPlan:
+    return StreamPlan((build_channel("trades", symbol),), False, OverflowPolicy.KEEP_LATEST)
+
+
+def plan_private(channel: str) -> StreamPlan:
+    """Private streams must not lose updates silently: overflow raises instead."""
+    return StreamPlan((build_channel(channel),), True, OverflowPolicy.RAISE)
+
+
+class ClientHub:
+    def __init__(
+        self,
+        config: WeexConfig,
+        *,
+        options: ConnectionOptions,
+        rng: random.Random,
+        max_retries: int | None = 5,
+        backoff_base: float = 1.0,
+        backoff_max: float = 30.0,
+        buffer_size: int = 1024,
+        on_gap: GapCallback | None = None,
+    ) -> None:
+        if buffer_size < 1:
+            raise ValueError("buffer_size must be at least 1")
+        self.config = config
+        self.options = options
+        self.rng = rng
+        self.retry = (max_retries, backoff_base, backoff_max)
+        self.buffer_size = buffer_size
+        self.on_gap = on_gap
+        self.sessions: dict[bool, WeexSession] = {}
+        self.routers = {False: Router(), True: Router()}
+        self.refs = ChannelRefs()
+        self.user_channels: set[str] = set()
+        self.health = Health()
+        self._async_handlers: list[tuple[str, Handler, MessageBuffer]] = []
+
+    # ------------------------------------------------------------------ sessions
+
+    def session(self, private: bool) -> WeexSession:
+        session = self.sessions.get(private)
+        if session is None:
+            max_retries, base, maximum = self.retry
+            session = self.sessions[private] = WeexSession(
+                self.config,
+                private=private,
+                options=self.options,
+                rng=self.rng,
+                max_retries=max_retries,
+                backoff_base=base,
+                backoff_max=maximum,
+            )
+        return session
+
+    @property
+    def subscriptions(self) -> frozenset[str]:
+        channels: set[str] = set()
+        for session in self.sessions.values():
+            channels.update(session.subscriptions.desired)
+        return frozenset(channels)
+
+    @property
+    def connection_attempts(self) -> int:
+        return sum(session.connection_attempts for session in self.sessions.values())
+
+    # ------------------------------------------------------------------ who holds which channel
+
+    def acquire(self, channel: str, now: float) -> WeexSession:
+        """A user (stream or explicit subscribe) wants `channel`; subscribes on the first.
+
+        Returns the channel's session, whose connection may now have bytes to flush.
+        """
+        private = is_private_channel(channel)
+        if private:
+            self.config.require_credentials()
+        session = self.session(private)
+        if self.refs.count(channel) == 0:
+            session.subscribe(channel, now)  # may raise SubscriptionLimitError: nothing counted
+        self.refs.acquire(channel)
+        return session
+
+    def release(self, channel: str, now: float) -> WeexSession | None:
+        """A user is done with `channel`; unsubscribes after the last one."""
+        if not self.refs.release(channel):
+            return None
+        session = self.sessions.get(is_private_channel(channel))
+        if session is not None:
+            session.unsubscribe(channel, now)
+        return session
+
+    def user_subscribe(self, channel: str, now: float) -> WeexSession | None:
+        """Explicit `subscribe()`: idempotent, holds one reference until `user_unsubscribe()`."""
+        if channel in self.user_channels:
+            return None
+        session = self.acquire(channel, now)
+        self.user_channels.add(channel)
+        return session
+
+    def user_unsubscribe(self, channel: str, now: float) -> WeexSession | None:
+        if channel not in self.user_channels:
+            return None
+        self.user_channels.discard(channel)
+        return self.release(channel, now)
+
+    # ------------------------------------------------------------------ streams and handlers
+
+    def open_stream(self, plan: StreamPlan) -> MessageBuffer:
+        buffer = MessageBuffer(plan.name, self.buffer_size, plan.policy)
+        self.routers[plan.private].add_buffer((*plan.channels, *plan.patterns), buffer)
+        return buffer
+
+    def close_stream(self, plan: StreamPlan, buffer: MessageBuffer) -> None:
+        self.routers[plan.private].remove_buffer(buffer)
+        buffer.close()
+
+    def add_handler(self, pattern: str, handler: Handler) -> MessageBuffer | None:
+        """Sync handlers are called inline by the hub. For async ones the hub returns the
+        bounded buffer their worker task must drain (oldest dropped when it falls behind)."""
+        if not inspect.iscoroutinefunction(handler):
+            for router in self.routers.values():
+                router.add_handler(pattern, handler)
+            return None
+        name = f"handler {getattr(handler, '__qualname__', handler)!r} for {pattern}"
+        buffer = MessageBuffer(name, self.buffer_size, OverflowPolicy.KEEP_LATEST)
+        for router in self.routers.values():
+            router.add_buffer([pattern], buffer)
+        self._async_handlers.append((pattern, handler, buffer))
+        return buffer
+
+    def remove_handler(self, pattern: str, handler: Handler | None = None) -> int:
+        removed = sum(router.remove_handler(pattern, handler) for router in self.routers.values())
+        removed //= len(self.routers)
+        kept = []
+        for entry in self._async_handlers:
+            registered, target, buffer = entry
+            if registered == pattern and (handler is None or target == handler):
+                for router in self.routers.values():
+                    router.remove_buffer(buffer)
+                buffer.close()
+                removed += 1
+            else:
+                kept.append(entry)
+        self._async_handlers = kept
+        return removed
+
+    @staticmethod
+    def handler_failed(message: WebSocketMessage) -> None:
+        """Call from an `except` block around a handler: log it with its traceback, carry on."""
+        log.exception(
+            "message handler failed for %s",
+            message.channel,
+            extra={"weex_event": "handler_error", "channel": message.channel},
+        )
+
+    def end_all_streams(self, error: BaseException | None = None) -> None:
+        for router in self.routers.values():
+            for buffer in router.buffers:
+                buffer.close(error)
+
+    # ------------------------------------------------------------------ the endpoint loop
+
+    def start_attempt(self, session: WeexSession, now: float) -> WeexConnection:
+        conn = session.start_attempt(now)
+        log.info(
+            "connecting to %s (attempt %d)",
+            _endpoint_name(session),
+            session.connection_attempts,
+            extra={
+                "weex_event": "connecting",
+                "endpoint": _endpoint_name(session),
+                "attempt": session.connection_attempts,
+            },
+        )
+        return conn
+
+    def transport_failed(self, session: WeexSession, now: float, error: BaseException) -> Decision:
+        log.warning(
+            "could not connect to %s: %s",
+            _endpoint_name(session),
+            error or type(error).__name__,
+            extra={"weex_event": "connect_failed", "endpoint": _endpoint_name(session)},
+        )
+        return session.transport_failed(now, error)
+
+    def handle_events(
+        self, session: WeexSession, conn: WeexConnection, now: float
+    ) -> Decision | None:
+        """Drain the connection's events; a decision once it has closed, else None."""
+        decision: Decision | None = None
+        for event in conn.events():
+            if isinstance(event, MessageReceived):
+                self._deliver(session, event.message, now)
+            elif isinstance(event, PingAnswered):
+                self.health.ping(_endpoint_name(session), event, now)
+            elif isinstance(event, PongReceived):
+                self.health.pong(_endpoint_name(session), event.round_trip)
+            elif isinstance(event, Subscribed | Unsubscribed):
+                log.debug(
+                    "%s %s",
+                    type(event).__name__.lower(),
+                    event.channel,
+                    extra={"weex_event": type(event).__name__.lower(), "channel": event.channel},
+                )
+            elif isinstance(event, ErrorReceived):
+                session.error_received(event.kind, event.code, event.message)
+                self._server_error(session, event)
+            elif isinstance(event, MessageSkipped):
+                self.health.skipped += 1
+                log.warning(
+                    "skipped a frame from %s: %s",
+                    _endpoint_name(session),
+                    event.reason,
+                    extra={"weex_event": "skipped", "reason": event.reason, "raw": event.raw[:200]},
+                )
+            elif isinstance(event, Connected):
+                session.connected(now)
+                self.health.connected(_endpoint_name(session), now)
+                log.info(
+                    "connected to %s",
+                    _endpoint_name(session),
+                    extra={
+                        "weex_event": "connected",
+                        "endpoint": _endpoint_name(session),
+                        "resubscribed": list(event.resubscribed),
+                    },
+                )
+            elif isinstance(event, ConnectionRejected):
+                session.rejected(event)
+                log.warning(
+                    "%s refused the connection: HTTP %s %s",
+                    _endpoint_name(session),
+                    event.status_code,
+                    event.reason,
+                    extra={
+                        "weex_event": "rejected",
+                        "status": event.status_code,
+                        "kind": event.kind.value,
+                    },
+                )
+            elif isinstance(event, ConnectionClosed):
+                log.info(
+                    "%s connection closed: %s",
+                    _endpoint_name(session),
+                    event.reason or event.code,
+                    extra={
+                        "weex_event": "closed",
+                        "code": event.code,
+                        "initiator": event.initiator.value,
+                    },
+                )
+                decision = session.connection_closed(now, event)
+        return decision
+
+    def decided(self, session: WeexSession, decision: Decision) -> None:
+        """Carry out the non-I/O part of a decision: gap flags, callbacks, failing streams."""
+        name = _endpoint_name(session)
+        if isinstance(decision, Reconnect):
+            self.health.reconnects += 1
+            for buffer in self.routers[session.private].buffers:
+                buffer.mark_gap()
+            log.warning(
+                "reconnecting to %s in %.2fs (attempt %d): %s",
+                name,
+                decision.delay,
+                decision.attempt,
+                decision.reason,
+                extra={
+                    "weex_event": "reconnecting",
+                    "delay": decision.delay,
+                    "attempt": decision.attempt,
+                },
+            )
+            if self.on_gap is not None and decision.gap:
+                try:
+                    self.on_gap(name, decision.gap)
+                except Exception:
+                    log.exception("on_gap callback failed", extra={"weex_event": "handler_error"})
+        elif isinstance(decision, GiveUp):
+            log.error("giving up on %s: %s", name, decision.error, extra={"weex_event": "gave_up"})
+            for buffer in self.routers[session.private].buffers:
+                buffer.close(decision.error)
+        else:
+            assert isinstance(decision, Stop)
+
+    # ------------------------------------------------------------------ dispatch
+
+    def _deliver(self, session: WeexSession, message: WebSocketMessage, now: float) -> None:
+        self.health.message(_endpoint_name(session), now)
+        handlers, buffers = self.routers[session.private].route(message.channel)
+        for buffer in buffers:
+            buffer.put(message)
+        for handler in handlers:
+            try:
+                handler(message)
+            except Exception:
+                self.handler_failed(message)
+
+    def _server_error(self, session: WeexSession, event: ErrorReceived) -> None:
+        self.health.errors += 1
+        level = logging.WARNING if event.kind is ErrorKind.RATE_LIMIT else logging.ERROR
+        log.log(
+            level,
+            "server error %s: %s",
+            event.code,
+            event.message,
+            extra={
+                "weex_event": "server_error",
+                "code": event.code,
+                "kind": event.kind.value,
+                "channel": event.channel,
+            },
+        )
+        if event.channel is None or event.channel in session.subscriptions.desired:
+            return
+        # The server refused a channel: streams that asked for exactly it cannot get data.
+        error: WeexError = exception_for(event.kind, event.code, event.message)
+        for buffer in self.routers[session.private].route(event.channel)[1]:
+            if buffer.name == event.channel:
+                buffer.close(error)
+
+
+def _endpoint_name(session: WeexSession) -> str:
+    return "private" if session.private else "public"
