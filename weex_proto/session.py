@@ -15,7 +15,7 @@ import attrs
 
 from . import error_codes
 from .backoff import ReconnectPolicy
-from .config import WeexConfig
+from .config import Endpoint, WeexConfig
 from .connection import NORMAL_CLOSURE, ConnectionOptions, WeexConnection
 from .errors import (
     AuthenticationError,
@@ -93,6 +93,10 @@ class WeexSession:
     def __repr__(self) -> str:
         kind = "private" if self.private else "public"
         return f"<WeexSession {kind} {self.state.value} attempts={self.policy.total_attempts}>"
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return self.config.endpoint(self.private)
 
     @property
     def connection_attempts(self) -> int:
