@@ -387,12 +387,6 @@ async def test_reconnect_loop_flags_gaps_after_forced_drops() -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.xfail(
-    raises=BaseExceptionGroup,
-    strict=True,
-    reason="client bug: an exception raised inside `async with WeexWebSocketClient(...)` "
-    "(here ReconnectExhaustedError from a stream) leaves it wrapped in an ExceptionGroup",
-)
 async def test_reconnect_loop_starts_a_new_client_after_the_old_one_gives_up() -> None:
     async with fast_simulator() as exchange:
         report = await reconnect_loop.run(

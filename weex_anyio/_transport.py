@@ -17,7 +17,7 @@ from weex_proto.config import Endpoint
 
 Transport = Callable[[Endpoint], Awaitable[anyio.abc.ByteStream]]
 
-log = logging.getLogger("weex_anyio")
+log = logging.getLogger("weex_ws")
 
 
 def default_ssl_context(verify: bool = True) -> ssl.SSLContext:

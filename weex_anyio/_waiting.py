@@ -12,15 +12,12 @@ class AsyncBuffer:
     def __init__(self, buffer: MessageBuffer) -> None:
         self.buffer = buffer
         self._wakeup: anyio.Event | None = None
+        buffer.waker = self._notify
 
-    def notify(self) -> None:
+    def _notify(self) -> None:
         if self._wakeup is not None:
             self._wakeup.set()
             self._wakeup = None
-
-    def close(self, error: BaseException | None = None) -> None:
-        self.buffer.close(error)
-        self.notify()
 
     async def get(self) -> WebSocketMessage:
         """Next message; raises `BufferClosed` at the normal end, or the stream's error."""

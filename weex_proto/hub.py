@@ -313,7 +313,7 @@ class ClientHub:
             elif isinstance(event, ConnectionRejected):
                 session.rejected(event)
                 log.warning(
-                    "%s refused the connection: HTTP %s %s",
+                    "%s refused the connection: HTTP %s (%s)",
                     _endpoint_name(session),
                     event.status_code,
                     event.reason,
