@@ -49,24 +49,3 @@ def tcp_transport(ssl_context: ssl.SSLContext | None = None) -> Transport:
         return await anyio.connect_tcp(endpoint.host, endpoint.port)
 
     return open_stream
-
-
-class WallClock:
-    """Seconds since the epoch that advance with the event loop's clock.
-
-    The core wants wall time (it signs with it and stamps messages with it) and deadlines that
-    agree with the loop's sleeps. Anchoring wall time to the loop clock once gives both, and
-    keeps working under trio's MockClock in tests.
-    """
-
-    def __init__(self) -> None:
-        import time
-
-        self._wall0 = time.time()
-        self._loop0: float | None = None
-
-    def __call__(self) -> float:
-        loop_now = anyio.current_time()
-        if self._loop0 is None:
-            self._loop0 = loop_now
-        return self._wall0 + (loop_now - self._loop0)

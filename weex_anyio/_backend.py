@@ -1,0 +1,59 @@
+"""The anyio primitives `BaseClient` runs on (asyncio, or trio through anyio)."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from weex_proto.client_base import Backend, EventLike, LockLike, ScopeLike
+from weex_proto.config import Endpoint
+
+from ._transport import Transport
+
+
+class AnyioBackend(Backend):
+    transport_errors = (
+        OSError,
+        TimeoutError,
+        ssl.SSLError,
+        anyio.BrokenResourceError,
+        anyio.ClosedResourceError,
+        anyio.EndOfStream,
+    )
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+
+    def event(self) -> EventLike:
+        return anyio.Event()
+
+    def lock(self) -> LockLike:
+        return anyio.Lock()
+
+    def move_on_after(self, delay: float | None) -> ScopeLike:
+        return anyio.move_on_after(delay)
+
+    def shield(self) -> ScopeLike:
+        return anyio.CancelScope(shield=True)
+
+    def loop_time(self) -> float:
+        return anyio.current_time()
+
+    async def open_stream(self, endpoint: Endpoint) -> anyio.abc.ByteStream:
+        return await self._transport(endpoint)
+
+    async def receive(self, stream: Any, max_bytes: int) -> bytes:
+        try:
+            data: bytes = await stream.receive(max_bytes)
+        except anyio.EndOfStream:
+            return b""
+        return data
+
+    async def send(self, stream: Any, data: bytes) -> None:
+        await stream.send(data)
+
+    async def close_stream(self, stream: Any) -> None:
+        await stream.aclose()

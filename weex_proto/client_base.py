@@ -1,0 +1,567 @@
+"""The public client, written once for any event loop.
+
+`BaseClient` is the whole `WeexWebSocketClient` API: lifecycle, subscriptions, handlers and
+streams, plus the loop that keeps each endpoint connected. It imports no event-loop library:
+what differs between asyncio/anyio and trio is a small `Backend` (events, locks, cancel scopes,
+sockets, spawning tasks), and each adapter package provides one. So both adapters behave the
+same by construction, and the decisions still come from `ClientHub` and `WeexSession`.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import random
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable
+from typing import Any, Literal, Protocol
+
+from .channels import build_channel
+from .config import Endpoint, WeexConfig
+from .connection import ConnectionOptions, ConnectionState, PongKey, WeexConnection
+from .errors import ConnectionClosedError, LocalProtocolError, WeexError
+from .events import WebSocketMessage
+from .fanout import BufferClosed, MessageBuffer
+from .health import Health
+from .hub import (
+    ClientHub,
+    GapCallback,
+    Handler,
+    StreamPlan,
+    plan_order_book,
+    plan_private,
+    plan_tickers,
+    plan_trades,
+)
+from .session import Decision, GiveUp, Reconnect, SessionState, WeexSession
+
+RECEIVE_SIZE = 65536
+
+
+# --------------------------------------------------------------------------- what a loop provides
+
+
+class EventLike(Protocol):
+    def set(self) -> None: ...
+    async def wait(self) -> Any: ...
+
+
+class ScopeLike(Protocol):
+    @property
+    def cancelled_caught(self) -> bool: ...
+
+    def cancel(self) -> None: ...
+    def __enter__(self) -> Any: ...
+    def __exit__(self, *exc_info: Any) -> bool | None: ...
+
+
+class LockLike(Protocol):
+    async def __aenter__(self) -> Any: ...
+    async def __aexit__(self, *exc_info: Any) -> bool | None: ...
+
+
+class ByteStreamLike(Protocol):
+    """A connected byte stream as the backend's transport returns it."""
+
+
+class Backend(abc.ABC):
+    """The event-loop primitives the client needs; one small subclass per adapter."""
+
+    transport_errors: tuple[type[BaseException], ...] = (OSError, TimeoutError)
+
+    @abc.abstractmethod
+    def event(self) -> EventLike: ...
+
+    @abc.abstractmethod
+    def lock(self) -> LockLike: ...
+
+    @abc.abstractmethod
+    def move_on_after(self, delay: float | None) -> ScopeLike: ...
+
+    @abc.abstractmethod
+    def shield(self) -> ScopeLike: ...
+
+    @abc.abstractmethod
+    def loop_time(self) -> float: ...
+
+    @abc.abstractmethod
+    async def open_stream(self, endpoint: Endpoint) -> Any: ...
+
+    @abc.abstractmethod
+    async def receive(self, stream: Any, max_bytes: int) -> bytes:
+        """Bytes from the stream; b"" at end of stream."""
+
+    @abc.abstractmethod
+    async def send(self, stream: Any, data: bytes) -> None: ...
+
+    @abc.abstractmethod
+    async def close_stream(self, stream: Any) -> None: ...
+
+
+class AnchoredClock:
+    """Seconds since the epoch that advance with the event loop's clock.
+
+    The core wants wall time (it signs with it and stamps messages with it) and deadlines that
+    agree with the loop's sleeps. Anchoring wall time to the loop clock once gives both, and
+    keeps working under trio's MockClock in tests.
+    """
+
+    def __init__(self, wall_time: float, loop_time: Callable[[], float]) -> None:
+        self._wall0 = wall_time
+        self._loop_time = loop_time
+        self._loop0: float | None = None
+
+    def __call__(self) -> float:
+        now = self._loop_time()
+        if self._loop0 is None:
+            self._loop0 = now
+        return self._wall0 + (now - self._loop0)
+
+
+# --------------------------------------------------------------------------- waiting on buffers
+
+
+class AsyncBuffer:
+    """The core's plain buffer, made awaitable with one backend event per sleeping consumer."""
+
+    def __init__(self, buffer: MessageBuffer, backend: Backend) -> None:
+        self.buffer = buffer
+        self._backend = backend
+        self._wakeup: EventLike | None = None
+        buffer.waker = self._notify
+
+    def _notify(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup.set()
+            self._wakeup = None
+
+    async def get(self) -> WebSocketMessage:
+        """Next message; raises `BufferClosed` at the normal end, or the stream's error."""
+        while True:
+            message = self.buffer.get()
+            if message is not None:
+                return message
+            self._wakeup = event = self._backend.event()
+            await event.wait()
+
+
+# --------------------------------------------------------------------------- one endpoint
+
+
+class EndpointRunner:
+    """Keeps one endpoint connected: moves bytes, sleeps until the core's deadlines."""
+
+    def __init__(
+        self,
+        hub: ClientHub,
+        session: WeexSession,
+        backend: Backend,
+        *,
+        clock: Callable[[], float],
+        connect_timeout: float,
+    ) -> None:
+        self.hub = hub
+        self.session = session
+        self._backend = backend
+        self._clock = clock
+        self._connect_timeout = connect_timeout
+        self._stream: Any = None
+        self._send_lock = backend.lock()
+        self._changed = backend.event()
+        self._wake = backend.event()
+        self._receive_scope: ScopeLike | None = None
+        self.done = backend.event()
+        self.running = True
+        self.error: WeexError | None = None
+
+    @property
+    def is_connected(self) -> bool:
+        conn = self.session.connection
+        return conn is not None and conn.state is ConnectionState.OPEN
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = self._backend.event()
+
+    async def wait_connected(self) -> None:
+        """Until the endpoint is open; raises the reason if it gave up or was closed."""
+        while not self.is_connected:
+            if self.error is not None:
+                raise self.error
+            if not self.running:
+                raise ConnectionClosedError(None, "the connection was closed")
+            await self._changed.wait()
+
+    async def run(self) -> None:
+        try:
+            while True:
+                conn = self.hub.start_attempt(self.session, self._clock())
+                stream = None
+                with self._backend.move_on_after(self._connect_timeout) as timer:
+                    try:
+                        stream = await self._backend.open_stream(self.session.endpoint)
+                    except self._backend.transport_errors as exc:
+                        failure: BaseException = exc
+                if timer.cancelled_caught:
+                    failure = TimeoutError(f"no connection within {self._connect_timeout:g}s")
+                if stream is None:
+                    decision = self.hub.transport_failed(self.session, self._clock(), failure)
+                else:
+                    decision = await self._pump(stream, conn)
+                self.hub.decided(self.session, decision)
+                if isinstance(decision, GiveUp):
+                    self.error = decision.error
+                if not isinstance(decision, Reconnect):
+                    return
+                self._notify()
+                with self._backend.move_on_after(decision.delay):
+                    await self._wake.wait()
+                self._wake = self._backend.event()
+                if self.session.state is SessionState.STOPPED:
+                    return
+        finally:
+            self.running = False
+            self.done.set()
+            self._notify()
+
+    async def _pump(self, stream: Any, conn: WeexConnection) -> Decision:
+        backend = self._backend
+        self._stream = stream
+        try:
+            await self.flush()
+            while True:
+                deadline = conn.next_deadline()
+                delay = None if deadline is None else max(0.0, deadline - self._clock())
+                data = b""
+                self._receive_scope = scope = backend.move_on_after(delay)
+                with scope, contextlib.suppress(*backend.transport_errors):
+                    data = await backend.receive(stream, RECEIVE_SIZE)
+                now = self._clock()
+                was_open = conn.is_open
+                if scope.cancelled_caught:  # a deadline, or flush() saw a close
+                    conn.handle_timer(now)
+                else:
+                    conn.receive_data(data, now)
+                decision = self.hub.handle_events(self.session, conn, now)
+                await self.flush()
+                if conn.is_open != was_open or decision is not None:
+                    self._notify()
+                if decision is not None:
+                    return decision
+        finally:
+            self._stream = None
+            with backend.shield(), contextlib.suppress(*backend.transport_errors):
+                await backend.close_stream(stream)
+
+    async def flush(self) -> None:
+        """Write what the core has queued; a broken socket is reported to the core as EOF."""
+        conn, stream = self.session.connection, self._stream
+        if conn is None or stream is None:
+            return
+        async with self._send_lock:
+            data = conn.data_to_send()
+            if data:
+                try:
+                    await self._backend.send(stream, data)
+                except self._backend.transport_errors:
+                    conn.receive_data(None, self._clock())
+        if conn.state is ConnectionState.CLOSED and self._receive_scope is not None:
+            self._receive_scope.cancel()  # let the pump collect the close without waiting
+
+    async def close(self) -> None:
+        """Stop for good: a clean close handshake if open, and no more reconnects."""
+        self.session.stop(self._clock())
+        self._wake.set()
+        await self.flush()
+
+    async def reconnect(self) -> None:
+        """Replace the connection now (no backoff); streams carry on with a gap flag."""
+        self.session.restart(self._clock())
+        self._wake.set()
+        await self.flush()
+
+
+# --------------------------------------------------------------------------- the public client
+
+
+class BaseClient(abc.ABC):
+    """`WeexWebSocketClient` minus the event loop. Adapters add `__aenter__`/`__aexit__`
+    (owning the task group or nursery) and say how to start a background task."""
+
+    def __init__(
+        self,
+        config: WeexConfig | None,
+        backend: Backend,
+        *,
+        max_retries: int | None,
+        backoff_base: float,
+        backoff_max: float,
+        ping_interval: float | None,
+        ping_timeout: float,
+        pong_key: PongKey,
+        stale_timeout: float | None,
+        max_message_size: int,
+        connect_timeout: float,
+        buffer_size: int,
+        rng: random.Random | None,
+        clock: Callable[[], float],
+        on_gap: GapCallback | None,
+    ) -> None:
+        self.config = config if config is not None else WeexConfig.from_env()
+        options = ConnectionOptions(
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            pong_key=pong_key,
+            stale_timeout=stale_timeout,
+            max_message_size=max_message_size,
+            handshake_timeout=connect_timeout,
+        )
+        self._hub = ClientHub(
+            self.config,
+            options=options,
+            rng=rng if rng is not None else random.Random(),  # jitter only, not security
+            max_retries=max_retries,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            buffer_size=buffer_size,
+            on_gap=on_gap,
+        )
+        self._backend = backend
+        self._clock = clock
+        self._connect_timeout = connect_timeout
+        self._runners: dict[bool, EndpointRunner] = {}
+        self._pending_workers: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self._closed = False
+
+    def __repr__(self) -> str:
+        state = "connected" if self.is_connected else "disconnected"
+        return f"<{type(self).__name__} {state} channels={len(self.subscriptions)}>"
+
+    # ------------------------------------------------------------------ adapter hooks
+
+    @abc.abstractmethod
+    def _start_soon(self, work: Callable[[], Coroutine[Any, Any, None]], name: str) -> bool:
+        """Start `work` in the client's task group or nursery; False if there is none yet."""
+
+    @abc.abstractmethod
+    async def _ensure_task_host(self) -> None:
+        """Make sure `_start_soon` will work (or raise a clear error saying how to use us)."""
+
+    async def _spawn(self, work: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
+        await self._ensure_task_host()
+        started = self._start_soon(work, name)
+        assert started
+        self._start_pending_workers()
+
+    def _start_pending_workers(self) -> None:
+        """Async handler workers registered before the task group existed start with it."""
+        while self._pending_workers and self._start_soon(self._pending_workers[0], "handler"):
+            self._pending_workers.pop(0)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def _runner(self, private: bool) -> EndpointRunner:
+        """The endpoint's runner, started if it is not running."""
+        runner = self._runners.get(private)
+        if runner is not None and runner.running:
+            return runner
+        if self._closed:
+            raise LocalProtocolError("the client is closed")
+        session = self._hub.session(private)
+        if runner is not None and runner.error is not None:
+            session.policy.reset()  # an explicit new connect after giving up starts afresh
+        runner = EndpointRunner(
+            self._hub,
+            session,
+            self._backend,
+            clock=self._clock,
+            connect_timeout=self._connect_timeout,
+        )
+        self._runners[private] = runner
+        await self._spawn(runner.run, f"weex-{'private' if private else 'public'}")
+        return runner
+
+    async def connect(self, private: bool = False) -> None:
+        """Connect (public, or private with credentials) and wait until the socket is open.
+
+        Raises `AuthenticationError` for refused credentials, `ReconnectExhaustedError` when
+        every retry failed, `ConfigError` for a private connection without credentials.
+        """
+        if private:
+            self.config.require_credentials()
+        runner = await self._runner(private)
+        await runner.wait_connected()
+
+    async def disconnect(self) -> None:
+        """Close both connections (clean close handshake) and end every open stream."""
+        runners = list(self._runners.values())
+        self._runners.clear()
+        for runner in runners:
+            await runner.close()
+        with self._backend.move_on_after(self._hub.options.close_timeout + 1):
+            for runner in runners:
+                await runner.done.wait()
+        self._hub.end_all_streams()
+
+    async def reconnect(self, private: bool = False) -> None:
+        """Drop the connection and connect again now; subscriptions and streams carry on."""
+        runner = self._runners.get(private)
+        if runner is None or not runner.running:
+            await self.connect(private)
+            return
+        await runner.reconnect()
+        await runner.wait_connected()
+
+    async def close(self) -> None:
+        """Disconnect for good; the client cannot be reused."""
+        self._closed = True
+        await self.disconnect()
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def is_connected(self) -> bool:
+        return any(runner.is_connected for runner in self._runners.values())
+
+    @property
+    def subscriptions(self) -> frozenset[str]:
+        """Every channel wanted on either connection (acknowledged or about to be)."""
+        return self._hub.subscriptions
+
+    @property
+    def connection_attempts(self) -> int:
+        return self._hub.connection_attempts
+
+    @property
+    def health(self) -> Health:
+        return self._hub.health
+
+    # ------------------------------------------------------------------ sending
+
+    async def _flush(self, session: WeexSession | None) -> None:
+        """Put whatever the core queued for `session` on the wire (starting it if needed)."""
+        if session is not None:
+            runner = await self._runner(session.private)
+            await runner.flush()
+
+    async def subscribe(self, channel: str, *, symbol: str | None = None, **params: Any) -> str:
+        """Subscribe (connecting if needed) and return the wire channel name.
+
+        `subscribe("ticker", symbol="BTCUSDT")`, `subscribe("depth", symbol="ETHUSDT",
+        level=200)`, `subscribe("orders")` or a full name like `subscribe("ticker.cmt_btcusdt")`.
+        """
+        name = build_channel(channel, symbol, **params)
+        await self._flush(self._hub.user_subscribe(name, self._clock()))
+        return name
+
+    async def unsubscribe(self, channel: str, *, symbol: str | None = None, **params: Any) -> None:
+        name = build_channel(channel, symbol, **params)
+        await self._flush(self._hub.user_unsubscribe(name, self._clock()))
+
+    async def _open_connection(self, private: bool) -> WeexConnection:
+        runner = await self._runner(private)
+        await runner.wait_connected()
+        assert runner.session.connection is not None
+        return runner.session.connection
+
+    async def send_message(self, message: dict[str, Any] | str, *, private: bool = False) -> None:
+        """Send any JSON object (or raw text) on the public or private connection."""
+        conn = await self._open_connection(private)
+        conn.send_message(message)
+        await self._runners[private].flush()
+
+    async def send_pong(
+        self, time: str, *, private: bool = False, key: Literal["event", "type"] = "event"
+    ) -> None:
+        """Answer an application ping by hand; the client already answers them itself."""
+        conn = await self._open_connection(private)
+        conn.send_pong(time, key=key)
+        await self._runners[private].flush()
+
+    # ------------------------------------------------------------------ handlers
+
+    def add_message_handler(self, channel: str, handler: Handler) -> None:
+        """Call `handler(message)` for every push on `channel` (exact name or `ticker.*`).
+
+        Sync handlers run inline and must be quick; async handlers run in their own task with a
+        bounded backlog, so a slow one never holds up the connection. Exceptions are logged.
+        """
+        buffer = self._hub.add_handler(channel, handler)
+        if buffer is not None:
+            worker = _handler_worker(handler, AsyncBuffer(buffer, self._backend))
+            self._pending_workers.append(worker)
+            self._start_pending_workers()
+
+    def remove_message_handler(self, channel: str, handler: Handler | None = None) -> None:
+        self._hub.remove_handler(channel, handler)
+
+    # ------------------------------------------------------------------ streams
+
+    async def _stream(self, plan: StreamPlan) -> AsyncGenerator[WebSocketMessage, None]:
+        buffer = self._hub.open_stream(plan)
+        waiting = AsyncBuffer(buffer, self._backend)
+        acquired: list[str] = []
+        try:
+            for channel in plan.channels:
+                session = self._hub.acquire(channel, self._clock())
+                acquired.append(channel)
+                await self._flush(session)
+            while True:
+                try:
+                    message = await waiting.get()
+                except BufferClosed:
+                    return
+                yield message
+        finally:
+            self._hub.close_stream(plan, buffer)
+            with self._backend.shield():
+                for channel in acquired:
+                    released = self._hub.release(channel, self._clock())
+                    runner = self._runners.get(plan.private)
+                    if released is not None and runner is not None:
+                        with contextlib.suppress(WeexError):
+                            await runner.flush()
+
+    def stream_tickers(
+        self, symbols: Iterable[str] | str | None = None
+    ) -> AsyncGenerator[WebSocketMessage, None]:
+        """Ticker pushes for `symbols`; with None, every ticker channel the client receives
+        (subscribing to BTC and ETH if nothing else asks for tickers)."""
+        return self._stream(plan_tickers(symbols))
+
+    def stream_order_book(
+        self, symbol: str, *, level: int = 5
+    ) -> AsyncGenerator[WebSocketMessage, None]:
+        """Depth pushes for `symbol` (WEEX serves 15 and 200 levels; 5 uses the 15 channel)."""
+        return self._stream(plan_order_book(symbol, level))
+
+    def stream_trades(self, symbol: str) -> AsyncGenerator[WebSocketMessage, None]:
+        return self._stream(plan_trades(symbol))
+
+    def stream_account(self) -> AsyncGenerator[WebSocketMessage, None]:
+        return self._stream(plan_private("account"))
+
+    def stream_positions(self) -> AsyncGenerator[WebSocketMessage, None]:
+        return self._stream(plan_private("positions"))
+
+    def stream_orders(self) -> AsyncGenerator[WebSocketMessage, None]:
+        return self._stream(plan_private("orders"))
+
+    def stream_fills(self) -> AsyncGenerator[WebSocketMessage, None]:
+        return self._stream(plan_private("fill"))
+
+
+def _handler_worker(
+    handler: Handler, buffer: AsyncBuffer
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    async def work() -> None:
+        while True:
+            try:
+                message = await buffer.get()
+            except BufferClosed:
+                return
+            try:
+                await handler(message)
+            except Exception:
+                ClientHub.handler_failed(message)
+
+    return work
