@@ -6,7 +6,6 @@ wraps TLS with certificate verification on; proxies, replay files and simulators
 
 from __future__ import annotations
 
-import logging
 import ssl
 from collections.abc import Awaitable, Callable
 
@@ -14,22 +13,9 @@ import anyio
 import anyio.abc
 
 from weex_proto.config import Endpoint
+from weex_proto.tls import default_ssl_context
 
 Transport = Callable[[Endpoint], Awaitable[anyio.abc.ByteStream]]
-
-log = logging.getLogger("weex_ws")
-
-
-def default_ssl_context(verify: bool = True) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    if not verify:
-        log.warning(
-            "TLS certificate verification is OFF; only do this against a test server",
-            extra={"weex_event": "tls_unverified"},
-        )
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 def tcp_transport(ssl_context: ssl.SSLContext | None = None) -> Transport:

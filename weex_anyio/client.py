@@ -12,7 +12,6 @@ for code that cannot use a context manager (then call `close()` when done).
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -20,60 +19,29 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from weex_proto.client_base import AnchoredClock, BaseClient
+from weex_proto.client_base import AnchoredClock, Backend, BaseClient
 from weex_proto.config import WeexConfig
-from weex_proto.connection import PongKey
 from weex_proto.errors import LocalProtocolError
-from weex_proto.hub import GapCallback
+from weex_proto.tls import default_ssl_context
 
 from ._backend import AnyioBackend
-from ._transport import Transport, default_ssl_context, tcp_transport
+from ._transport import Transport, tcp_transport
 
 
 class WeexWebSocketClient(BaseClient):
     """The WEEX futures WebSocket client. See the README for a tour."""
 
-    def __init__(
-        self,
-        config: WeexConfig | None = None,
-        *,
-        max_retries: int | None = 5,
-        backoff_base: float = 1.0,
-        backoff_max: float = 30.0,
-        ping_interval: float | None = 20.0,
-        ping_timeout: float = 10.0,
-        pong_key: PongKey = "mirror",
-        stale_timeout: float | None = None,
-        max_message_size: int = 1 << 20,
-        connect_timeout: float = 10.0,
-        buffer_size: int = 1024,
-        transport: Transport | None = None,
-        rng: random.Random | None = None,
-        clock: Callable[[], float] | None = None,
-        on_gap: GapCallback | None = None,
-    ) -> None:
-        config = config if config is not None else WeexConfig.from_env()
-        transport = transport or tcp_transport(default_ssl_context(config.verify_tls))
-        super().__init__(
-            config,
-            AnyioBackend(transport),
-            max_retries=max_retries,
-            backoff_base=backoff_base,
-            backoff_max=backoff_max,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            pong_key=pong_key,
-            stale_timeout=stale_timeout,
-            max_message_size=max_message_size,
-            connect_timeout=connect_timeout,
-            buffer_size=buffer_size,
-            rng=rng,
-            clock=clock if clock is not None else AnchoredClock(time.time(), anyio.current_time),
-            on_gap=on_gap,
-        )
+    def __init__(self, config: WeexConfig | None = None, **options: Any) -> None:
         self._task_group: anyio.abc.TaskGroup | None = None
         self._host_done: anyio.Event | None = None
         self._host_task: asyncio.Task[None] | None = None
+        super().__init__(config, **options)
+
+    def _make_backend(
+        self, config: WeexConfig, transport: Transport | None
+    ) -> tuple[Backend, Callable[[], float]]:
+        transport = transport or tcp_transport(default_ssl_context(config.verify_tls))
+        return AnyioBackend(transport), AnchoredClock(time.time(), anyio.current_time)
 
     async def __aenter__(self) -> WeexWebSocketClient:
         task_group = anyio.create_task_group()

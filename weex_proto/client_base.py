@@ -289,23 +289,25 @@ class BaseClient(abc.ABC):
 
     def __init__(
         self,
-        config: WeexConfig | None,
-        backend: Backend,
+        config: WeexConfig | None = None,
         *,
-        max_retries: int | None,
-        backoff_base: float,
-        backoff_max: float,
-        ping_interval: float | None,
-        ping_timeout: float,
-        pong_key: PongKey,
-        stale_timeout: float | None,
-        max_message_size: int,
-        connect_timeout: float,
-        buffer_size: int,
-        rng: random.Random | None,
-        clock: Callable[[], float],
-        on_gap: GapCallback | None,
+        max_retries: int | None = 5,
+        backoff_base: float = 1.0,
+        backoff_max: float = 30.0,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float = 10.0,
+        pong_key: PongKey = "mirror",
+        stale_timeout: float | None = None,
+        max_message_size: int = 1 << 20,
+        connect_timeout: float = 10.0,
+        buffer_size: int = 1024,
+        transport: Any = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] | None = None,
+        on_gap: GapCallback | None = None,
     ) -> None:
+        """Arguments as documented in the README; `transport` is an async callable taking an
+        `Endpoint` and returning a connected byte stream of the adapter's kind."""
         self.config = config if config is not None else WeexConfig.from_env()
         options = ConnectionOptions(
             ping_interval=ping_interval,
@@ -325,8 +327,8 @@ class BaseClient(abc.ABC):
             buffer_size=buffer_size,
             on_gap=on_gap,
         )
-        self._backend = backend
-        self._clock = clock
+        self._backend, default_clock = self._make_backend(self.config, transport)
+        self._clock = clock if clock is not None else default_clock
         self._connect_timeout = connect_timeout
         self._runners: dict[bool, EndpointRunner] = {}
         self._pending_workers: list[Callable[[], Coroutine[Any, Any, None]]] = []
@@ -337,6 +339,12 @@ class BaseClient(abc.ABC):
         return f"<{type(self).__name__} {state} channels={len(self.subscriptions)}>"
 
     # ------------------------------------------------------------------ adapter hooks
+
+    @abc.abstractmethod
+    def _make_backend(
+        self, config: WeexConfig, transport: Any
+    ) -> tuple[Backend, Callable[[], float]]:
+        """The loop's primitives, and the default clock (wall time anchored to the loop's)."""
 
     @abc.abstractmethod
     def _start_soon(self, work: Callable[[], Coroutine[Any, Any, None]], name: str) -> bool:

@@ -1,0 +1,54 @@
+"""The trio primitives `BaseClient` runs on."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import trio
+
+from weex_proto.client_base import Backend, EventLike, LockLike, ScopeLike
+from weex_proto.config import Endpoint
+
+from ._transport import Transport
+
+
+class TrioBackend(Backend):
+    transport_errors = (
+        OSError,
+        TimeoutError,
+        ssl.SSLError,
+        trio.BrokenResourceError,
+        trio.ClosedResourceError,
+    )
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+
+    def event(self) -> EventLike:
+        return trio.Event()
+
+    def lock(self) -> LockLike:
+        return trio.Lock()
+
+    def move_on_after(self, delay: float | None) -> ScopeLike:
+        return trio.move_on_after(delay) if delay is not None else trio.CancelScope()
+
+    def shield(self) -> ScopeLike:
+        return trio.CancelScope(shield=True)
+
+    def loop_time(self) -> float:
+        return trio.current_time()
+
+    async def open_stream(self, endpoint: Endpoint) -> trio.abc.Stream:
+        return await self._transport(endpoint)
+
+    async def receive(self, stream: Any, max_bytes: int) -> bytes:
+        data: bytes = await stream.receive_some(max_bytes)
+        return data
+
+    async def send(self, stream: Any, data: bytes) -> None:
+        await stream.send_all(data)
+
+    async def close_stream(self, stream: Any) -> None:
+        await stream.aclose()

@@ -1,0 +1,72 @@
+"""`WeexWebSocketClient` on native trio: nurseries, `trio.open_tcp_stream`, `trio.SSLStream`.
+
+    async with WeexWebSocketClient(WeexConfig.from_env()) as client:
+        async for message in client.stream_tickers(["BTCUSDT"]):
+            print(message.data)
+
+All behaviour is `weex_proto.client_base.BaseClient`, shared with `weex_anyio`; this file owns
+the nursery, which trio's structured concurrency ties to `async with`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import trio
+
+from weex_proto.client_base import AnchoredClock, Backend, BaseClient
+from weex_proto.config import WeexConfig
+from weex_proto.errors import LocalProtocolError
+from weex_proto.tls import default_ssl_context
+
+from ._backend import TrioBackend
+from ._transport import Transport, tcp_transport
+
+
+class WeexWebSocketClient(BaseClient):
+    """The WEEX futures WebSocket client for trio. Use it as `async with`."""
+
+    def __init__(self, config: WeexConfig | None = None, **options: Any) -> None:
+        self._nursery: trio.Nursery | None = None
+        self._nursery_manager: Any = None
+        super().__init__(config, **options)
+
+    def _make_backend(
+        self, config: WeexConfig, transport: Transport | None
+    ) -> tuple[Backend, Callable[[], float]]:
+        transport = transport or tcp_transport(default_ssl_context(config.verify_tls))
+        return TrioBackend(transport), AnchoredClock(time.time(), trio.current_time)
+
+    async def __aenter__(self) -> WeexWebSocketClient:
+        self._nursery_manager = trio.open_nursery()
+        self._nursery = await self._nursery_manager.__aenter__()
+        self._start_pending_workers()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            with trio.CancelScope(shield=True):
+                await self.disconnect()
+        finally:
+            nursery, manager = self._nursery, self._nursery_manager
+            self._nursery = self._nursery_manager = None
+            assert nursery is not None
+            nursery.cancel_scope.cancel()
+            # The body's own exception is not the nursery's business: keeping it out means it
+            # propagates unchanged instead of inside an ExceptionGroup.
+            await manager.__aexit__(None, None, None)
+
+    def _start_soon(self, work: Callable[[], Coroutine[Any, Any, None]], name: str) -> bool:
+        if self._nursery is None:
+            return False
+        self._nursery.start_soon(work, name=name)
+        return True
+
+    async def _ensure_task_host(self) -> None:
+        if self._nursery is None:
+            raise LocalProtocolError(
+                "the trio client runs its connections in a nursery: "
+                "use 'async with WeexWebSocketClient(...) as client:'"
+            )
