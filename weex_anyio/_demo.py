@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
-from collections.abc import Sequence
-from typing import TextIO
+from collections.abc import Mapping, Sequence
+from typing import Any, TextIO
 
 import anyio
 
@@ -36,6 +36,8 @@ def describe(message: WebSocketMessage) -> str:
     """One human line per push, from the typed records."""
     stamp = dt.datetime.fromtimestamp(message.timestamp).strftime("%H:%M:%S.%f")[:-3]
     gap = "  [reconnected: data may be missing]" if message.gap else ""
+    if "resyncing" in message.data:  # a local order book from stream_order_book
+        return describe_book(stamp, message.data) + gap
     try:
         records = message.parse()
     except PayloadError as exc:
@@ -48,22 +50,28 @@ def describe(message: WebSocketMessage) -> str:
                 f"ticker {record.symbol:<14} last {record.last_price:>12}  "
                 f"mark {record.mark_price:>12}  24h {change:+.2f}%"
             )
-        elif isinstance(record, DepthUpdate) and record.depth_type == "SNAPSHOT":
-            bid = record.bids[0].price if record.bids else "-"
-            ask = record.asks[0].price if record.asks else "-"
-            parts.append(
-                f"book   {record.symbol:<14} bid {bid!s:>12}  ask {ask!s:>12}  "
-                f"snapshot of {record.level} levels v{record.end_version}"
-            )
         elif isinstance(record, DepthUpdate):
             parts.append(
-                f"book   {record.symbol:<14} {len(record.bids)} bid / {len(record.asks)} ask "
-                f"level changes  v{record.start_version}-{record.end_version}"
+                f"depth  {record.symbol:<14} {record.depth_type.lower()} "
+                f"v{record.start_version}-{record.end_version}"
             )
         elif isinstance(record, Trade):
             side = "sell" if record.buyer_maker else "buy "
             parts.append(f"trade  {record.symbol:<14} {side} {record.size} @ {record.price}")
     return "\n".join(f"{stamp}  {part}{gap}" for part in parts) or f"{stamp}  {message.channel}"
+
+
+def describe_book(stamp: str, data: Mapping[str, Any]) -> str:
+    symbol = data["symbol"]
+    if data["resyncing"]:
+        return f"{stamp}  book   {symbol:<14} resyncing ({data['reason']})"
+    if not data["bids"] or not data["asks"]:
+        return f"{stamp}  book   {symbol:<14} (one side empty)"
+    (bid, bid_size), (ask, ask_size) = data["bids"][0], data["asks"][0]
+    return (
+        f"{stamp}  book   {symbol:<14} bid {bid:>12} x {bid_size:<9} "
+        f"ask {ask:>12} x {ask_size:<9} spread {ask - bid}"
+    )
 
 
 async def stream(

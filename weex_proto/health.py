@@ -25,6 +25,7 @@ class Health:
     reconnects: int = 0
     skipped: int = 0
     errors: int = 0
+    book_resyncs: int = 0
 
     def _of(self, endpoint: str) -> EndpointHealth:
         found = self.endpoints.get(endpoint)

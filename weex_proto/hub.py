@@ -20,11 +20,11 @@ from typing import Any
 
 import attrs
 
-from .channels import build_channel, is_private_channel
+from .channels import Depth, build_channel, is_private_channel, parse_channel
 from .config import WeexConfig
 from .connection import ConnectionOptions, WeexConnection
 from .error_codes import exception_for
-from .errors import ErrorKind, WeexError
+from .errors import ErrorKind, SubscriptionLimitError, WeexError
 from .events import (
     Connected,
     ConnectionClosed,
@@ -40,6 +40,8 @@ from .events import (
 )
 from .fanout import ChannelRefs, MessageBuffer, OverflowPolicy, Router
 from .health import Health
+from .messages import DepthUpdate, PayloadError
+from .orderbook import Applied, NeedsResync, OrderBook
 from .session import Decision, GiveUp, Reconnect, Stop, WeexSession
 
 log = logging.getLogger("weex_ws")
@@ -57,6 +59,8 @@ class StreamPlan:
     private: bool
     policy: OverflowPolicy
     patterns: tuple[str, ...] = ()
+    book_levels: int | None = None
+    """For order books: yield the top N levels of a local book instead of raw frames."""
 
     @property
     def name(self) -> str:
@@ -81,7 +85,7 @@ def plan_order_book(symbol: str, level: int) -> StreamPlan:
         raise ValueError("order book level must be between 1 and 200")
     wire_level = 15 if level <= 15 else 200
     channel = build_channel("depth", symbol, level=wire_level)
-    return StreamPlan((channel,), False, OverflowPolicy.KEEP_LATEST)
+    return StreamPlan((channel,), False, OverflowPolicy.KEEP_LATEST, book_levels=level)
 
 
 def plan_trades(symbol: str) -> StreamPlan:
@@ -120,6 +124,7 @@ class ClientHub:
         self.user_channels: set[str] = set()
         self.health = Health()
         self._async_handlers: list[tuple[str, Handler, MessageBuffer]] = []
+        self._books: dict[str, BookFeed] = {}
 
     # ------------------------------------------------------------------ sessions
 
@@ -192,12 +197,33 @@ class ClientHub:
 
     def open_stream(self, plan: StreamPlan) -> MessageBuffer:
         buffer = MessageBuffer(plan.name, self.buffer_size, plan.policy)
-        self.routers[plan.private].add_buffer((*plan.channels, *plan.patterns), buffer)
+        if plan.book_levels is not None:
+            (channel,) = plan.channels
+            feed = self._books.get(channel)
+            if feed is None:
+                feed = self._books[channel] = BookFeed(channel)
+            feed.readers.append((buffer, plan.book_levels))
+        else:
+            self.routers[plan.private].add_buffer((*plan.channels, *plan.patterns), buffer)
         return buffer
 
     def close_stream(self, plan: StreamPlan, buffer: MessageBuffer) -> None:
-        self.routers[plan.private].remove_buffer(buffer)
+        if plan.book_levels is not None:
+            (channel,) = plan.channels
+            feed = self._books.get(channel)
+            if feed is not None:
+                feed.readers = [(b, n) for b, n in feed.readers if b is not buffer]
+                if not feed.readers:
+                    del self._books[channel]
+        else:
+            self.routers[plan.private].remove_buffer(buffer)
         buffer.close()
+
+    def _stream_buffers(self, private: bool) -> list[MessageBuffer]:
+        buffers = self.routers[private].buffers
+        if not private:
+            buffers += [buffer for feed in self._books.values() for buffer, _ in feed.readers]
+        return buffers
 
     def add_handler(self, pattern: str, handler: Handler) -> MessageBuffer | None:
         """Sync handlers are called inline by the hub. For async ones the hub returns the
@@ -239,8 +265,8 @@ class ClientHub:
         )
 
     def end_all_streams(self, error: BaseException | None = None) -> None:
-        for router in self.routers.values():
-            for buffer in router.buffers:
+        for private in self.routers:
+            for buffer in self._stream_buffers(private):
                 buffer.close(error)
 
     # ------------------------------------------------------------------ the endpoint loop
@@ -342,8 +368,11 @@ class ClientHub:
         name = _endpoint_name(session)
         if isinstance(decision, Reconnect):
             self.health.reconnects += 1
-            for buffer in self.routers[session.private].buffers:
+            for buffer in self._stream_buffers(session.private):
                 buffer.mark_gap()
+            if not session.private:
+                for feed in self._books.values():
+                    feed.book.invalidate("reconnecting")  # the resubscribe brings a snapshot
             log.warning(
                 "reconnecting to %s in %.2fs (attempt %d): %s",
                 name,
@@ -363,7 +392,7 @@ class ClientHub:
                     log.exception("on_gap callback failed", extra={"weex_event": "handler_error"})
         elif isinstance(decision, GiveUp):
             log.error("giving up on %s: %s", name, decision.error, extra={"weex_event": "gave_up"})
-            for buffer in self.routers[session.private].buffers:
+            for buffer in self._stream_buffers(session.private):
                 buffer.close(decision.error)
         else:
             assert isinstance(decision, Stop)
@@ -380,6 +409,61 @@ class ClientHub:
                 handler(message)
             except Exception:
                 self.handler_failed(message)
+        feed = self._books.get(message.channel)
+        if feed is not None:
+            self._update_book(session, feed, message, now)
+
+    def _update_book(
+        self, session: WeexSession, feed: BookFeed, message: WebSocketMessage, now: float
+    ) -> None:
+        try:
+            updates = message.parse()
+        except PayloadError as exc:
+            log.warning(
+                "unusable depth push on %s: %s",
+                feed.channel,
+                exc,
+                extra={"weex_event": "book_bad_push", "channel": feed.channel},
+            )
+            self._resync(session, feed, feed.book.invalidate("unusable depth push"), message, now)
+            return
+        for update in updates:
+            if not isinstance(update, DepthUpdate):
+                continue
+            result = feed.book.apply(update)
+            if isinstance(result, Applied):
+                feed.publish(message)
+            elif isinstance(result, NeedsResync):
+                self._resync(session, feed, result, message, now)
+                return
+
+    def _resync(
+        self,
+        session: WeexSession,
+        feed: BookFeed,
+        problem: NeedsResync,
+        message: WebSocketMessage,
+        now: float,
+    ) -> None:
+        """Resubscribe for a fresh snapshot; meanwhile readers are told, not fed a stale book."""
+        log.warning(
+            "order book %s needs a new snapshot: %s",
+            feed.channel,
+            problem.reason,
+            extra={"weex_event": "book_resync", "channel": feed.channel, "reason": problem.reason},
+        )
+        self.health.book_resyncs += 1
+        feed.publish_resync(problem.reason, message)
+        try:
+            session.unsubscribe(feed.channel, now)
+            session.subscribe(feed.channel, now)
+        except SubscriptionLimitError as exc:
+            log.error(
+                "cannot resubscribe %s for a snapshot: %s",
+                feed.channel,
+                exc,
+                extra={"weex_event": "book_resync_failed", "channel": feed.channel},
+            )
 
     def _server_error(self, session: WeexSession, event: ErrorReceived) -> None:
         self.health.errors += 1
@@ -403,6 +487,43 @@ class ClientHub:
         for buffer in self.routers[session.private].route(event.channel)[1]:
             if buffer.name == event.channel:
                 buffer.close(error)
+
+
+class BookFeed:
+    """One depth channel's local book and the streams reading it (each with its own depth)."""
+
+    def __init__(self, channel: str) -> None:
+        spec = parse_channel(channel)
+        assert isinstance(spec, Depth)
+        self.channel = channel
+        self.book = OrderBook(spec.symbol, spec.level)
+        self.readers: list[tuple[MessageBuffer, int]] = []
+
+    def publish(self, source: WebSocketMessage) -> None:
+        book = self.book
+        for buffer, levels in self.readers:
+            data: dict[str, Any] = {
+                "symbol": book.symbol,
+                "bids": book.bids(levels),
+                "asks": book.asks(levels),
+                "version": book.version,
+                "timestamp": source.timestamp,
+                "resyncing": False,
+            }
+            buffer.put(WebSocketMessage(self.channel, data, source.timestamp, source.raw))
+
+    def publish_resync(self, reason: str, source: WebSocketMessage) -> None:
+        data: dict[str, Any] = {
+            "symbol": self.book.symbol,
+            "bids": [],
+            "asks": [],
+            "version": None,
+            "timestamp": source.timestamp,
+            "resyncing": True,
+            "reason": reason,
+        }
+        for buffer, _ in self.readers:
+            buffer.put(WebSocketMessage(self.channel, data, source.timestamp, gap=True))
 
 
 def _endpoint_name(session: WeexSession) -> str:

@@ -1,0 +1,158 @@
+"""OrderBook: snapshot + deltas must always equal a fresh snapshot of the same state."""
+
+from __future__ import annotations
+
+import itertools
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from weex_proto.messages import DepthUpdate, PriceLevel, parse_push
+from weex_proto.orderbook import Applied, BookState, Ignored, NeedsResync, OrderBook
+
+Side = dict[Decimal, Decimal]
+
+
+def update(kind: str, start: int, end: int, bids: Side, asks: Side, level: int = 15) -> DepthUpdate:
+    def levels(side: Side, reverse: bool) -> tuple[PriceLevel, ...]:
+        return tuple(PriceLevel(p, side[p]) for p in sorted(side, reverse=reverse))
+
+    return DepthUpdate(
+        symbol="cmt_btcusdt",
+        level=level,
+        depth_type=kind,  # type: ignore[arg-type]
+        start_version=start,
+        end_version=end,
+        asks=levels(asks, False),
+        bids=levels(bids, True),
+    )
+
+
+def snapshot(version: int, bids: Side, asks: Side) -> DepthUpdate:
+    return update("SNAPSHOT", version, version, bids, asks)
+
+
+def delta(old: Side, new: Side) -> Side:
+    """What a CHANGED frame carries to go from `old` to `new`: new sizes, and 0 for removals."""
+    changes = {price: size for price, size in new.items() if old.get(price) != size}
+    changes.update({price: Decimal(0) for price in old if price not in new})
+    return changes
+
+
+D = Decimal
+
+
+def test_doc_example_delta_applies_on_top_of_a_snapshot() -> None:
+    book = OrderBook("cmt_btcusdt", 15)
+    bids = {D("103435.9"): D("1"), D("103435.7"): D("2"), D("103435.6"): D("3")}
+    asks = {D("103436.1"): D("1"), D("103436.5"): D("4")}
+    assert book.apply(snapshot(3644174245, bids, asks)) == Applied()
+    frame = {
+        "event": "payload",
+        "channel": "depth.cmt_btcusdt.15",
+        "data": [
+            {
+                "startVersion": "3644174246",
+                "endVersion": "3644174270",
+                "level": 15,
+                "depthType": "CHANGED",
+                "symbol": "cmt_btcusdt",
+                "asks": [
+                    {"price": "103436.1", "size": "0.91500"},
+                    {"price": "103436.3", "size": "1.95800"},
+                    {"price": "103436.5", "size": "0"},
+                    {"price": "103436.6", "size": "1.08300"},
+                ],
+                "bids": [
+                    {"price": "103435.9", "size": "2.40500"},
+                    {"price": "103435.7", "size": "0"},
+                    {"price": "103435.6", "size": "0.32700"},
+                ],
+            }
+        ],
+    }
+    [changed] = parse_push(frame)
+    assert isinstance(changed, DepthUpdate)
+    assert book.apply(changed) == Applied()
+    assert book.version == 3644174270
+    assert book.bids() == [(D("103435.9"), D("2.40500")), (D("103435.6"), D("0.32700"))]
+    assert [str(size) for _, size in book.asks()] == ["0.91500", "1.95800", "1.08300"]
+
+
+def test_gap_invalidates_and_asks_for_a_resync() -> None:
+    book = OrderBook("cmt_btcusdt", 15)
+    book.apply(snapshot(10, {D(1): D(1)}, {D(2): D(1)}))
+    result = book.apply(update("CHANGED", 13, 14, {D(1): D(5)}, {}))
+    assert result == NeedsResync("version gap: missed 11..12")
+    assert book.state is BookState.AWAITING_SNAPSHOT
+    assert book.bids() == []
+    assert isinstance(book.apply(update("CHANGED", 15, 15, {}, {})), Ignored)
+    assert book.apply(snapshot(20, {D(1): D(2)}, {D(3): D(1)})) == Applied()
+    assert book.bids() == [(D(1), D(2))]
+
+
+def test_stale_and_overlapping_deltas() -> None:
+    book = OrderBook("cmt_btcusdt", 15)
+    book.apply(snapshot(10, {D(1): D(1)}, {D(2): D(1)}))
+    assert isinstance(book.apply(update("CHANGED", 5, 10, {D(1): D(9)}, {})), Ignored)
+    assert book.bids() == [(D(1), D(1))]
+    assert book.apply(update("CHANGED", 9, 12, {D(1): D(7)}, {})) == Applied()
+    assert (book.version, book.bids()) == (12, [(D(1), D(7))])
+
+
+def test_crossed_book_needs_resync() -> None:
+    book = OrderBook("cmt_btcusdt", 15)
+    book.apply(snapshot(1, {D(100): D(1)}, {D(101): D(1)}))
+    result = book.apply(update("CHANGED", 2, 2, {D(102): D(1)}, {}))
+    assert isinstance(result, NeedsResync)
+    assert "crossed" in result.reason
+
+
+def test_book_is_truncated_to_its_depth() -> None:
+    book = OrderBook("cmt_btcusdt", 3)
+    bids = {D(i): D(1) for i in range(1, 11)}
+    asks = {D(i): D(1) for i in range(20, 30)}
+    book.apply(snapshot(1, bids, asks))
+    assert [p for p, _ in book.bids()] == [D(10), D(9), D(8)]
+    assert [p for p, _ in book.asks()] == [D(20), D(21), D(22)]
+
+
+prices = st.decimals(min_value=1, max_value=100, places=1, allow_nan=False)
+sizes = st.decimals(min_value=D("0.001"), max_value=50, places=3, allow_nan=False)
+
+
+@st.composite
+def book_states(draw: st.DrawFn) -> tuple[Side, Side]:
+    """A non-crossed book of at most 15 levels a side: bids below 50.0, asks above."""
+    bids = draw(st.dictionaries(prices.filter(lambda p: p < 50), sizes, max_size=15))
+    asks = draw(st.dictionaries(prices.filter(lambda p: p > 50), sizes, max_size=15))
+    return bids, asks
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(book_states(), min_size=1, max_size=12), st.lists(st.integers(1, 5), max_size=12))
+def test_any_valid_delta_sequence_equals_a_fresh_snapshot(
+    states: list[tuple[Side, Side]], spans: list[int]
+) -> None:
+    book = OrderBook("cmt_btcusdt", 15)
+    version = 1000
+    assert book.apply(snapshot(version, *states[0])) == Applied()
+    for index, (old, new) in enumerate(itertools.pairwise(states)):
+        span = spans[index] if index < len(spans) else 1
+        frame = update(
+            "CHANGED",
+            version + 1,
+            version + span,
+            delta(old[0], new[0]),
+            delta(old[1], new[1]),
+        )
+        version += span
+        assert book.apply(frame) == Applied()
+    fresh = OrderBook("cmt_btcusdt", 15)
+    fresh.apply(snapshot(version, *states[-1]))
+    assert book.bids() == fresh.bids()
+    assert book.asks() == fresh.asks()
+    assert book.version == fresh.version == version
+    expected_bids = sorted(states[-1][0].items(), reverse=True)
+    assert book.bids() == expected_bids

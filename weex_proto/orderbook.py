@@ -1,0 +1,133 @@
+"""A local order book kept from WEEX depth pushes: one SNAPSHOT, then CHANGED deltas.
+
+WEEX documents the shape (§4.1.3) but not the sequencing rule, so we use the one every delta
+feed of this shape follows and the simulator implements: a CHANGED frame covers versions
+`startVersion..endVersion`, and the next must start at most one past the last `endVersion`.
+Levels carry absolute sizes (`"0"` removes a level), so re-applying an overlapping frame is
+harmless; a frame that starts beyond the next version means updates were lost. A lost update,
+a crossed book, or a delta before any snapshot all mean the same thing: this book cannot be
+trusted until a fresh snapshot arrives, which the caller gets by resubscribing.
+
+Prices and sizes stay `Decimal`, exactly as the exchange sent them.
+"""
+
+from __future__ import annotations
+
+import enum
+from decimal import Decimal
+
+import attrs
+
+from .messages import DepthUpdate, PriceLevel
+
+Level = tuple[Decimal, Decimal]
+
+
+class BookState(enum.Enum):
+    AWAITING_SNAPSHOT = "awaiting_snapshot"
+    LIVE = "live"
+
+
+@attrs.frozen
+class Applied:
+    """The book changed and is consistent."""
+
+
+@attrs.frozen
+class Ignored:
+    """Nothing to do: a stale duplicate, or a delta while waiting for the snapshot."""
+
+    reason: str
+
+
+@attrs.frozen
+class NeedsResync:
+    """The book is now invalid (and cleared); get a fresh snapshot."""
+
+    reason: str
+
+
+ApplyResult = Applied | Ignored | NeedsResync
+APPLIED = Applied()
+
+
+class OrderBook:
+    def __init__(self, symbol: str, depth: int) -> None:
+        if depth < 1:
+            raise ValueError("depth must be at least 1")
+        self.symbol = symbol
+        self.depth = depth
+        self.state = BookState.AWAITING_SNAPSHOT
+        self.version: int | None = None
+        self._bids: dict[Decimal, Decimal] = {}
+        self._asks: dict[Decimal, Decimal] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"<OrderBook {self.symbol} {self.state.value} v={self.version} "
+            f"bids={len(self._bids)} asks={len(self._asks)}>"
+        )
+
+    def apply(self, update: DepthUpdate) -> ApplyResult:
+        if update.depth_type == "SNAPSHOT":
+            self._bids = _levels(update.bids)
+            self._asks = _levels(update.asks)
+            self.version = update.end_version
+            self.state = BookState.LIVE
+            self._truncate()
+            return self._check_crossed()
+        if self.state is not BookState.LIVE or self.version is None:
+            return Ignored("delta before the snapshot")
+        if update.end_version <= self.version:
+            return Ignored(f"stale delta up to version {update.end_version}")
+        if update.start_version > self.version + 1:
+            missing = f"{self.version + 1}..{update.start_version - 1}"
+            return self.invalidate(f"version gap: missed {missing}")
+        _merge(self._bids, update.bids)
+        _merge(self._asks, update.asks)
+        self.version = update.end_version
+        self._truncate()
+        return self._check_crossed()
+
+    def invalidate(self, reason: str) -> NeedsResync:
+        """Forget everything until the next snapshot."""
+        self._bids.clear()
+        self._asks.clear()
+        self.version = None
+        self.state = BookState.AWAITING_SNAPSHOT
+        return NeedsResync(reason)
+
+    def bids(self, limit: int | None = None) -> list[Level]:
+        """Best (highest) first."""
+        prices = sorted(self._bids, reverse=True)[:limit]
+        return [(price, self._bids[price]) for price in prices]
+
+    def asks(self, limit: int | None = None) -> list[Level]:
+        """Best (lowest) first."""
+        prices = sorted(self._asks)[:limit]
+        return [(price, self._asks[price]) for price in prices]
+
+    def _truncate(self) -> None:
+        """Keep only `depth` levels a side: a 15-level feed never tells us about level 16."""
+        if len(self._bids) > self.depth:
+            self._bids = dict(self.bids(self.depth))
+        if len(self._asks) > self.depth:
+            self._asks = dict(self.asks(self.depth))
+
+    def _check_crossed(self) -> ApplyResult:
+        if self._bids and self._asks and max(self._bids) >= min(self._asks):
+            bid, ask = max(self._bids), min(self._asks)
+            return self.invalidate(f"crossed book: bid {bid} >= ask {ask}")
+        return APPLIED
+
+
+def _levels(levels: tuple[PriceLevel, ...]) -> dict[Decimal, Decimal]:
+    return {level.price: level.size for level in levels if level.size != 0}
+
+
+def _merge(side: dict[Decimal, Decimal], changes: tuple[PriceLevel, ...]) -> None:
+    for level in changes:
+        if level.size == 0:
+            side.pop(level.price, None)
+        else:
+            side[level.price] = level.size
