@@ -1,0 +1,110 @@
+"""Order book delta application speed: updates per second for depth 15 and 200.
+
+    .venv/bin/python bench/bench_orderbook.py
+
+Each update changes a handful of levels near the top (a few sizes, one level removed, one
+added), like a real CHANGED frame; half the updates touch each side. "apply" times
+`OrderBook.apply` alone; "parse+apply" adds decoding the JSON frame and `parse_push`, which is
+what `stream_order_book` does per push (it also copies the top N levels out for the reader).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from decimal import Decimal
+from typing import Any
+
+from weex_proto.messages import DepthUpdate, parse_push
+from weex_proto.orderbook import Applied, OrderBook
+
+
+def make_frames(depth: int, count: int, seed: int = 1) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    bids = {1000_0 - i: rng.randint(1, 5000) for i in range(depth)}
+    asks = {1000_1 + i: rng.randint(1, 5000) for i in range(depth)}
+
+    def levels(side: dict[int, int]) -> list[dict[str, str]]:
+        return [{"price": f"{p / 10:.1f}", "size": f"{s / 1000:.3f}"} for p, s in side.items()]
+
+    frames = [
+        {
+            "event": "payload",
+            "channel": f"depth.cmt_btcusdt.{depth}",
+            "data": [
+                {
+                    "startVersion": "1",
+                    "endVersion": "1",
+                    "level": depth,
+                    "depthType": "SNAPSHOT",
+                    "symbol": "cmt_btcusdt",
+                    "asks": levels(asks),
+                    "bids": levels(bids),
+                }
+            ],
+        }
+    ]
+    version = 1
+    for n in range(count):
+        side, sign = (bids, -1) if n % 2 else (asks, 1)
+        best = max(bids) if side is bids else min(asks)
+        changes: dict[int, int] = {}
+        for offset in rng.sample(range(min(depth, 10)), 3):
+            price = best + sign * offset
+            if price in side:
+                side[price] = changes[price] = rng.randint(1, 5000)
+        worst = min(side) if side is bids else max(side)
+        del side[worst]
+        changes[worst] = 0
+        new = worst + sign * 1 if side is asks else worst - 1
+        side[new] = changes[new] = rng.randint(1, 5000)
+        version += 1
+        body = {
+            "startVersion": str(version),
+            "endVersion": str(version),
+            "level": depth,
+            "depthType": "CHANGED",
+            "symbol": "cmt_btcusdt",
+            "asks": levels(changes) if side is asks else [],
+            "bids": levels(changes) if side is bids else [],
+        }
+        frames.append({"event": "payload", "channel": frames[0]["channel"], "data": [body]})
+    return frames
+
+
+def run(depth: int, count: int) -> tuple[float, float]:
+    frames = make_frames(depth, count)
+    texts = [json.dumps(f) for f in frames]
+    updates = [u for f in frames for u in parse_push(f)]
+    assert all(isinstance(u, DepthUpdate) for u in updates)
+
+    book = OrderBook("cmt_btcusdt", depth)
+    start = time.perf_counter()
+    for update in updates:
+        assert isinstance(update, DepthUpdate)
+        assert book.apply(update) == Applied()
+    apply_rate = count / (time.perf_counter() - start)
+
+    book = OrderBook("cmt_btcusdt", depth)
+    start = time.perf_counter()
+    for text in texts:
+        for update in parse_push(json.loads(text)):
+            assert isinstance(update, DepthUpdate)
+            book.apply(update)
+        book.bids(depth)
+        book.asks(depth)
+    full_rate = count / (time.perf_counter() - start)
+    assert book.bids(1)[0][0] > Decimal(0)
+    return apply_rate, full_rate
+
+
+def main() -> None:
+    print(f"{'depth':>5} {'apply':>14} {'parse+apply+top':>18}")
+    for depth in (15, 200):
+        apply_rate, full_rate = run(depth, 20_000)
+        print(f"{depth:>5} {apply_rate:>10,.0f} u/s {full_rate:>14,.0f} u/s")
+
+
+if __name__ == "__main__":
+    main()
