@@ -374,6 +374,10 @@ class BaseClient(abc.ABC):
             return runner
         if self._closed:
             raise LocalProtocolError("the client is closed")
+        await self._ensure_task_host()  # may refuse: then no runner is left registered
+        runner = self._runners.get(private)
+        if runner is not None and runner.running:  # another task started one meanwhile
+            return runner
         session = self._hub.session(private)
         if runner is not None and runner.error is not None:
             session.policy.reset()  # an explicit new connect after giving up starts afresh
@@ -458,6 +462,9 @@ class BaseClient(abc.ABC):
         level=200)`, `subscribe("orders")` or a full name like `subscribe("ticker.cmt_btcusdt")`.
         """
         name = build_channel(channel, symbol, **params)
+        if self._closed:
+            raise LocalProtocolError("the client is closed")
+        await self._ensure_task_host()  # refuse before the channel is recorded as wanted
         await self._flush(self._hub.user_subscribe(name, self._clock()))
         return name
 
