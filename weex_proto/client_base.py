@@ -17,7 +17,13 @@ from typing import Any, Literal, Protocol
 
 from .channels import build_channel
 from .config import Endpoint, WeexConfig
-from .connection import ConnectionOptions, ConnectionState, PongKey, WeexConnection
+from .connection import (
+    NORMAL_CLOSURE,
+    ConnectionOptions,
+    ConnectionState,
+    PongKey,
+    WeexConnection,
+)
 from .errors import ConnectionClosedError, LocalProtocolError, WeexError
 from .events import WebSocketMessage
 from .fanout import BufferClosed, MessageBuffer
@@ -35,6 +41,7 @@ from .hub import (
 from .session import Decision, GiveUp, Reconnect, SessionState, WeexSession
 
 RECEIVE_SIZE = 65536
+CLOSE_ON_CANCEL_TIMEOUT = 1.0  # seconds to send our close frame when cancelled from outside
 
 
 # --------------------------------------------------------------------------- what a loop provides
@@ -248,6 +255,12 @@ class EndpointRunner:
                 if decision is not None:
                     return decision
         finally:
+            if conn.is_open:  # cancelled from outside: still say goodbye
+                conn.close(self._clock(), NORMAL_CLOSURE, "client closed")
+            # Whatever is queued (our close frame) or being sent by another task goes out
+            # before the socket closes; the send lock makes us wait for the latter.
+            with backend.shield(), backend.move_on_after(CLOSE_ON_CANCEL_TIMEOUT):
+                await self.flush()
             self._stream = None
             with backend.shield(), contextlib.suppress(*backend.transport_errors):
                 await backend.close_stream(stream)
@@ -572,8 +585,8 @@ def _handler_worker(
         while True:
             try:
                 message = await buffer.get()
-            except BufferClosed:
-                return
+            except (BufferClosed, WeexError):
+                return  # handler removed, or its endpoint gave up: nothing more will come
             try:
                 await handler(message)
             except Exception:

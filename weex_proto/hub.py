@@ -220,7 +220,9 @@ class ClientHub:
         buffer.close()
 
     def _stream_buffers(self, private: bool) -> list[MessageBuffer]:
-        buffers = self.routers[private].buffers
+        """Buffers of open streams (not of async handlers, which outlive connections)."""
+        handler_buffers = {id(buffer) for _, _, buffer in self._async_handlers}
+        buffers = [b for b in self.routers[private].buffers if id(b) not in handler_buffers]
         if not private:
             buffers += [buffer for feed in self._books.values() for buffer, _ in feed.readers]
         return buffers
@@ -368,8 +370,11 @@ class ClientHub:
         name = _endpoint_name(session)
         if isinstance(decision, Reconnect):
             self.health.reconnects += 1
-            for buffer in self._stream_buffers(session.private):
+            for buffer in self.routers[session.private].buffers:  # streams and async handlers
                 buffer.mark_gap()
+            for feed in self._books.values() if not session.private else ():
+                for buffer, _ in feed.readers:
+                    buffer.mark_gap()
             if not session.private:
                 for feed in self._books.values():
                     feed.book.invalidate("reconnecting")  # the resubscribe brings a snapshot
