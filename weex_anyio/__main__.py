@@ -1,19 +1,10 @@
-"""`python -m weex_anyio demo [SYMBOLS...] [--live]`."""
+"""`python -m weex_anyio COMMAND ...`: the same as the `weex-ws` command (see `weex_anyio.cli`)."""
 
 from __future__ import annotations
 
 import sys
 
-from ._demo import main as demo_main
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if not args or args[0] != "demo":
-        print("usage: python -m weex_anyio demo [SYMBOLS...] [--live] [--duration S] [--count N]")
-        return 2
-    return demo_main(args[1:])
-
+from .cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

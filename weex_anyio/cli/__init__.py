@@ -1,0 +1,105 @@
+"""The `weex-ws` command (also `python -m weex_anyio`): stream, record and replay WEEX data.
+
+    weex-ws demo                         dashboard from the built-in simulator
+    weex-ws tickers BTCUSDT --json       line-delimited JSON from the real exchange
+    weex-ws record BTCUSDT --out day.sqlite --duration 3600
+    weex-ws replay day.sqlite --speed max --json
+
+`main(argv)` returns the exit code: 0 done (a SIGTERM is a requested stop), 1 the connection or
+the server failed, 2 bad arguments, configuration or recording file, 130 Ctrl-C. Every error is
+one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+import anyio
+
+from weex_proto.errors import ConfigError, WeexError
+from weex_proto.replay import RecordingError
+
+from ._parser import PROG, build_parser
+from ._runtime import (
+    Output,
+    Stopper,
+    configure_logging,
+    explain,
+    first_error,
+    watch_signals,
+)
+
+__all__ = ["main", "run"]
+
+
+async def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    """Run the parsed command; its exceptions propagate (`main` turns them into exit codes)."""
+    stopper = Stopper(getattr(args, "duration", None))
+    out = Output(
+        stdout,
+        as_json=getattr(args, "json", False),
+        count=getattr(args, "count", None),
+        on_done=stopper.stop,
+    )
+    async with anyio.create_task_group() as task_group:
+        await task_group.start(watch_signals, stopper)
+        try:
+            code = await _dispatch(args, stopper, out, stderr)
+        finally:
+            task_group.cancel_scope.cancel()
+    return code if stopper.signal is None else stopper.exit_code
+
+
+async def _dispatch(args: argparse.Namespace, stopper: Stopper, out: Output, stderr: TextIO) -> int:
+    # Imported here so `weex-ws --help` and argument errors stay quick.
+    command = args.command
+    if command == "demo":
+        from ._dashboard import run_demo
+
+        return await run_demo(args, stopper, out)
+    if command == "record":
+        from ._record import run_record
+
+        return await run_record(args, stopper, stderr)
+    if command == "replay":
+        from ._replay_command import run_replay
+
+        return await run_replay(args, stopper, out)
+    from ._streams import run_stream
+
+    return await run_stream(args, stopper, out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The console script: parse, run, and map the outcome to an exit code."""
+    try:
+        args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
+    except SystemExit as exc:  # --help (0) or a bad argument (2), already reported
+        return exc.code if isinstance(exc.code, int) else 2
+    stdout, stderr = sys.stdout, sys.stderr
+    restore_logging = configure_logging(args, stderr)
+    try:
+        return anyio.run(run, args, stdout, stderr)
+    except BaseException as raised:  # every outcome becomes an exit code, never a traceback
+        error = first_error(raised)
+        if isinstance(error, KeyboardInterrupt):
+            return 130
+        if isinstance(error, ConfigError | RecordingError):
+            return _fail(stderr, 2, str(error))
+        if isinstance(error, WeexError):
+            return _fail(stderr, 1, explain(error))
+        if isinstance(error, OSError):  # e.g. --out in a directory that does not exist
+            detail = f"{error.filename}: {error.strerror}" if error.filename else str(error)
+            return _fail(stderr, 2, detail)
+        raise
+    finally:
+        restore_logging()
+
+
+def _fail(stderr: TextIO, code: int, message: str) -> int:
+    stderr.write(f"{PROG}: error: {message}\n")
+    stderr.flush()
+    return code

@@ -1,0 +1,169 @@
+"""How messages are printed: one human line each, or one JSON object per line (`--json`).
+
+JSON lines look like `{"channel", "received_at", "gap", "data"}`. `data` is the list of typed
+records of the push (field names as in `weex_proto.messages`, snake_case), or for an order book
+stream the local book. Decimals are written as strings, so no digit is lost on the way to
+another program; a push that does not parse keeps `data: null` and says why in `error`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+import math
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+from weex_proto.events import WebSocketMessage
+from weex_proto.messages import (
+    Collateral,
+    DepthUpdate,
+    Fill,
+    KlineUpdate,
+    Order,
+    PayloadError,
+    Position,
+    PrivateUpdate,
+    Push,
+    Ticker,
+    Trade,
+)
+
+
+def to_jsonable(value: Any) -> Any:
+    """Typed records, books and decimals as plain JSON values (Decimal → exact string)."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, enum.Enum):
+        return to_jsonable(value.value)
+    if attrs.has(type(value)):
+        # `raw` (the record exactly as received) is left out: the typed fields are the point.
+        return {
+            field.name: to_jsonable(getattr(value, field.name))
+            for field in attrs.fields(type(value))
+            if field.name != "raw"
+        }
+    if isinstance(value, Mapping):
+        return {str(key): to_jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(item) for item in value]
+    return str(value)
+
+
+def is_book(message: WebSocketMessage) -> bool:
+    """A local order book from `stream_order_book`, rather than a raw push."""
+    return "resyncing" in message.data and "bids" in message.data
+
+
+def message_record(message: WebSocketMessage) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "channel": message.channel,
+        "received_at": message.timestamp,
+        "gap": message.gap,
+    }
+    if is_book(message):
+        record["data"] = to_jsonable(message.data)
+        return record
+    try:
+        record["data"] = to_jsonable(message.parse())
+    except PayloadError as exc:
+        record["data"] = None
+        record["error"] = str(exc)
+    return record
+
+
+def json_line(message: WebSocketMessage) -> str:
+    return json.dumps(message_record(message), ensure_ascii=False, separators=(",", ":"))
+
+
+# --------------------------------------------------------------------------- human lines
+
+
+def clock_time(timestamp: float) -> str:
+    """HH:MM:SS.mmm in local time."""
+    return dt.datetime.fromtimestamp(timestamp).strftime("%H:%M:%S.%f")[:-3]
+
+
+def describe(message: WebSocketMessage) -> str:
+    """One human line per record of a push (several for a multi-record push)."""
+    stamp = clock_time(message.timestamp)
+    gap = "  [reconnected: data may be missing]" if message.gap else ""
+    if is_book(message):
+        return f"{stamp}  {describe_book(message.data)}{gap}"
+    try:
+        records = message.parse()
+    except PayloadError as exc:
+        return f"{stamp}  {message.channel}  (unparsable: {exc}){gap}"
+    parts = [part for record in records for part in describe_record(record)]
+    if not parts:
+        return f"{stamp}  {message.channel}  (empty){gap}"
+    return "\n".join(f"{stamp}  {part}{gap}" for part in parts)
+
+
+def describe_book(data: Mapping[str, Any]) -> str:
+    symbol = data["symbol"]
+    if data["resyncing"]:
+        return f"book   {symbol:<14} resyncing ({data.get('reason', '')})"
+    if not data["bids"] or not data["asks"]:
+        return f"book   {symbol:<14} (one side empty)"
+    (bid, bid_size), (ask, ask_size) = data["bids"][0], data["asks"][0]
+    return (
+        f"book   {symbol:<14} bid {bid:>12} x {bid_size:<9} "
+        f"ask {ask:>12} x {ask_size:<9} spread {ask - bid}"
+    )
+
+
+def describe_record(record: Push) -> list[str]:
+    if isinstance(record, Ticker):
+        change = record.price_change_percent * 100
+        return [
+            f"ticker {record.symbol:<14} last {record.last_price:>12}  "
+            f"mark {record.mark_price:>12}  24h {change:+.2f}%"
+        ]
+    if isinstance(record, DepthUpdate):
+        return [
+            f"depth  {record.symbol:<14} {record.depth_type.lower()} "
+            f"v{record.start_version}-{record.end_version} "
+            f"({len(record.bids)} bids, {len(record.asks)} asks)"
+        ]
+    if isinstance(record, Trade):
+        side = "sell" if record.buyer_maker else "buy "
+        return [f"trade  {record.symbol:<14} {side} {record.size} @ {record.price}"]
+    if isinstance(record, KlineUpdate):
+        return [
+            f"kline  {candle.symbol:<14} {record.kind} o {candle.open} h {candle.high} "
+            f"l {candle.low} c {candle.close}"
+            for candle in record.candles
+        ]
+    if isinstance(record, PrivateUpdate):
+        lines = [describe_private(item) for item in record.records]
+        return lines or [f"{record.channel:<8} {record.msg_event} v{record.version} (no records)"]
+    return [repr(record)]  # pragma: no cover - every Push kind is handled above
+
+
+def describe_private(record: Collateral | Position | Order | Fill) -> str:
+    if isinstance(record, Collateral):
+        return f"account  {record.coin_id} {record.margin_mode} amount {record.amount}"
+    if isinstance(record, Position):
+        return (
+            f"position {record.contract_id:<14} {record.side} size {record.size} "
+            f"value {record.open_value} leverage {record.leverage}"
+        )
+    if isinstance(record, Order):
+        return (
+            f"order    {record.contract_id:<14} {record.order_side} {record.order_type} "
+            f"{record.size} @ {record.price} {record.status} (id {record.id})"
+        )
+    return (
+        f"fill     {record.contract_id:<14} {record.order_side} {record.fill_size} "
+        f"value {record.fill_value} fee {record.fill_fee} {record.direction} "
+        f"(order {record.order_id})"
+    )

@@ -1,0 +1,202 @@
+"""What every command shares: stopping (signals, --duration, --count), output, logging.
+
+Stopping is one cancel scope per command. SIGINT and SIGTERM are caught as signals rather than
+as a `KeyboardInterrupt` that could land anywhere, so a command always leaves through its normal
+path: streams closed, the WebSocket closed cleanly, files flushed. A second Ctrl-C during that
+shutdown is absorbed instead of tearing it down half-way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+import anyio
+import anyio.abc
+
+from weex_proto.errors import ConnectionClosedError, ReconnectExhaustedError
+from weex_proto.events import WebSocketMessage
+from weex_proto.logs import JsonLogFormatter, RedactingFormatter
+
+from ._output import describe, json_line
+
+CREDENTIAL_VARIABLES = ("WEEX_API_KEY", "WEEX_SECRET_KEY", "WEEX_PASSPHRASE")
+
+
+class Stopper:
+    """Why and when a command stops. Commands run their receiving part inside `scope`."""
+
+    def __init__(self, duration: float | None = None) -> None:
+        self.scope = anyio.CancelScope()
+        if duration is not None:
+            self.scope.deadline = anyio.current_time() + duration
+        self.signal: int | None = None
+
+    def stop(self) -> None:
+        self.scope.cancel()
+
+    def signalled(self, signum: int) -> None:
+        if self.signal is None:
+            self.signal = signum
+        self.scope.cancel()
+
+    @property
+    def exit_code(self) -> int:
+        """130 after Ctrl-C (the shell convention); a SIGTERM is a requested stop: 0."""
+        return 130 if self.signal == signal.SIGINT else 0
+
+
+async def watch_signals(
+    stopper: Stopper, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+) -> None:
+    """Turn SIGINT/SIGTERM into a stop, for as long as the command runs."""
+    listening = False
+    try:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            task_status.started()
+            listening = True
+            async for signum in signals:
+                stopper.signalled(signum)
+    except (NotImplementedError, ValueError, RuntimeError):
+        if listening:
+            raise
+        # No signal handlers here (Windows, or not the main thread): Ctrl-C arrives as
+        # KeyboardInterrupt instead, which `main` turns into exit code 130.
+        task_status.started()
+
+
+class Output:
+    """Prints messages (human lines or JSON lines), counts them and honours `--count`."""
+
+    def __init__(
+        self,
+        stream: TextIO,
+        *,
+        as_json: bool = False,
+        count: int | None = None,
+        on_done: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.stream = stream
+        self.as_json = as_json
+        self.limit = count
+        self.on_done = on_done
+        self.emitted = 0
+        self.closed = False
+
+    @property
+    def is_tty(self) -> bool:
+        isatty = getattr(self.stream, "isatty", None)
+        return bool(isatty and isatty())
+
+    def emit(self, message: WebSocketMessage) -> None:
+        if self.closed or (self.limit is not None and self.emitted >= self.limit):
+            return
+        self.line(json_line(message) if self.as_json else describe(message))
+        self.emitted += 1
+        if self.limit is not None and self.emitted >= self.limit:
+            self.on_done()
+
+    def line(self, text: str) -> None:
+        if self.closed:
+            return
+        try:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+        except BrokenPipeError:
+            # The reader went away (`| head`): stop quietly, like other command-line tools.
+            self.closed = True
+            _silence_stdout()
+            self.on_done()
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not complain."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+# --------------------------------------------------------------------------- logging
+
+
+def configure_logging(args: argparse.Namespace, stream: TextIO) -> Callable[[], None]:
+    """Route every logger to `stream` at `--log-level`, as text or `--log-json` lines.
+
+    The credentials in the environment are named to the formatter, which scrubs them from
+    anything that would be written. Returns a function that undoes this.
+    """
+    secrets = [os.environ.get(name, "") for name in CREDENTIAL_VARIABLES]
+    handler = logging.StreamHandler(stream)
+    formatter: logging.Formatter
+    if args.log_json:
+        formatter = JsonLogFormatter(secrets=secrets)
+    else:
+        formatter = RedactingFormatter(
+            "%(asctime)s weex-ws %(levelname)s %(message)s", secrets=secrets
+        )
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(args.log_level)
+
+    def restore() -> None:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+    return restore
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def explain(error: BaseException) -> str:
+    """One line saying what went wrong, for the final error message."""
+    if isinstance(error, ReconnectExhaustedError):
+        last = error.last_error
+        reason = _reason(last) if last is not None else "no reason given"
+        attempts = "attempt" if error.attempts == 1 else "attempts"
+        return f"gave up connecting after {error.attempts} {attempts}: {reason}"
+    return _reason(error)
+
+
+def _reason(error: BaseException) -> str:
+    # The client wraps transport failures; the socket error underneath says the most.
+    cause = error.__cause__
+    if isinstance(error, ConnectionClosedError):
+        return _reason(cause) if isinstance(cause, OSError) else error.reason or str(error)
+    text = str(error) or type(error).__name__
+    if isinstance(cause, OSError):
+        detail = os.strerror(cause.errno) if cause.errno else cause.strerror
+        if detail and detail not in text:
+            text = f"{text}: {detail}"
+    return text
+
+
+def first_error(error: BaseException) -> BaseException:
+    """The exception that matters inside (nested) exception groups: not a cancellation."""
+    if isinstance(error, BaseExceptionGroup):
+        found: list[BaseException] = [first_error(inner) for inner in error.exceptions]
+        for inner in found:
+            if not _is_cancellation(inner):
+                return inner
+        return found[0] if found else error
+    return error
+
+
+def _is_cancellation(error: BaseException) -> bool:
+    # asyncio's CancelledError, or trio's Cancelled when anyio runs on trio.
+    return isinstance(error, asyncio.CancelledError) or type(error).__name__ == "Cancelled"
+
+
+def client_options(args: Any) -> dict[str, Any]:
+    """Options every command gives `WeexWebSocketClient`."""
+    return {"max_retries": args.max_retries}
