@@ -1,36 +1,8 @@
 """weex-ws on asyncio (and on trio through anyio): `WeexWebSocketClient` and friends."""
 
-from weex_proto.config import WeexConfig
-from weex_proto.errors import (
-    AuthenticationError,
-    ConfigError,
-    ConnectionClosedError,
-    HandshakeRejectedError,
-    ProtocolError,
-    RateLimitError,
-    ReconnectExhaustedError,
-    ServerError,
-    StreamOverflowError,
-    SubscriptionLimitError,
-    WeexError,
-)
-from weex_proto.events import WebSocketMessage
+from weex_proto.public import *  # noqa: F403 - the shared names: config, errors, messages
+from weex_proto.public import __all__ as _shared
 
 from .client import WeexWebSocketClient
 
-__all__ = [
-    "AuthenticationError",
-    "ConfigError",
-    "ConnectionClosedError",
-    "HandshakeRejectedError",
-    "ProtocolError",
-    "RateLimitError",
-    "ReconnectExhaustedError",
-    "ServerError",
-    "StreamOverflowError",
-    "SubscriptionLimitError",
-    "WebSocketMessage",
-    "WeexConfig",
-    "WeexError",
-    "WeexWebSocketClient",
-]
+__all__ = [*_shared, "WeexWebSocketClient"]
