@@ -597,3 +597,15 @@ def test_stale_and_heartbeat_deadlines_combine() -> None:
     conn.subscribe("trades.cmt_btcusdt", T0)
     conn.receive_data(peer.text({"event": "subscribed", "channel": "trades.cmt_btcusdt"}), T0)
     assert conn.next_deadline() == T0 + 15
+
+
+def test_ping_arriving_while_our_close_is_pending_is_ignored() -> None:
+    conn, peer, _ = open_pair()
+    pings = peer.text({"event": "ping", "time": "5"}) + peer.text("ping")  # already in flight
+    conn.close(T0)
+    peer.receive(conn.data_to_send())
+    conn.receive_data(pings, T0)
+    assert drain(conn) == []
+    assert conn.state is ConnectionState.CLOSING
+    peer.receive(conn.data_to_send())
+    assert peer.texts == []

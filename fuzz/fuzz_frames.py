@@ -1,0 +1,36 @@
+"""Fuzz WebSocket frames after an accepted handshake, with the frame fast path on and off.
+
+    python fuzz/fuzz_frames.py [fuzz/corpus/frames] [-atheris_runs=N]
+
+Invariants: nothing raises (`receive_data`, `handle_timer`, `close`, `events`); a connection
+closes at most once; and the fast path is invisible: the same input read in the same pieces
+gives the same events and the same close code and reason with `fast_path` on and off.
+"""
+
+from __future__ import annotations
+
+from _support import T0, check_events, finish, fuzz_main, open_connection, pieces
+
+from weex_proto.connection import ConnectionOptions
+from weex_proto.events import Event
+
+
+def run(data: bytes, *, fast: bool) -> tuple[list[Event], int | None, str]:
+    options = ConnectionOptions(fast_path=fast, max_message_size=4096, ping_interval=5.0)
+    conn = open_connection(options=options)
+    events: list[Event] = []
+    for index, piece in enumerate(pieces(data)):
+        conn.receive_data(piece, T0 + index)
+        events += conn.events()
+        conn.data_to_send()
+    events += finish(conn, T0 + 100)
+    check_events(events)
+    return events, conn.close_code, conn.close_reason
+
+
+def test_one_input(data: bytes) -> None:
+    assert run(data, fast=True) == run(data, fast=False)
+
+
+if __name__ == "__main__":
+    fuzz_main(test_one_input)

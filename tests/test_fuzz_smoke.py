@@ -1,0 +1,174 @@
+"""A short, bounded run of every fuzz harness in fuzz/, so CI keeps them working and honest.
+
+Each harness's `test_one_input` gets (a) its committed seed corpus, (b) a few hundred inputs
+mutated from those seeds by a seeded `random.Random` (so a failure reproduces), and (c) when
+atheris is installed, a real coverage-guided run of 2000 inputs per harness in a subprocess.
+Long runs are for people: `python fuzz/fuzz_frames.py fuzz/corpus/frames`.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import json
+import random
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from weex_proto.events import Connected, ConnectionRejected
+from weex_proto.messages import DepthUpdate, parse_push
+from weex_proto.orderbook import Applied, OrderBook
+
+FUZZ_DIR = Path(__file__).resolve().parent.parent / "fuzz"
+HARNESSES = ("handshake", "frames", "json", "depth")
+MUTATIONS_PER_HARNESS = 1500
+SECONDS_PER_HARNESS = 1.5  # a bound on the loop, not an assertion: slow machines run fewer
+INTERESTING = b'\x00\x01\x7e\x7f\x80\x81\x88\x89\x8a\xff{}[]",:\n\r 0-9eE'
+
+
+def harness(name: str) -> ModuleType:
+    """Import a harness the way its script does: with fuzz/ first on the path."""
+    if str(FUZZ_DIR) not in sys.path:
+        sys.path.insert(0, str(FUZZ_DIR))
+    return importlib.import_module(name)
+
+
+def seeds(name: str) -> list[bytes]:
+    return [path.read_bytes() for path in sorted((FUZZ_DIR / "corpus" / name).iterdir())]
+
+
+def mutate(rng: random.Random, data: bytes, corpus: list[bytes]) -> bytes:
+    """One libFuzzer-style mutation: flip, overwrite, insert, delete, repeat or splice."""
+    buffer = bytearray(data)
+    where = rng.randrange(len(buffer) + 1)
+    kind = rng.randrange(7)
+    if kind == 0 and buffer:
+        buffer[min(where, len(buffer) - 1)] ^= 1 << rng.randrange(8)
+    elif kind == 1 and buffer:
+        buffer[min(where, len(buffer) - 1)] = rng.choice(INTERESTING)
+    elif kind == 2:
+        buffer[where:where] = rng.randbytes(rng.randrange(1, 9))
+    elif kind == 3:
+        del buffer[where : where + rng.randrange(1, 33)]
+    elif kind == 4:
+        buffer[where:where] = buffer[where : where + rng.randrange(1, 65)] * rng.randrange(1, 4)
+    elif kind == 5:
+        other = rng.choice(corpus)
+        start = rng.randrange(len(other) + 1)
+        buffer[where:where] = other[start : start + rng.randrange(1, 200)]
+    else:
+        del buffer[where:]
+    return bytes(buffer)
+
+
+@pytest.mark.parametrize("name", HARNESSES)
+def test_seed_corpus_passes(name: str) -> None:
+    corpus = seeds(name)
+    assert len(corpus) >= 4
+    for seed in corpus:
+        harness(f"fuzz_{name}").test_one_input(seed)
+
+
+@pytest.mark.parametrize("name", HARNESSES)
+def test_mutated_seeds_pass(name: str) -> None:
+    target = harness(f"fuzz_{name}").test_one_input
+    corpus = seeds(name)
+    rng = random.Random(f"fuzz-smoke/{name}")
+    stop = time.monotonic() + SECONDS_PER_HARNESS
+    for _ in range(MUTATIONS_PER_HARNESS):
+        data = rng.choice(corpus)
+        for _ in range(rng.randrange(1, 5)):
+            data = mutate(rng, data, corpus)
+        try:
+            target(data)
+        except BaseException as exc:
+            reproduce = base64.b64encode(data).decode()
+            raise AssertionError(f"fuzz_{name} failed on base64 input {reproduce}") from exc
+        if time.monotonic() > stop:
+            break
+
+
+def test_atheris_runs_each_harness(tmp_path: Path) -> None:
+    pytest.importorskip(
+        "atheris",
+        reason="atheris (extra 'fuzz') is not installed, so the coverage-guided runs are "
+        "skipped; the seed and mutation runs above did run",
+    )
+    runs = {}
+    for name in HARNESSES:
+        corpus = tmp_path / name  # libFuzzer adds what it finds to its first corpus directory
+        shutil.copytree(FUZZ_DIR / "corpus" / name, corpus)
+        command = [
+            sys.executable,
+            str(FUZZ_DIR / f"fuzz_{name}.py"),
+            str(corpus),
+            "-atheris_runs=2000",
+            "-max_total_time=20",
+            f"-artifact_prefix={tmp_path}/{name}-",
+        ]
+        runs[name] = subprocess.Popen(  # noqa: S603 - our own scripts
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path
+        )
+    for name, process in runs.items():
+        output, _ = process.communicate(timeout=120)
+        tail = output.decode(errors="replace")[-3000:]
+        assert process.returncode == 0, f"fuzz_{name} found a failure:\n{tail}"
+        assert "Done 2000 runs" in tail or "Done 2000 in" in tail, tail
+
+
+# ------------------------------------------------------------------ the seeds are what they say
+
+
+def test_handshake_seeds_open_and_refuse_as_a_server_would() -> None:
+    support = harness("_support")
+    corpus = FUZZ_DIR / "corpus" / "handshake"
+    outcomes = {}
+    for seed in ("101_accept.http", "101_then_frames.http", "403_json.http", "503_empty.http"):
+        conn, request = support.start_connection()
+        data = (corpus / seed).read_bytes()
+        conn.receive_data(data.replace(b"{ACCEPT}", support.accept_value(request)), 0.0)
+        outcomes[seed] = [
+            type(e) for e in conn.events() if isinstance(e, Connected | ConnectionRejected)
+        ]
+    assert outcomes == {
+        "101_accept.http": [Connected],
+        "101_then_frames.http": [Connected],
+        "403_json.http": [ConnectionRejected],
+        "503_empty.http": [ConnectionRejected],
+    }
+
+
+def test_non_ascii_header_in_the_101_closes_instead_of_raising() -> None:
+    """Found by fuzz_handshake: wsproto let a UnicodeDecodeError out of the handshake."""
+    support = harness("_support")
+    conn, request = support.start_connection()
+    data = FUZZ_DIR / "corpus" / "handshake" / "crash_non_ascii_connection_header.http"
+    conn.receive_data(data.read_bytes().replace(b"{ACCEPT}", support.accept_value(request)), 0.0)
+    [closed] = list(conn.events())
+    assert closed.reason == "invalid handshake response: a header is not ASCII"
+
+
+def test_json_seeds_of_pushes_parse_cleanly() -> None:
+    corpus = FUZZ_DIR / "corpus" / "json"
+    pushes = [p for p in sorted(corpus.glob("*.json"))]
+    assert len(pushes) >= 8
+    for path in pushes:
+        assert parse_push(json.loads(path.read_bytes())), path.name
+
+
+def test_depth_seed_is_a_snapshot_and_the_documented_delta() -> None:
+    lines = (FUZZ_DIR / "corpus" / "depth" / "snapshot_then_doc_delta.jsonl").read_bytes()
+    book = OrderBook("cmt_btcusdt", 15)
+    results = []
+    for line in lines.splitlines():
+        for update in parse_push(json.loads(line)):
+            assert isinstance(update, DepthUpdate)
+            results.append(book.apply(update))
+    assert results == [Applied(), Applied()]
+    assert book.version == 3644174270

@@ -1,0 +1,198 @@
+"""A fast path in front of wsproto for the one frame WEEX sends almost every time.
+
+Nearly every frame from the server is a final, unmasked text frame without extension bits
+(first byte 0x81). wsproto parses each through several layers of pure Python, which costs more
+than everything else the client does with the message. `FastFrameReader` decodes such frames
+straight from the received bytes and gives every other frame (control frames, binary and
+fragmented messages, anything malformed) to wsproto, so wsproto still decides everything that is
+not the common case, with its own state exactly as if it had seen all the bytes:
+
+* wsproto gets whole frames, from a frame boundary on, in the very pieces they arrived in, so
+  even its incremental UTF-8 checks and its error messages come out the same;
+* a frame is read here only at a boundary, outside a fragmented message, when all of it has
+  arrived and it is within the size limit; one that is still arriving goes to wsproto as it
+  arrives (so a large frame is never held back waiting for its end);
+* the first header wsproto would refuse turns the fast path off for good: from then on wsproto
+  sees everything (and closes the connection, as it would have anyway).
+
+Text is checked strictly as UTF-8; a frame that is not becomes `InvalidText`, whose reason is
+the one wsproto gives, and the connection closes with 1007 just as it does without this path
+(nothing after that frame is read, as wsproto reads nothing after a frame it refuses).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import attrs
+import wsproto
+
+FAST_FIRST_BYTE = 0x81  # FIN, no RSV bits, opcode TEXT
+_DATA_OPCODES = (0x1, 0x2)
+_CONTROL_OPCODES = (0x8, 0x9, 0xA)
+_CONTINUATION = 0x0
+
+
+@attrs.frozen
+class InvalidText:
+    """A complete text frame that is not UTF-8: close with 1007 and this reason, like wsproto."""
+
+    reason: str
+
+
+Piece = str | bytes | InvalidText
+"""What `feed` yields, in wire order: a whole text message (str), bytes for wsproto, or
+`InvalidText`."""
+
+
+@attrs.frozen
+class _Header:
+    size: int  # header bytes, including the extended length
+    payload: int
+    opcode: int
+    fin: bool
+
+
+def _read_header(data: bytes, pos: int, end: int) -> _Header | bool | None:
+    """The frame header at `pos`: a `_Header`, None if more bytes are needed, or False if
+    wsproto would refuse it (bad opcode, RSV bits, a mask, a non-minimal length, ...)."""
+    if end - pos < 2:
+        return None
+    first, second = data[pos], data[pos + 1]
+    opcode, fin = first & 0x0F, bool(first & 0x80)
+    if first & 0x70 or second & 0x80:
+        return False  # extension bits without extensions, or a masked server frame
+    length = second & 0x7F
+    if opcode in _CONTROL_OPCODES:
+        if not fin or length > 125:
+            return False
+    elif opcode not in _DATA_OPCODES and opcode != _CONTINUATION:
+        return False
+    if length == 126:
+        if end - pos < 4:
+            return None
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        return _Header(4, length, opcode, fin) if length > 125 else False
+    if length == 127:
+        if end - pos < 10:
+            return None
+        length = int.from_bytes(data[pos + 2 : pos + 10], "big")
+        return _Header(10, length, opcode, fin) if 0xFFFF < length < 1 << 63 else False
+    return _Header(2, length, opcode, fin)
+
+
+class FastFrameReader:
+    """Splits the bytes after the handshake between the fast path and wsproto.
+
+    Create it only when wsproto stands between two frames (see `wsproto_between_frames`).
+    """
+
+    def __init__(self, max_payload: int) -> None:
+        self.max_payload = max_payload
+        self.disabled = False
+        """True once a frame wsproto will refuse was seen: everything goes to wsproto."""
+        self._held = b""  # the start of a fast-path candidate's header, too short to judge
+        self._passed_header = b""  # header bytes already given to wsproto, frame size unknown
+        self._owed = 0  # bytes of the current frame still to give to wsproto
+        self._in_message = False  # wsproto is inside a fragmented data message
+
+    def feed(self, data: bytes) -> Iterator[Piece]:
+        """What to do with `data`, piece by piece in wire order."""
+        if type(data) is not bytes:
+            data = bytes(data)  # a bytearray or memoryview from some transports
+        if self.disabled:
+            yield data
+            return
+        if self._held:
+            data, self._held = self._held + data, b""
+        pos, end = 0, len(data)
+        limit = self.max_payload
+        while pos < end:
+            if self._owed:
+                take = min(self._owed, end - pos)
+                self._owed -= take
+                yield data[pos : pos + take]
+                pos += take
+                continue
+            if data[pos] == FAST_FIRST_BYTE and not self._in_message and not self._passed_header:
+                # The common header forms inline: 7-bit length, or a minimal 16-bit one.
+                length = data[pos + 1] if pos + 1 < end else 0xFF
+                if length < 126:
+                    start = pos + 2
+                elif length == 126 and pos + 4 <= end and (data[pos + 2] or data[pos + 3] > 125):
+                    length = data[pos + 2] << 8 | data[pos + 3]
+                    start = pos + 4
+                else:
+                    header = _read_header(data, pos, end)
+                    if header is None:
+                        self._held = bytes(data[pos:])
+                        return
+                    if header is False:
+                        self.disabled = True
+                        yield data[pos:]
+                        return
+                    assert isinstance(header, _Header)
+                    start, length = pos + header.size, header.payload
+                if length > limit or start + length > end:
+                    self._owed = start - pos + length  # wsproto reads it as it arrives
+                    continue
+                try:
+                    text = data[start : start + length].decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    self.disabled = True
+                    yield InvalidText(str(exc))
+                    return
+                yield text
+                pos = start + length
+                continue
+            # A frame for wsproto: its bytes go on as they come; its header says how many.
+            prefix = self._passed_header
+            if prefix:
+                window = prefix + data[pos : pos + 10]
+                header = _read_header(window, 0, len(window))
+            else:
+                header = _read_header(data, pos, end)
+            if header is False or (isinstance(header, _Header) and not self._in_step(header)):
+                self.disabled = True
+                yield data[pos:]
+                return
+            if header is None:
+                self._passed_header = prefix + data[pos:]
+                yield data[pos:]
+                return
+            assert isinstance(header, _Header)
+            self._passed_header = b""
+            self._owed = header.size + header.payload - len(prefix)
+
+    def _in_step(self, header: _Header) -> bool:
+        """Follow fragmented messages; False for a frame out of sequence (wsproto refuses it)."""
+        opcode = header.opcode
+        if opcode == _CONTINUATION:
+            if not self._in_message:
+                return False
+            self._in_message = not header.fin
+        elif opcode in _DATA_OPCODES:
+            if self._in_message:
+                return False
+            self._in_message = not header.fin
+        return True
+
+
+def wsproto_between_frames(ws: wsproto.WSConnection) -> bool:
+    """Whether wsproto holds no part of a frame or fragmented message, so that the next byte
+    received starts a frame. Asked after the handshake, until it holds: the 101 response may
+    arrive together with the start of a frame. It reads wsproto internals that have been stable
+    for years; if they ever change, this answers False and the connection stays on wsproto."""
+    connection = ws.connection
+    if connection is None:
+        return False
+    try:
+        proto = connection._proto
+        frames = proto._frame_decoder
+        return (
+            frames.header is None
+            and len(frames.buffer) == 0
+            and proto._message_decoder.opcode is None
+        )
+    except AttributeError:
+        return False
