@@ -3,23 +3,27 @@
 Commands run as real subprocesses (`python -m weex_anyio ...`) beside a simulator in the test's
 event loop, so exit codes, output streams and signals are the real thing. What they write is
 checked with independent readers: `json.loads`, the `sqlite3` module, the doc's example frames,
-RFC 6455's handshake example, and a tmux screen capture for the dashboard.
+RFC 6455's handshake example, and a pseudo-terminal screen (via pyte) for the dashboard.
 """
 
 from __future__ import annotations
 
 import copy
+import fcntl
 import io
 import json
 import logging
 import os
+import pty
 import re
+import select
 import shlex
-import shutil
 import signal
 import sqlite3
+import struct
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -28,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import pyte
 import pytest
 import wsproto
 from hypothesis import given, settings
@@ -698,29 +703,41 @@ def test_dashboard_render_shows_each_section_before_data() -> None:
 
 
 @contextmanager
-def tmux_session(command: str, *, width: int = 140, height: int = 50) -> Iterator[Any]:
-    tmux = shutil.which("tmux")
-    if tmux is None:
-        pytest.skip("tmux is not installed (apt-get install -y tmux) so the terminal is not tested")
-    socket = f"weex-cli-test-{os.getpid()}"
-    base = [tmux, "-L", socket, "-f", os.devnull]
-    subprocess.run(  # noqa: S603 - tmux with our own arguments
-        [*base, "new-session", "-d", "-s", "demo", "-x", str(width), "-y", str(height), command],
-        check=True,
+def terminal_session(command: str, *, width: int = 140, height: int = 50) -> Iterator[Any]:
+    """Run `command` on a real pseudo-terminal and read its screen through pyte, a terminal
+    emulator: what a person would see, with no dependency on tmux or the host's terminal."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+    process = subprocess.Popen(  # noqa: S603 - our own command line
+        ["/bin/sh", "-c", command],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
         cwd=ROOT,
-        env=cli_env(),
+        env={**cli_env(), "TERM": "xterm-256color", "COLUMNS": str(width), "LINES": str(height)},
+        start_new_session=True,
     )
+    os.close(slave)
+    screen = pyte.Screen(width, height)
+    feed = pyte.ByteStream(screen)
 
     def capture() -> str:
-        done = subprocess.run(  # noqa: S603 - tmux with our own arguments
-            [*base, "capture-pane", "-p", "-t", "demo"], check=True, capture_output=True, text=True
-        )
-        return done.stdout
+        while select.select([master], [], [], 0)[0]:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # the program ended and the terminal closed
+                break
+            if not data:
+                break
+            feed.feed(data)
+        return "\n".join(line.rstrip() for line in screen.display)
 
     try:
         yield capture
     finally:
-        subprocess.run([*base, "kill-server"], check=False, capture_output=True)  # noqa: S603
+        process.kill()
+        process.wait()
+        os.close(master)
 
 
 def wait_for_screen(capture: Any, ready: Any, timeout: float = 15) -> str:
@@ -734,7 +751,7 @@ def wait_for_screen(capture: Any, ready: Any, timeout: float = 15) -> str:
 
 def test_demo_dashboard_redraws_in_a_terminal() -> None:
     command = f"{shlex.quote(PYTHON)} -m weex_anyio demo --duration 3; echo EXIT=$?; sleep 60"
-    with tmux_session(command) as capture:
+    with terminal_session(command) as capture:
         screen = wait_for_screen(
             capture, lambda s: re.search(r"\d{2}:\d{2}:\d{2}\.\d{3}\s+cmt_\w+\s+(buy|sell)", s)
         )
