@@ -8,6 +8,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.fixtures_messages import DEPTH_PUSH
 from weex_proto.messages import DepthUpdate, PriceLevel, parse_push
 from weex_proto.orderbook import Applied, BookState, Ignored, NeedsResync, OrderBook
 
@@ -48,31 +49,7 @@ def test_doc_example_delta_applies_on_top_of_a_snapshot() -> None:
     bids = {D("103435.9"): D("1"), D("103435.7"): D("2"), D("103435.6"): D("3")}
     asks = {D("103436.1"): D("1"), D("103436.5"): D("4")}
     assert book.apply(snapshot(3644174245, bids, asks)) == Applied()
-    frame = {
-        "event": "payload",
-        "channel": "depth.cmt_btcusdt.15",
-        "data": [
-            {
-                "startVersion": "3644174246",
-                "endVersion": "3644174270",
-                "level": 15,
-                "depthType": "CHANGED",
-                "symbol": "cmt_btcusdt",
-                "asks": [
-                    {"price": "103436.1", "size": "0.91500"},
-                    {"price": "103436.3", "size": "1.95800"},
-                    {"price": "103436.5", "size": "0"},
-                    {"price": "103436.6", "size": "1.08300"},
-                ],
-                "bids": [
-                    {"price": "103435.9", "size": "2.40500"},
-                    {"price": "103435.7", "size": "0"},
-                    {"price": "103435.6", "size": "0.32700"},
-                ],
-            }
-        ],
-    }
-    [changed] = parse_push(frame)
+    [changed] = parse_push(DEPTH_PUSH)  # the reference's CHANGED example, verbatim
     assert isinstance(changed, DepthUpdate)
     assert book.apply(changed) == Applied()
     assert book.version == 3644174270
