@@ -12,6 +12,7 @@ for code that cannot use a context manager (then call `close()` when done).
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -36,6 +37,10 @@ class WeexWebSocketClient(BaseClient):
         self._host_done: anyio.Event | None = None
         self._host_task: asyncio.Task[None] | None = None
         super().__init__(config, **options)
+
+    @staticmethod
+    def _default_rng() -> random.Random:
+        return random.Random()  # OS-seeded; jitter only, not security
 
     def _make_backend(
         self, config: WeexConfig, transport: Transport | None

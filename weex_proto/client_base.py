@@ -333,7 +333,7 @@ class BaseClient(abc.ABC):
         self._hub = ClientHub(
             self.config,
             options=options,
-            rng=rng if rng is not None else random.Random(),  # jitter only, not security
+            rng=rng if rng is not None else self._default_rng(),
             max_retries=max_retries,
             backoff_base=backoff_base,
             backoff_max=backoff_max,
@@ -352,6 +352,11 @@ class BaseClient(abc.ABC):
         return f"<{type(self).__name__} {state} channels={len(self.subscriptions)}>"
 
     # ------------------------------------------------------------------ adapter hooks
+
+    @staticmethod
+    @abc.abstractmethod
+    def _default_rng() -> random.Random:
+        """Backoff jitter when the user injects none: the adapter seeds it (the core never does)."""
 
     @abc.abstractmethod
     def _make_backend(

@@ -10,6 +10,7 @@ the nursery, which trio's structured concurrency ties to `async with`.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -32,6 +33,10 @@ class WeexWebSocketClient(BaseClient):
         self._nursery: trio.Nursery | None = None
         self._nursery_manager: Any = None
         super().__init__(config, **options)
+
+    @staticmethod
+    def _default_rng() -> random.Random:
+        return random.Random()  # OS-seeded; jitter only, not security
 
     def _make_backend(
         self, config: WeexConfig, transport: Transport | None
