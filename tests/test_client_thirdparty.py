@@ -554,3 +554,28 @@ async def test_slow_private_consumer_gets_overflow_error(server: ThirdPartyWeexS
         with pytest.raises(StreamOverflowError):
             await take(stream)
         assert client.is_connected
+
+
+# subscribe(ack_timeout=...) ------------------------------------------------------------------
+
+
+async def test_subscribe_can_wait_for_the_servers_answer(server: ThirdPartyWeexServer) -> None:
+    refused = "ticker.cmt_nosuchusdt"
+    server.subscribe_errors[refused] = {
+        "event": "error",
+        "code": "40020",
+        "msg": "Parameter channel is invalid",
+        "channel": refused,
+    }
+    server.subscribe_errors["ticker.cmt_silentusdt"] = {"event": "payload", "channel": "x"}
+    async with make_client(server) as client:
+        assert await client.subscribe("ticker", symbol="BTCUSDT", ack_timeout=5) == BTC
+        assert BTC in client.subscriptions
+        assert await client.subscribe("ticker", symbol="BTCUSDT", ack_timeout=5) == BTC  # acked
+        with pytest.raises(ServerError, match="Parameter channel is invalid"):
+            await client.subscribe(refused, ack_timeout=5)
+        assert refused not in client.subscriptions
+        with pytest.raises(TimeoutError, match="cmt_silentusdt"):
+            await client.subscribe("ticker", symbol="SILENTUSDT", ack_timeout=0.2)
+        (peer,) = server.open_peers()
+        assert peer.channels("subscribe").count(BTC) == 1

@@ -15,7 +15,7 @@ import random
 from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable
 from typing import Any, Literal, Protocol
 
-from .channels import build_channel
+from .channels import build_channel, is_private_channel
 from .config import Endpoint, WeexConfig
 from .connection import (
     NORMAL_CLOSURE,
@@ -473,17 +473,50 @@ class BaseClient(abc.ABC):
             runner = await self._runner(session.private)
             await runner.flush()
 
-    async def subscribe(self, channel: str, *, symbol: str | None = None, **params: Any) -> str:
+    async def subscribe(
+        self,
+        channel: str,
+        *,
+        symbol: str | None = None,
+        ack_timeout: float | None = None,
+        **params: Any,
+    ) -> str:
         """Subscribe (connecting if needed) and return the wire channel name.
 
         `subscribe("ticker", symbol="BTCUSDT")`, `subscribe("depth", symbol="ETHUSDT",
         level=200)`, `subscribe("orders")` or a full name like `subscribe("ticker.cmt_btcusdt")`.
+        With `ack_timeout`, also wait that long for the server's answer: its error (e.g.
+        `ServerError` for an unknown channel) is raised, and `TimeoutError` if none comes.
         """
         name = build_channel(channel, symbol, **params)
         if self._closed:
             raise LocalProtocolError("the client is closed")
         await self._ensure_task_host()  # refuse before the channel is recorded as wanted
-        await self._flush(self._hub.user_subscribe(name, self._clock()))
+        if ack_timeout is None:
+            await self._flush(self._hub.user_subscribe(name, self._clock()))
+            return name
+        answer: list[WeexError | None] = []
+        answered = self._backend.event()
+
+        def on_answer(error: WeexError | None) -> None:
+            answer.append(error)
+            answered.set()
+
+        stop_listening = self._hub.listen_for_ack(name, on_answer)  # before the request goes out
+        try:
+            session = self._hub.user_subscribe(name, self._clock())
+            await self._flush(session)
+            if name in self._hub.session(is_private_channel(name)).subscriptions.active:
+                return name  # already acknowledged earlier: no new answer will come
+            with self._backend.move_on_after(ack_timeout):
+                await answered.wait()
+        finally:
+            stop_listening()
+        if not answer:
+            raise TimeoutError(f"no answer to subscribing {name!r} within {ack_timeout:g}s")
+        if answer[0] is not None:
+            self._hub.user_unsubscribe(name, self._clock())  # refused: it is not wanted any more
+            raise answer[0]
         return name
 
     async def unsubscribe(self, channel: str, *, symbol: str | None = None, **params: Any) -> None:

@@ -125,6 +125,7 @@ class ClientHub:
         self.health = Health()
         self._async_handlers: list[tuple[str, Handler, MessageBuffer]] = []
         self._books: dict[str, BookFeed] = {}
+        self._ack_listeners: dict[str, list[Callable[[WeexError | None], None]]] = {}
 
     # ------------------------------------------------------------------ sessions
 
@@ -186,6 +187,26 @@ class ClientHub:
         session = self.acquire(channel, now)
         self.user_channels.add(channel)
         return session
+
+    def listen_for_ack(
+        self, channel: str, listener: Callable[[WeexError | None], None]
+    ) -> Callable[[], None]:
+        """Call `listener(None)` when the server acknowledges `channel`, or with the error it
+        answers instead. Returns the function that stops listening."""
+        listeners = self._ack_listeners.setdefault(channel, [])
+        listeners.append(listener)
+
+        def stop() -> None:
+            if listener in listeners:
+                listeners.remove(listener)
+            if not listeners:
+                self._ack_listeners.pop(channel, None)
+
+        return stop
+
+    def _answer_listeners(self, channel: str, error: WeexError | None) -> None:
+        for listener in list(self._ack_listeners.get(channel, ())):
+            listener(error)
 
     def user_unsubscribe(self, channel: str, now: float) -> WeexSession | None:
         if channel not in self.user_channels:
@@ -309,6 +330,8 @@ class ClientHub:
             elif isinstance(event, PongReceived):
                 self.health.pong(_endpoint_name(session), event.round_trip)
             elif isinstance(event, Subscribed | Unsubscribed):
+                if isinstance(event, Subscribed):
+                    self._answer_listeners(event.channel, None)
                 log.debug(
                     "%s %s",
                     type(event).__name__.lower(),
@@ -489,6 +512,7 @@ class ClientHub:
             return
         # The server refused a channel: streams that asked for exactly it cannot get data.
         error: WeexError = exception_for(event.kind, event.code, event.message)
+        self._answer_listeners(event.channel, error)
         for buffer in self.routers[session.private].route(event.channel)[1]:
             if buffer.name == event.channel:
                 buffer.close(error)
