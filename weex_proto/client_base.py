@@ -26,12 +26,11 @@ from .connection import (
 )
 from .errors import ConnectionClosedError, LocalProtocolError, WeexError
 from .events import WebSocketMessage
-from .fanout import BufferClosed, MessageBuffer
+from .fanout import BufferClosed, Handler, MessageBuffer
 from .health import Health
 from .hub import (
     ClientHub,
     GapCallback,
-    Handler,
     StreamPlan,
     plan_order_book,
     plan_private,
@@ -64,10 +63,6 @@ class ScopeLike(Protocol):
 class LockLike(Protocol):
     async def __aenter__(self) -> Any: ...
     async def __aexit__(self, *exc_info: Any) -> bool | None: ...
-
-
-class ByteStreamLike(Protocol):
-    """A connected byte stream as the backend's transport returns it."""
 
 
 class Backend(abc.ABC):

@@ -38,7 +38,7 @@ from .events import (
     Unsubscribed,
     WebSocketMessage,
 )
-from .fanout import ChannelRefs, MessageBuffer, OverflowPolicy, Router
+from .fanout import ChannelRefs, Handler, MessageBuffer, OverflowPolicy, Router
 from .health import Health
 from .messages import DepthUpdate, PayloadError
 from .orderbook import Applied, NeedsResync, OrderBook
@@ -46,7 +46,6 @@ from .session import Decision, GiveUp, Reconnect, Stop, WeexSession
 
 log = logging.getLogger("weex_ws")
 
-Handler = Callable[[WebSocketMessage], Any]
 GapCallback = Callable[[str, tuple[str, ...]], Any]
 DEFAULT_TICKER_SYMBOLS = ("cmt_btcusdt", "cmt_ethusdt")
 
@@ -429,10 +428,7 @@ class ClientHub:
 
     def _deliver(self, session: WeexSession, message: WebSocketMessage, now: float) -> None:
         self.health.message(_endpoint_name(session), now)
-        handlers, buffers = self.routers[session.private].route(message.channel)
-        for buffer in buffers:
-            buffer.put(message)
-        for handler in handlers:
+        for handler in self.routers[session.private].deliver(message):
             try:
                 handler(message)
             except Exception:
