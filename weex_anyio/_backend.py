@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import time
 from typing import Any
 
 import anyio
@@ -41,6 +42,9 @@ class AnyioBackend(Backend):
 
     def loop_time(self) -> float:
         return anyio.current_time()
+
+    def wall_time(self) -> float:
+        return time.time()
 
     async def open_stream(self, endpoint: Endpoint) -> anyio.abc.ByteStream:
         return await self._transport(endpoint)

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import anyio
 import anyio.abc
 
-from weex_proto.client_base import AnchoredClock, Backend, BaseClient
+from weex_proto.client_base import Backend, BaseClient
 from weex_proto.config import WeexConfig
 from weex_proto.errors import LocalProtocolError
 from weex_proto.tls import default_ssl_context
@@ -42,11 +41,9 @@ class WeexWebSocketClient(BaseClient):
     def _default_rng() -> random.Random:
         return random.Random()  # OS-seeded; jitter only, not security
 
-    def _make_backend(
-        self, config: WeexConfig, transport: Transport | None
-    ) -> tuple[Backend, Callable[[], float]]:
+    def _make_backend(self, config: WeexConfig, transport: Transport | None) -> Backend:
         transport = transport or tcp_transport(default_ssl_context(config.verify_tls))
-        return AnyioBackend(transport), AnchoredClock(time.time(), anyio.current_time)
+        return AnyioBackend(transport)
 
     async def __aenter__(self) -> WeexWebSocketClient:
         task_group = anyio.create_task_group()

@@ -83,7 +83,12 @@ class Backend(abc.ABC):
     def shield(self) -> ScopeLike: ...
 
     @abc.abstractmethod
-    def loop_time(self) -> float: ...
+    def loop_time(self) -> float:
+        """The loop's monotonic clock: the default `now` for every deadline."""
+
+    @abc.abstractmethod
+    def wall_time(self) -> float:
+        """Seconds since the epoch, read fresh: for signing and for stamping messages only."""
 
     @abc.abstractmethod
     async def open_stream(self, endpoint: Endpoint) -> Any: ...
@@ -97,26 +102,6 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     async def close_stream(self, stream: Any) -> None: ...
-
-
-class AnchoredClock:
-    """Seconds since the epoch that advance with the event loop's clock.
-
-    The core wants wall time (it signs with it and stamps messages with it) and deadlines that
-    agree with the loop's sleeps. Anchoring wall time to the loop clock once gives both, and
-    keeps working under trio's MockClock in tests.
-    """
-
-    def __init__(self, wall_time: float, loop_time: Callable[[], float]) -> None:
-        self._wall0 = wall_time
-        self._loop_time = loop_time
-        self._loop0: float | None = None
-
-    def __call__(self) -> float:
-        now = self._loop_time()
-        if self._loop0 is None:
-            self._loop0 = now
-        return self._wall0 + (now - self._loop0)
 
 
 # --------------------------------------------------------------------------- waiting on buffers
@@ -159,12 +144,14 @@ class EndpointRunner:
         backend: Backend,
         *,
         clock: Callable[[], float],
+        wall_clock: Callable[[], float],
         connect_timeout: float,
     ) -> None:
         self.hub = hub
         self.session = session
         self._backend = backend
         self._clock = clock
+        self._wall_clock = wall_clock
         self._connect_timeout = connect_timeout
         self._stream: Any = None
         self._send_lock = backend.lock()
@@ -196,7 +183,9 @@ class EndpointRunner:
     async def run(self) -> None:
         try:
             while True:
-                conn = self.hub.start_attempt(self.session, self._clock())
+                conn = self.hub.start_attempt(
+                    self.session, self._clock(), wall_time=self._wall_clock()
+                )
                 stream = None
                 with self._backend.move_on_after(self._connect_timeout) as timer:
                     try:
@@ -242,7 +231,7 @@ class EndpointRunner:
                 if scope.cancelled_caught:  # a deadline, or flush() saw a close
                     conn.handle_timer(now)
                 else:
-                    conn.receive_data(data, now)
+                    conn.receive_data(data, now, wall_time=self._wall_clock())
                 decision = self.hub.handle_events(self.session, conn, now)
                 await self.flush()
                 if conn.is_open != was_open or decision is not None:
@@ -312,10 +301,15 @@ class BaseClient(abc.ABC):
         transport: Any = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] | None = None,
+        wall_clock: Callable[[], float] | None = None,
         on_gap: GapCallback | None = None,
     ) -> None:
         """Arguments as documented in the README; `transport` is an async callable taking an
-        `Endpoint` and returning a connected byte stream of the adapter's kind."""
+        `Endpoint` and returning a connected byte stream of the adapter's kind.
+
+        Two clocks, never mixed: `clock` (default: the event loop's, so trio's MockClock works)
+        times every deadline; `wall_clock` (default: `time.time`, read at each use) signs the
+        private handshake and stamps messages. A replay passes its recorded times as both."""
         self.config = config if config is not None else WeexConfig.from_env()
         options = ConnectionOptions(
             ping_interval=ping_interval,
@@ -335,8 +329,9 @@ class BaseClient(abc.ABC):
             buffer_size=buffer_size,
             on_gap=on_gap,
         )
-        self._backend, default_clock = self._make_backend(self.config, transport)
-        self._clock = clock if clock is not None else default_clock
+        self._backend = self._make_backend(self.config, transport)
+        self._clock = clock if clock is not None else self._backend.loop_time
+        self._wall_clock = wall_clock if wall_clock is not None else self._backend.wall_time
         self._connect_timeout = connect_timeout
         self._runners: dict[bool, EndpointRunner] = {}
         self._pending_workers: list[Callable[[], Coroutine[Any, Any, None]]] = []
@@ -354,10 +349,8 @@ class BaseClient(abc.ABC):
         """Backoff jitter when the user injects none: the adapter seeds it (the core never does)."""
 
     @abc.abstractmethod
-    def _make_backend(
-        self, config: WeexConfig, transport: Any
-    ) -> tuple[Backend, Callable[[], float]]:
-        """The loop's primitives, and the default clock (wall time anchored to the loop's)."""
+    def _make_backend(self, config: WeexConfig, transport: Any) -> Backend:
+        """The loop's primitives (and its clocks)."""
 
     @abc.abstractmethod
     def _start_soon(self, work: Callable[[], Coroutine[Any, Any, None]], name: str) -> bool:
@@ -399,6 +392,7 @@ class BaseClient(abc.ABC):
             session,
             self._backend,
             clock=self._clock,
+            wall_clock=self._wall_clock,
             connect_timeout=self._connect_timeout,
         )
         self._runners[private] = runner

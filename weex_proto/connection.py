@@ -11,8 +11,12 @@ Lifecycle::
                               |                 \\--EOF / dead / protocol error--------> CLOSED
                               \\--HTTP 4xx/5xx, timeout, garbage------------------------> CLOSED
 
-Time (`now`) is seconds since the epoch, from the adapter's clock; it is used for deadlines,
-for signing the private handshake and as the receive timestamp of every message.
+Two clocks come in, never mixed. `now` is a monotonic time (any origin: the event loop's clock)
+and serves only deadlines: heartbeat, handshake, close and stale timers. `wall_time` is seconds
+since the epoch, read fresh by the caller when the bytes arrived (or when the handshake is sent):
+it signs the private handshake and stamps every message. A caller that has only one clock, and
+it is the wall clock (a replay, a hand-driven test), may leave `wall_time` out: `now` is then
+used for both.
 
 wsproto does the handshake and every unusual frame. Once the connection is open, plain text
 frames (nearly all WEEX sends) skip it through `fastframe.FastFrameReader`, with the same
@@ -154,7 +158,10 @@ class WeexConnection:
         self.close_code: int | None = None
         self.close_reason = ""
         self.opened_at: float | None = None
+        """Monotonic `now` of the handshake's completion."""
         self.last_payload_at: float | None = None
+        """Monotonic `now` of the latest data push (drives the stale-feed timer)."""
+        self._wall_time = 0.0  # epoch seconds of the bytes being read: stamps messages
 
     def __repr__(self) -> str:
         kind = "private" if self.private else "public"
@@ -208,11 +215,12 @@ class WeexConnection:
 
     # ----------------------------------------------------------------- commands
 
-    def initiate(self, now: float) -> None:
-        """Queue the HTTP upgrade request (signed at `now` for private connections)."""
+    def initiate(self, now: float, *, wall_time: float | None = None) -> None:
+        """Queue the HTTP upgrade request; a private one is signed at `wall_time`."""
         if self._state is not ConnectionState.IDLE:
             raise LocalProtocolError(f"cannot initiate a connection in state {self._state.value}")
-        headers = handshake_headers(self.config, private=self.private, now=now)
+        signed_at = now if wall_time is None else wall_time
+        headers = handshake_headers(self.config, private=self.private, now=signed_at)
         request = ws.Request(
             host=self._endpoint.host_header,
             target=self._endpoint.path,
@@ -268,10 +276,16 @@ class WeexConnection:
 
     # ----------------------------------------------------------------- input side
 
-    def receive_data(self, data: bytes | None, now: float) -> None:
-        """Bytes read from the socket; `None` (or b"") means the peer closed the TCP stream."""
+    def receive_data(
+        self, data: bytes | None, now: float, *, wall_time: float | None = None
+    ) -> None:
+        """Bytes read from the socket; `None` (or b"") means the peer closed the TCP stream.
+
+        Messages in `data` are stamped with `wall_time` (epoch seconds when it was read).
+        """
         if self._state in (ConnectionState.CLOSED, ConnectionState.IDLE):
             return
+        self._wall_time = now if wall_time is None else wall_time
         if not data:
             self._finish(ABNORMAL_CLOSURE, "connection lost", CloseInitiator.TRANSPORT)
             return
@@ -407,7 +421,8 @@ class WeexConnection:
         requests = self.subscriptions.connection_opened(now)
         for request in requests:
             self._send_json(request)
-        self._emit(Connected(self.private, tuple(r["channel"] for r in requests)))
+        resubscribed = tuple(r["channel"] for r in requests)
+        self._emit(Connected(self.private, resubscribed, opened_at=self._wall_time))
 
     def _handle_reject_done(self) -> None:
         assert self._reject is not None
@@ -452,7 +467,8 @@ class WeexConnection:
             channel = frame.get("channel")
             if isinstance(channel, str):
                 self.last_payload_at = now
-                self._emit(MessageReceived(WebSocketMessage(channel, frame, now, text)))
+                message = WebSocketMessage(channel, frame, self._wall_time, text)
+                self._emit(MessageReceived(message))
             else:
                 self._emit(MessageSkipped("payload without a channel", text[:_SKIPPED_RAW_LIMIT]))
         elif event == "ping" or (event is None and frame.get("type") == "ping"):
@@ -476,7 +492,7 @@ class WeexConnection:
         if time is not None:
             reply["time"] = time  # echo exactly what the server sent, type and all
         self._send_json(reply)
-        self._emit(PingAnswered(time_text, key, now))
+        self._emit(PingAnswered(time_text, key, self._wall_time))
 
     def _handle_ack(self, event: str, channel: object, text: str, now: float) -> None:
         if not isinstance(channel, str):

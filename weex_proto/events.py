@@ -22,7 +22,8 @@ class WebSocketMessage:
 
     `data` is the whole decoded JSON frame (a mapping: `event`, `channel`, and `data` for public
     pushes or `msg` for private ones). `timestamp` is when we received it, in seconds since the
-    epoch, as given to the core by the adapter. `raw` is the exact text of the frame.
+    epoch: the wall clock, read by the adapter when the bytes arrived. `raw` is the exact text of
+    the frame.
     """
 
     channel: str
@@ -57,6 +58,8 @@ class Connected(Event):
 
     private: bool
     resubscribed: tuple[str, ...] = ()
+    opened_at: float = attrs.field(default=0.0, eq=False)
+    """Wall time (epoch seconds) of the handshake's completion."""
 
 
 @attrs.frozen
@@ -93,6 +96,7 @@ class PingAnswered(Event):
     time: str
     key: str
     received_at: float
+    """Wall time (epoch seconds) the ping arrived: `time` is the server's, in milliseconds."""
 
 
 @attrs.frozen

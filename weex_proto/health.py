@@ -9,6 +9,8 @@ from .events import PingAnswered
 
 @attrs.define
 class EndpointHealth:
+    """One endpoint's numbers; every time here is wall time (epoch seconds), as on messages."""
+
     connected_at: float | None = None
     last_message_at: float | None = None
     messages: int = 0

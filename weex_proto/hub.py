@@ -293,8 +293,10 @@ class ClientHub:
 
     # ------------------------------------------------------------------ the endpoint loop
 
-    def start_attempt(self, session: WeexSession, now: float) -> WeexConnection:
-        conn = session.start_attempt(now)
+    def start_attempt(
+        self, session: WeexSession, now: float, *, wall_time: float | None = None
+    ) -> WeexConnection:
+        conn = session.start_attempt(now, wall_time=wall_time)
         log.info(
             "connecting to %s (attempt %d)",
             _endpoint_name(session),
@@ -325,7 +327,7 @@ class ClientHub:
             if isinstance(event, MessageReceived):
                 self._deliver(session, event.message, now)
             elif isinstance(event, PingAnswered):
-                self.health.ping(_endpoint_name(session), event, now)
+                self.health.ping(_endpoint_name(session), event, event.received_at)
             elif isinstance(event, PongReceived):
                 self.health.pong(_endpoint_name(session), event.round_trip)
             elif isinstance(event, Subscribed | Unsubscribed):
@@ -350,7 +352,7 @@ class ClientHub:
                 )
             elif isinstance(event, Connected):
                 session.connected(now)
-                self.health.connected(_endpoint_name(session), now)
+                self.health.connected(_endpoint_name(session), event.opened_at)
                 log.info(
                     "connected to %s",
                     _endpoint_name(session),
@@ -427,7 +429,7 @@ class ClientHub:
     # ------------------------------------------------------------------ dispatch
 
     def _deliver(self, session: WeexSession, message: WebSocketMessage, now: float) -> None:
-        self.health.message(_endpoint_name(session), now)
+        self.health.message(_endpoint_name(session), message.timestamp)
         for handler in self.routers[session.private].deliver(message):
             try:
                 handler(message)

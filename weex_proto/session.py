@@ -102,8 +102,9 @@ class WeexSession:
     def connection_attempts(self) -> int:
         return self.policy.total_attempts
 
-    def start_attempt(self, now: float) -> WeexConnection:
-        """A new connection for the next attempt, with its handshake already queued."""
+    def start_attempt(self, now: float, *, wall_time: float | None = None) -> WeexConnection:
+        """A new connection for the next attempt, with its handshake already queued (a private
+        one signed at `wall_time`, epoch seconds read just now: WEEX allows 30 s of skew)."""
         self.policy.on_connect_attempt()
         self.connection = WeexConnection(
             self.config,
@@ -111,7 +112,7 @@ class WeexSession:
             subscriptions=self.subscriptions,
             options=self.options,
         )
-        self.connection.initiate(now)
+        self.connection.initiate(now, wall_time=wall_time)
         self.state = SessionState.CONNECTING
         self._last_problem = None
         self._retry_after = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import time
 from typing import Any
 
 import trio
@@ -39,6 +40,9 @@ class TrioBackend(Backend):
 
     def loop_time(self) -> float:
         return trio.current_time()
+
+    def wall_time(self) -> float:
+        return time.time()
 
     async def open_stream(self, endpoint: Endpoint) -> trio.abc.Stream:
         return await self._transport(endpoint)

@@ -11,13 +11,12 @@ the nursery, which trio's structured concurrency ties to `async with`.
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import trio
 
-from weex_proto.client_base import AnchoredClock, Backend, BaseClient
+from weex_proto.client_base import Backend, BaseClient
 from weex_proto.config import WeexConfig
 from weex_proto.errors import LocalProtocolError
 from weex_proto.tls import default_ssl_context
@@ -38,11 +37,9 @@ class WeexWebSocketClient(BaseClient):
     def _default_rng() -> random.Random:
         return random.Random()  # OS-seeded; jitter only, not security
 
-    def _make_backend(
-        self, config: WeexConfig, transport: Transport | None
-    ) -> tuple[Backend, Callable[[], float]]:
+    def _make_backend(self, config: WeexConfig, transport: Transport | None) -> Backend:
         transport = transport or tcp_transport(default_ssl_context(config.verify_tls))
-        return TrioBackend(transport), AnchoredClock(time.time(), trio.current_time)
+        return TrioBackend(transport)
 
     async def __aenter__(self) -> WeexWebSocketClient:
         self._nursery_manager = trio.open_nursery()

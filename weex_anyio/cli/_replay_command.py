@@ -2,7 +2,7 @@
 
 The client connects through a `ReplayTransport` instead of TCP, subscribes to the recording's
 channels, and one synchronous handler for every channel prints each message as the client
-decodes it; its clock is the replay's, so timestamps are the recorded ones. When the last frame
+decodes it; its wall clock is the replay's, so timestamps are the recorded ones. When the last frame
 has been handled the client closes the connection itself (a clean close handshake), and the
 command exits 0.
 """
@@ -39,7 +39,7 @@ async def run_replay(args: argparse.Namespace, stopper: Stopper, out: Output) ->
     client = WeexWebSocketClient(
         REPLAY_CONFIG,
         transport=transport,
-        clock=transport.clock,
+        wall_clock=transport.clock,  # messages carry their recorded times
         ping_interval=None,  # recorded time jumps; a quiet stretch is not a dead connection
         max_retries=0,
     )

@@ -1,7 +1,7 @@
 """A transport that plays a recording back to the client as if it were the exchange.
 
     transport = ReplayTransport(frames, speed=1.0)
-    client = WeexWebSocketClient(config, transport=transport, clock=transport.clock,
+    client = WeexWebSocketClient(config, transport=transport, wall_clock=transport.clock,
                                  ping_interval=None)
 
 The client connects through `transport` and gets an in-memory `anyio.abc.ByteStream` whose far
@@ -9,8 +9,9 @@ end is a `weex_proto.replay.ReplayServer`: the upgrade is answered with 101, sub
 acknowledged, and the recorded frames follow in order, paced by their receive times (`speed`
 1.0), faster (`2.0`) or with no waiting at all (`None`). `transport.clock` is the receive time of
 the frame being served, so the client stamps every message with its recorded time and a replay
-gives the same result every time. Heartbeats are best off (`ping_interval=None`): recorded time
-jumps, and a silent stretch of the recording is not a dead connection.
+gives the same result every time. Deadlines keep the loop's own clock. Heartbeats are best off
+(`ping_interval=None`): at `speed=None` nothing is paced, and a silent stretch of the recording is
+not a dead connection.
 
 At the end `finished` is set; then the server closes the connection (`close_at_end=True`) or
 waits for the client to close it. A recording is served once: another connection attempt fails.
