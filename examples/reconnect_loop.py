@@ -8,8 +8,9 @@ Shows the two layers of recovery:
   it: refresh any state that must be complete, e.g. an order book or your open orders);
 * around the client: after `max_retries` failed attempts in a row the client gives up with
   `ReconnectExhaustedError`; the outer `while` loop waits and starts a fresh client. (A
-  connection that drops soon after opening counts as a failed attempt too, so a flapping
-  server also ends in a give-up rather than in reconnecting forever.)
+  connection that drops before the server sent anything counts as a failed attempt too, so a
+  server that accepts and drops at once also ends in a give-up; one that delivers data in
+  between drops is reconnected forever, the delay growing up to `backoff_max`.)
 
 In simulator mode the example misbehaves on purpose: every `--drop-every` seconds it drops all
 connections, and every `--give-up-every`-th time it also refuses the next `max_retries`

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import logging
 import os
 import random
 import ssl
 import subprocess
 import sys
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from tests.adapters import TAKE_LIMIT, Client, Harness, eventually, on_every_ada
 from weex_proto.config import Endpoint
 from weex_proto.errors import (
     AuthenticationError,
+    ConnectionClosedError,
     HandshakeRejectedError,
     LocalProtocolError,
     ReconnectExhaustedError,
@@ -193,6 +195,101 @@ async def test_wrong_secret_fails_at_once_with_authentication_error(h: Harness) 
         assert client.connection_attempts == 1
     assert (h.server.stats.rejected, h.server.stats.accepted) == (1, 0)
     assert "not-the-secret" not in str(caught.value)
+
+
+def logged(caplog: pytest.LogCaptureFixture, event: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if getattr(r, "weex_event", None) == event]
+
+
+@on_every_adapter(tick_interval=0.02)
+async def test_reconnects_that_deliver_data_never_use_up_the_retries(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="weex_ws")
+    max_retries, drops = 2, 4
+    async with h.client(max_retries=max_retries) as client:
+        stream = generator(client.stream_tickers("BTCUSDT"))
+        await take(stream)
+        for _ in range(drops):
+            assert await h.server.drop_connections() == 1
+            message = await take(stream)
+            while not message.gap:  # pushes that came before the drop
+                message = await take(stream)
+            # ...and this one came over the new connection, which resubscribed
+        assert client.connection_attempts == 1 + drops
+        assert client.is_connected
+        await stream.aclose()
+    assert h.server.stats.accepted == 1 + drops
+    # Every drop ended a connection that worked: each time it is reconnection attempt 1.
+    assert [getattr(r, "attempt", None) for r in logged(caplog, "reconnecting")] == [1] * drops
+    assert logged(caplog, "gave_up") == []
+
+
+@on_every_adapter(ping_interval=None)
+async def test_connections_that_deliver_nothing_exhaust_the_retries_exactly(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="weex_ws")
+    max_retries = 2
+
+    def open_count(accepted: int) -> Callable[[], bool]:
+        return lambda: h.server.stats.accepted == accepted and len(h.server.connections) == 1
+
+    async with h.client(max_retries=max_retries) as client:
+        await client.connect()  # no subscriptions, no pings: the server never says a thing
+        for accepted in range(1, max_retries + 2):
+            await h.server.wait_until(open_count(accepted))
+            assert await h.server.drop_connections() == 1
+        await eventually(lambda: bool(logged(caplog, "gave_up")))
+        assert client.connection_attempts == 1 + max_retries
+        assert not client.is_connected
+    assert [getattr(r, "attempt", None) for r in logged(caplog, "reconnecting")] == [1, 2]
+    (gave_up,) = logged(caplog, "gave_up")
+    assert "gave up reconnecting after 2 attempts" in gave_up.getMessage()
+    assert "connection lost" in gave_up.getMessage()  # why: the last close, not "None"
+
+
+@on_every_adapter()
+async def test_a_permanent_refusal_fails_at_once_with_its_status(h: Harness) -> None:
+    for status in (404, 403, 400):  # 403 on the public endpoint: no credentials were involved
+        h.server.reject_handshakes(100, status=status)
+        async with h.client(max_retries=5) as client:
+            with anyio.fail_after(5), pytest.raises(HandshakeRejectedError) as caught:
+                await client.connect()
+            assert client.connection_attempts == 1
+        assert not isinstance(caught.value, AuthenticationError)
+        assert (caught.value.status_code, caught.value.permanent) == (status, True)
+        assert f"HTTP {status}" in str(caught.value)
+    assert (h.server.stats.rejected, h.server.stats.accepted) == (3, 0)
+
+
+@on_every_adapter(virtual_time=True, ping_interval=None)
+async def test_handshake_timeouts_are_named_when_giving_up(h: Harness) -> None:
+    h.server.stall()  # TCP connects, but the upgrade is never answered
+    async with h.client(max_retries=1, connect_timeout=0.5) as client:
+        with anyio.fail_after(30), pytest.raises(ReconnectExhaustedError) as caught:
+            await client.connect()
+        assert client.connection_attempts == 2
+    h.server.resume()
+    assert isinstance(caught.value.last_error, ConnectionClosedError)
+    assert "handshake timed out" in str(caught.value.last_error)
+    assert "handshake timed out" in str(caught.value)
+
+
+@on_every_adapter(tick_interval=0.02)
+async def test_a_message_too_big_is_the_last_error(h: Harness) -> None:
+    async with h.client(max_retries=0, max_message_size=4096) as client:
+        stream = generator(client.stream_tickers("BTCUSDT"))
+        await take(stream)
+        huge = {"event": "payload", "channel": BTC, "data": ["x" * 10_000]}
+        await h.server.send_raw(json.dumps(huge))
+        with anyio.fail_after(TAKE_LIMIT), pytest.raises(ReconnectExhaustedError) as caught:
+            async for _ in stream:
+                pass
+    last = caught.value.last_error
+    assert isinstance(last, ConnectionClosedError)
+    assert last.code == 1009
+    assert "1009" in str(caught.value)
 
 
 # 4 ----------------------------------------------------------------------------------------------
@@ -549,6 +646,27 @@ async def test_wss_verifies_certificates_by_default_and_trusts_a_given_ca(h: Har
         assert message.channel == BTC
         assert h.server.stats.accepted == 1
         assert len(failures) == 1
+
+
+@on_every_adapter(tick_interval=0.02)
+async def test_a_certificate_failure_is_spelled_out_in_the_error(h: Harness) -> None:
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    not_trusting = ssl.create_default_context()  # the system's CAs, not this test CA
+
+    async with tls_front(h.server.port, server_context) as (port, _):
+        config = h.config(public_url=f"wss://127.0.0.1:{port}/v2/ws/public")
+        transport = h.adapter.tcp_transport(not_trusting)
+        async with h.client(config, transport=transport, max_retries=0) as client:
+            with anyio.fail_after(5), pytest.raises(ReconnectExhaustedError) as caught:
+                await client.connect()
+    # trio hides it as the __cause__ of an empty BrokenResourceError; the text must not.
+    last = caught.value.last_error
+    assert last is not None
+    for text in (str(caught.value), str(last)):
+        assert "certificate verify failed" in text
+        assert "SSLCertVerificationError" in text
 
 
 def causes(error: BaseException) -> list[BaseException]:

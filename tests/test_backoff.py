@@ -1,4 +1,5 @@
-"""ReconnectPolicy: bounded jittered exponential backoff, retry budget, reset on stable links."""
+"""ReconnectPolicy: bounded jittered exponential backoff, a retry budget of reconnection attempts
+that a useful connection renews, and the backoff step that only a stable one resets."""
 
 from __future__ import annotations
 
@@ -72,7 +73,8 @@ def test_exactly_max_retries_delays_then_none(max_retries: int, seed: int) -> No
     assert all(d is not None for d in delays[:max_retries])
     assert delays[max_retries:] == [None, None, None]
     assert policy.exhausted
-    assert policy.attempts == max_retries + 3
+    assert policy.attempts == max_retries  # reconnection attempts granted: the initial one is not
+    assert policy.failures == max_retries + 3
     assert policy.total_attempts == max_retries + 3
 
 
@@ -207,3 +209,94 @@ def test_total_attempts_counts_successes_too() -> None:
 def test_invalid_arguments_are_rejected(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - the message is not the point
         ReconnectPolicy(rng=random.Random(0), **kwargs)  # type: ignore[arg-type]
+
+
+def connect_and_drop(policy: ReconnectPolicy, *, useful: bool, up: float = 0.5) -> float | None:
+    policy.on_connect_attempt()
+    policy.on_connected(now=0.0)
+    if useful:
+        policy.on_useful()
+    return policy.on_disconnected(now=up)
+
+
+def test_useful_connections_renew_the_retry_budget() -> None:
+    policy = ReconnectPolicy(max_retries=2, stable_after=10.0, rng=random.Random(8))
+    for _ in range(10):
+        assert connect_and_drop(policy, useful=True) is not None
+        assert (policy.attempts, policy.failures) == (1, 0)
+    assert not policy.exhausted
+
+
+def test_useful_but_short_connections_still_slow_down() -> None:
+    # The budget is renewed, the pace is not: a server that delivers a little and drops at once
+    # must not be hammered (300 connection requests per 5 minutes, protocol doc §5.1).
+    policy = ReconnectPolicy(base=1.0, maximum=8.0, max_retries=2, rng=ExtremeRandom(top=True))
+    delays = [connect_and_drop(policy, useful=True) for _ in range(6)]
+    assert delays == [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+    assert connect_and_drop(policy, useful=False, up=10.0) == 1.0  # a stable one resets the pace
+
+
+def test_useful_report_before_the_handshake_is_ignored() -> None:
+    policy = ReconnectPolicy(max_retries=1, rng=random.Random(9))
+    policy.on_connect_attempt()
+    policy.on_useful()  # nothing is open yet: nothing proved
+    assert policy.on_connect_failed(now=0.0) is not None
+    policy.on_connect_attempt()
+    policy.on_useful()
+    assert policy.on_connect_failed(now=1.0) is None
+    assert (policy.attempts, policy.failures) == (1, 2)
+
+
+def test_silent_connections_exhaust_the_budget_exactly() -> None:
+    policy = ReconnectPolicy(max_retries=2, stable_after=10.0, rng=random.Random(10))
+    assert connect_and_drop(policy, useful=True) is not None  # worked: a fresh budget of 2
+    assert policy.attempts == 1
+    assert connect_and_drop(policy, useful=False) is not None
+    assert policy.attempts == 2
+    assert connect_and_drop(policy, useful=False) is None
+    assert policy.exhausted
+    assert (policy.attempts, policy.failures) == (2, 2)
+
+
+outcomes = st.lists(st.sampled_from(["failed", "silent", "useful", "stable"]), max_size=40)
+
+
+@given(runs=outcomes, max_retries=st.none() | st.integers(0, 5), seed=seeds)
+def test_budget_and_pace_follow_the_documented_rules(
+    runs: list[str], max_retries: int | None, seed: int
+) -> None:
+    """A model of backoff.py's docstring: the budget counts reconnection attempts since the last
+    useful connection; the step counts reconnects since the last stable one."""
+    stable_after = 10.0
+    policy = ReconnectPolicy(
+        base=1.0, maximum=1000.0, max_retries=max_retries, stable_after=stable_after,
+        rng=random.Random(seed),
+    )  # fmt: skip
+    granted = step = failures = 0
+    for outcome in runs:
+        policy.on_connect_attempt()
+        if outcome == "failed":
+            delay = policy.on_connect_failed(now=0.0)
+        else:
+            policy.on_connected(now=0.0)
+            if outcome == "useful":
+                policy.on_useful()
+            delay = policy.on_disconnected(now=stable_after if outcome == "stable" else 1.0)
+        if outcome in ("useful", "stable"):
+            granted = failures = 0
+        else:
+            failures += 1
+        if outcome == "stable":
+            step = 0
+        if max_retries is not None and granted >= max_retries:
+            assert delay is None
+            assert policy.exhausted
+            assert (policy.attempts, policy.failures) == (granted, failures)
+            return
+        granted += 1
+        assert delay is not None
+        upper = min(1000.0, 2.0**step)
+        assert 0.5 * upper <= delay <= upper
+        step += 1
+        assert (policy.attempts, policy.failures) == (granted, failures)
+    assert not policy.exhausted

@@ -227,6 +227,30 @@ async def test_exhausted_retries_end_the_stream_and_connect(
         assert [h.status for h in server.handshakes] == [101] + [503] * (2 * max_retries + 1)
 
 
+@pytest.mark.parametrize(
+    ("status", "private", "expected"),
+    [
+        (404, False, HandshakeRejectedError),
+        (403, False, HandshakeRejectedError),  # public: no credentials involved
+        (410, True, HandshakeRejectedError),
+        (403, True, AuthenticationError),  # private: our credentials were refused
+    ],
+)
+async def test_permanent_refusals_fail_at_once_with_a_typed_error(
+    server: ThirdPartyWeexServer, status: int, private: bool, expected: type[Exception]
+) -> None:
+    server.refuse_status = status
+    async with make_client(server, max_retries=5) as client:
+        with anyio.fail_after(5), pytest.raises(expected) as caught:
+            await client.connect(private=private)
+        assert client.connection_attempts == 1
+    assert [h.status for h in server.handshakes] == [status]
+    if expected is HandshakeRejectedError:
+        assert not isinstance(caught.value, AuthenticationError)
+        assert isinstance(caught.value, HandshakeRejectedError)
+        assert (caught.value.status_code, caught.value.permanent) == (status, True)
+
+
 # 5 ----------------------------------------------------------------------------------------------
 
 

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import random
+import ssl
 
 import pytest
+import trio
 
 from tests.wspeer import ServerPeer
 from weex_proto.config import WeexConfig
+from weex_proto.connection import ConnectionOptions
 from weex_proto.errors import (
     AuthenticationError,
     ConfigError,
+    ConnectionClosedError,
     ErrorKind,
     HandshakeRejectedError,
+    RateLimitError,
     ReconnectExhaustedError,
 )
 from weex_proto.events import CloseInitiator, Connected, ConnectionClosed, ConnectionRejected
-from weex_proto.session import GiveUp, Reconnect, SessionState, Stop, WeexSession
+from weex_proto.session import Decision, GiveUp, Reconnect, SessionState, Stop, WeexSession
 
 T0 = 1_700_000_000.0
 CONFIG = WeexConfig(api_key="k", secret_key="s", passphrase="p")
@@ -141,3 +146,258 @@ def test_stable_connection_resets_the_backoff() -> None:
     decision = session.connection_closed(T0 + 200, dropped(T0 + 200))
     assert isinstance(decision, Reconnect)
     assert decision.delay <= 1.0  # back to the first step
+
+
+# --------------------------------------------------------------------------- retry accounting
+
+
+def test_reconnects_that_worked_do_not_use_up_the_retries() -> None:
+    # max_retries=2, and five connections that each handshook, got data and then dropped.
+    session = make_session(max_retries=2)
+    for n in range(5):
+        open_connection(session, T0 + n)
+        session.delivered()
+        decision = session.connection_closed(T0 + n + 0.5, dropped(T0 + n + 0.5))
+        assert isinstance(decision, Reconnect)
+        assert decision.attempt == 1  # each drop starts a fresh run of reconnection attempts
+    assert session.state is SessionState.WAITING
+
+
+def test_connections_that_deliver_nothing_still_exhaust_the_retries() -> None:
+    session = make_session(max_retries=2)
+    decisions: list[Decision] = []
+    for n in range(3):
+        open_connection(session, T0 + n)  # handshakes, then drops before the server says a thing
+        decisions.append(session.connection_closed(T0 + n + 0.5, dropped(T0 + n + 0.5)))
+    assert [d.attempt for d in decisions if isinstance(d, Reconnect)] == [1, 2]
+    give_up = decisions[-1]
+    assert isinstance(give_up, GiveUp)
+    error = give_up.error
+    assert isinstance(error, ReconnectExhaustedError)
+    assert (error.attempts, error.failures) == (2, 3)
+    assert "after 2 attempts" in str(error)
+    assert isinstance(error.last_error, ConnectionClosedError)
+    assert error.last_error.code == 1006
+    assert "connection lost" in str(error)
+
+
+def test_attempt_numbers_count_reconnection_attempts_exactly() -> None:
+    max_retries = 3
+    session = make_session(max_retries=max_retries)
+    attempts = []
+    decision: Decision | None = None
+    while not isinstance(decision, GiveUp):
+        session.start_attempt(T0)
+        decision = session.transport_failed(T0, ConnectionRefusedError("nope"))
+        if isinstance(decision, Reconnect):
+            attempts.append(decision.attempt)
+    assert attempts == list(range(1, max_retries + 1))
+    assert session.connection_attempts == 1 + max_retries
+    error = decision.error
+    assert isinstance(error, ReconnectExhaustedError)
+    assert (error.attempts, error.failures) == (max_retries, max_retries + 1)
+    assert f"gave up reconnecting after {max_retries} attempts" in str(error)
+
+
+def test_a_drop_after_data_then_failures_gives_up_after_max_retries_reconnects() -> None:
+    session = make_session(max_retries=2)
+    open_connection(session, T0)
+    session.delivered()
+    decisions = [session.connection_closed(T0 + 1, dropped(T0 + 1))]
+    for n in range(2):
+        session.start_attempt(T0 + 2 + n)
+        decisions.append(session.transport_failed(T0 + 2 + n, ConnectionRefusedError("nope")))
+    assert [type(d) for d in decisions] == [Reconnect, Reconnect, GiveUp]
+    assert [d.attempt for d in decisions[:2] if isinstance(d, Reconnect)] == [1, 2]
+    assert session.connection_attempts == 3  # the one that worked, then two reconnects
+
+
+def test_restart_asked_for_while_waiting_does_not_make_the_next_failure_free() -> None:
+    session = make_session(max_retries=5)
+    session.start_attempt(T0)
+    assert isinstance(session.transport_failed(T0, OSError("down")), Reconnect)
+    session.restart(T0 + 0.1)  # no connection to close: the runner just skips the wait
+    session.start_attempt(T0 + 0.1)
+    decision = session.transport_failed(T0 + 0.1, OSError("still down"))
+    assert isinstance(decision, Reconnect)
+    assert decision.attempt == 2
+    assert decision.reason != "reconnect requested"
+
+
+def test_user_requested_reconnect_is_not_counted() -> None:
+    session = make_session(max_retries=1)
+    open_connection(session, T0)
+    session.restart(T0 + 1)
+    decision = session.connection_closed(
+        T0 + 1, ConnectionClosed(1000, "client reconnect", CloseInitiator.LOCAL)
+    )
+    assert isinstance(decision, Reconnect)
+    assert (decision.delay, decision.attempt) == (0.0, 0)
+    session.start_attempt(T0 + 1)
+    assert isinstance(session.transport_failed(T0 + 1, OSError("down")), Reconnect)
+
+
+# --------------------------------------------------------------------------- giving up says why
+
+
+def test_handshake_timeouts_are_the_last_error() -> None:
+    session = make_session(max_retries=1, options=ConnectionOptions(handshake_timeout=3))
+    decisions = []
+    for n in range(2):
+        conn = session.start_attempt(T0 + 10 * n)
+        conn.handle_timer(T0 + 10 * n + 3)
+        (closed,) = list(conn.events())
+        assert isinstance(closed, ConnectionClosed)
+        decisions.append(session.connection_closed(T0 + 10 * n + 3, closed))
+    give_up = decisions[-1]
+    assert isinstance(give_up, GiveUp)
+    error = give_up.error
+    assert isinstance(error, ReconnectExhaustedError)
+    assert isinstance(error.last_error, ConnectionClosedError)
+    assert "handshake timed out" in str(error.last_error)
+    assert "handshake timed out" in str(error)
+
+
+def test_a_message_too_big_close_is_the_last_error() -> None:
+    session = make_session(max_retries=0, options=ConnectionOptions(max_message_size=100))
+    peer = open_connection(session, T0)
+    conn = session.connection
+    assert conn is not None
+    conn.receive_data(peer.text("x" * 1000), T0 + 1)
+    closed = [e for e in conn.events() if isinstance(e, ConnectionClosed)]
+    assert [e.code for e in closed] == [1009]
+    decision = session.connection_closed(T0 + 1, closed[0])
+    assert isinstance(decision, GiveUp)
+    error = decision.error
+    assert isinstance(error, ReconnectExhaustedError)
+    assert isinstance(error.last_error, ConnectionClosedError)
+    assert error.last_error.code == 1009
+    assert "1009" in str(error)
+
+
+def fail_transport(error: BaseException) -> GiveUp:
+    session = make_session(max_retries=0)
+    session.start_attempt(T0)
+    decision = session.transport_failed(T0, error)
+    assert isinstance(decision, GiveUp)
+    return decision
+
+
+def test_a_wrapped_certificate_error_is_shown() -> None:
+    # What trio's SSLStream raises: an empty BrokenResourceError caused by the ssl error.
+    text = "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate"
+    verify = ssl.SSLCertVerificationError(1, text)
+    try:
+        raise trio.BrokenResourceError from verify
+    except trio.BrokenResourceError as exc:
+        broken = exc
+    error = fail_transport(broken).error
+    assert isinstance(error, ReconnectExhaustedError)
+    last = error.last_error
+    assert isinstance(last, ConnectionClosedError)
+    assert last.__cause__ is broken
+    for text in (str(error), str(last)):
+        assert "BrokenResourceError" in text
+        assert "SSLCertVerificationError" in text
+        assert "certificate verify failed" in text
+
+
+def test_implicit_chains_and_groups_are_followed_too() -> None:
+    try:
+        try:
+            raise ExceptionGroup("attempts failed", [ConnectionRefusedError(111, "refused")])
+        except ExceptionGroup:
+            raise OSError("All connection attempts failed")  # noqa: B904 - chained implicitly
+    except OSError as exc:
+        failure = exc
+    text = str(fail_transport(failure).error)
+    assert "All connection attempts failed" in text
+    assert "refused" in text
+
+
+def test_a_cyclic_cause_chain_ends() -> None:
+    first, second = OSError("first"), OSError("second")
+    first.__cause__, second.__cause__ = second, first
+    text = str(fail_transport(first).error)
+    assert text.count("first") == 1 and text.count("second") == 1
+
+
+# --------------------------------------------------------------------------- refusals by status
+
+
+def reject(session: WeexSession, status: int, body: bytes = b"") -> Decision:
+    """Run one attempt that the server refuses with `status`, through the real connection."""
+    conn = session.start_attempt(T0)
+    peer = ServerPeer()
+    peer.receive(conn.data_to_send())
+    conn.receive_data(peer.reject(status, body), T0)
+    decision: Decision | None = None
+    for event in conn.events():
+        if isinstance(event, ConnectionRejected):
+            session.rejected(event)
+        elif isinstance(event, ConnectionClosed):
+            decision = session.connection_closed(T0, event)
+    assert decision is not None
+    return decision
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_public_401_and_403_are_refusals_not_credential_errors(status: int) -> None:
+    decision = reject(make_session(max_retries=5), status)
+    assert isinstance(decision, GiveUp)
+    error = decision.error
+    assert isinstance(error, HandshakeRejectedError)
+    assert not isinstance(error, AuthenticationError)
+    assert (error.status_code, error.retryable, error.permanent) == (status, False, True)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_private_401_and_403_stay_credential_errors(status: int) -> None:
+    decision = reject(make_session(private=True, max_retries=5), status)
+    assert isinstance(decision, GiveUp)
+    assert isinstance(decision.error, AuthenticationError)
+
+
+def test_public_auth_code_in_the_body_is_still_no_credential_error() -> None:
+    body = b'{"code":"40009","msg":"API verification failed"}'
+    decision = reject(make_session(max_retries=5), 401, body)
+    assert isinstance(decision, GiveUp)
+    assert isinstance(decision.error, HandshakeRejectedError)
+    assert "API verification failed" in str(decision.error)
+
+
+@pytest.mark.parametrize("private", [False, True])
+@pytest.mark.parametrize("status", [400, 404, 405, 410, 414, 426, 451])
+def test_permanent_refusals_give_up_at_once(status: int, private: bool) -> None:
+    session = make_session(private=private, max_retries=None)
+    decision = reject(session, status)
+    assert isinstance(decision, GiveUp)
+    error = decision.error
+    assert isinstance(error, HandshakeRejectedError)
+    assert (error.status_code, error.permanent) == (status, True)
+    assert f"HTTP {status}" in str(error)
+    assert session.state is SessionState.FAILED
+    assert session.connection_attempts == 1
+
+
+@pytest.mark.parametrize("status", [408, 425, 500, 502, 503, 504])
+def test_transient_refusals_are_retried(status: int) -> None:
+    session = make_session(max_retries=1)
+    assert isinstance(reject(session, status), Reconnect)
+    decision = reject(session, status)
+    assert isinstance(decision, GiveUp)
+    error = decision.error
+    assert isinstance(error, ReconnectExhaustedError)
+    assert isinstance(error.last_error, HandshakeRejectedError)
+    assert (error.last_error.status_code, error.last_error.retryable) == (status, True)
+
+
+def test_rate_limited_refusal_is_retried_after_its_advice() -> None:
+    session = make_session(max_retries=1, backoff_base=0.01, backoff_max=0.01)
+    decision = reject(session, 429)
+    assert isinstance(decision, Reconnect)
+    assert decision.delay >= 1.0
+    give_up = reject(session, 429)
+    assert isinstance(give_up, GiveUp)
+    assert isinstance(give_up.error, ReconnectExhaustedError)
+    assert isinstance(give_up.error.last_error, RateLimitError)

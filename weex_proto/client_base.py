@@ -402,7 +402,8 @@ class BaseClient(abc.ABC):
     async def connect(self, private: bool = False) -> None:
         """Connect (public, or private with credentials) and wait until the socket is open.
 
-        Raises `AuthenticationError` for refused credentials, `ReconnectExhaustedError` when
+        Raises `AuthenticationError` for refused credentials, `HandshakeRejectedError` for a
+        refusal that retrying cannot change (e.g. HTTP 404), `ReconnectExhaustedError` when
         every retry failed, `ConfigError` for a private connection without credentials.
         """
         if private:

@@ -69,8 +69,13 @@ def exception_for(
     return ServerError(code, message)
 
 
-def rejection_exception(status: int, reason: str, kind: ErrorKind) -> WeexError:
-    """The exception for a refused WebSocket upgrade (HTTP status instead of 101)."""
-    if kind is ErrorKind.OTHER:
-        return HandshakeRejectedError(status, reason)
-    return exception_for(kind, str(status), reason)
+def rejection_exception(status: int, reason: str, kind: ErrorKind, *, private: bool) -> WeexError:
+    """The exception for a refused WebSocket upgrade (HTTP status instead of 101).
+
+    Only the private endpoint sends credentials, so only there is a 401/403 (or an auth code in
+    the body) an `AuthenticationError`; on the public one it is a `HandshakeRejectedError`, whose
+    `retryable` says whether the status is worth another attempt.
+    """
+    if kind is ErrorKind.RATE_LIMIT or (kind is ErrorKind.AUTH and private):
+        return exception_for(kind, str(status), reason)
+    return HandshakeRejectedError(status, reason)

@@ -25,14 +25,29 @@ class LocalProtocolError(WeexError):
     """The caller asked for something the current state does not allow (e.g. send before open)."""
 
 
+RETRYABLE_STATUSES = frozenset({408, 425, 429})
+"""HTTP statuses below 500 worth retrying: timeout, too early, too many requests."""
+
+
 class HandshakeRejectedError(WeexError):
-    """The server refused the WebSocket upgrade with an HTTP status."""
+    """The server refused the WebSocket upgrade with an HTTP status.
+
+    `retryable` says whether trying again can help: 408, 425, 429 and 5xx are passing states of
+    the server; any other status (400, 404, 410, 426, a 403 on the public endpoint where no
+    credentials are involved, a redirect we do not follow) will be the same next time, so the
+    client gives up at once with this error instead of retrying.
+    """
 
     def __init__(self, status_code: int, reason: str = "") -> None:
         text = f"WebSocket upgrade rejected with HTTP {status_code}"
         super().__init__(f"{text}: {reason}" if reason else text)
         self.status_code = status_code
         self.reason = reason
+        self.retryable = status_code in RETRYABLE_STATUSES or 500 <= status_code <= 599
+
+    @property
+    def permanent(self) -> bool:
+        return not self.retryable
 
 
 class AuthenticationError(WeexError):
@@ -65,19 +80,40 @@ class ConnectionClosedError(WeexError):
     """The connection is gone; the stream or call that needed it cannot go on."""
 
     def __init__(self, code: int | None = None, reason: str = "") -> None:
-        super().__init__(f"connection closed (code={code}, reason={reason!r})")
+        where = f"connection closed (code {code})" if code is not None else "connection closed"
+        super().__init__(f"{where}: {reason}" if reason else where)
         self.code = code
         self.reason = reason
 
 
 class ReconnectExhaustedError(WeexError):
-    """Auto-reconnect gave up after `max_retries` attempts in a row."""
+    """Auto-reconnect gave up: `max_retries` reconnection attempts in a row got nowhere.
 
-    def __init__(self, attempts: int, last_error: BaseException | None = None) -> None:
-        detail = f": last error was {last_error!r}" if last_error is not None else ""
-        super().__init__(f"gave up reconnecting after {attempts} attempts{detail}")
+    `attempts` is the number of reconnection attempts made (so `max_retries`), `failures` the
+    connection attempts in a row that failed, and `last_error` why the last one ended: always
+    set, and shown in the message.
+    """
+
+    def __init__(
+        self, attempts: int, last_error: BaseException | None = None, *, failures: int = 0
+    ) -> None:
+        if attempts:
+            noun = "attempt" if attempts == 1 else "attempts"
+            text = f"gave up reconnecting after {attempts} {noun}"
+        else:
+            text = "gave up without reconnecting (max_retries=0)"
+        if last_error is not None:
+            text += f"; last error: {describe(last_error)}"
+        super().__init__(text)
         self.attempts = attempts
+        self.failures = failures
         self.last_error = last_error
+
+
+def describe(error: BaseException) -> str:
+    """`Type: message` (just the type if there is no message), for error texts and logs."""
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 class ErrorKind(enum.Enum):

@@ -42,7 +42,7 @@ from .fanout import ChannelRefs, Handler, MessageBuffer, OverflowPolicy, Router
 from .health import Health
 from .messages import DepthUpdate, PayloadError
 from .orderbook import Applied, NeedsResync, OrderBook
-from .session import Decision, GiveUp, Reconnect, Stop, WeexSession
+from .session import Decision, GiveUp, Reconnect, Stop, WeexSession, explain_error
 
 log = logging.getLogger("weex_ws")
 
@@ -313,7 +313,7 @@ class ClientHub:
         log.warning(
             "could not connect to %s: %s",
             _endpoint_name(session),
-            error or type(error).__name__,
+            explain_error(error),
             extra={"weex_event": "connect_failed", "endpoint": _endpoint_name(session)},
         )
         return session.transport_failed(now, error)
@@ -324,6 +324,8 @@ class ClientHub:
         """Drain the connection's events; a decision once it has closed, else None."""
         decision: Decision | None = None
         for event in conn.events():
+            if isinstance(event, MessageReceived | PingAnswered | Subscribed | Unsubscribed):
+                session.delivered()  # the connection works: see backoff.py
             if isinstance(event, MessageReceived):
                 self._deliver(session, event.message, now)
             elif isinstance(event, PingAnswered):
@@ -403,10 +405,10 @@ class ClientHub:
                 for feed in self._books.values():
                     feed.book.invalidate("reconnecting")  # the resubscribe brings a snapshot
             log.warning(
-                "reconnecting to %s in %.2fs (attempt %d): %s",
+                "reconnecting to %s in %.2fs%s: %s",
                 name,
                 decision.delay,
-                decision.attempt,
+                f" (attempt {decision.attempt})" if decision.attempt else "",
                 decision.reason,
                 extra={
                     "weex_event": "reconnecting",

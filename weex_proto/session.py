@@ -4,6 +4,11 @@ An adapter keeps one session per endpoint (public or private). The session owns 
 subscription book and the reconnect policy, makes a fresh `WeexConnection` (freshly signed) for
 each attempt, and when a connection ends says what to do next: reconnect after a delay, give up
 with a typed error, or stop because the user asked to. Adapters only carry the answer out.
+
+Giving up always says why: refused credentials (`AuthenticationError`) and upgrades refused with
+a status that will not change (`HandshakeRejectedError` with `retryable=False`, e.g. 404) end
+the session at once; otherwise `ReconnectExhaustedError.last_error` is the last attempt's
+problem, or, when nothing better is known, a `ConnectionClosedError` made from its close.
 """
 
 from __future__ import annotations
@@ -21,8 +26,10 @@ from .errors import (
     AuthenticationError,
     ConnectionClosedError,
     ErrorKind,
+    HandshakeRejectedError,
     ReconnectExhaustedError,
     WeexError,
+    describe,
 )
 from .events import CloseInitiator, ConnectionClosed, ConnectionRejected
 from .subscriptions import SubscriptionBook
@@ -39,7 +46,11 @@ class SessionState(enum.Enum):
 
 @attrs.frozen
 class Reconnect:
-    """Try again after `delay` seconds. `gap` names channels whose data may have been missed."""
+    """Try again after `delay` seconds. `gap` names channels whose data may have been missed.
+
+    `attempt` numbers the reconnection attempts of the current run from 1 (the count that
+    `max_retries` bounds); 0 for a reconnect the user asked for, which is not counted.
+    """
 
     delay: float
     attempt: int
@@ -116,6 +127,7 @@ class WeexSession:
         self.state = SessionState.CONNECTING
         self._last_problem = None
         self._retry_after = None
+        self._restart = False  # a restart asked for while waiting is this attempt
         return self.connection
 
     def connected(self, now: float) -> None:
@@ -123,12 +135,17 @@ class WeexSession:
         self.state = SessionState.CONNECTED
         self.policy.on_connected(now)
 
+    def delivered(self) -> None:
+        """The server sent something usable (a push, an ack, an application ping) on the open
+        connection: it works, so the reconnection attempts in a row start counting afresh."""
+        self.policy.on_useful()
+
     def rejected(self, event: ConnectionRejected) -> None:
         """Remember why the server refused us; the decision comes with `ConnectionClosed`."""
         if event.kind is ErrorKind.RATE_LIMIT:
             self._retry_after = error_codes.DEFAULT_RATE_LIMIT_RETRY_AFTER
         self._last_problem = error_codes.rejection_exception(
-            event.status_code, event.reason, event.kind
+            event.status_code, event.reason, event.kind, private=self.private
         )
 
     def error_received(self, kind: ErrorKind, code: str | None, message: str) -> None:
@@ -170,8 +187,8 @@ class WeexSession:
         """TCP or TLS could not be set up (refused, DNS, certificate, timeout)."""
         self.connection = None
         self.subscriptions.connection_lost()
-        self._last_problem = _as_weex_error(error)
-        return self._decide(now, was_connected=False, reason=str(error) or type(error).__name__)
+        problem = self._last_problem = _as_weex_error(error)
+        return self._decide(now, was_connected=False, reason=_reason_of(problem))
 
     def connection_closed(self, now: float, event: ConnectionClosed) -> Decision:
         was_connected = self.state is SessionState.CONNECTED
@@ -180,6 +197,8 @@ class WeexSession:
         reason = event.reason or f"closed ({event.initiator.value})"
         if event.initiator is CloseInitiator.LOCAL and self.state is SessionState.STOPPED:
             return Stop(gap)
+        if self._last_problem is None:
+            self._last_problem = ConnectionClosedError(event.code, reason)
         return self._decide(now, was_connected=was_connected, reason=reason, gap=gap)
 
     def _decide(
@@ -190,21 +209,24 @@ class WeexSession:
         if self._restart:
             self._restart = False
             self.state = SessionState.WAITING
-            return Reconnect(0.0, self.policy.attempts + 1, "reconnect requested", gap)
+            return Reconnect(0.0, 0, "reconnect requested", gap)
         problem = self._last_problem
-        if isinstance(problem, AuthenticationError):
+        if isinstance(problem, AuthenticationError) or (
+            isinstance(problem, HandshakeRejectedError) and not problem.retryable
+        ):
             return self._fail(problem, gap)
         if was_connected:
             delay = self.policy.on_disconnected(now)
         else:
             delay = self.policy.on_connect_failed(now)
         if delay is None:
-            attempts = self.policy.attempts
-            return self._fail(ReconnectExhaustedError(attempts, problem), gap)
+            policy = self.policy
+            error = ReconnectExhaustedError(policy.attempts, problem, failures=policy.failures)
+            return self._fail(error, gap)
         if self._retry_after is not None:
             delay = max(delay, self._retry_after)
         self.state = SessionState.WAITING
-        return Reconnect(delay, self.policy.attempts + 1, reason, gap)
+        return Reconnect(delay, self.policy.attempts, reason, gap)
 
     def _fail(self, error: WeexError, gap: tuple[str, ...]) -> GiveUp:
         self.state = SessionState.FAILED
@@ -212,9 +234,47 @@ class WeexSession:
         return GiveUp(error, gap)
 
 
+_CAUSE_DEPTH = 4  # links of a cause chain worth showing; more is noise
+
+
 def _as_weex_error(error: BaseException) -> WeexError:
+    """A transport failure as a `WeexError` whose message names the real cause.
+
+    Event loops wrap the interesting error: trio's `BrokenResourceError` (empty message) has the
+    `ssl.SSLCertVerificationError` as its `__cause__`, anyio's "All connection attempts failed"
+    the refused connect. So the text follows `__cause__`/`__context__` (and the first member of
+    an exception group) down the chain; `__cause__` of the result is the original error.
+    """
     if isinstance(error, WeexError):
         return error
-    wrapped = ConnectionClosedError(None, f"{type(error).__name__}: {error}")
+    wrapped = ConnectionClosedError(None, explain_error(error))
     wrapped.__cause__ = error
     return wrapped
+
+
+def explain_error(error: BaseException) -> str:
+    """`Type: message` of `error` and of what it wraps, outermost first."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen and len(parts) < _CAUSE_DEPTH:
+        seen.add(id(current))
+        parts.append(describe(current))
+        current = _wrapped(current)
+    return "; caused by ".join(parts)
+
+
+def _wrapped(error: BaseException) -> BaseException | None:
+    if error.__cause__ is not None:
+        return error.__cause__
+    if error.__context__ is not None and not error.__suppress_context__:
+        return error.__context__
+    if isinstance(error, BaseExceptionGroup) and error.exceptions:
+        return error.exceptions[0]
+    return None
+
+
+def _reason_of(problem: WeexError) -> str:
+    if isinstance(problem, ConnectionClosedError) and problem.reason:
+        return problem.reason
+    return describe(problem)

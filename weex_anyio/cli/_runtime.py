@@ -163,8 +163,10 @@ def explain(error: BaseException) -> str:
     if isinstance(error, ReconnectExhaustedError):
         last = error.last_error
         reason = _reason(last) if last is not None else "no reason given"
-        attempts = "attempt" if error.attempts == 1 else "attempts"
-        return f"gave up connecting after {error.attempts} {attempts}: {reason}"
+        if not error.failures:  # max_retries=0 after a working connection dropped
+            return f"gave up reconnecting: {reason}"
+        attempts = "attempt" if error.failures == 1 else "attempts"
+        return f"gave up connecting after {error.failures} {attempts} in a row: {reason}"
     return _reason(error)
 
 
