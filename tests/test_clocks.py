@@ -117,9 +117,8 @@ async def test_the_wall_clock_option_signs_and_stamps(h: Harness) -> None:
             await behind.connect(private=True)
 
     fixed = h.client(wall_clock=lambda: WALL)
-    async with fixed:
-        async with aclosing(fixed.stream_tickers("BTCUSDT")) as stream:
-            assert (await take(stream)).timestamp == WALL
+    async with fixed, aclosing(fixed.stream_tickers("BTCUSDT")) as stream:
+        assert (await take(stream)).timestamp == WALL
 
 
 @on_every_adapter(virtual_time=True)
