@@ -518,7 +518,8 @@ def _price_levels(row: _Record, side: str) -> tuple[PriceLevel, ...]:
         else:
             _fail(row.channel, f"{path}[{index}]", "a {price, size} object", level)
         if not (price > 0 and size >= 0):  # finite already: the converters refuse NaN/inf
-            _fail(row.channel, f"{path}[{index}]", "a price > 0 and a size >= 0", level)
+            shown = f"price {price}, size {size}"
+            _fail(row.channel, f"{path}[{index}]", "a price > 0 and a size >= 0", shown)
         result.append(PriceLevel(price, size))
     return tuple(result)
 
