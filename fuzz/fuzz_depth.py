@@ -9,8 +9,8 @@ ahead, and levels that cross the book, so the fuzzer reaches the book's logic qu
 Invariants: `parse_push` raises nothing but `PayloadError` and `OrderBook.apply` raises nothing.
 After `Applied` the book is consistent: at most `depth` levels a side, no empty level, bids
 strictly falling and asks strictly rising, best bid below best ask, and the version is the
-update's `endVersion`. After `NeedsResync` it is empty and waits for a snapshot; `Ignored`
-leaves it exactly as it was.
+update's `endVersion`, and every price and size is > 0. After `NeedsResync` it is empty and
+waits for a snapshot; `Ignored` and `Rejected` leave it exactly as it was.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 from _support import fuzz_main
 
 from weex_proto.messages import DepthUpdate, PayloadError, parse_push
-from weex_proto.orderbook import Applied, BookState, Ignored, NeedsResync, OrderBook
+from weex_proto.orderbook import Applied, BookState, Ignored, NeedsResync, OrderBook, Rejected
 
 CHANNEL = "depth.cmt_btcusdt.15"
 ODD_NUMBERS = ("0", "0.000", "-1", "1e3", "1E-3", "NaN", "Infinity", "", "00.10", "1.", ".5")
@@ -102,7 +102,7 @@ def check_book(book: OrderBook, update: DepthUpdate) -> None:
     if isinstance(result, Applied):
         assert book.state is BookState.LIVE and book.version == update.end_version
         assert len(bids) <= book.depth and len(asks) <= book.depth
-        assert all(size != 0 for _, size in bids + asks)
+        assert all(price > 0 and size > 0 for price, size in bids + asks)
         assert all(a[0] > b[0] for a, b in itertools.pairwise(bids))
         assert all(a[0] < b[0] for a, b in itertools.pairwise(asks))
         assert not bids or not asks or bids[0][0] < asks[0][0]
@@ -110,7 +110,7 @@ def check_book(book: OrderBook, update: DepthUpdate) -> None:
         assert book.state is BookState.AWAITING_SNAPSHOT and book.version is None
         assert bids == [] and asks == []
     else:
-        assert isinstance(result, Ignored)
+        assert isinstance(result, Ignored | Rejected)
         assert (book.state, book.version, bids, asks) == before
 
 

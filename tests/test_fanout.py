@@ -8,7 +8,14 @@ from hypothesis import strategies as st
 
 from weex_proto.errors import StreamOverflowError
 from weex_proto.events import WebSocketMessage
-from weex_proto.fanout import BufferClosed, ChannelRefs, MessageBuffer, OverflowPolicy, Router
+from weex_proto.fanout import (
+    ROUTE_CACHE_SIZE,
+    BufferClosed,
+    ChannelRefs,
+    MessageBuffer,
+    OverflowPolicy,
+    Router,
+)
 
 
 def msg(channel: str, n: int) -> WebSocketMessage:
@@ -124,3 +131,35 @@ def test_channel_refs_share_one_subscription() -> None:
     assert refs.release("ticker.a") is True
     assert refs.release("ticker.a") is False
     assert refs.count("ticker.a") == 0
+
+
+def test_route_cache_stays_bounded_under_a_flood_of_server_chosen_names() -> None:
+    router = Router(cache_size=64)
+    hot = MessageBuffer("hot", 10_000, OverflowPolicy.KEEP_LATEST)
+    every = MessageBuffer("every", 10_000, OverflowPolicy.KEEP_LATEST)
+    router.add_buffer(["ticker.cmt_btcusdt"], hot)
+    router.add_buffer(["ticker.*"], every)
+    for index in range(5_000):
+        router.deliver(msg(f"ticker.junk{index}", index))
+        assert router.cached_channels <= 64
+        if index % 100 == 0:
+            router.deliver(msg("ticker.cmt_btcusdt", index))
+    assert router.cached_channels == 64
+    # Routing is unaffected by evictions: every name still reaches exactly its buffers.
+    assert len(hot) == 50
+    assert len(every) == 5_050
+    assert router.route("ticker.cmt_btcusdt") == ([], [hot, every])
+    assert router.route("ticker.junk0") == ([], [every])
+    assert router.route("trades.cmt_btcusdt") == ([], [])
+
+
+def test_default_route_cache_is_bounded() -> None:
+    router = Router()
+    for index in range(ROUTE_CACHE_SIZE + 500):
+        router.route(f"depth.junk{index}.15")
+    assert router.cached_channels == ROUTE_CACHE_SIZE
+
+
+def test_router_rejects_an_empty_cache() -> None:
+    with pytest.raises(ValueError, match="cache_size"):
+        Router(cache_size=0)

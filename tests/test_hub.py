@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -11,7 +12,13 @@ import pytest
 from tests.wspeer import ServerPeer
 from weex_proto.config import WeexConfig
 from weex_proto.connection import ConnectionOptions
-from weex_proto.errors import ConfigError, ReconnectExhaustedError, ServerError
+from weex_proto.errors import (
+    ConfigError,
+    OrderBookError,
+    ReconnectExhaustedError,
+    ServerError,
+    WeexError,
+)
 from weex_proto.events import WebSocketMessage
 from weex_proto.fanout import BufferClosed, OverflowPolicy
 from weex_proto.hub import ClientHub, plan_order_book, plan_private, plan_tickers, plan_trades
@@ -189,3 +196,219 @@ def test_server_refusing_a_channel_ends_the_stream_that_wanted_it() -> None:
     with pytest.raises(ServerError, match="bad channel"):
         buffer.get()
     assert "trades.cmt_dogeusdt" not in hub.subscriptions
+
+
+# --------------------------------------------------------------------------- order books
+
+BOOK = "depth.cmt_btcusdt.15"
+SUBSCRIBE = {"event": "subscribe", "channel": BOOK}
+UNSUBSCRIBE = {"event": "unsubscribe", "channel": BOOK}
+
+
+def depth_frame(
+    kind: str,
+    start: int,
+    end: int | None = None,
+    *,
+    bid: str = "100",
+    ask: str = "101",
+    size: str = "1",
+    symbol: str = "cmt_btcusdt",
+) -> dict[str, Any]:
+    row = {
+        "startVersion": str(start),
+        "endVersion": str(start if end is None else end),
+        "level": 15,
+        "depthType": kind,
+        "symbol": symbol,
+        "asks": [{"price": ask, "size": "1"}],
+        "bids": [{"price": bid, "size": size}],
+    }
+    return {"event": "payload", "channel": BOOK, "data": [row]}
+
+
+def ack(event: str) -> dict[str, Any]:
+    return {"event": event, "channel": BOOK}
+
+
+def sent(peer: ServerPeer, session: WeexSession) -> list[Any]:
+    """What the client wrote since the last look."""
+    conn = session.connection
+    assert conn is not None
+    peer.receive(conn.data_to_send())
+    frames = peer.json_sent()
+    peer.texts.clear()
+    return frames
+
+
+def drain(buffer: Any) -> list[WebSocketMessage]:
+    out = []
+    while (message := buffer.get()) is not None:
+        out.append(message)
+    return out
+
+
+def live_book_stream() -> tuple[ClientHub, WeexSession, ServerPeer, Any]:
+    """A hub with one level-5 book stream, subscribed and fed a snapshot at version 100."""
+    hub = make_hub()
+    buffer = hub.open_stream(plan_order_book("BTCUSDT", 5))
+    session = hub.acquire(BOOK, T0)
+    peer = connect(hub, session)
+    assert sent(peer, session) == [SUBSCRIBE]
+    push(hub, session, peer, ack("subscribed"))
+    push(hub, session, peer, depth_frame("SNAPSHOT", 100))
+    [book] = drain(buffer)
+    assert book.data["version"] == 100 and not book.data["resyncing"]
+    return hub, session, peer, buffer
+
+
+def resubscribe(hub: ClientHub, session: WeexSession, peer: ServerPeer, snapshot: Any) -> None:
+    """Play the server's side of a resync: both acks, then the new snapshot."""
+    push(hub, session, peer, ack("unsubscribed"))
+    push(hub, session, peer, ack("subscribed"))
+    push(hub, session, peer, snapshot)
+
+
+def assert_sane_book(message: WebSocketMessage) -> None:
+    data = message.data
+    assert not data["resyncing"]
+    assert data["bids"] and data["asks"]
+    assert data["bids"][0][0] < data["asks"][0][0]
+    assert all(price > 0 and size > 0 for price, size in data["bids"] + data["asks"])
+
+
+def test_resyncs_past_the_operation_budget_reconnect_instead_of_dropping_the_book() -> None:
+    hub, session, peer, buffer = live_book_stream()
+    version, resubscribes = 100, 0
+    while True:
+        push(hub, session, peer, depth_frame("CHANGED", version + 3))  # versions were lost
+        requests = sent(peer, session)
+        if requests != [UNSUBSCRIBE, SUBSCRIBE]:
+            break
+        resubscribes += 1
+        version += 10
+        resubscribe(hub, session, peer, depth_frame("SNAPSHOT", version))
+        assert resubscribes < 200, "the budget never ran out"
+    # 1 subscribe + 119 resyncs = 239 operations; a resync needs 2, so nothing was spent on it
+    # and the connection is replaced instead (a fresh budget, and its resubscribe a snapshot).
+    assert resubscribes == 119
+    assert requests == []
+    assert peer.closes == [(1000, "client reconnect")]
+    assert session.subscriptions.operations_left(T0) == 1
+    assert BOOK in hub.subscriptions
+    messages = drain(buffer)
+    notices = [m for m in messages if m.data["resyncing"]]
+    assert len(notices) == 120 and all(m.gap for m in notices)
+    assert messages[-1].data["resyncing"]  # readers are told before anything else happens
+    for message in messages:
+        if not message.data["resyncing"]:
+            assert_sane_book(message)
+
+    conn = session.connection
+    assert conn is not None
+    conn.receive_data(peer.close(1000), T0)
+    decision = hub.handle_events(session, conn, T0)
+    assert isinstance(decision, Reconnect) and decision.delay == 0
+    hub.decided(session, decision)
+    peer = connect(hub, session)
+    assert sent(peer, session) == [SUBSCRIBE]  # the book channel is still wanted
+    push(hub, session, peer, ack("subscribed"))
+    push(hub, session, peer, depth_frame("SNAPSHOT", version + 10))
+    [book] = drain(buffer)
+    assert_sane_book(book)
+    assert book.data["version"] == version + 10
+    assert book.gap  # the connection changed under the stream
+    push(hub, session, peer, depth_frame("CHANGED", version + 11, bid="99"))
+    [book] = drain(buffer)
+    assert book.data["version"] == version + 11 and not book.gap
+
+
+def test_a_book_without_usable_snapshots_ends_with_order_book_error() -> None:
+    hub, session, peer, buffer = live_book_stream()
+    crossed = depth_frame("SNAPSHOT", 200, bid="102", ask="101")
+    # Rule: MAX_RESYNCS_WITHOUT_SNAPSHOT (5) resyncs in a row may fail; a usable snapshot
+    # starts the count again.
+    for version in (1000, 2000):
+        push(hub, session, peer, depth_frame("CHANGED", version))  # a gap: resync 1
+        for _ in range(4):  # resyncs 2..5, each answered with a crossed snapshot
+            assert sent(peer, session) == [UNSUBSCRIBE, SUBSCRIBE]
+            resubscribe(hub, session, peer, crossed)
+        assert sent(peer, session) == [UNSUBSCRIBE, SUBSCRIBE]
+        resubscribe(hub, session, peer, depth_frame("SNAPSHOT", version + 500))
+        messages = drain(buffer)
+        assert [m.data["resyncing"] for m in messages] == [True] * 5 + [False]
+        assert_sane_book(messages[-1])
+    push(hub, session, peer, depth_frame("CHANGED", 3000))
+    for _ in range(5):
+        assert sent(peer, session) == [UNSUBSCRIBE, SUBSCRIBE]
+        resubscribe(hub, session, peer, crossed)
+    assert sent(peer, session) == []  # the sixth is not attempted
+    notices = [buffer.get() for _ in range(6)]
+    assert all(m is not None and m.data["resyncing"] for m in notices)
+    with pytest.raises(OrderBookError, match="cannot be rebuilt"):
+        buffer.get()
+    assert isinstance(OrderBookError("x"), WeexError)
+
+
+GARBAGE_DELTAS = [
+    pytest.param(depth_frame("CHANGED", 101, size="-2"), id="negative-size"),
+    pytest.param(depth_frame("CHANGED", 101, bid="0"), id="zero-price"),
+    pytest.param(depth_frame("CHANGED", 101, bid="-100"), id="negative-price"),
+    pytest.param(depth_frame("CHANGED", 101, size="NaN"), id="nan-size"),
+    pytest.param(depth_frame("CHANGED", 101, 100), id="start-after-end"),
+    pytest.param({"event": "payload", "channel": BOOK, "data": "junk"}, id="no-rows"),
+]
+
+
+@pytest.mark.parametrize("frame", GARBAGE_DELTAS)
+def test_garbage_depth_push_resyncs_once_and_never_corrupts_the_book(
+    frame: dict[str, Any],
+) -> None:
+    hub, session, peer, buffer = live_book_stream()
+    push(hub, session, peer, frame)  # no exception escapes
+    [notice] = drain(buffer)
+    assert notice.data["resyncing"] and notice.data["bids"] == []
+    assert sent(peer, session) == [UNSUBSCRIBE, SUBSCRIBE]
+    push(hub, session, peer, frame)  # more garbage while the snapshot is on its way
+    assert sent(peer, session) == []
+    resubscribe(hub, session, peer, depth_frame("SNAPSHOT", 150))
+    books = [m for m in drain(buffer) if not m.data["resyncing"]]
+    assert [b.data["version"] for b in books] == [150]
+    assert_sane_book(books[0])
+    assert hub.health.book_resyncs == 1
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        pytest.param(depth_frame("SNAPSHOT", 300, symbol="cmt_ethusdt"), id="other-symbol"),
+        pytest.param(depth_frame("CHANGED", 101, symbol="cmt_ethusdt"), id="other-symbol-delta"),
+        pytest.param(depth_frame("SNAPSHOT", 90, bid="50"), id="older-snapshot"),
+    ],
+)
+def test_push_that_does_not_belong_is_skipped_and_the_book_carries_on(
+    frame: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    hub, session, peer, buffer = live_book_stream()
+    with caplog.at_level(logging.WARNING, logger="weex_ws"):
+        push(hub, session, peer, frame)
+    assert drain(buffer) == []
+    assert sent(peer, session) == []
+    assert [r.weex_event for r in caplog.records] == ["book_bad_push"]  # type: ignore[attr-defined]
+    push(hub, session, peer, depth_frame("CHANGED", 101, bid="99.5"))
+    [book] = drain(buffer)
+    assert book.data["version"] == 101
+    assert book.data["bids"] == [(Decimal(100), Decimal(1)), (Decimal("99.5"), Decimal(1))]
+    assert hub.health.book_resyncs == 0
+
+
+def test_server_refusing_a_depth_channel_ends_the_book_stream() -> None:
+    hub = make_hub()
+    buffer = hub.open_stream(plan_order_book("DOGEUSDT", 5))
+    channel = "depth.cmt_dogeusdt.15"
+    session = hub.acquire(channel, T0)
+    peer = connect(hub, session)
+    error = {"event": "error", "code": "40020", "msg": "bad channel", "channel": channel}
+    push(hub, session, peer, error)
+    with pytest.raises(ServerError, match="bad channel"):
+        buffer.get()

@@ -5,22 +5,32 @@ from __future__ import annotations
 import itertools
 from decimal import Decimal
 
+import attrs
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.fixtures_messages import DEPTH_PUSH
 from weex_proto.messages import DepthUpdate, PriceLevel, parse_push
-from weex_proto.orderbook import Applied, BookState, Ignored, NeedsResync, OrderBook
+from weex_proto.orderbook import Applied, BookState, Ignored, NeedsResync, OrderBook, Rejected
 
 Side = dict[Decimal, Decimal]
 
 
-def update(kind: str, start: int, end: int, bids: Side, asks: Side, level: int = 15) -> DepthUpdate:
+def update(
+    kind: str,
+    start: int,
+    end: int,
+    bids: Side,
+    asks: Side,
+    level: int = 15,
+    symbol: str = "cmt_btcusdt",
+) -> DepthUpdate:
     def levels(side: Side, reverse: bool) -> tuple[PriceLevel, ...]:
         return tuple(PriceLevel(p, side[p]) for p in sorted(side, reverse=reverse))
 
     return DepthUpdate(
-        symbol="cmt_btcusdt",
+        symbol=symbol,
         level=level,
         depth_type=kind,  # type: ignore[arg-type]
         start_version=start,
@@ -93,6 +103,79 @@ def test_book_is_truncated_to_its_depth() -> None:
     book.apply(snapshot(1, bids, asks))
     assert [p for p, _ in book.bids()] == [D(10), D(9), D(8)]
     assert [p for p, _ in book.asks()] == [D(20), D(21), D(22)]
+
+
+def live_book() -> OrderBook:
+    book = OrderBook("cmt_btcusdt", 15)
+    assert book.apply(snapshot(10, {D(100): D(1)}, {D(101): D(2)})) == Applied()
+    return book
+
+
+def test_another_contracts_push_is_rejected_and_the_book_is_kept() -> None:
+    book = live_book()
+    eth_snapshot = update(
+        "SNAPSHOT", 50, 50, {D(3000): D(1)}, {D(3001): D(1)}, symbol="cmt_ethusdt"
+    )
+    assert isinstance(book.apply(eth_snapshot), Rejected)
+    eth_delta = update("CHANGED", 11, 11, {D(100): D(9)}, {}, symbol="cmt_ethusdt")
+    assert isinstance(book.apply(eth_delta), Rejected)
+    assert (book.version, book.bids(), book.asks()) == (10, [(D(100), D(1))], [(D(101), D(2))])
+    waiting = OrderBook("cmt_btcusdt", 15)
+    assert isinstance(waiting.apply(eth_snapshot), Rejected)
+    assert waiting.state is BookState.AWAITING_SNAPSHOT
+    # Other spellings of the same contract are the same book.
+    assert book.apply(update("CHANGED", 11, 11, {D(100): D(3)}, {}, symbol="BTCUSDT")) == Applied()
+    assert book.bids() == [(D(100), D(3))]
+
+
+def test_a_snapshot_older_than_the_live_book_is_rejected() -> None:
+    book = live_book()
+    assert isinstance(book.apply(snapshot(9, {D(1): D(1)}, {D(2): D(1)})), Rejected)
+    assert (book.version, book.bids()) == (10, [(D(100), D(1))])
+    assert book.apply(snapshot(10, {D(99): D(1)}, {D(101): D(1)})) == Applied()  # same version
+    assert book.apply(snapshot(12, {D(98): D(1)}, {D(101): D(1)})) == Applied()
+    assert (book.version, book.bids()) == (12, [(D(98), D(1))])
+    # After an invalidation there is no live book to compare with: any snapshot starts afresh.
+    book.invalidate("test")
+    assert book.apply(snapshot(5, {D(1): D(1)}, {D(2): D(1)})) == Applied()
+
+
+BAD_LEVELS = [
+    ("bids", D(-100), D(1)),
+    ("bids", D(0), D(1)),
+    ("asks", D(101), D(-1)),
+    ("bids", D("NaN"), D(1)),
+    ("asks", D("Infinity"), D(1)),
+    ("bids", D(100), D("sNaN")),
+    ("asks", D(102), D("-Infinity")),
+]
+
+
+@pytest.mark.parametrize(("side", "price", "size"), BAD_LEVELS)
+def test_levels_that_cannot_be_real_invalidate_instead_of_corrupting(
+    side: str, price: Decimal, size: Decimal
+) -> None:
+    good, bad = PriceLevel(D(99), D(1)), PriceLevel(price, size)
+    levels = (
+        {"bids": (good, bad), "asks": ()} if side == "bids" else {"bids": (good,), "asks": (bad,)}
+    )
+    book = live_book()
+    changed = attrs.evolve(update("CHANGED", 11, 11, {}, {}), **levels)
+    result = book.apply(changed)
+    assert isinstance(result, NeedsResync)
+    assert "unusable" in result.reason
+    assert (book.state, book.bids(), book.asks()) == (BookState.AWAITING_SNAPSHOT, [], [])
+    fresh = OrderBook("cmt_btcusdt", 15)
+    assert isinstance(fresh.apply(attrs.evolve(snapshot(5, {}, {}), **levels)), NeedsResync)
+    assert fresh.state is BookState.AWAITING_SNAPSHOT
+
+
+def test_start_version_after_end_version_invalidates() -> None:
+    book = live_book()
+    result = book.apply(update("CHANGED", 12, 11, {D(100): D(5)}, {}))
+    assert isinstance(result, NeedsResync)
+    assert "startVersion" in result.reason
+    assert book.bids() == []
 
 
 prices = st.decimals(min_value=1, max_value=100, places=1, allow_nan=False)

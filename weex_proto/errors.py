@@ -21,6 +21,13 @@ class ProtocolError(WeexError):
     """The peer sent something that breaks the WebSocket or WEEX protocol."""
 
 
+class OrderBookError(ProtocolError):
+    """An order book stream cannot be rebuilt: resync after resync brought no usable snapshot.
+
+    The stream ends with this error rather than go silent; open a new one to try again.
+    """
+
+
 class LocalProtocolError(WeexError):
     """The caller asked for something the current state does not allow (e.g. send before open)."""
 

@@ -125,13 +125,23 @@ class _Route:
     target: Any  # a handler callable or a MessageBuffer
 
 
+ROUTE_CACHE_SIZE = 4096
+"""Channels whose routes `Router` remembers: far more than any real subscription set."""
+
+
 class Router:
     """Maps channel names to handlers and buffers, by exact name or shell-style pattern.
 
-    Lookups are cached per channel because the same few channels repeat on the hot path.
+    Lookups are cached per channel because the same few channels repeat on the hot path. The
+    names come from the server, so the cache is bounded: when full, the entry cached longest
+    ago is dropped. A channel that keeps receiving is simply cached again on its next message,
+    so the hot set stays cached while a flood of one-off names cannot grow memory.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, cache_size: int = ROUTE_CACHE_SIZE) -> None:
+        if cache_size < 1:
+            raise ValueError("cache_size must be at least 1")
+        self.cache_size = cache_size
         self._handlers: list[_Route] = []
         self._buffers: list[_Route] = []
         self._cache: dict[str, tuple[list[Handler], list[MessageBuffer]]] = {}
@@ -177,8 +187,15 @@ class Router:
             for r in self._buffers:
                 if channel_matches(r.pattern, channel) and r.target not in buffers:
                     buffers.append(r.target)
+            if len(self._cache) >= self.cache_size:
+                del self._cache[next(iter(self._cache))]  # dicts keep insertion order
             cached = self._cache[channel] = (handlers, buffers)
         return cached
+
+    @property
+    def cached_channels(self) -> int:
+        """How many channels' routes are remembered (never more than `cache_size`)."""
+        return len(self._cache)
 
     def deliver(self, message: WebSocketMessage) -> list[Handler]:
         """Put the message in every matching buffer; return the handlers the adapter must call."""

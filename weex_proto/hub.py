@@ -24,7 +24,7 @@ from .channels import Depth, build_channel, is_private_channel, parse_channel
 from .config import WeexConfig
 from .connection import ConnectionOptions, WeexConnection
 from .error_codes import exception_for
-from .errors import ErrorKind, SubscriptionLimitError, WeexError
+from .errors import ErrorKind, OrderBookError, SubscriptionLimitError, WeexError
 from .events import (
     Connected,
     ConnectionClosed,
@@ -41,13 +41,17 @@ from .events import (
 from .fanout import ChannelRefs, Handler, MessageBuffer, OverflowPolicy, Router
 from .health import Health
 from .messages import DepthUpdate, PayloadError
-from .orderbook import Applied, NeedsResync, OrderBook
+from .orderbook import Applied, NeedsResync, OrderBook, Rejected
 from .session import Decision, GiveUp, Reconnect, Stop, WeexSession, explain_error
 
 log = logging.getLogger("weex_ws")
 
 GapCallback = Callable[[str, tuple[str, ...]], Any]
 DEFAULT_TICKER_SYMBOLS = ("cmt_btcusdt", "cmt_ethusdt")
+MAX_RESYNCS_WITHOUT_SNAPSHOT = 5
+"""Resyncs in a row a book may ask for without one usable snapshot arriving; the next problem
+ends its streams with `OrderBookError`. Any usable snapshot starts the count again."""
+RESYNC_OPERATIONS = 2  # an unsubscribe and a subscribe
 
 
 @attrs.frozen
@@ -460,7 +464,16 @@ class ClientHub:
                 continue
             result = feed.book.apply(update)
             if isinstance(result, Applied):
+                if update.depth_type == "SNAPSHOT":
+                    feed.resyncs_without_snapshot = 0
                 feed.publish(message)
+            elif isinstance(result, Rejected):
+                log.warning(
+                    "skipped a depth push on %s: %s",
+                    feed.channel,
+                    result.reason,
+                    extra={"weex_event": "book_bad_push", "channel": feed.channel},
+                )
             elif isinstance(result, NeedsResync):
                 self._resync(session, feed, result, message, now)
                 return
@@ -473,25 +486,71 @@ class ClientHub:
         message: WebSocketMessage,
         now: float,
     ) -> None:
-        """Resubscribe for a fresh snapshot; meanwhile readers are told, not fed a stale book."""
+        """Get a fresh snapshot without ever dropping the channel; readers are told first.
+
+        The cheap way is to resubscribe on this connection, an unsubscribe and a subscribe of
+        its operation budget, and only if both fit. Otherwise the connection is replaced: a
+        fresh one has a fresh budget and its resubscribe brings a snapshot (other streams on
+        it see a gap flag, which is the truth). While a resubscribe or reconnect is already
+        under way nothing more is asked: a snapshot is coming. After
+        `MAX_RESYNCS_WITHOUT_SNAPSHOT` resyncs in a row without a usable snapshot, the book
+        cannot be rebuilt and its streams end with `OrderBookError`.
+        """
+        channel = feed.channel
         log.warning(
             "order book %s needs a new snapshot: %s",
-            feed.channel,
+            channel,
             problem.reason,
-            extra={"weex_event": "book_resync", "channel": feed.channel, "reason": problem.reason},
+            extra={"weex_event": "book_resync", "channel": channel, "reason": problem.reason},
         )
-        self.health.book_resyncs += 1
         feed.publish_resync(problem.reason, message)
-        try:
-            session.unsubscribe(feed.channel, now)
-            session.subscribe(feed.channel, now)
-        except SubscriptionLimitError as exc:
-            log.error(
-                "cannot resubscribe %s for a snapshot: %s",
-                feed.channel,
-                exc,
-                extra={"weex_event": "book_resync_failed", "channel": feed.channel},
+        conn = session.connection
+        if (
+            conn is None
+            or not conn.is_open
+            or session.subscriptions.pending.get(channel) == "subscribe"
+        ):
+            return  # a reconnect or a resubscribe is under way; its snapshot is coming
+        self.health.book_resyncs += 1
+        feed.resyncs_without_snapshot += 1
+        if feed.resyncs_without_snapshot > MAX_RESYNCS_WITHOUT_SNAPSHOT:
+            self._end_book(
+                feed,
+                OrderBookError(
+                    f"order book {channel} cannot be rebuilt: "
+                    f"{MAX_RESYNCS_WITHOUT_SNAPSHOT} resyncs brought no usable snapshot "
+                    f"(last problem: {problem.reason})"
+                ),
             )
+            return
+        if session.subscriptions.operations_left(now) >= RESYNC_OPERATIONS:
+            try:
+                session.unsubscribe(channel, now)
+                session.subscribe(channel, now)
+            except SubscriptionLimitError as exc:  # cannot happen after the check; never silent
+                self._end_book(feed, OrderBookError(f"cannot resubscribe {channel}: {exc}"))
+            return
+        log.warning(
+            "order book %s: this connection's subscription budget is spent; "
+            "reconnecting for a fresh snapshot",
+            channel,
+            extra={"weex_event": "book_resync_reconnect", "channel": channel},
+        )
+        session.restart(now)
+
+    def _end_book(self, feed: BookFeed, error: WeexError) -> None:
+        """End the streams reading `feed` with `error`: a book that cannot be kept is not
+        left silent. A new stream on the channel starts a new book."""
+        log.error(
+            "order book stream %s ends: %s",
+            feed.channel,
+            error,
+            extra={"weex_event": "book_failed", "channel": feed.channel},
+        )
+        if self._books.get(feed.channel) is feed:
+            del self._books[feed.channel]
+        for buffer, _ in feed.readers:
+            buffer.close(error)
 
     def _server_error(self, session: WeexSession, event: ErrorReceived) -> None:
         self.health.errors += 1
@@ -516,6 +575,9 @@ class ClientHub:
         for buffer in self.routers[session.private].route(event.channel)[1]:
             if buffer.name == event.channel:
                 buffer.close(error)
+        feed = self._books.get(event.channel)
+        if feed is not None and not session.private:
+            self._end_book(feed, error)  # without the channel the book would go silent
 
 
 class BookFeed:
@@ -527,6 +589,7 @@ class BookFeed:
         self.channel = channel
         self.book = OrderBook(spec.symbol, spec.level)
         self.readers: list[tuple[MessageBuffer, int]] = []
+        self.resyncs_without_snapshot = 0
 
     def publish(self, source: WebSocketMessage) -> None:
         book = self.book

@@ -517,6 +517,9 @@ def _price_levels(row: _Record, side: str) -> tuple[PriceLevel, ...]:
                 _fail(row.channel, f"{path}[{index}]", "a [price, size] pair of decimals", level)
         else:
             _fail(row.channel, f"{path}[{index}]", "a {price, size} object", level)
+        if not (price > 0 and size >= 0):  # finite already: the converters refuse NaN/inf
+            shown = f"price {price}, size {size}"
+            _fail(row.channel, f"{path}[{index}]", "a price > 0 and a size >= 0", shown)
         result.append(PriceLevel(price, size))
     return tuple(result)
 
@@ -526,12 +529,15 @@ def _depth(row: _Record) -> DepthUpdate:
     depth_type = _DEPTH_TYPES.get(type_value) if isinstance(type_value, str) else None
     if depth_type is None:
         row._fail("depthType", '"SNAPSHOT" or "CHANGED"', type_value)
+    start_version, end_version = row.integer("startVersion"), row.integer("endVersion")
+    if start_version > end_version:
+        row._fail("startVersion", f"a version <= endVersion {end_version}", start_version)
     return DepthUpdate(
         symbol=row.text("symbol"),
         level=row.integer("level"),
         depth_type=depth_type,
-        start_version=row.integer("startVersion"),
-        end_version=row.integer("endVersion"),
+        start_version=start_version,
+        end_version=end_version,
         asks=_price_levels(row, "asks"),
         bids=_price_levels(row, "bids"),
     )

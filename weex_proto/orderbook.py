@@ -8,6 +8,12 @@ harmless; a frame that starts beyond the next version means updates were lost. A
 a crossed book, or a delta before any snapshot all mean the same thing: this book cannot be
 trusted until a fresh snapshot arrives, which the caller gets by resubscribing.
 
+Nothing from the wire is trusted. A push about another contract, or a snapshot older than the
+live book, is rejected (skipped; the book stays as it was). An update that cannot be applied
+as sent (a price that is not a finite number > 0, a size that is negative or not finite,
+`startVersion > endVersion`) invalidates the book like a gap does: applying part of it, or
+none of it, would leave a book that is silently wrong.
+
 Prices and sizes stay `Decimal`, exactly as the exchange sent them.
 """
 
@@ -18,6 +24,7 @@ from decimal import Decimal
 
 import attrs
 
+from .channels import normalize_symbol
 from .messages import DepthUpdate, PriceLevel
 
 Level = tuple[Decimal, Decimal]
@@ -41,13 +48,21 @@ class Ignored:
 
 
 @attrs.frozen
+class Rejected:
+    """A push that does not belong in this book (another contract, an outdated snapshot):
+    skipped, the book is unchanged. Worth a warning, unlike `Ignored`."""
+
+    reason: str
+
+
+@attrs.frozen
 class NeedsResync:
     """The book is now invalid (and cleared); get a fresh snapshot."""
 
     reason: str
 
 
-ApplyResult = Applied | Ignored | NeedsResync
+ApplyResult = Applied | Ignored | Rejected | NeedsResync
 APPLIED = Applied()
 
 
@@ -69,7 +84,17 @@ class OrderBook:
         )
 
     def apply(self, update: DepthUpdate) -> ApplyResult:
+        if update.symbol != self.symbol and not _same_contract(update.symbol, self.symbol):
+            return Rejected(f"push for {update.symbol[:40]!r} on the book of {self.symbol!r}")
+        problem = _unusable(update)
+        if problem is not None:
+            return self.invalidate(problem)
         if update.depth_type == "SNAPSHOT":
+            if self.version is not None and update.end_version < self.version:
+                return Rejected(
+                    f"snapshot at version {update.end_version} is older than "
+                    f"the live book at {self.version}"
+                )
             self._bids = _levels(update.bids)
             self._asks = _levels(update.asks)
             self.version = update.end_version
@@ -119,6 +144,27 @@ class OrderBook:
             bid, ask = max(self._bids), min(self._asks)
             return self.invalidate(f"crossed book: bid {bid} >= ask {ask}")
         return APPLIED
+
+
+def _same_contract(pushed: str, ours: str) -> bool:
+    """`BTCUSDT` and `cmt_btcusdt` name one contract; garbage names none."""
+    try:
+        return normalize_symbol(pushed) == normalize_symbol(ours)
+    except (TypeError, ValueError):
+        return False
+
+
+def _unusable(update: DepthUpdate) -> str | None:
+    """Why `update` cannot be applied as sent, or None. (`parse_push` already refuses all of
+    this; the book checks again for updates that come from anywhere else.)"""
+    if update.start_version > update.end_version:
+        return f"unusable update: startVersion {update.start_version} > endVersion"
+    for side in (update.bids, update.asks):
+        for level in side:
+            price, size = level.price, level.size
+            if not (price.is_finite() and size.is_finite() and price > 0 and size >= 0):
+                return f"unusable update: level {price} x {size}"
+    return None
 
 
 def _levels(levels: tuple[PriceLevel, ...]) -> dict[Decimal, Decimal]:
