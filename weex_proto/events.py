@@ -93,6 +93,9 @@ class PingAnswered(Event):
     time: str
     key: str
     received_at: float
+    server_time: float | None = None
+    """`time` in seconds since the epoch when it is a plausible millisecond timestamp, else None
+    (the ping was answered all the same)."""
 
 
 @attrs.frozen
