@@ -19,8 +19,9 @@ import pytest
 from tests.adapters import Harness, eventually, on_every_adapter, take
 from tests.test_hub import T0, connect, make_hub
 from tests.wspeer import ServerPeer
-from weex_proto.connection import ConnectionOptions
-from weex_proto.events import WebSocketMessage
+from weex_proto.config import WeexConfig
+from weex_proto.connection import ConnectionOptions, WeexConnection
+from weex_proto.events import ConnectionClosed, ConnectionRejected, WebSocketMessage
 from weex_proto.fanout import MessageBuffer
 from weex_proto.hub import ClientHub, plan_order_book, plan_tickers
 from weex_proto.session import WeexSession
@@ -220,3 +221,62 @@ async def test_hostile_pings_do_not_end_the_client(h: Harness) -> None:
         await h.server.send_raw('{"event":"ping","time":"1700000000000"}')
         await eventually(lambda: health.server_clock_offset is not None)
     assert not client.is_connected
+
+
+DEEP = deeply_nested()  # past any recursion limit, however deep the stack already is
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"event": "ping", "time": DEEP},
+        {"type": "ping", "time": DEEP},
+        {"event": "error", "code": DEEP, "msg": DEEP, "channel": DEEP},
+        {"code": DEEP},
+        {"event": DEEP},
+        {"event": "payload", "channel": BTC, "data": DEEP},
+    ],
+    ids=["ping", "type-ping", "error", "bare-code", "event", "payload"],
+)
+def test_values_nested_past_the_recursion_limit_are_never_repr_or_dumped_raw(
+    frame: dict[str, Any],
+) -> None:
+    """A JSON library (or `json_loads=`) can hand over values too deep for `repr`/`json.dumps`;
+    the connection used both on a ping's time, an error's code and msg, an unknown event."""
+
+    def loads(text: str) -> Any:
+        return frame if text == "hostile" else json.loads(text)
+
+    hub, session, peer, (tickers, _) = hub_with_streams(ConnectionOptions(json_loads=loads))
+    feed(hub, session, peer, "hostile")
+    if "ping" in (frame.get("event"), frame.get("type")):
+        key = "event" if "event" in frame else "type"
+        assert peer.json_sent() == [{key: "pong"}]  # answered, without the unwritable time
+    feed(hub, session, peer, ticker_push("44"))
+    received = []
+    while (message := tickers.get()) is not None:
+        received.append(message)
+    assert received[-1].data["data"] == [{"lastPrice": "44"}]
+
+
+def test_a_refusal_whose_body_code_cannot_be_written_as_text_is_still_a_refusal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import weex_proto.connection as connection_module
+
+    class DeepJson:
+        dumps = staticmethod(json.dumps)
+
+        @staticmethod
+        def loads(text: str) -> Any:
+            return {"code": DEEP, "msg": "no"}
+
+    monkeypatch.setattr(connection_module, "json", DeepJson)
+    conn = WeexConnection(WeexConfig())
+    conn.initiate(T0)
+    peer = ServerPeer()
+    peer.receive(conn.data_to_send())
+    conn.receive_data(peer.reject(403, b'{"code": "deep"}'), T0)
+    rejected, closed = conn.events()
+    assert isinstance(rejected, ConnectionRejected) and isinstance(closed, ConnectionClosed)
+    assert (rejected.status_code, rejected.reason) == (403, "no")

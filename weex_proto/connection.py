@@ -546,4 +546,4 @@ def _error_from_body(body: bytes) -> tuple[str | None, str]:
         return None, ""
     code = decoded.get("code")
     message = decoded.get("msg", decoded.get("message", ""))
-    return (None if code is None else str(code)), message if isinstance(message, str) else ""
+    return (None if code is None else text_of(code)), message if isinstance(message, str) else ""
