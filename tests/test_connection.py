@@ -132,7 +132,7 @@ def test_subscribe_before_open_is_sent_on_accept() -> None:
 def test_application_ping_is_answered_with_the_same_key_and_time(key: str) -> None:
     conn, peer, _ = open_pair()
     conn.receive_data(peer.text({key: "ping", "time": "1693208170000"}), T0 + 5)
-    assert drain(conn) == [PingAnswered("1693208170000", key, T0 + 5)]
+    assert drain(conn) == [PingAnswered("1693208170000", key, T0 + 5, 1693208170.0)]
     peer.receive(conn.data_to_send())
     assert peer.json_sent() == [{key: "pong", "time": "1693208170000"}]
 

@@ -61,6 +61,7 @@ from .events import (
 from .fastframe import FastFrameReader, InvalidText, wsproto_between_frames
 from .heartbeat import Heartbeat, HeartbeatAction
 from .subscriptions import SubscriptionBook
+from .wire import describe, encode_json, ping_server_time, text_of
 
 PongKey = Literal["mirror", "event", "type"]
 JsonLoads = Callable[[str], Any]
@@ -480,19 +481,24 @@ class WeexConnection:
         elif event == "pong" or frame.get("type") == "pong":
             pass  # traffic already counted by the heartbeat
         else:
-            self._emit(MessageSkipped(f"unknown event {event!r}", text[:_SKIPPED_RAW_LIMIT]))
+            reason = f"unknown event {describe(event)}"
+            self._emit(MessageSkipped(reason, text[:_SKIPPED_RAW_LIMIT]))
 
     def _answer_ping(self, frame: Mapping[str, Any], key: str, now: float) -> None:
         if self._state is not ConnectionState.OPEN:
             return  # closing: a pong can no longer be sent, and no longer matters
         time = frame.get("time")
-        time_text = time if isinstance(time, str) else "" if time is None else str(time)
+        time_text = "" if time is None else text_of(time)
         reply_key = key if self.options.pong_key == "mirror" else self.options.pong_key
         reply: dict[str, Any] = {reply_key: "pong"}
         if time is not None:
             reply["time"] = time  # echo exactly what the server sent, type and all
-        self._send_json(reply)
-        self._emit(PingAnswered(time_text, key, self._wall_time))
+        encoded = encode_json(reply)
+        if encoded is not None:
+            self._send_text(encoded)
+        else:  # only a `time` nested past the recursion limit cannot be echoed
+            self._send_json({reply_key: "pong"})
+        self._emit(PingAnswered(time_text, key, self._wall_time, ping_server_time(time)))
 
     def _handle_ack(self, event: str, channel: object, text: str, now: float) -> None:
         if not isinstance(channel, str):
@@ -509,9 +515,8 @@ class WeexConnection:
 
     def _handle_error(self, frame: Mapping[str, Any], text: str) -> None:
         raw_code = frame.get("code")
-        code = None if raw_code is None else str(raw_code)
-        message = frame.get("msg", frame.get("message", ""))
-        message = message if isinstance(message, str) else json.dumps(message)
+        code = None if raw_code is None else text_of(raw_code)
+        message = text_of(frame.get("msg", frame.get("message", "")))
         channel = frame.get("channel")
         channel = channel if isinstance(channel, str) else None
         kind = error_codes.classify(code, message)
@@ -557,4 +562,4 @@ def _error_from_body(body: bytes) -> tuple[str | None, str]:
         return None, ""
     code = decoded.get("code")
     message = decoded.get("msg", decoded.get("message", ""))
-    return (None if code is None else str(code)), message if isinstance(message, str) else ""
+    return (None if code is None else text_of(code)), message if isinstance(message, str) else ""

@@ -97,6 +97,9 @@ class PingAnswered(Event):
     key: str
     received_at: float
     """Wall time (epoch seconds) the ping arrived: `time` is the server's, in milliseconds."""
+    server_time: float | None = None
+    """`time` in seconds since the epoch when it is a plausible millisecond timestamp, else None
+    (the ping was answered all the same)."""
 
 
 @attrs.frozen

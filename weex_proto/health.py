@@ -46,8 +46,8 @@ class Health:
     def ping(self, endpoint: str, event: PingAnswered, now: float) -> None:
         health = self._of(endpoint)
         health.pings_answered += 1
-        if event.time.isdigit():
-            health.server_clock_offset = now - int(event.time) / 1000
+        if event.server_time is not None:  # validated where it was read: see `wire`
+            health.server_clock_offset = now - event.server_time
 
     def pong(self, endpoint: str, round_trip: float | None) -> None:
         if round_trip is not None:

@@ -436,7 +436,7 @@ class ServerConnection:
     def _on_text(self, text: str) -> None:
         try:
             message = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # nested past the limit: not JSON we can read
             self.send_text(error_message("40017", "Parameter validation failed: invalid JSON"))
             return
         self._host.record_received(message)

@@ -1,0 +1,371 @@
+"""Fuzz the whole client stack below the event loop: connections, `ClientHub`, open streams.
+
+    python fuzz/fuzz_stack.py [fuzz/corpus/stack] [-atheris_runs=N]
+
+The other harnesses stop at `WeexConnection` or `parse_push`; a ping whose `time` was "²"
+passed them all and still ended the client, because it broke in the hub. Here a public and a
+private connection are handshaken inside one hub with streams open (tickers by name and by
+pattern, trades, an order book, orders and account, a sync and an async handler), and every
+frame goes through `receive_data`, `ClientHub.handle_events` and the buffers, as the adapters
+drive them.
+
+An input is one step per line; the line's first byte says what the rest is (capital: public
+connection, small letter: private):
+
+    J/j  text: one text frame, as it is (JSON or not)
+    M/m  recipe: a valid WEEX frame (first byte picks it) with fields replaced by hostile values
+         (each further pair of bytes picks a field and a value)
+    P/p  ping: a ping whose `time` is the rest, as a string
+    R/r  raw: bytes straight onto the socket, below the WebSocket framing
+    T/t  time: the clock moves on by the first byte in seconds, and timers run
+    D    drain every stream and handler buffer now (otherwise they fill up and overflow)
+    anything else: the whole line as a public text frame
+
+Invariants: `receive_data`, `handle_timer`, `handle_events` and `decided` raise nothing; a
+buffer never holds more than its size; reading a stream yields messages or ends with
+`BufferClosed` or a `WeexError` (a refused channel, an overflowed private stream); a message's
+`parse()` raises nothing but `PayloadError`; an order book reader gets at most its levels,
+bids falling and asks rising; the clock offset is None or finite; handlers see only messages
+for their pattern; and at the end every stream is closed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import itertools
+import json
+import logging
+import math
+import random
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+from _support import CONFIG, CORPUS, T0, accept_response, fuzz_main
+
+from weex_proto.channels import channel_matches
+from weex_proto.connection import ConnectionOptions, ConnectionState, WeexConnection
+from weex_proto.errors import WeexError
+from weex_proto.events import WebSocketMessage
+from weex_proto.fanout import BufferClosed, MessageBuffer
+from weex_proto.hub import (
+    ClientHub,
+    StreamPlan,
+    plan_order_book,
+    plan_private,
+    plan_tickers,
+    plan_trades,
+)
+from weex_proto.logs import JsonLogFormatter
+from weex_proto.messages import PayloadError
+from weex_proto.session import GiveUp, Reconnect, WeexSession
+
+BUFFER_SIZE = 8
+BOOK_LEVELS = 5
+MAX_RECONNECTS = 16  # per input: each costs a handshake, and the fuzzer wants many inputs
+OPTIONS = ConnectionOptions(ping_interval=5.0, ping_timeout=5.0, max_message_size=16384)
+
+_DEPTH_LINES = (CORPUS / "depth" / "snapshot_then_doc_delta.jsonl").read_text().splitlines()
+TEMPLATES: tuple[Any, ...] = (
+    *(json.loads((CORPUS / "json" / name).read_text()) for name in ("ticker.json", "trades.json")),
+    *(json.loads(line) for line in _DEPTH_LINES),
+    *(
+        json.loads((CORPUS / "json" / name).read_text())
+        for name in ("orders.json", "account.json", "kline.json", "positions.json", "fill.json")
+    ),
+    {"event": "ping", "time": "1693208170000"},
+    {"type": "ping", "time": 1693208170000},
+    {"event": "subscribed", "channel": "ticker.cmt_btcusdt"},
+    {"event": "unsubscribed", "channel": "depth.cmt_btcusdt.15"},
+    {"event": "error", "code": "40020", "msg": "Parameter is invalid", "channel": "orders"},
+    {"code": "429", "msg": "Too many requests"},
+)
+_NESTED = object()
+"""Stands for an array nested past the recursion limit, built afresh each time it is used."""
+HOSTILE: tuple[Any, ...] = (
+    "²",
+    "1" * 400,
+    "1" * 5000,
+    "\uff11\uff12\uff13",
+    "",
+    "-1",
+    "0",
+    "1e99999",
+    "-1e-99999",
+    "NaN",
+    "Infinity",
+    " 1",
+    "1_000",
+    "9" * 40,
+    "ticker.cmt_ethusdt",
+    "depth.cmt_btcusdt.15",
+    "cmt_other",
+    "SNAPSHOT",
+    "CHANGED",
+    "orders",
+    0,
+    -1,
+    10**30,
+    2**64,
+    1e308,
+    -0.0,
+    0.1,
+    True,
+    False,
+    None,
+    [],
+    {},
+    [1, 2],
+    {"price": "1", "size": "1"},
+    ["1", "1"],
+    _NESTED,
+)
+MAX_PATH_DEPTH = 6  # deep enough for every template field (msg.data.order[0].price)
+
+
+def hostile_value(index: int) -> Any:
+    value = HOSTILE[index % len(HOSTILE)]
+    if value is _NESTED:
+        nested: list[Any] = []
+        for _ in range(1100):
+            nested = [nested]
+        return nested
+    return copy.deepcopy(value)  # a fresh container: later recipes may change inside it
+
+
+def text_frame(payload: bytes) -> bytes:
+    """A final, unmasked text frame, as the server sends them."""
+    size = len(payload)
+    if size < 126:
+        return struct.pack("!BB", 0x81, size) + payload
+    if size < 1 << 16:
+        return struct.pack("!BBH", 0x81, 126, size) + payload
+    return struct.pack("!BBQ", 0x81, 127, size) + payload
+
+
+def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every place in a JSON value that a hostile value can replace, the root excluded."""
+    found = [path] if path else []
+    if len(path) >= MAX_PATH_DEPTH:
+        return found
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += _paths(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _paths(item, (*path, index))
+    return found
+
+
+def recipe_frame(recipe: bytes) -> str:
+    """A template frame with hostile values put where the recipe's bytes say."""
+    frame = copy.deepcopy(TEMPLATES[recipe[0] % len(TEMPLATES)] if recipe else TEMPLATES[0])
+    for where, what in zip(recipe[1:17:2], recipe[2:17:2], strict=False):
+        paths = _paths(frame)
+        if not paths:
+            break
+        *parents, last = paths[where % len(paths)]
+        parent = frame
+        for step in parents:
+            parent = parent[step]
+        if what != 255:
+            parent[last] = hostile_value(what)
+        elif isinstance(parent, dict):
+            del parent[last]  # a missing field
+    text = _encode(frame)
+    return text if text is not None else json.dumps(TEMPLATES[0])
+
+
+def _encode(frame: Any) -> str | None:
+    try:
+        return json.dumps(frame, separators=(",", ":"))
+    except (ValueError, RecursionError):
+        return None
+
+
+class Stack:
+    """One hub, both endpoints connected, streams and handlers open: what a client holds."""
+
+    def __init__(self) -> None:
+        self.now = T0
+        self.hub = ClientHub(
+            CONFIG, options=OPTIONS, rng=random.Random(0), max_retries=None, buffer_size=BUFFER_SIZE
+        )
+        self.plans = (
+            plan_tickers(["BTCUSDT"]),
+            plan_tickers(None),
+            plan_trades("BTCUSDT"),
+            plan_order_book("BTCUSDT", BOOK_LEVELS),
+            plan_private("orders"),
+            plan_private("account"),
+        )
+        self.streams: list[tuple[StreamPlan, MessageBuffer]] = []
+        for plan in self.plans:
+            self.streams.append((plan, self.hub.open_stream(plan)))
+            for channel in plan.channels:
+                self.hub.acquire(channel, self.now)
+        self.sync_seen: list[WebSocketMessage] = []
+        self.hub.add_handler("ticker.*", self.sync_seen.append)
+        self.hub.add_handler("orders", self.sync_seen.append)
+
+        async def async_handler(message: WebSocketMessage) -> None:
+            raise AssertionError("the harness drains this buffer itself")
+
+        handler_buffer = self.hub.add_handler("trades.*", async_handler)
+        assert handler_buffer is not None
+        self.handler_buffer = handler_buffer
+        self.reconnects = 0
+        self.sessions = {private: self.hub.session(private) for private in (False, True)}
+        for session in self.sessions.values():
+            self.connect(session)
+
+    def connect(self, session: WeexSession) -> None:
+        conn = self.hub.start_attempt(session, self.now)
+        conn.receive_data(accept_response(conn.data_to_send()), self.now)
+        self.settle(session, conn)
+
+    def settle(self, session: WeexSession, conn: WeexConnection) -> None:
+        """What the endpoint loop does after every read: events, decisions, reconnects."""
+        decision = self.hub.handle_events(session, conn, self.now)
+        conn.data_to_send()
+        if decision is None:
+            return
+        self.hub.decided(session, decision)
+        if isinstance(decision, Reconnect) and self.reconnects < MAX_RECONNECTS:
+            self.reconnects += 1
+            self.now += decision.delay
+            self.connect(session)
+        elif isinstance(decision, GiveUp):
+            assert isinstance(decision.error, WeexError), decision
+
+    def feed(self, private: bool, data: bytes) -> None:
+        session = self.sessions[private]
+        conn = session.connection
+        if conn is None or conn.state is not ConnectionState.OPEN:
+            return
+        self.now += 0.01
+        conn.receive_data(data, self.now)
+        self.settle(session, conn)
+
+    def wait(self, seconds: float) -> None:
+        self.now += seconds
+        for session in self.sessions.values():
+            conn = session.connection
+            if conn is not None:
+                conn.handle_timer(self.now)
+                self.settle(session, conn)
+
+    def drain(self) -> None:
+        for plan, buffer in self.streams:
+            self._drain(buffer, plan.book_levels)
+        self._drain(self.handler_buffer, None)
+        for message in self.sync_seen:
+            assert channel_matches("ticker.*", message.channel) or message.channel == "orders"
+            _check_parse(message)
+        self.sync_seen.clear()
+
+    def _drain(self, buffer: MessageBuffer, book_levels: int | None) -> None:
+        assert len(buffer) <= buffer.maxsize, buffer
+        while True:
+            try:
+                message = buffer.get()
+            except (BufferClosed, WeexError):
+                return
+            if message is None:
+                return
+            if book_levels is None:
+                _check_parse(message)
+            else:
+                _check_book(message.data, book_levels)
+
+    def finish(self) -> None:
+        for session in self.sessions.values():
+            session.stop(self.now)
+        self.wait(3600.0)  # close handshakes time out
+        for session in self.sessions.values():
+            assert session.connection is None or session.connection.state is ConnectionState.CLOSED
+        self.hub.end_all_streams()
+        self.drain()
+        assert all(buffer.closed for _, buffer in self.streams)
+        for endpoint in self.hub.health.endpoints.values():
+            offset = endpoint.server_clock_offset
+            assert offset is None or math.isfinite(offset), offset
+
+
+def _check_parse(message: WebSocketMessage) -> None:
+    with contextlib.suppress(PayloadError):
+        message.parse()
+
+
+def _check_book(data: Any, levels: int) -> None:
+    bids, asks = data["bids"], data["asks"]
+    assert len(bids) <= levels and len(asks) <= levels, data
+    if data["resyncing"]:
+        assert bids == [] and asks == [] and data["version"] is None, data
+        return
+    assert all(a[0] > b[0] for a, b in itertools.pairwise(bids)), data
+    assert all(a[0] < b[0] for a, b in itertools.pairwise(asks)), data
+
+
+class _FormatEveryRecord(logging.Handler):
+    """Formats each record, plain and as JSON, and lets any failure out (handlers usually
+    swallow theirs): log calls carry server strings, and must cope with all of them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.json = JsonLogFormatter(secrets=[CONFIG.secret_key or ""])
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.format(record)
+        json.loads(self.json.format(record))
+
+
+@contextlib.contextmanager
+def _logs_checked() -> Iterator[None]:
+    logger = logging.getLogger("weex_ws")
+    saved = logger.level, logger.propagate
+    handler = _FormatEveryRecord()
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False  # and quiet: nothing reaches the root logger's last resort
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+
+
+def test_one_input(data: bytes) -> None:
+    with _logs_checked():
+        run(data)
+
+
+def run(data: bytes) -> None:
+    stack = Stack()
+    for line in data.split(b"\n")[:64]:
+        op, rest = line[:1], line[1:]
+        private = op.islower()
+        kind = op.upper()
+        if kind == b"J":
+            stack.feed(private, text_frame(rest))
+        elif kind == b"M":
+            stack.feed(private, text_frame(recipe_frame(rest).encode()))
+        elif kind == b"P":
+            time = rest.decode("utf-8", "replace")
+            stack.feed(private, text_frame(json.dumps({"event": "ping", "time": time}).encode()))
+        elif kind == b"R":
+            stack.feed(private, rest)
+        elif kind == b"T":
+            stack.wait(float(rest[0]) if rest else 1.0)
+        elif op == b"D":
+            stack.drain()
+        else:
+            stack.feed(False, text_frame(line))
+    stack.drain()
+    stack.finish()
+
+
+if __name__ == "__main__":
+    fuzz_main(test_one_input)

@@ -1,0 +1,289 @@
+"""The real client, on every adapter, against a server that sends hypothesis-made hostile frames.
+
+The simulator completes both handshakes and acknowledges the subscriptions; its market is paused,
+so from then on the only frames are the ones a test sends: hostile ones (pings with odd times,
+errors and acks of any JSON shape, pushes whose fields are the wrong type, text that is not JSON)
+interleaved with valid ticker, trade, order-book and order pushes, each valid one marked. The user's
+side holds streams, a sync and an async handler in its own task group. Asserted: no exception
+reaches that task group or `async with client`, every marked push arrives, in order, on its
+stream, the connections are never replaced, and the client closes cleanly.
+
+Virtual time on the trio variants; no assertion depends on how long anything took.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import anyio
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from tests.adapters import (
+    ADAPTERS,
+    TAKE_LIMIT,
+    TEST_LIMIT,
+    VIRTUAL_TEST_LIMIT,
+    Adapter,
+    Harness,
+    _sole_error,
+    eventually,
+)
+from weex_anyio.testing import SimulatedWeexServer
+from weex_proto.events import WebSocketMessage
+
+SYMBOL = "cmt_btcusdt"
+TICKER, TRADES, BOOK = f"ticker.{SYMBOL}", f"trades.{SYMBOL}", f"depth.{SYMBOL}.15"
+CHANNELS = (TICKER, TRADES, BOOK, "orders", "account", "ticker.cmt_ethusdt", "kline.x", "nope")
+
+
+def ticker(mark: int) -> dict[str, Any]:
+    row = {
+        "symbol": SYMBOL,
+        "priceChange": "1",
+        "priceChangePercent": "0.01",
+        "trades": "5",
+        "size": "1",
+        "value": "1",
+        "high": "2",
+        "low": "1",
+        "lastPrice": f"{mark}.5",
+        "markPrice": "1.5",
+    }
+    return {"event": "payload", "channel": TICKER, "data": [row]}
+
+
+def trade(mark: int) -> dict[str, Any]:
+    row = {"time": "1747131727502", "price": f"{mark}.5", "size": "1", "value": "1"}
+    return {"event": "payload", "channel": TRADES, "data": [{**row, "buyerMaker": False}]}
+
+
+def order(mark: int) -> dict[str, Any]:
+    return {
+        "type": "trade-event",
+        "channel": "orders",
+        "event": "payload",
+        "msg": {"msgEvent": "OrderUpdate", "version": mark, "time": 1, "data": {"order": []}},
+    }
+
+
+def depth(version: int, kind: str = "CHANGED") -> dict[str, Any]:
+    row = {
+        "startVersion": str(version),
+        "endVersion": str(version),
+        "level": 15,
+        "depthType": kind,
+        "symbol": SYMBOL,
+        "asks": [{"price": f"{101 + version % 7}", "size": "1"}],
+        "bids": [{"price": "100", "size": "1"}],
+    }
+    return {"event": "payload", "channel": BOOK, "data": [row]}
+
+
+BUILDERS: dict[str, Callable[[int], dict[str, Any]]] = {
+    "ticker": ticker,
+    "trade": trade,
+    "order": order,
+    "depth": depth,
+}
+VALID = tuple(BUILDERS)
+NESTED = "[" * 1000 + "]" * 1000
+
+EDGES = ("²", "1" * 400, "1" * 5000, "\uff11", "NaN", "-1", "1e99999", 10**30, -0.0, 1e308)
+edges = st.sampled_from(EDGES + CHANNELS)
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=12), edges
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+wire_values = st.one_of(edges, json_values)  # the values that broke things, half the time
+
+
+@st.composite
+def mutated_push(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid push with one field, at any depth, replaced by an arbitrary JSON value."""
+    frames = [ticker(1), trade(1), order(1), depth(1), depth(1, "SNAPSHOT")]  # fresh ones
+    frame: dict[str, Any] = draw(st.sampled_from(frames))
+    holder: Any = frame
+    while True:
+        keys = list(holder) if isinstance(holder, dict) else list(range(len(holder)))
+        if not keys:
+            return frame
+        key = draw(st.sampled_from(keys))
+        child = holder[key]
+        if not isinstance(child, dict | list) or not child or draw(st.booleans()):
+            holder[key] = draw(json_values)
+            return frame
+        holder = child
+
+
+hostile_frames = st.one_of(
+    st.builds(
+        lambda key, time: json.dumps({key: "ping", "time": time}),
+        st.sampled_from(["event", "type"]),
+        wire_values,
+    ),
+    st.builds(
+        lambda code, msg, channel: json.dumps(
+            {"event": "error", "code": code, "msg": msg, "channel": channel}
+        ),
+        wire_values,
+        wire_values,
+        wire_values,
+    ),
+    st.builds(
+        lambda event, channel: json.dumps({"event": event, "channel": channel}),
+        st.sampled_from(["subscribed", "unsubscribed", "payload", "pong", "surprise"]),
+        wire_values,
+    ),
+    st.builds(
+        lambda channel, data: json.dumps(
+            {"event": "payload", "channel": channel, "data": data, "msg": data}
+        ),
+        st.sampled_from(CHANNELS),
+        wire_values,
+    ),
+    mutated_push().map(json.dumps),
+    st.builds(json.dumps, json_values),
+    st.text(max_size=30),
+    st.sampled_from(
+        [
+            '{"event":"ping","time":' + NESTED + "}",
+            '{"event":"error","code":' + NESTED + "}",
+            "ping",
+        ]
+    ),
+)
+KILLERS = [json.dumps({"event": "ping", "time": time}) for time in ("²", "1" * 400, "1" * 5000)]
+"""Pings that each ended the client with ExceptionGroup[ValueError] before they were validated."""
+scripts = st.lists(st.one_of(hostile_frames, st.sampled_from(VALID)), min_size=1, max_size=14)
+
+
+async def collect_marks(
+    stream: AsyncIterator[WebSocketMessage], read: Any, last: int, into: list[int]
+) -> None:
+    """Read the marks of valid pushes (skipping hostile ones) until `last`."""
+    async for message in stream:
+        mark = read(message)
+        if mark is not None:
+            into.append(mark)
+            if mark == last:
+                return
+
+
+FIRST_MARK = 1000
+
+
+def _mark(message: WebSocketMessage, build: Any, read: Any) -> int | None:
+    """The mark of a valid push made by `build` (exactly that frame), else None."""
+    try:
+        mark = int(read(message.data))
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+        return None
+    return mark if mark >= FIRST_MARK and message.data == build(mark) else None
+
+
+def ticker_mark(message: WebSocketMessage) -> int | None:
+    return _mark(message, ticker, lambda data: data["data"][0]["lastPrice"][:-2])
+
+
+def trade_mark(message: WebSocketMessage) -> int | None:
+    return _mark(message, trade, lambda data: data["data"][0]["price"][:-2])
+
+
+def order_mark(message: WebSocketMessage) -> int | None:
+    return _mark(message, order, lambda data: data["msg"]["version"])
+
+
+async def run_script(h: Harness, script: list[str]) -> None:
+    h.server.pause_market()
+    sent: dict[str, list[int]] = {kind: [] for kind in VALID}
+    got: dict[str, list[int]] = {kind: [] for kind in ("ticker", "trade", "order")}
+    handler_ticks: set[int] = set()
+    handler_trades: set[int] = set()
+    frames: list[str] = []
+    marks = iter(range(FIRST_MARK, 10**6))
+    for step in [*script, "ticker", "trade", "order"]:  # every stream ends on a valid push
+        if step not in VALID:
+            frames.append(step)
+            continue
+        mark = next(marks)
+        sent[step].append(mark)
+        frames.append(json.dumps(BUILDERS[step](mark)))
+
+    def on_ticker(message: WebSocketMessage) -> None:
+        mark = ticker_mark(message)
+        if mark is not None:
+            handler_ticks.add(mark)
+
+    async def on_trade(message: WebSocketMessage) -> None:
+        mark = trade_mark(message)
+        if mark is not None:
+            handler_trades.add(mark)
+
+    async with h.client(max_retries=None) as client:
+        client.add_message_handler("ticker.*", on_ticker)
+        client.add_message_handler("trades.*", on_trade)
+        async with (
+            contextlib.aclosing(client.stream_tickers("BTCUSDT")) as tickers,
+            contextlib.aclosing(client.stream_trades("BTCUSDT")) as trades,
+            contextlib.aclosing(client.stream_order_book("BTCUSDT")) as book,
+            contextlib.aclosing(client.stream_orders()) as orders,
+            anyio.create_task_group() as readers,
+        ):
+            readers.start_soon(
+                collect_marks, tickers, ticker_mark, sent["ticker"][-1], got["ticker"]
+            )
+            readers.start_soon(collect_marks, trades, trade_mark, sent["trade"][-1], got["trade"])
+            readers.start_soon(collect_marks, orders, order_mark, sent["order"][-1], got["order"])
+            readers.start_soon(read_book, book)
+            for channel in (TICKER, TRADES, BOOK, "orders"):
+                await h.server.wait_for_subscription(channel)
+            for frame in frames:
+                await h.server.send_raw(frame)
+            limit = TAKE_LIMIT * 6  # a hang guard: the pushes are already on their way
+            await eventually(lambda: all(got[k][-1:] == sent[k][-1:] for k in got), limit=limit)
+            await eventually(lambda: handler_ticks >= set(sent["ticker"]), limit=limit)
+            await eventually(lambda: handler_trades >= set(sent["trade"]), limit=limit)
+            readers.cancel_scope.cancel()  # only the book reader is still reading
+    assert not client.is_connected
+    for kind, marks_got in got.items():
+        assert marks_got == sent[kind], kind  # every valid push, in order, none lost
+    assert h.server.stats.accepted == 2  # neither connection was ever replaced
+
+
+async def read_book(book: AsyncIterator[WebSocketMessage]) -> None:
+    async for message in book:
+        assert len(message.data["bids"]) <= 5 and len(message.data["asks"]) <= 5
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS, ids=str)
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(script=scripts)
+@example(script=[*KILLERS, "ticker", "depth", "trade"])
+def test_hostile_frames_never_reach_the_user_and_valid_pushes_keep_flowing(
+    adapter: Adapter, script: list[str]
+) -> None:
+    async def main() -> None:
+        virtual = adapter.can_use_virtual_time
+        with anyio.fail_after(VIRTUAL_TEST_LIMIT if virtual else TEST_LIMIT):
+            async with SimulatedWeexServer(trade_interval=None, ping_interval=None) as server:
+                await run_script(Harness(adapter, server, virtual), script)
+
+    try:
+        adapter.run(main, virtual_time=True)
+    except BaseExceptionGroup as group:
+        raise _sole_error(group) from None
