@@ -280,3 +280,27 @@ def test_a_refusal_whose_body_code_cannot_be_written_as_text_is_still_a_refusal(
     rejected, closed = conn.events()
     assert isinstance(rejected, ConnectionRejected) and isinstance(closed, ConnectionClosed)
     assert (rejected.status_code, rejected.reason) == (403, "no")
+
+
+def test_error_frames_and_refusal_bodies_of_any_size_give_bounded_texts() -> None:
+    """A server's error text ends up in logs and exceptions: a megabyte of it must not."""
+    conn = WeexConnection(WeexConfig())
+    peer = ServerPeer()
+    conn.initiate(T0)
+    peer.receive(conn.data_to_send())
+    conn.receive_data(peer.accept(), T0)
+    list(conn.events())
+    huge = {"event": "error", "code": "4" * 100_000, "msg": "x" * 500_000, "channel": BTC}
+    conn.receive_data(peer.text(json.dumps(huge)), T0)
+    (error,) = (e for e in conn.events() if type(e).__name__ == "ErrorReceived")
+    assert error.code is not None and error.code.startswith("4444") and len(error.code) <= 40
+    assert error.message.startswith("xxxx") and len(error.message) <= 500
+
+    refused = WeexConnection(WeexConfig())
+    server = ServerPeer()
+    refused.initiate(T0)
+    server.receive(refused.data_to_send())
+    body = json.dumps({"code": "5" * 10_000, "msg": "y" * 300_000}).encode()
+    refused.receive_data(server.reject(503, body), T0)
+    rejected = next(e for e in refused.events() if isinstance(e, ConnectionRejected))
+    assert rejected.reason.startswith("yyyy") and len(rejected.reason) <= 500

@@ -401,3 +401,19 @@ def test_rate_limited_refusal_is_retried_after_its_advice() -> None:
     assert isinstance(give_up, GiveUp)
     assert isinstance(give_up.error, ReconnectExhaustedError)
     assert isinstance(give_up.error.last_error, RateLimitError)
+
+
+def test_an_auth_error_frame_ends_retries_only_if_the_close_follows_it() -> None:
+    """An auth error frame then the close: credentials refused, no retry. An auth error frame
+    the connection outlives (data arrives after it) makes a later drop an ordinary one."""
+    fatal = make_session(private=True, max_retries=None)
+    open_connection(fatal, T0)
+    fatal.error_received(ErrorKind.AUTH, "40009", "API verification failed")
+    decision = fatal.connection_closed(T0 + 1, dropped(T0 + 1))
+    assert isinstance(decision, GiveUp) and isinstance(decision.error, AuthenticationError)
+
+    outlived = make_session(private=True, max_retries=None)
+    open_connection(outlived, T0)
+    outlived.error_received(ErrorKind.AUTH, "40014", "Invalid permissions")
+    outlived.delivered()  # e.g. the next push or ping
+    assert isinstance(outlived.connection_closed(T0 + 1, dropped(T0 + 1)), Reconnect)

@@ -88,6 +88,9 @@ MESSAGE_TOO_BIG = 1009
 INTERNAL_ERROR = 1011
 
 _SKIPPED_RAW_LIMIT = 512  # how much of a skipped frame we keep for the log
+# An error frame's code and text go into logs and exceptions: a server can make them any size.
+_ERROR_CODE_LIMIT = 40
+_ERROR_TEXT_LIMIT = 500
 
 
 class ConnectionState(enum.Enum):
@@ -515,8 +518,8 @@ class WeexConnection:
 
     def _handle_error(self, frame: Mapping[str, Any], text: str) -> None:
         raw_code = frame.get("code")
-        code = None if raw_code is None else text_of(raw_code)
-        message = text_of(frame.get("msg", frame.get("message", "")))
+        code = None if raw_code is None else _bounded(text_of(raw_code), _ERROR_CODE_LIMIT)
+        message = _bounded(text_of(frame.get("msg", frame.get("message", ""))), _ERROR_TEXT_LIMIT)
         channel = frame.get("channel")
         channel = channel if isinstance(channel, str) else None
         kind = error_codes.classify(code, message)
@@ -550,6 +553,10 @@ class WeexConnection:
         self._emit(ConnectionClosed(code, reason, initiator))
 
 
+def _bounded(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _error_from_body(body: bytes) -> tuple[str | None, str]:
     """WEEX REST-style error bodies look like {"code":"40009","msg":"..."}; use them if present."""
     if not body:
@@ -560,6 +567,7 @@ def _error_from_body(body: bytes) -> tuple[str | None, str]:
         return None, body[:200].decode("utf-8", errors="replace").strip()
     if not isinstance(decoded, dict):
         return None, ""
-    code = decoded.get("code")
+    raw_code = decoded.get("code")
+    code = None if raw_code is None else _bounded(text_of(raw_code), _ERROR_CODE_LIMIT)
     message = decoded.get("msg", decoded.get("message", ""))
-    return (None if code is None else text_of(code)), message if isinstance(message, str) else ""
+    return code, _bounded(message, _ERROR_TEXT_LIMIT) if isinstance(message, str) else ""

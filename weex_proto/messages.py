@@ -22,6 +22,7 @@ from typing import Any, Final, Literal, NoReturn, TypeAlias
 import attrs
 
 from .errors import ProtocolError
+from .wire import describe
 
 __all__ = [
     "Candle",
@@ -323,12 +324,7 @@ def _excerpt(value: object, limit: int = 40) -> str:
     """A short, safe description of a bad value: its type, plus the text of small scalars."""
     if value is _MISSING:
         return "nothing (missing)"
-    if isinstance(value, int) and value.bit_length() > 128:
-        return "a very large int"  # repr() could hit Python's int digit limit
-    if isinstance(value, str | int | float | bool) or value is None:
-        text = repr(value)
-        return text if len(text) <= limit else text[: limit - 3] + "..."
-    return f"a {type(value).__name__}"
+    return describe(value, limit)
 
 
 def _fail(channel: str, where: str, expected: str, value: object) -> NoReturn:

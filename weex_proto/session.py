@@ -137,8 +137,10 @@ class WeexSession:
 
     def delivered(self) -> None:
         """The server sent something usable (a push, an ack, an application ping) on the open
-        connection: it works, so the reconnection attempts in a row start counting afresh."""
+        connection: it works, so the reconnection attempts in a row start counting afresh, and
+        an auth error frame before this was not the connection's end (see `error_received`)."""
         self.policy.on_useful()
+        self._last_problem = None
 
     def rejected(self, event: ConnectionRejected) -> None:
         """Remember why the server refused us; the decision comes with `ConnectionClosed`."""
@@ -149,7 +151,9 @@ class WeexSession:
         )
 
     def error_received(self, kind: ErrorKind, code: str | None, message: str) -> None:
-        """An error frame on an open connection; a later close uses it as the reason."""
+        """An error frame on an open connection. An auth error followed by the close is why
+        the server closed (credentials refused: no retry); if anything usable arrives in
+        between, the connection outlived it and a later close is an ordinary drop."""
         if kind is ErrorKind.AUTH:
             self._last_problem = error_codes.exception_for(kind, code, message)
 
