@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -94,6 +95,15 @@ def test_from_env_overrides_win() -> None:
     assert config.api_key == "override-key"
     assert config.secret_key == "env-secret-key-0002"
     assert config.verify_tls is False
+
+
+def test_ca_file_comes_from_the_environment_or_an_argument(tmp_path: Path) -> None:
+    assert WeexConfig().ca_file is None  # the system's CAs
+    assert WeexConfig.from_env({"WEEX_CA_FILE": "/etc/corp/ca.pem"}).ca_file == "/etc/corp/ca.pem"
+    assert WeexConfig.from_env({"WEEX_CA_FILE": ""}).ca_file is None
+    assert WeexConfig(ca_file=tmp_path / "ca.pem").ca_file == str(tmp_path / "ca.pem")
+    with pytest.raises(ConfigError, match="ca_file"):
+        WeexConfig(ca_file=" ")
 
 
 def test_from_env_rejects_unknown_override() -> None:

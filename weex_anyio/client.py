@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -41,6 +42,10 @@ class WeexWebSocketClient(BaseClient):
     @staticmethod
     def _default_rng() -> random.Random:
         return random.Random()  # OS-seeded; jitter only, not security
+
+    @staticmethod
+    def _default_transport(ssl_context: ssl.SSLContext) -> Transport:
+        return tcp_transport(ssl_context)
 
     def _make_backend(
         self, config: WeexConfig, transport: Transport | None

@@ -37,6 +37,7 @@ _OTHER_ENV = {
     "public_url": "WEEX_WS_PUBLIC_URL",
     "private_url": "WEEX_WS_PRIVATE_URL",
     "user_agent": "WEEX_USER_AGENT",
+    "ca_file": "WEEX_CA_FILE",
 }
 
 _DEFAULT_PORTS = {"ws": 80, "wss": 443}
@@ -179,6 +180,17 @@ def _check_user_agent(instance: WeexConfig, attribute: attrs.Attribute[str], val
     _check_header_value(instance, attribute, value)
 
 
+def _optional_path(value: str | os.PathLike[str] | None) -> str | None:
+    return None if value is None else os.fspath(value)
+
+
+def _check_ca_file(
+    instance: WeexConfig, attribute: attrs.Attribute[str | None], value: str | None
+) -> None:
+    if value is not None and not value.strip():
+        raise ConfigError("ca_file must be a path to a PEM file (or None for the system's CAs)")
+
+
 def _set_or_unset(value: str) -> str:
     return "<set>" if value else "<unset>"
 
@@ -194,6 +206,11 @@ class WeexConfig:
     private_url: str = attrs.field(default=DEFAULT_PRIVATE_URL, validator=_check_url)
     user_agent: str = attrs.field(default=DEFAULT_USER_AGENT, validator=_check_user_agent)
     verify_tls: bool = True
+    ca_file: str | None = attrs.field(
+        default=None, converter=_optional_path, validator=_check_ca_file
+    )
+    """A PEM bundle of the CAs to trust instead of the system's (for `wss://`), e.g. a test
+    server's or a TLS-inspecting proxy's. Loaded when the client is built."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> WeexConfig:

@@ -11,6 +11,7 @@ the nursery, which trio's structured concurrency ties to `async with`.
 from __future__ import annotations
 
 import random
+import ssl
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -37,6 +38,10 @@ class WeexWebSocketClient(BaseClient):
     @staticmethod
     def _default_rng() -> random.Random:
         return random.Random()  # OS-seeded; jitter only, not security
+
+    @staticmethod
+    def _default_transport(ssl_context: ssl.SSLContext) -> Transport:
+        return tcp_transport(ssl_context)
 
     def _make_backend(
         self, config: WeexConfig, transport: Transport | None
