@@ -34,8 +34,16 @@ import pytest
 import trustme
 from anyio.streams.tls import TLSStream
 
-from tests.adapters import TAKE_LIMIT, Client, Harness, eventually, on_every_adapter, take
-from weex_proto.config import Endpoint
+from tests.adapters import (
+    TAKE_LIMIT,
+    USER_AGENT,
+    Client,
+    Harness,
+    eventually,
+    on_every_adapter,
+    take,
+)
+from weex_proto.config import Endpoint, WeexConfig
 from weex_proto.errors import (
     AuthenticationError,
     ConnectionClosedError,
@@ -667,6 +675,64 @@ async def test_a_certificate_failure_is_spelled_out_in_the_error(h: Harness) -> 
     for text in (str(caught.value), str(last)):
         assert "certificate verify failed" in text
         assert "SSLCertVerificationError" in text
+
+
+def server_context_signed_by(ca: trustme.CA) -> ssl.SSLContext:
+    """A server context whose certificate for 127.0.0.1 is issued by `ca`."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    return context
+
+
+@on_every_adapter(tick_interval=0.02)
+async def test_ssl_context_option_trusts_a_custom_ca(h: Harness) -> None:
+    ca = trustme.CA()
+    trusting = ssl.create_default_context()
+    ca.configure_trust(trusting)
+
+    async with tls_front(h.server.port, server_context_signed_by(ca)) as (port, _):
+        config = h.config(public_url=f"wss://127.0.0.1:{port}/v2/ws/public")
+        system_only = ssl.create_default_context()
+        async with h.client(config, ssl_context=system_only, max_retries=0) as untrusting:
+            with anyio.fail_after(5), pytest.raises(ReconnectExhaustedError) as caught:
+                await untrusting.connect()
+        assert any(isinstance(e, ssl.SSLCertVerificationError) for e in causes(caught.value))
+        assert h.server.stats.accepted == 0
+
+        async with h.client(config, ssl_context=trusting, max_retries=0) as client:
+            stream = generator(client.stream_tickers("BTCUSDT"))
+            message = await take(stream)
+            await stream.aclose()
+        assert message.channel == BTC
+        assert h.server.stats.accepted == 1
+
+
+@on_every_adapter(tick_interval=0.02)
+async def test_ca_file_from_the_environment_trusts_that_ca_only(h: Harness, tmp_path: Path) -> None:
+    ca, other_ca = trustme.CA(), trustme.CA()
+    ca.cert_pem.write_to_path(tmp_path / "ca.pem")
+    other_ca.cert_pem.write_to_path(tmp_path / "other.pem")
+
+    async with tls_front(h.server.port, server_context_signed_by(ca)) as (port, _):
+        env = {
+            "WEEX_WS_PUBLIC_URL": f"wss://127.0.0.1:{port}/v2/ws/public",
+            "WEEX_USER_AGENT": USER_AGENT,
+        }
+        wrong = WeexConfig.from_env(env | {"WEEX_CA_FILE": str(tmp_path / "other.pem")})
+        async with h.client(wrong, max_retries=0) as untrusting:
+            with anyio.fail_after(5), pytest.raises(ReconnectExhaustedError) as caught:
+                await untrusting.connect()
+        assert any(isinstance(e, ssl.SSLCertVerificationError) for e in causes(caught.value))
+        assert h.server.stats.accepted == 0
+
+        config = WeexConfig.from_env(env | {"WEEX_CA_FILE": str(tmp_path / "ca.pem")})
+        assert config.ca_file == str(tmp_path / "ca.pem")
+        async with h.client(config, max_retries=0) as client:
+            stream = generator(client.stream_tickers("BTCUSDT"))
+            message = await take(stream)
+            await stream.aclose()
+        assert message.channel == BTC
+        assert h.server.stats.accepted == 1
 
 
 def causes(error: BaseException) -> list[BaseException]:

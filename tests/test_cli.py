@@ -26,7 +26,7 @@ import sys
 import termios
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -735,12 +735,15 @@ def terminal_session(command: str, *, width: int = 140, height: int = 50) -> Ite
     try:
         yield capture
     finally:
-        process.kill()
+        # The whole session (the shell and whatever it started), not just the shell.
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
         process.wait()
         os.close(master)
 
 
-def wait_for_screen(capture: Any, ready: Any, timeout: float = 15) -> str:
+def wait_for_screen(capture: Any, ready: Any, timeout: float = 60) -> str:
+    """The screen once `ready(screen)`, or as it is after `timeout` seconds (a hang guard)."""
     deadline = time.monotonic() + timeout
     while True:
         screen: str = capture()
@@ -751,9 +754,15 @@ def wait_for_screen(capture: Any, ready: Any, timeout: float = 15) -> str:
 
 def test_demo_dashboard_redraws_in_a_terminal() -> None:
     command = f"{shlex.quote(PYTHON)} -m weex_anyio demo --duration 3; echo EXIT=$?; sleep 60"
+    trade_row = r"\d{2}:\d{2}:\d{2}\.\d{3}\s+cmt_\w+\s+(buy|sell)"
+    health_line = (
+        r"HEALTH\s+connected \| rtt [\d.]+ ms \| pings answered \d+ \| reconnects 0 \|"
+        r" [\d.]+ msg/s"
+    )
     with terminal_session(command) as capture:
+        # Until the dashboard shows a trade and a measured round trip, however slow the start.
         screen = wait_for_screen(
-            capture, lambda s: re.search(r"\d{2}:\d{2}:\d{2}\.\d{3}\s+cmt_\w+\s+(buy|sell)", s)
+            capture, lambda s: bool(re.search(trade_row, s) and re.search(health_line, s))
         )
         lines = screen.splitlines()
         assert screen.count("TICKERS") == 1  # redrawn in place, not scrolled
@@ -783,11 +792,7 @@ def test_demo_dashboard_redraws_in_a_terminal() -> None:
         ]
         assert ladder and ladder[0][1] < ladder[0][2]  # best bid below best ask
         assert "RECENT TRADES" in screen
-        assert re.search(
-            r"HEALTH\s+connected \| rtt [\d.]+ ms \| pings answered \d+ \| reconnects 0 \|"
-            r" [\d.]+ msg/s",
-            screen,
-        )
+        assert re.search(health_line, screen)
         finished = wait_for_screen(capture, lambda s: "EXIT=" in s)
         assert "EXIT=0" in finished
 

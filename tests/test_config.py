@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import string
+from pathlib import Path
 from typing import Any
 
 import attrs
+import h11
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from weex_proto.config import Endpoint, WeexConfig
+from weex_proto.connection import WeexConnection
 from weex_proto.errors import ConfigError
 
 FULL_ENV = {
@@ -94,6 +97,15 @@ def test_from_env_overrides_win() -> None:
     assert config.verify_tls is False
 
 
+def test_ca_file_comes_from_the_environment_or_an_argument(tmp_path: Path) -> None:
+    assert WeexConfig().ca_file is None  # the system's CAs
+    assert WeexConfig.from_env({"WEEX_CA_FILE": "/etc/corp/ca.pem"}).ca_file == "/etc/corp/ca.pem"
+    assert WeexConfig.from_env({"WEEX_CA_FILE": ""}).ca_file is None
+    assert WeexConfig(ca_file=tmp_path / "ca.pem").ca_file == str(tmp_path / "ca.pem")
+    with pytest.raises(ConfigError, match="ca_file"):
+        WeexConfig(ca_file=" ")
+
+
 def test_from_env_rejects_unknown_override() -> None:
     with pytest.raises(TypeError):
         WeexConfig.from_env({}, no_such_field="x")
@@ -160,6 +172,12 @@ def test_require_credentials_names_exactly_the_missing_variables(
         "ws://localhost:abc/",
         "ws://localhost:0/",
         "wss://host/path#frag",
+        "wss://a..b/",  # an empty label
+        "wss://" + "a" * 64 + ".example/",  # a label longer than DNS allows
+        "wss://ex%41mple.com/",  # percent-escapes are no host name
+        "wss://host!/",
+        "wss://[::1]x/",  # text after the IPv6 literal
+        "wss://[v1.future]/",  # not an IPv6 address
     ],
 )
 @pytest.mark.parametrize("field", ["public_url", "private_url"])
@@ -167,6 +185,129 @@ def test_bad_urls_are_config_errors(field: str, url: str) -> None:
     fields: dict[str, Any] = {field: url}
     with pytest.raises(ConfigError, match=field):
         WeexConfig(**fields)
+
+
+# Every way a URL can carry a character that has no place on the wire: whitespace, line breaks
+# (a `.env` file's trailing newline, or a header injection attempt), C0/C1 controls, DEL,
+# zero-width and bidi format characters, Unicode spaces and a lone surrogate.
+UNWIRABLE = [
+    " ",
+    "\t",
+    "\r",
+    "\n",
+    "\r\nX-Injected: 1",
+    "\x00",
+    "\x1f",
+    "\x7f",
+    "\x85",
+    "\u200b",
+    "\u202e",
+    "\u00a0",
+    "\u2028",
+    "\u3000",
+    "\ud800",
+]
+
+
+@pytest.mark.parametrize("bad", UNWIRABLE)
+@pytest.mark.parametrize(
+    "template",
+    [
+        "wss://host.example/v2/ws/{bad}public-secret-path",
+        "wss://host.example/v2/ws/public-secret-path?token={bad}x",
+        "wss://host{bad}.example/public-secret-path",
+        "wss://host.example:44{bad}3/public-secret-path",
+        "{bad}wss://host.example/public-secret-path",
+        "wss://host.example/public-secret-path{bad}",
+    ],
+)
+@pytest.mark.parametrize("field", ["public_url", "private_url"])
+def test_whitespace_and_control_characters_are_refused_anywhere(
+    field: str, template: str, bad: str
+) -> None:
+    fields: dict[str, Any] = {field: template.format(bad=bad)}
+    with pytest.raises(ConfigError, match=field) as info:
+        WeexConfig(**fields)
+    assert "secret-path" not in str(info.value)  # the URL is never echoed
+
+
+@pytest.mark.parametrize(
+    ("variable", "field"),
+    [("WEEX_WS_PUBLIC_URL", "public_url"), ("WEEX_WS_PRIVATE_URL", "private_url")],
+)
+@pytest.mark.parametrize(
+    "url",
+    ["ws://127.0.0.1:8765/v2/ws/public\n", "ws://127.0.0.1:8765/v2 ws", "ws://h/a\r\nX: 1"],
+)
+def test_unwirable_url_from_the_environment_is_a_config_error(
+    variable: str, field: str, url: str
+) -> None:
+    with pytest.raises(ConfigError, match=field):
+        WeexConfig.from_env({variable: url})
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        # RFC 3987 §3.1: each non-ASCII character becomes the %XX escapes of its UTF-8 bytes.
+        ("ws://h/caf\u00e9", "/caf%C3%A9"),
+        ("ws://h/v2?q=\u20ac1", "/v2?q=%E2%82%AC1"),
+        ("ws://h/\U0001f600", "/%F0%9F%98%80"),
+        ("ws://h/already%20encoded/%E2%82%AC\u20ac", "/already%20encoded/%E2%82%AC%E2%82%AC"),
+        ("ws://h/a%zz", "/a%zz"),  # ASCII is left exactly as written
+    ],
+)
+def test_non_ascii_path_and_query_are_percent_encoded(url: str, path: str) -> None:
+    assert WeexConfig(public_url=url).endpoint(private=False).path == path
+
+
+@pytest.mark.parametrize(
+    ("url", "host", "host_header"),
+    [
+        # RFC 3492 §7.1 / RFC 3490: the ACE form of "bücher" is "xn--bcher-kva".
+        ("wss://b\u00fccher.example/x", "xn--bcher-kva.example", "xn--bcher-kva.example"),
+        ("ws://B\u00dcCHER.example:8080/", "xn--bcher-kva.example", "xn--bcher-kva.example:8080"),
+        ("ws://xn--bcher-kva.example/", "xn--bcher-kva.example", "xn--bcher-kva.example"),
+    ],
+)
+def test_non_ascii_host_is_idna_encoded(url: str, host: str, host_header: str) -> None:
+    endpoint = WeexConfig(public_url=url).endpoint(private=False)
+    assert (endpoint.host, endpoint.host_header) == (host, host_header)
+
+
+# Characters a URL is made of, the ones that have no place in one, and anything else.
+url_pieces = st.lists(
+    st.sampled_from(list("azAZ09-._~:/?#[]@!$&'()*+,;=%"))
+    | st.sampled_from(UNWIRABLE)
+    | st.characters(),
+    max_size=30,
+).map("".join)
+
+
+@given(
+    scheme=st.sampled_from(["ws://", "wss://", "WSS://"]),
+    host=st.sampled_from(["h.example", "127.0.0.1", "[::1]", "b\u00fccher.example"]) | url_pieces,
+    rest=url_pieces,
+)
+def test_every_accepted_url_gives_a_request_the_server_reads_back(
+    scheme: str, host: str, rest: str
+) -> None:
+    url = scheme + host + rest
+    try:
+        config = WeexConfig(public_url=url)
+    except ConfigError:
+        return  # refused at startup with a typed error: fine
+    endpoint = config.endpoint(private=False)
+    connection = WeexConnection(config)
+    connection.initiate(now=0.0)  # must not raise: that would happen at connect time
+    # An HTTP server reads back exactly the target and Host we meant (h11 is what wsproto uses).
+    server = h11.Connection(h11.SERVER)
+    server.receive_data(connection.data_to_send())
+    request = server.next_event()
+    assert isinstance(request, h11.Request)
+    assert request.target == endpoint.path.encode("ascii")
+    assert dict(request.headers)[b"host"] == endpoint.host_header.encode("ascii")
+    assert endpoint.host.isascii()  # what the socket and TLS are given
 
 
 def test_url_with_userinfo_is_rejected_without_echoing_it() -> None:

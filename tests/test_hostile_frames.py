@@ -21,7 +21,7 @@ from tests.test_hub import T0, connect, make_hub
 from tests.wspeer import ServerPeer
 from weex_proto.config import WeexConfig
 from weex_proto.connection import ConnectionOptions, WeexConnection
-from weex_proto.events import ConnectionClosed, ConnectionRejected, WebSocketMessage
+from weex_proto.events import ConnectionClosed, ConnectionRejected, ErrorReceived, WebSocketMessage
 from weex_proto.fanout import MessageBuffer
 from weex_proto.hub import ClientHub, plan_order_book, plan_tickers
 from weex_proto.session import WeexSession
@@ -292,7 +292,7 @@ def test_error_frames_and_refusal_bodies_of_any_size_give_bounded_texts() -> Non
     list(conn.events())
     huge = {"event": "error", "code": "4" * 100_000, "msg": "x" * 500_000, "channel": BTC}
     conn.receive_data(peer.text(json.dumps(huge)), T0)
-    (error,) = (e for e in conn.events() if type(e).__name__ == "ErrorReceived")
+    (error,) = (e for e in conn.events() if isinstance(e, ErrorReceived))
     assert error.code is not None and error.code.startswith("4444") and len(error.code) <= 40
     assert error.message.startswith("xxxx") and len(error.message) <= 500
 

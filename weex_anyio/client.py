@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -22,7 +23,6 @@ import anyio.abc
 from weex_proto.client_base import Backend, BaseClient
 from weex_proto.config import WeexConfig
 from weex_proto.errors import LocalProtocolError
-from weex_proto.tls import default_ssl_context
 
 from ._backend import AnyioBackend
 from ._transport import Transport, tcp_transport
@@ -41,8 +41,11 @@ class WeexWebSocketClient(BaseClient):
     def _default_rng() -> random.Random:
         return random.Random()  # OS-seeded; jitter only, not security
 
-    def _make_backend(self, config: WeexConfig, transport: Transport | None) -> Backend:
-        transport = transport or tcp_transport(default_ssl_context(config.verify_tls))
+    @staticmethod
+    def _default_transport(ssl_context: ssl.SSLContext) -> Transport:
+        return tcp_transport(ssl_context)
+
+    def _make_backend(self, config: WeexConfig, transport: Transport) -> Backend:
         return AnyioBackend(transport)
 
     async def __aenter__(self) -> WeexWebSocketClient:

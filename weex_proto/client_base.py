@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import random
+import ssl
 from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable
 from typing import Any, Literal, Protocol
 
@@ -38,6 +39,7 @@ from .hub import (
     plan_trades,
 )
 from .session import Decision, GiveUp, Reconnect, SessionState, WeexSession
+from .tls import default_ssl_context, warn_if_unverified
 
 RECEIVE_SIZE = 65536
 CLOSE_ON_CANCEL_TIMEOUT = 1.0  # seconds to send our close frame when cancelled from outside
@@ -299,18 +301,25 @@ class BaseClient(abc.ABC):
         connect_timeout: float = 10.0,
         buffer_size: int = 1024,
         transport: Any = None,
+        ssl_context: ssl.SSLContext | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] | None = None,
         wall_clock: Callable[[], float] | None = None,
         on_gap: GapCallback | None = None,
     ) -> None:
         """Arguments as documented in the README; `transport` is an async callable taking an
-        `Endpoint` and returning a connected byte stream of the adapter's kind.
+        `Endpoint` and returning a connected byte stream of the adapter's kind. `ssl_context`
+        is the TLS context of the default transport (else one from `config.verify_tls` and
+        `config.ca_file`).
 
         Two clocks, never mixed: `clock` (default: the event loop's, so trio's MockClock works)
         times every deadline; `wall_clock` (default: `time.time`, read at each use) signs the
         private handshake and stamps messages. A replay passes its recorded times as both."""
         self.config = config if config is not None else WeexConfig.from_env()
+        if transport is None:
+            transport = self._default_transport(self._ssl_context(ssl_context))
+        elif ssl_context is not None:
+            raise ValueError("pass ssl_context= or transport=, not both (a transport does its TLS)")
         options = ConnectionOptions(
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
@@ -347,6 +356,17 @@ class BaseClient(abc.ABC):
     @abc.abstractmethod
     def _default_rng() -> random.Random:
         """Backoff jitter when the user injects none: the adapter seeds it (the core never does)."""
+
+    @staticmethod
+    @abc.abstractmethod
+    def _default_transport(ssl_context: ssl.SSLContext) -> Any:
+        """The adapter's TCP transport, wrapping `wss://` connections in `ssl_context`."""
+
+    def _ssl_context(self, given: ssl.SSLContext | None) -> ssl.SSLContext:
+        if given is None:
+            return default_ssl_context(self.config.verify_tls, self.config.ca_file)
+        warn_if_unverified(given)
+        return given
 
     @abc.abstractmethod
     def _make_backend(self, config: WeexConfig, transport: Any) -> Backend:

@@ -10,7 +10,10 @@ I/O on the wire, and callers that want full control pass their own mapping.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
+import unicodedata
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
@@ -34,6 +37,7 @@ _OTHER_ENV = {
     "public_url": "WEEX_WS_PUBLIC_URL",
     "private_url": "WEEX_WS_PRIVATE_URL",
     "user_agent": "WEEX_USER_AGENT",
+    "ca_file": "WEEX_CA_FILE",
 }
 
 _DEFAULT_PORTS = {"ws": 80, "wss": 443}
@@ -65,9 +69,15 @@ class Endpoint:
 def parse_endpoint(url: str, *, what: str = "URL") -> Endpoint:
     """Split a ws:// or wss:// URL, raising `ConfigError` (naming `what`) if it is unusable.
 
-    Plain ws:// is accepted for local simulators. The URL itself is left out of error messages
-    because it could carry userinfo.
+    Plain ws:// is accepted for local simulators. Whatever is accepted can be put on the wire
+    as it is: whitespace and control characters are refused anywhere (a stray newline would
+    otherwise be silently dropped by `urlsplit`, or break the upgrade request); non-ASCII
+    characters in the path or query are percent-encoded as UTF-8 (RFC 3987 §3.1); a non-ASCII
+    host name is converted to its ASCII form with Python's IDNA codec (IDNA 2003), so the socket,
+    TLS and the `Host` header all see the same name. The URL itself is left out of error
+    messages because it could carry userinfo.
     """
+    _refuse_invisible_characters(url, what)
     try:
         parts = urllib.parse.urlsplit(url)
         port = parts.port
@@ -90,11 +100,62 @@ def parse_endpoint(url: str, *, what: str = "URL") -> Endpoint:
         path = f"{path}?{parts.query}"
     return Endpoint(
         scheme=scheme,
-        host=parts.hostname,
+        host=_ascii_host(parts.netloc, parts.hostname, what),
         port=port if port is not None else _DEFAULT_PORTS[scheme],
-        path=path,
+        path=urllib.parse.quote(path, safe=_ASCII_VISIBLE),
         secure=scheme == "wss",
     )
+
+
+# Visible ASCII: what an HTTP request target may hold (RFC 9112 §3.2). Percent-encoding leaves
+# these alone, so existing %XX escapes are not encoded twice.
+_ASCII_VISIBLE = "".join(chr(code) for code in range(0x21, 0x7F))
+# Spaces, line breaks, control and format (zero-width, bidi) characters, lone surrogates.
+_INVISIBLE_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf", "Cs"})
+_HOST_NAME = re.compile(r"[a-z0-9._-]+")
+_BRACKETED_HOST = re.compile(r"\[([^\]]+)\](?::[0-9]*)?")
+
+
+def _refuse_invisible_characters(url: str, what: str) -> None:
+    for index, char in enumerate(url):
+        if char.isspace() or unicodedata.category(char) in _INVISIBLE_CATEGORIES:
+            raise ConfigError(
+                f"{what} contains {_describe(char)} at position {index}: URLs may not contain "
+                "whitespace or control characters (check for a trailing newline; "
+                "percent-encode a space as %20)"
+            )
+
+
+def _describe(char: str) -> str:
+    """Which character, by code point only (the URL around it may hold a secret)."""
+    names = {" ": "a space", "\t": "a tab", "\r": "a line break", "\n": "a line break"}
+    kind = "control" if unicodedata.category(char) == "Cc" else "invisible"
+    return names.get(char, f"the {kind} character U+{ord(char):04X}")
+
+
+def _ascii_host(netloc: str, hostname: str, what: str) -> str:
+    """The host as the socket and the `Host` header want it: an IP literal or an ASCII name."""
+    if netloc.startswith("["):
+        literal = _BRACKETED_HOST.fullmatch(netloc)
+        try:
+            if literal is None:
+                raise ValueError("text after the ]")
+            ipaddress.IPv6Address(literal.group(1))
+        except ValueError:
+            raise ConfigError(f"{what} has a bracketed host that is not an IPv6 address") from None
+        return hostname
+    try:
+        host = hostname.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise ConfigError(
+            f"{what} has a host name that cannot be encoded with IDNA "
+            "(empty or over-long label, or a character not allowed in host names)"
+        ) from None
+    if not _HOST_NAME.fullmatch(host):
+        raise ConfigError(
+            f"{what} has a host name with characters other than letters, digits, '-', '.', '_'"
+        )
+    return host
 
 
 def _check_url(instance: WeexConfig, attribute: attrs.Attribute[str], value: str) -> None:
@@ -119,6 +180,17 @@ def _check_user_agent(instance: WeexConfig, attribute: attrs.Attribute[str], val
     _check_header_value(instance, attribute, value)
 
 
+def _optional_path(value: str | os.PathLike[str] | None) -> str | None:
+    return None if value is None else os.fspath(value)
+
+
+def _check_ca_file(
+    instance: WeexConfig, attribute: attrs.Attribute[str | None], value: str | None
+) -> None:
+    if value is not None and not value.strip():
+        raise ConfigError("ca_file must be a path to a PEM file (or None for the system's CAs)")
+
+
 def _set_or_unset(value: str) -> str:
     return "<set>" if value else "<unset>"
 
@@ -134,6 +206,11 @@ class WeexConfig:
     private_url: str = attrs.field(default=DEFAULT_PRIVATE_URL, validator=_check_url)
     user_agent: str = attrs.field(default=DEFAULT_USER_AGENT, validator=_check_user_agent)
     verify_tls: bool = True
+    ca_file: str | None = attrs.field(
+        default=None, converter=_optional_path, validator=_check_ca_file
+    )
+    """A PEM bundle of the CAs to trust instead of the system's (for `wss://`), e.g. a test
+    server's or a TLS-inspecting proxy's. Loaded when the client is built."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> WeexConfig:

@@ -11,6 +11,7 @@ the nursery, which trio's structured concurrency ties to `async with`.
 from __future__ import annotations
 
 import random
+import ssl
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -19,7 +20,6 @@ import trio
 from weex_proto.client_base import Backend, BaseClient
 from weex_proto.config import WeexConfig
 from weex_proto.errors import LocalProtocolError
-from weex_proto.tls import default_ssl_context
 
 from ._backend import TrioBackend
 from ._transport import Transport, tcp_transport
@@ -37,8 +37,11 @@ class WeexWebSocketClient(BaseClient):
     def _default_rng() -> random.Random:
         return random.Random()  # OS-seeded; jitter only, not security
 
-    def _make_backend(self, config: WeexConfig, transport: Transport | None) -> Backend:
-        transport = transport or tcp_transport(default_ssl_context(config.verify_tls))
+    @staticmethod
+    def _default_transport(ssl_context: ssl.SSLContext) -> Transport:
+        return tcp_transport(ssl_context)
+
+    def _make_backend(self, config: WeexConfig, transport: Transport) -> Backend:
         return TrioBackend(transport)
 
     async def __aenter__(self) -> WeexWebSocketClient:
