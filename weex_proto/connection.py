@@ -153,6 +153,7 @@ class WeexConnection:
         self._reject: tuple[int, str, bytearray] | None = None
         self.close_code: int | None = None
         self.close_reason = ""
+        self._ended_by: CloseInitiator | None = None
         self.opened_at: float | None = None
         self.last_payload_at: float | None = None
 
@@ -169,6 +170,20 @@ class WeexConnection:
     @property
     def is_open(self) -> bool:
         return self._state is ConnectionState.OPEN
+
+    @property
+    def expects_peer_close(self) -> bool:
+        """Our Close frame went out unanswered and the peer still holds the socket.
+
+        The peer may still be sending (say the rest of a message we refused), so the adapter
+        should read and drop data until it hangs up (briefly) before closing the socket:
+        closing with unread data makes the OS reset the connection, and the peer may then
+        lose our Close. Not after a timeout (the peer is silent) or an EOF (it is gone).
+        """
+        return self._ws.state is WsState.LOCAL_CLOSING and self._ended_by not in (
+            CloseInitiator.TIMEOUT,
+            CloseInitiator.TRANSPORT,
+        )
 
     # ----------------------------------------------------------------- output side
 
@@ -523,6 +538,7 @@ class WeexConnection:
             return
         self._state = ConnectionState.CLOSED
         self.close_code, self.close_reason = code, reason
+        self._ended_by = initiator
         self._heartbeat.stop()
         self._fragments, self._fragment_size = [], 0
         self.subscriptions.connection_lost()
