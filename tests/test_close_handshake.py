@@ -210,7 +210,7 @@ async def _send_invalid_utf8(peer: Peer) -> None:
 
 
 async def _send_invalid_utf8_fragments(peer: Peer) -> None:
-    peer.connection.transport.write(_raw(0x01, b'{"a":"') + _raw(0x80, b"\xff\xfe\"}"))
+    peer.connection.transport.write(_raw(0x01, b'{"a":"') + _raw(0x80, b'\xff\xfe"}'))
 
 
 async def _send_reserved_bits(peer: Peer) -> None:
@@ -219,6 +219,7 @@ async def _send_reserved_bits(peer: Peer) -> None:
 
 FAILURES = {
     "too big": (_send_too_big_text, 1009),
+    "too big in bytes, not characters": (_send_too_big_emoji, 1009),
     "too big across fragments": (_send_too_big_fragments, 1009),
     "invalid utf-8": (_send_invalid_utf8, 1007),
     "invalid utf-8 in a fragment": (_send_invalid_utf8_fragments, 1007),
