@@ -269,14 +269,11 @@ def test_our_close_sends_1000_and_waits_for_the_servers_answer(
             assert not client.is_connected
             assert await close_seen_by_server(server_thread) == (1000, "client closed")
 
-            def server_answered(server: ThirdPartyWeexServer) -> bool:
+            async def server_answered(server: ThirdPartyWeexServer) -> bool:
                 protocol = server.peers[0].connection.protocol
                 return protocol.close_rcvd_then_sent is True and protocol.close_sent is not None
 
-            async def check(server: ThirdPartyWeexServer) -> bool:
-                return server_answered(server)
-
-            assert await server_thread.call(check)
+            assert await server_thread.call(server_answered)  # ours came first, then theirs
 
     run(adapter, body)
     # The handshake completed (our Close, then theirs), rather than timing out.
