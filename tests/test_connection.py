@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -609,3 +610,108 @@ def test_ping_arriving_while_our_close_is_pending_is_ignored() -> None:
     assert conn.state is ConnectionState.CLOSING
     peer.receive(conn.data_to_send())
     assert peer.texts == []
+
+
+# --------------------------------------------------------------------------- close frames we send
+
+
+def raw_frame(first: int, payload: bytes) -> bytes:
+    """A short server frame by hand (wsproto's server would refuse to send the bad ones)."""
+    assert len(payload) < 126
+    return bytes([first, len(payload)]) + payload
+
+
+FAILING_FRAMES: dict[str, tuple[Callable[[ServerPeer], bytes], int]] = {
+    "too big": (lambda peer: peer.text("x" * 1001), 1009),
+    "too big in bytes": (lambda peer: peer.text("\N{GRINNING FACE}" * 251), 1009),
+    "invalid utf-8": (lambda peer: raw_frame(0x81, b'{"a":"\xc3\x28"}'), 1007),
+    "invalid utf-8 fragment": (
+        lambda peer: raw_frame(0x01, b'{"a":"') + raw_frame(0x80, b'\xff"}'),
+        1007,
+    ),
+    "reserved bits": (lambda peer: raw_frame(0xC1, b"{}"), 1002),
+    "unknown opcode": (lambda peer: raw_frame(0x83, b"{}"), 1002),
+}
+
+
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast path", "wsproto"])
+@pytest.mark.parametrize("failure", list(FAILING_FRAMES))
+def test_a_connection_we_fail_queues_a_close_with_its_code(fast_path: bool, failure: str) -> None:
+    make_frame, code = FAILING_FRAMES[failure]
+    options = ConnectionOptions(max_message_size=1000, fast_path=fast_path)
+    conn, peer, _ = open_pair(options=options)
+    conn.receive_data(make_frame(peer), T0)
+    [event] = drain(conn)
+    assert isinstance(event, ConnectionClosed)
+    assert (event.code, event.initiator) == (code, CloseInitiator.PROTOCOL_ERROR)
+    assert conn.expects_peer_close  # the adapter lets the peer hang up before closing
+    peer.receive(conn.data_to_send())
+    assert [received for received, _ in peer.closes] == [code]
+
+
+def test_expects_peer_close_only_while_our_close_is_unanswered() -> None:
+    conn, peer, _ = open_pair()
+    assert not conn.expects_peer_close
+    conn.close(T0)
+    assert conn.expects_peer_close  # CLOSING: e.g. cancelled from outside, still waiting
+    peer.receive(conn.data_to_send())
+    conn.receive_data(peer.conn.send(peer_close_response(peer)), T0)
+    assert conn.state is ConnectionState.CLOSED and not conn.expects_peer_close
+
+    answered, peer, _ = open_pair()
+    answered.receive_data(peer.close(1001, "maintenance"), T0)
+    assert answered.state is ConnectionState.CLOSED and not answered.expects_peer_close
+
+    timed_out, _, _ = open_pair(options=ConnectionOptions(close_timeout=2))
+    timed_out.close(T0)
+    timed_out.handle_timer(T0 + 2)
+    assert timed_out.state is ConnectionState.CLOSED and not timed_out.expects_peer_close
+
+    hung_up, _, _ = open_pair()
+    hung_up.close(T0)
+    hung_up.receive_data(None, T0)
+    assert hung_up.state is ConnectionState.CLOSED and not hung_up.expects_peer_close
+
+
+def test_too_big_while_our_close_is_pending_ends_with_1009_and_sends_nothing_more() -> None:
+    conn, peer, _ = open_pair(options=ConnectionOptions(max_message_size=1000))
+    in_flight = peer.text("x" * 1001)  # sent before our Close reached the server
+    conn.close(T0, 1000, "bye")
+    peer.receive(conn.data_to_send())
+    conn.receive_data(in_flight, T0)
+    [event] = drain(conn)
+    assert isinstance(event, ConnectionClosed)
+    assert (event.code, event.initiator) == (1009, CloseInitiator.PROTOCOL_ERROR)
+    assert conn.data_to_send() == b""  # one Close per connection (RFC 6455 §5.5.1)
+    assert peer.closes == [(1000, "bye")]
+
+
+# --------------------------------------------------------------------------- sizes in bytes
+
+
+def sized_push(size: int, fill: str) -> str:
+    """A payload push of exactly `size` UTF-8 bytes, mostly `fill` (a 4-byte emoji, say)."""
+    head = json.dumps({"event": "payload", "channel": "c", "data": ""})[:-2]
+    room = size - len(head.encode()) - 2
+    body = fill * (room // len(fill.encode()))
+    text = head + body + " " * (room - len(body.encode())) + '"}'
+    assert len(text.encode()) == size
+    return text
+
+
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast path", "wsproto"])
+@pytest.mark.parametrize("parts", [1, 7])
+def test_max_message_size_counts_utf8_bytes_not_characters(fast_path: bool, parts: int) -> None:
+    options = ConnectionOptions(max_message_size=1000, fast_path=fast_path)
+    emoji = "\N{GRINNING FACE}"
+    fits, too_big = sized_push(1000, emoji), sized_push(1001, emoji)
+    assert len(too_big) < 300  # characters: counting those would let it through
+
+    conn, peer, _ = open_pair(options=options)
+    conn.receive_data(peer.fragments(fits, parts) if parts > 1 else peer.text(fits), T0)
+    [received] = drain(conn)
+    assert isinstance(received, MessageReceived) and received.message.raw == fits
+
+    conn.receive_data(peer.fragments(too_big, parts) if parts > 1 else peer.text(too_big), T0)
+    [closed] = drain(conn)
+    assert isinstance(closed, ConnectionClosed) and closed.code == 1009

@@ -14,6 +14,7 @@ import contextlib
 import json
 import random
 import struct
+import tracemalloc
 from collections.abc import Iterator
 from typing import Any
 from unittest import mock
@@ -113,6 +114,8 @@ def units(draw: st.DrawFn) -> bytes:
                 "text",
                 "text",
                 "sized",
+                "emoji",
+                "announced",
                 "bad_utf8",
                 "binary",
                 "ping",
@@ -136,6 +139,11 @@ def units(draw: st.DrawFn) -> bytes:
     if kind == "sized":
         size = draw(st.sampled_from(BOUNDARY_SIZES))
         return frame(padded_json(size))
+    if kind == "emoji":  # 4 bytes a character: near the limits in bytes, far below in characters
+        count = draw(st.sampled_from([15, 16, 17, 74, 75, 76, 17_500]))
+        return frame(("\N{GRINNING FACE}" * count).encode())
+    if kind == "announced":  # a header promising more than has come (what follows is payload)
+        return frame(b"x" * draw(st.sampled_from([65, 301, 70_001])))[:-1]
     if kind == "bad_utf8":
         return frame(draw(invalid_utf8))
     if kind == "binary":
@@ -339,6 +347,94 @@ def test_oversized_frame_is_refused_like_wsproto() -> None:
     stream = server_response(7) + frame(padded_json(500)) + frame(TICKER.encode())
     trace = assert_same(stream, [start, len(stream) - 400], max_size=300)
     assert [c.code for c in closes(trace)] == [1009]
+
+
+@pytest.mark.parametrize("parts", [1, 4])
+def test_size_limit_counts_bytes_like_wsproto(parts: int) -> None:
+    start = len(server_response(7))
+    emoji = "\N{GRINNING FACE}" * 80  # 80 characters, 320 bytes
+    fragments = [emoji[i * 20 : (i + 1) * 20].encode() for i in range(4)] if parts > 1 else []
+    message = (
+        b"".join(
+            frame(f, opcode=0x1 if i == 0 else 0x0, fin=i == 3) for i, f in enumerate(fragments)
+        )
+        if fragments
+        else frame(emoji.encode())
+    )
+    stream = server_response(7) + frame(TICKER.encode()) + message + frame(TICKER.encode())
+    trace = assert_same(stream, [start], max_size=300)
+    assert messages(trace) == [TICKER]
+    assert [c.code for c in closes(trace)] == [1009]
+
+
+def opened(*, fast: bool, max_size: int) -> tuple[WeexConnection, ServerPeer]:
+    """An open connection and the server side that reads what it sends."""
+    options = ConnectionOptions(fast_path=fast, max_message_size=max_size, ping_interval=None)
+    conn = WeexConnection(CONFIG, options=options)
+    conn.initiate(T0)
+    peer = ServerPeer()
+    peer.receive(conn.data_to_send())
+    conn.receive_data(peer.accept(), T0)
+    list(conn.events())
+    return conn, peer
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast path", "wsproto"])
+@pytest.mark.parametrize(
+    "announcing",
+    [
+        frame(b"x" * 301)[:4],  # a frame's header alone
+        frame(b"x" * 200, fin=False) + frame(b"y" * 101, opcode=0x0)[:2],  # a fragment's
+        frame(b"x" * 200, fin=False) + frame(b"p", opcode=0x9) + frame(b"y" * 101, opcode=0)[:2],
+    ],
+    ids=["frame", "fragment", "fragment after a ping"],
+)
+def test_a_header_announcing_too_much_is_refused_before_its_payload(
+    fast: bool, announcing: bytes
+) -> None:
+    conn, peer = opened(fast=fast, max_size=300)
+    conn.receive_data(announcing, T0)
+    [closed] = [e for e in conn.events() if isinstance(e, ConnectionClosed)]
+    assert (closed.code, closed.reason) == (1009, "message of 301+ bytes exceeds limit of 300")
+    peer.receive(conn.data_to_send())
+    assert [code for code, _ in peer.closes] == [1009]
+
+
+ENDLESS_LIMIT = 1 << 18
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast path", "wsproto"])
+@pytest.mark.parametrize("piece", [b"abcdefgh", "\N{GRINNING FACE}".encode()])
+def test_an_endless_fragmented_message_is_refused_holding_little_more_than_the_limit(
+    fast: bool, piece: bytes
+) -> None:
+    """Many tiny fragments: the message must be refused once it passes the limit, holding
+    about the limit in memory on the way (a list of small str objects held up to 88 times)."""
+    conn, peer = opened(fast=fast, max_size=ENDLESS_LIMIT)
+    continuation = frame(piece, opcode=0x0, fin=False)
+    per_read = 65536 // len(continuation)
+    reads = [frame(piece, fin=False) + continuation * (per_read - 1)]
+    reads += [continuation * per_read] * (4 * ENDLESS_LIMIT // (per_read * len(piece)))
+    payload = 0
+    tracemalloc.start()
+    try:
+        for data in reads:
+            conn.receive_data(data, T0)
+            payload += per_read * len(piece)
+            if conn.state is not ConnectionState.OPEN:
+                break
+            assert len(conn._fragments) <= ENDLESS_LIMIT
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    [closed] = [e for e in conn.events() if isinstance(e, ConnectionClosed)]
+    assert closed.code == 1009
+    assert (
+        ENDLESS_LIMIT < payload <= ENDLESS_LIMIT + per_read * len(piece)
+    )  # in the first read past
+    peer.receive(conn.data_to_send())
+    assert [code for code, _ in peer.closes] == [1009]
+    assert peak < 2 * ENDLESS_LIMIT + 2 * 65536  # the message so far and a read or two
 
 
 def test_text_frame_inside_a_fragmented_message_is_a_protocol_error() -> None:

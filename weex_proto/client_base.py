@@ -42,7 +42,7 @@ from .session import Decision, GiveUp, Reconnect, SessionState, WeexSession
 from .tls import default_ssl_context, warn_if_unverified
 
 RECEIVE_SIZE = 65536
-CLOSE_ON_CANCEL_TIMEOUT = 1.0  # seconds to send our close frame when cancelled from outside
+CLOSE_ON_CANCEL_TIMEOUT = 1.0  # seconds to get our close frame out (and the peer to hang up)
 
 
 # --------------------------------------------------------------------------- what a loop provides
@@ -156,6 +156,7 @@ class EndpointRunner:
         self._wall_clock = wall_clock
         self._connect_timeout = connect_timeout
         self._stream: Any = None
+        self._conn: WeexConnection | None = None  # the connection `_stream` carries
         self._send_lock = backend.lock()
         self._changed = backend.event()
         self._wake = backend.event()
@@ -218,7 +219,7 @@ class EndpointRunner:
 
     async def _pump(self, stream: Any, conn: WeexConnection) -> Decision:
         backend = self._backend
-        self._stream = stream
+        self._stream, self._conn = stream, conn
         try:
             await self.flush()
             while True:
@@ -244,16 +245,31 @@ class EndpointRunner:
             if conn.is_open:  # cancelled from outside: still say goodbye
                 conn.close(self._clock(), NORMAL_CLOSURE, "client closed")
             # Whatever is queued (our close frame) or being sent by another task goes out
-            # before the socket closes; the send lock makes us wait for the latter.
+            # before the socket closes; the send lock makes us wait for the latter. Then, if
+            # the peer has yet to answer our close, let it hang up first (see the core's
+            # `expects_peer_close`).
             with backend.shield(), backend.move_on_after(CLOSE_ON_CANCEL_TIMEOUT):
                 await self.flush()
-            self._stream = None
+                if conn.expects_peer_close:
+                    await self._read_until_hangup(stream)
+            self._stream = self._conn = None
             with backend.shield(), contextlib.suppress(*backend.transport_errors):
                 await backend.close_stream(stream)
 
+    async def _read_until_hangup(self, stream: Any) -> None:
+        """Drop what the peer still sends until it closes the stream (the caller bounds it)."""
+        with contextlib.suppress(*self._backend.transport_errors):
+            while await self._backend.receive(stream, RECEIVE_SIZE):
+                pass
+
     async def flush(self) -> None:
-        """Write what the core has queued; a broken socket is reported to the core as EOF."""
-        conn, stream = self.session.connection, self._stream
+        """Write what the core has queued; a broken socket is reported to the core as EOF.
+
+        It writes for the connection on the socket, not `session.connection`: the session lets go
+        of a connection as soon as it has closed, and the last bytes it queued (our answer to the
+        server's Close, or the Close of a connection we failed) must still go out.
+        """
+        conn, stream = self._conn, self._stream
         if conn is None or stream is None:
             return
         async with self._send_lock:

@@ -58,7 +58,12 @@ from .events import (
     Unsubscribed,
     WebSocketMessage,
 )
-from .fastframe import FastFrameReader, InvalidText, wsproto_between_frames
+from .fastframe import (
+    FastFrameReader,
+    InvalidText,
+    wsproto_between_frames,
+    wsproto_pending_payload,
+)
 from .heartbeat import Heartbeat, HeartbeatAction
 from .subscriptions import SubscriptionBook
 from .wire import describe, encode_json, ping_server_time, text_of
@@ -156,11 +161,11 @@ class WeexConnection:
         )
         self._handshake_deadline: float | None = None
         self._close_deadline: float | None = None
-        self._fragments: list[str | bytes] = []
-        self._fragment_size = 0
+        self._fragments = bytearray()  # the message so far, as it came on the wire (UTF-8)
         self._reject: tuple[int, str, bytearray] | None = None
         self.close_code: int | None = None
         self.close_reason = ""
+        self._ended_by: CloseInitiator | None = None
         self.opened_at: float | None = None
         """Monotonic `now` of the handshake's completion."""
         self.last_payload_at: float | None = None
@@ -180,6 +185,20 @@ class WeexConnection:
     @property
     def is_open(self) -> bool:
         return self._state is ConnectionState.OPEN
+
+    @property
+    def expects_peer_close(self) -> bool:
+        """Our Close frame went out unanswered and the peer still holds the socket.
+
+        The peer may still be sending (say the rest of a message we refused), so the adapter
+        should read and drop data until it hangs up (briefly) before closing the socket:
+        closing with unread data makes the OS reset the connection, and the peer may then
+        lose our Close. Not after a timeout (the peer is silent) or an EOF (it is gone).
+        """
+        return self._ws.state is WsState.LOCAL_CLOSING and self._ended_by not in (
+            CloseInitiator.TIMEOUT,
+            CloseInitiator.TRANSPORT,
+        )
 
     # ----------------------------------------------------------------- output side
 
@@ -336,7 +355,8 @@ class WeexConnection:
         for event in self._ws.events():
             self._handle_ws_event(event, now)
             if self.state is ConnectionState.CLOSED:
-                break
+                return
+        self._refuse_announced_oversize()
 
     def handle_timer(self, now: float) -> None:
         """Call when `next_deadline()` has passed (calling early is harmless)."""
@@ -394,27 +414,40 @@ class WeexConnection:
                 self._handle_reject_done()
 
     def _collect(self, chunk: str | bytes, finished: bool) -> str | bytes | None:
-        """Reassemble fragmented messages, enforcing `max_message_size` as data arrives."""
+        """Reassemble fragmented messages, enforcing `max_message_size` in bytes as data arrives.
+
+        wsproto hands over text already decoded, and `len()` of a str counts characters (up to
+        four bytes each), so text is measured, and held, as UTF-8 again: one bytearray, where a
+        list of small str fragments cost many times their size.
+        """
+        limit = self.options.max_message_size
         if finished and not self._fragments:
-            if len(chunk) > self.options.max_message_size:
-                self._too_big(len(chunk))
+            if _over(chunk, limit):
+                self._too_big(_byte_size(chunk))
                 return None
             return chunk
-        self._fragments.append(chunk)
-        self._fragment_size += len(chunk)
-        if self._fragment_size > self.options.max_message_size:
-            self._too_big(self._fragment_size)
+        self._fragments += chunk.encode() if isinstance(chunk, str) else chunk
+        if len(self._fragments) > limit:
+            self._too_big(len(self._fragments))
             return None
         if not finished:
             return None
-        parts, self._fragments, self._fragment_size = self._fragments, [], 0
-        return "".join(parts) if isinstance(parts[0], str) else b"".join(parts)  # type: ignore[arg-type]
+        message, self._fragments = bytes(self._fragments), bytearray()
+        return message.decode() if isinstance(chunk, str) else message
+
+    def _refuse_announced_oversize(self) -> None:
+        """Refuse a message as soon as a frame header says it will pass the limit, rather than
+        reading up to the limit first (wsproto has read the header, not yet the payload)."""
+        pending = wsproto_pending_payload(self._ws)
+        if pending and len(self._fragments) + pending > self.options.max_message_size:
+            self._too_big(len(self._fragments) + pending)
 
     def _too_big(self, size: int) -> None:
-        self._fragments, self._fragment_size = [], 0
+        self._fragments = bytearray()
         limit = self.options.max_message_size
         reason = f"message of {size}+ bytes exceeds limit of {limit}"
-        self._outgoing += self._ws.send(ws.CloseConnection(code=MESSAGE_TOO_BIG, reason=reason))
+        if self._ws.state is WsState.OPEN:  # else our Close is already out
+            self._outgoing += self._ws.send(ws.CloseConnection(code=MESSAGE_TOO_BIG, reason=reason))
         self._finish(MESSAGE_TOO_BIG, reason, CloseInitiator.PROTOCOL_ERROR)
 
     def _handle_accept(self, now: float) -> None:
@@ -547,14 +580,26 @@ class WeexConnection:
             return
         self._state = ConnectionState.CLOSED
         self.close_code, self.close_reason = code, reason
+        self._ended_by = initiator
         self._heartbeat.stop()
-        self._fragments, self._fragment_size = [], 0
+        self._fragments = bytearray()
         self.subscriptions.connection_lost()
         self._emit(ConnectionClosed(code, reason, initiator))
 
 
 def _bounded(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _byte_size(chunk: str | bytes) -> int:
+    return len(chunk.encode()) if isinstance(chunk, str) else len(chunk)
+
+
+def _over(chunk: str | bytes, limit: int) -> bool:
+    """Whether `chunk` is more than `limit` bytes as UTF-8, encoding only when in doubt."""
+    if isinstance(chunk, bytes) or len(chunk) > limit:
+        return len(chunk) > limit
+    return len(chunk) * 4 > limit and len(chunk.encode()) > limit
 
 
 def _error_from_body(body: bytes) -> tuple[str | None, str]:

@@ -196,3 +196,21 @@ def wsproto_between_frames(ws: wsproto.WSConnection) -> bool:
         )
     except AttributeError:
         return False
+
+
+def wsproto_pending_payload(ws: wsproto.WSConnection) -> int:
+    """Payload bytes still to come of the data frame whose header wsproto has read (0 if it
+    is between frames or in a control frame), so a size limit can refuse a message by its
+    header. Reads the same wsproto internals as `wsproto_between_frames`; 0 if they change."""
+    connection = ws.connection
+    if connection is None:
+        return 0
+    try:
+        frames = connection._proto._frame_decoder
+        header = frames.header
+        if header is None or header.opcode.iscontrol():
+            return 0
+        pending: int = header.payload_len - frames.payload_consumed
+    except AttributeError:
+        return 0
+    return pending
