@@ -333,6 +333,21 @@ def test_http_rejection_with_weex_error_body_is_classified_as_auth() -> None:
     assert events[1].initiator is CloseInitiator.REMOTE
 
 
+@pytest.mark.parametrize("private", [True, False], ids=["private", "public"])
+@pytest.mark.parametrize("status", [401, 403])
+def test_only_a_connection_that_sent_credentials_reads_401_403_as_an_auth_failure(
+    private: bool, status: int
+) -> None:
+    conn = WeexConnection(CREDENTIALS, private=private)
+    peer = ServerPeer()
+    conn.initiate(T0)
+    peer.receive(conn.data_to_send())
+    conn.receive_data(peer.reject(status, b'{"code":"40009","msg":"API verification failed"}'), T0)
+    event = drain(conn)[0]
+    assert isinstance(event, ConnectionRejected)
+    assert event.kind is (ErrorKind.AUTH if private else ErrorKind.OTHER)
+
+
 @pytest.mark.parametrize(("status", "kind"), [(429, ErrorKind.RATE_LIMIT), (503, ErrorKind.OTHER)])
 def test_http_rejection_without_body(status: int, kind: ErrorKind) -> None:
     conn = WeexConnection(CREDENTIALS)

@@ -42,7 +42,7 @@ from wsproto.utilities import RemoteProtocolError as WsRemoteProtocolError
 from . import error_codes
 from .auth import handshake_headers
 from .config import WeexConfig
-from .errors import LocalProtocolError
+from .errors import ErrorKind, LocalProtocolError
 from .events import (
     CloseInitiator,
     Connected,
@@ -466,6 +466,8 @@ class WeexConnection:
         status, reason, body = self._reject
         code, message = _error_from_body(bytes(body))
         kind = error_codes.classify(code, message or reason, status)
+        if kind is ErrorKind.AUTH and not self.private:
+            kind = ErrorKind.OTHER  # no credentials were sent: a refusal, not an auth failure
         self._emit(ConnectionRejected(status, message or reason, kind, bytes(body)))
         self._finish(None, message or reason, CloseInitiator.REMOTE)
 

@@ -69,13 +69,14 @@ def exception_for(
     return ServerError(code, message)
 
 
-def rejection_exception(status: int, reason: str, kind: ErrorKind, *, private: bool) -> WeexError:
+def rejection_exception(status: int, reason: str, kind: ErrorKind) -> WeexError:
     """The exception for a refused WebSocket upgrade (HTTP status instead of 101).
 
-    Only the private endpoint sends credentials, so only there is a 401/403 (or an auth code in
-    the body) an `AuthenticationError`; on the public one it is a `HandshakeRejectedError`, whose
-    `retryable` says whether the status is worth another attempt.
+    Only the private endpoint sends credentials, so only there does the connection classify a
+    401/403 (or an auth code in the body) as AUTH, an `AuthenticationError`; anything else that
+    is not a rate limit is a `HandshakeRejectedError`, whose `retryable` says whether the status
+    is worth another attempt.
     """
-    if kind is ErrorKind.RATE_LIMIT or (kind is ErrorKind.AUTH and private):
+    if kind is not ErrorKind.OTHER:
         return exception_for(kind, str(status), reason)
     return HandshakeRejectedError(status, reason)

@@ -147,7 +147,7 @@ class WeexSession:
         if event.kind is ErrorKind.RATE_LIMIT:
             self._retry_after = error_codes.DEFAULT_RATE_LIMIT_RETRY_AFTER
         self._last_problem = error_codes.rejection_exception(
-            event.status_code, event.reason, event.kind, private=self.private
+            event.status_code, event.reason, event.kind
         )
 
     def error_received(self, kind: ErrorKind, code: str | None, message: str) -> None:
