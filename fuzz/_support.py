@@ -13,6 +13,7 @@ import hashlib
 import importlib
 import random
 import re
+import struct
 import sys
 import types
 import zlib
@@ -39,6 +40,16 @@ def accept_value(request: bytes) -> bytes:
     found = _KEY.search(request)
     assert found is not None, "our upgrade request has no Sec-WebSocket-Key"
     return base64.b64encode(hashlib.sha1(found.group(1) + _WS_GUID).digest())  # noqa: S324
+
+
+def text_frame(payload: bytes) -> bytes:
+    """A final, unmasked text frame, as the server sends them."""
+    size = len(payload)
+    if size < 126:
+        return struct.pack("!BB", 0x81, size) + payload
+    if size < 1 << 16:
+        return struct.pack("!BBH", 0x81, 126, size) + payload
+    return struct.pack("!BBQ", 0x81, 127, size) + payload
 
 
 def accept_response(request: bytes) -> bytes:

@@ -11,23 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import struct
 import zlib
 
-from _support import T0, check_events, finish, fuzz_main, open_connection
+from _support import T0, check_events, finish, fuzz_main, open_connection, text_frame
 
 from weex_proto.events import Event, MessageReceived
 from weex_proto.messages import PayloadError, parse_push
-
-
-def text_frame(payload: bytes) -> bytes:
-    """A final, unmasked text frame, as the server sends them."""
-    size = len(payload)
-    if size < 126:
-        return struct.pack("!BB", 0x81, size) + payload
-    if size < 1 << 16:
-        return struct.pack("!BBH", 0x81, 126, size) + payload
-    return struct.pack("!BBQ", 0x81, 127, size) + payload
 
 
 def check_parse(value: object) -> None:

@@ -38,11 +38,10 @@ import json
 import logging
 import math
 import random
-import struct
 from collections.abc import Iterator
 from typing import Any
 
-from _support import CONFIG, CORPUS, T0, accept_response, fuzz_main
+from _support import CONFIG, CORPUS, T0, accept_response, fuzz_main, text_frame
 
 from weex_proto.channels import channel_matches
 from weex_proto.connection import ConnectionOptions, ConnectionState, WeexConnection
@@ -132,16 +131,6 @@ def hostile_value(index: int) -> Any:
             nested = [nested]
         return nested
     return copy.deepcopy(value)  # a fresh container: later recipes may change inside it
-
-
-def text_frame(payload: bytes) -> bytes:
-    """A final, unmasked text frame, as the server sends them."""
-    size = len(payload)
-    if size < 126:
-        return struct.pack("!BB", 0x81, size) + payload
-    if size < 1 << 16:
-        return struct.pack("!BBH", 0x81, 126, size) + payload
-    return struct.pack("!BBQ", 0x81, 127, size) + payload
 
 
 def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

@@ -656,11 +656,16 @@ async def test_wss_verifies_certificates_by_default_and_trusts_a_given_ca(h: Har
         assert len(failures) == 1
 
 
+def server_context_signed_by(ca: trustme.CA) -> ssl.SSLContext:
+    """A server context whose certificate for 127.0.0.1 is issued by `ca`."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    return context
+
+
 @on_every_adapter(tick_interval=0.02)
 async def test_a_certificate_failure_is_spelled_out_in_the_error(h: Harness) -> None:
-    ca = trustme.CA()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    server_context = server_context_signed_by(trustme.CA())
     not_trusting = ssl.create_default_context()  # the system's CAs, not this test CA
 
     async with tls_front(h.server.port, server_context) as (port, _):
@@ -675,13 +680,6 @@ async def test_a_certificate_failure_is_spelled_out_in_the_error(h: Harness) -> 
     for text in (str(caught.value), str(last)):
         assert "certificate verify failed" in text
         assert "SSLCertVerificationError" in text
-
-
-def server_context_signed_by(ca: trustme.CA) -> ssl.SSLContext:
-    """A server context whose certificate for 127.0.0.1 is issued by `ca`."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    return context
 
 
 @on_every_adapter(tick_interval=0.02)
