@@ -12,7 +12,7 @@ import anyio.abc
 from weex_proto.client_base import Backend, EventLike, LockLike, ScopeLike
 from weex_proto.config import Endpoint
 
-from ._transport import Transport
+from ._interface import Transport, TransportStream
 
 
 class AnyioBackend(Backend):
@@ -46,7 +46,7 @@ class AnyioBackend(Backend):
     def wall_time(self) -> float:
         return time.time()
 
-    async def open_stream(self, endpoint: Endpoint) -> anyio.abc.ByteStream:
+    async def open_stream(self, endpoint: Endpoint) -> TransportStream:
         return await self._transport(endpoint)
 
     async def receive(self, stream: Any, max_bytes: int) -> bytes:

@@ -11,7 +11,7 @@ import trio
 from weex_proto.client_base import Backend, EventLike, LockLike, ScopeLike
 from weex_proto.config import Endpoint
 
-from ._transport import Transport
+from ._interface import Transport, TransportStream
 
 
 class TrioBackend(Backend):
@@ -44,7 +44,7 @@ class TrioBackend(Backend):
     def wall_time(self) -> float:
         return time.time()
 
-    async def open_stream(self, endpoint: Endpoint) -> trio.abc.Stream:
+    async def open_stream(self, endpoint: Endpoint) -> TransportStream:
         return await self._transport(endpoint)
 
     async def receive(self, stream: Any, max_bytes: int) -> bytes:

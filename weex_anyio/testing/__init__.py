@@ -13,14 +13,17 @@ reference; see `SimulatedWeexServer` for the options and the fault-injection met
 
 from ._auth import Credentials
 from ._connection import ConnectionInfo
+from ._memory import MemoryByteStream, memory_stream_pair
 from ._private import SimulatedTrade
 from ._server import ServerStats, SimulatedWeexServer, run_simulator
 
 __all__ = [
     "ConnectionInfo",
     "Credentials",
+    "MemoryByteStream",
     "ServerStats",
     "SimulatedTrade",
     "SimulatedWeexServer",
+    "memory_stream_pair",
     "run_simulator",
 ]

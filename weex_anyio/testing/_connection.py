@@ -149,7 +149,7 @@ class ServerConnection:
     def __init__(
         self,
         conn_id: int,
-        stream: anyio.abc.SocketStream,
+        stream: anyio.abc.ByteStream,
         host: ConnectionHost,
         settings: ConnectionSettings,
     ) -> None:

@@ -174,6 +174,7 @@ class SimulatedWeexServer:
         self._counters = _Counters()
         self._changed: anyio.Event | None = None
         self._lifespan: contextlib.AbstractAsyncContextManager[None] | None = None
+        self._task_group: anyio.abc.TaskGroup | None = None
         self._used = False
 
     def __repr__(self) -> str:
@@ -205,6 +206,7 @@ class SimulatedWeexServer:
         )
         async with listener, anyio.create_task_group() as tg:
             self._port = listener.extra(anyio.abc.SocketAttribute.local_port)  # noqa: S610
+            self._task_group = tg
             tg.start_soon(listener.serve, self._handle, tg)
             tg.start_soon(self._market_loop)
             if self._trade_interval is not None:
@@ -215,13 +217,32 @@ class SimulatedWeexServer:
                 if not self._faults.stalled:
                     with anyio.move_on_after(SHUTDOWN_GRACE, shield=True):
                         await self.close_connections(1001, "server shutting down")
+                self._task_group = None
                 tg.cancel_scope.cancel()
 
     async def serve_forever(self) -> None:
         """Keep serving until cancelled (use inside `async with`)."""
         await anyio.sleep_forever()
 
-    async def _handle(self, stream: anyio.abc.SocketStream) -> None:
+    def attach(self, stream: anyio.abc.ByteStream) -> None:
+        """Serve one more client connection on `stream`, any anyio byte stream, as if it had
+        been accepted on the listening socket; it runs in the background until it ends.
+
+        This is how the simulator plugs into a client's `transport=` with no socket at all:
+        make a `memory_stream_pair()`, attach one end here, return the other from the
+        transport (`examples/memory_transport.py`). Every fault injection works the same,
+        except that `drop_connections(reset=True)` can only end an in-memory stream with a FIN.
+        """
+        if self._task_group is None:
+            raise RuntimeError("the server is not running; use `async with`")
+        self._task_group.start_soon(self._handle, stream)
+
+    async def serve_stream(self, stream: anyio.abc.ByteStream) -> None:
+        """Serve one client connection on `stream` until it ends, in the caller's task (`attach`
+        without the background task: for a listener of your own that wraps its streams)."""
+        await self._handle(stream)
+
+    async def _handle(self, stream: anyio.abc.ByteStream) -> None:
         connection = ServerConnection(next(self._ids), stream, self, self._settings)
         try:
             await connection.run()

@@ -1,0 +1,53 @@
+"""The public transport interface of `weex_anyio`: what `transport=` must be, exactly.
+
+A transport opens one byte stream per connection attempt; the client runs the WebSocket
+handshake and everything after it over that stream, so the stream carries raw bytes (TCP, TLS
+inside a tunnel, an in-memory pipe, a replay). The default is `tcp_transport()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Protocol
+
+from weex_proto.config import Endpoint
+
+
+class TransportStream(Protocol):
+    """The byte stream a `Transport` returns. `anyio.abc.ByteStream` satisfies it.
+
+    Only these three methods are called, never concurrently with themselves (one task
+    receives, sends are serialised by a lock; a send may run while a receive waits):
+
+    * `receive(max_bytes)`: the next bytes available, at most `max_bytes` (any non-empty
+      amount: frames are reassembled by the client). End of stream (the peer closed its side):
+      raise `anyio.EndOfStream` (returning `b""` is also taken as the end).
+    * `send(item)`: write all of `item`.
+    * `aclose()`: close the stream; called exactly once per stream, also after errors. It
+      should not raise: an error here is suppressed only if it is one listed below.
+
+    A broken connection is one of `OSError` (including `ConnectionResetError` and
+    `TimeoutError`), `ssl.SSLError`, `anyio.BrokenResourceError`, `anyio.ClosedResourceError`
+    or `anyio.EndOfStream`, from any method: the client treats it as a lost connection and
+    reconnects with backoff. Any other exception is a bug in the transport and propagates.
+    """
+
+    async def receive(self, max_bytes: int = 65536) -> bytes: ...
+
+    async def send(self, item: bytes) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Transport(Protocol):
+    """`transport=`: an async callable, `await transport(endpoint)` -> a connected stream.
+
+    Called once per connection attempt (so again on every reconnect), with the `Endpoint`
+    (`host`, `port`, `secure`, `path`, ...) of the public or private URL being opened. It must
+    return a stream already connected to the server (TLS done for `wss://`: the default
+    transport checks the certificate against `endpoint.host`), or raise one of the errors
+    listed on `TransportStream` (e.g. `ConnectionRefusedError`) for a failed attempt, which is
+    retried with backoff. The client bounds the call with `connect_timeout`.
+    """
+
+    def __call__(self, endpoint: Endpoint, /) -> Awaitable[TransportStream]: ...
