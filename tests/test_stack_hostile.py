@@ -34,11 +34,11 @@ from tests.adapters import (
     eventually,
 )
 from weex_anyio.testing import SimulatedWeexServer
+from weex_proto import strategies
 from weex_proto.events import WebSocketMessage
 
 SYMBOL = "cmt_btcusdt"
 TICKER, TRADES, BOOK = f"ticker.{SYMBOL}", f"trades.{SYMBOL}", f"depth.{SYMBOL}.15"
-CHANNELS = (TICKER, TRADES, BOOK, "orders", "account", "ticker.cmt_ethusdt", "kline.x", "nope")
 
 
 def ticker(mark: int) -> dict[str, Any]:
@@ -91,78 +91,9 @@ BUILDERS: dict[str, Callable[[int], dict[str, Any]]] = {
     "depth": depth,
 }
 VALID = tuple(BUILDERS)
-NESTED = "[" * 1000 + "]" * 1000
-
-EDGES = ("²", "1" * 400, "1" * 5000, "\uff11", "NaN", "-1", "1e99999", 10**30, -0.0, 1e308)
-edges = st.sampled_from(EDGES + CHANNELS)
-scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=12), edges
-)
-json_values = st.recursive(
-    scalars,
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
-    ),
-    max_leaves=6,
-)
-wire_values = st.one_of(edges, json_values)  # the values that broke things, half the time
-
-
-@st.composite
-def mutated_push(draw: st.DrawFn) -> dict[str, Any]:
-    """A valid push with one field, at any depth, replaced by an arbitrary JSON value."""
-    frames = [ticker(1), trade(1), order(1), depth(1), depth(1, "SNAPSHOT")]  # fresh ones
-    frame: dict[str, Any] = draw(st.sampled_from(frames))
-    holder: Any = frame
-    while True:
-        keys = list(holder) if isinstance(holder, dict) else list(range(len(holder)))
-        if not keys:
-            return frame
-        key = draw(st.sampled_from(keys))
-        child = holder[key]
-        if not isinstance(child, dict | list) or not child or draw(st.booleans()):
-            holder[key] = draw(json_values)
-            return frame
-        holder = child
-
-
-hostile_frames = st.one_of(
-    st.builds(
-        lambda key, time: json.dumps({key: "ping", "time": time}),
-        st.sampled_from(["event", "type"]),
-        wire_values,
-    ),
-    st.builds(
-        lambda code, msg, channel: json.dumps(
-            {"event": "error", "code": code, "msg": msg, "channel": channel}
-        ),
-        wire_values,
-        wire_values,
-        wire_values,
-    ),
-    st.builds(
-        lambda event, channel: json.dumps({"event": event, "channel": channel}),
-        st.sampled_from(["subscribed", "unsubscribed", "payload", "pong", "surprise"]),
-        wire_values,
-    ),
-    st.builds(
-        lambda channel, data: json.dumps(
-            {"event": "payload", "channel": channel, "data": data, "msg": data}
-        ),
-        st.sampled_from(CHANNELS),
-        wire_values,
-    ),
-    mutated_push().map(json.dumps),
-    st.builds(json.dumps, json_values),
-    st.text(max_size=30),
-    st.sampled_from(
-        [
-            '{"event":"ping","time":' + NESTED + "}",
-            '{"event":"error","code":' + NESTED + "}",
-            "ping",
-        ]
-    ),
-)
+hostile_frames = strategies.hostile_frames()
+"""Pings with odd times, errors and acks of any JSON shape, pushes with a field of the wrong
+type, text that is not JSON, nesting past the recursion limit: see `weex_proto.strategies`."""
 KILLERS = [json.dumps({"event": "ping", "time": time}) for time in ("²", "1" * 400, "1" * 5000)]
 """Pings that each ended the client with ExceptionGroup[ValueError] before they were validated."""
 scripts = st.lists(st.one_of(hostile_frames, st.sampled_from(VALID)), min_size=1, max_size=14)
