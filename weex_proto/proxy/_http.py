@@ -120,6 +120,10 @@ class HttpConnectHandshake:
             return ProxyProtocolError(
                 self._proxy, "answered in SOCKS5, not HTTP: use a socks5:// proxy URL"
             )
+        if at_end and not self._first_bytes:
+            return ProxyConnectionError(
+                self._proxy, "closed the connection without answering our CONNECT"
+            )
         if at_end:
             return ProxyConnectionError(
                 self._proxy, "closed the connection in the middle of its reply"
