@@ -17,7 +17,7 @@ import anyio
 import pytest
 import trustme
 
-from tests.adapters import Harness, eventually, on_every_adapter, take
+from tests.adapters import Client, Harness, eventually, on_every_adapter, take
 from tests.proxyserver import RunningProxy, free_port, pproxy_server
 from tests.test_adapters import BTC, causes, generator, server_context_signed_by, tls_front
 from weex_proto.errors import (
@@ -73,17 +73,18 @@ async def test_public_stream_through_every_kind_of_proxy(
 async def test_private_stream_through_proxies(
     h: Harness, open_proxy: RunningProxy, login_proxy: RunningProxy
 ) -> None:
+    received: list[str] = []
+
+    async def consume(client: Client) -> None:
+        stream = generator(client.stream_orders())
+        received.append((await take(stream)).channel)
+        await stream.aclose()
+
     for proxy in (login_proxy.url("http", LOGIN), open_proxy.url("socks5h")):
-        received: list[str] = []
+        received.clear()
         async with h.client(proxy=proxy) as client:
-
-            async def consume() -> None:
-                stream = generator(client.stream_orders())
-                received.append((await take(stream)).channel)
-                await stream.aclose()
-
             async with anyio.create_task_group() as tg:
-                tg.start_soon(consume)
+                tg.start_soon(consume, client)
                 await h.server.wait_for_subscription("orders")
                 await h.server.simulate_trade("cmt_btcusdt", "BUY", "0.001")
             assert [info.private for info in h.server.connections] == [True]

@@ -71,9 +71,7 @@ def parse_proxy_url(url: str, *, what: str = "proxy") -> ProxyURL:
     if scheme in _UNSUPPORTED:
         raise ConfigError(f"{what}: {_UNSUPPORTED[scheme]}")
     if scheme not in _DEFAULT_PORTS:
-        raise ConfigError(
-            f"{what} must be an http://, socks5:// or socks5h:// URL, not {scheme!r}"
-        )
+        raise ConfigError(f"{what} must be an http://, socks5:// or socks5h:// URL, not {scheme!r}")
     if not parts.hostname:
         raise ConfigError(f"{what} has no host")
     if port == 0:
