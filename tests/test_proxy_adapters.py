@@ -10,6 +10,7 @@ credentials must show up nowhere: not in logs, errors or reprs.
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -102,7 +103,7 @@ async def test_wss_through_a_proxy_verifies_the_exchange_certificate(
     ca = trustme.CA()
     server_context = server_context_signed_by(ca)
     ca.issue_cert("localhost").configure_cert(server_context)  # replace: localhost only
-    trusting = __import__("ssl").create_default_context()
+    trusting = ssl.create_default_context()
     ca.configure_trust(trusting)
 
     async with tls_front(h.server.port, server_context) as (port, failures):
@@ -115,14 +116,13 @@ async def test_wss_through_a_proxy_verifies_the_exchange_certificate(
                 await stream.aclose()
         assert failures == []
 
-        untrusting = __import__("ssl").create_default_context()  # system CAs only
+        untrusting = ssl.create_default_context()  # system CAs only
         proxy = login_proxy.url("http", LOGIN)
         async with h.client(config, proxy=proxy, ssl_context=untrusting, max_retries=0) as other:
             with pytest.raises(ReconnectExhaustedError) as caught:
                 await other.connect()
         assert any(
-            isinstance(error, __import__("ssl").SSLCertVerificationError)
-            for error in causes(caught.value)
+            isinstance(error, ssl.SSLCertVerificationError) for error in causes(caught.value)
         )
         await eventually(lambda: len(failures) == 1)
     assert h.server.stats.accepted == 2
