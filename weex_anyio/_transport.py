@@ -1,7 +1,8 @@
 """Opening the byte stream under a connection: TCP, TLS, or whatever the user plugs in.
 
 A transport is any `async (Endpoint) -> anyio.abc.ByteStream`. The default connects over TCP and
-wraps TLS with certificate verification on; proxies, replay files and simulators plug in here.
+wraps TLS with certificate verification on, through a proxy when `proxies` names one for the
+endpoint; replay files and simulators plug in here.
 """
 
 from __future__ import annotations
@@ -13,15 +14,28 @@ import anyio
 import anyio.abc
 
 from weex_proto.config import Endpoint
+from weex_proto.proxy import ProxyRoutes
 from weex_proto.tls import default_ssl_context
+
+from ._proxy import connect_through
 
 Transport = Callable[[Endpoint], Awaitable[anyio.abc.ByteStream]]
 
 
-def tcp_transport(ssl_context: ssl.SSLContext | None = None) -> Transport:
-    """The default transport: TCP, plus TLS (verified) for `wss://` URLs."""
+def tcp_transport(
+    ssl_context: ssl.SSLContext | None = None,
+    proxies: ProxyRoutes | None = None,
+    *,
+    user_agent: str | None = None,
+) -> Transport:
+    """The default transport: TCP, plus TLS (verified) for `wss://` URLs, directly or through
+    the proxy `proxies` picks (`user_agent` is sent to HTTP proxies)."""
+    routes = proxies if proxies is not None else ProxyRoutes.direct()
 
     async def open_stream(endpoint: Endpoint) -> anyio.abc.ByteStream:
+        proxy = routes.for_endpoint(endpoint)
+        if proxy is not None:
+            return await connect_through(proxy, endpoint, ssl_context, user_agent)
         if endpoint.secure:
             return await anyio.connect_tcp(
                 endpoint.host,

@@ -23,6 +23,7 @@ import anyio.abc
 from weex_proto.client_base import Backend, BaseClient
 from weex_proto.config import WeexConfig
 from weex_proto.errors import LocalProtocolError
+from weex_proto.proxy import ProxyRoutes
 
 from ._backend import AnyioBackend
 from ._transport import Transport, tcp_transport
@@ -42,8 +43,10 @@ class WeexWebSocketClient(BaseClient):
         return random.Random()  # OS-seeded; jitter only, not security
 
     @staticmethod
-    def _default_transport(ssl_context: ssl.SSLContext) -> Transport:
-        return tcp_transport(ssl_context)
+    def _default_transport(
+        ssl_context: ssl.SSLContext, proxies: ProxyRoutes, user_agent: str
+    ) -> Transport:
+        return tcp_transport(ssl_context, proxies, user_agent=user_agent)
 
     def _make_backend(self, config: WeexConfig, transport: Transport) -> Backend:
         return AnyioBackend(transport)

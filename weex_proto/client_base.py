@@ -25,7 +25,7 @@ from .connection import (
     PongKey,
     WeexConnection,
 )
-from .errors import ConnectionClosedError, LocalProtocolError, WeexError
+from .errors import ConnectionClosedError, LocalProtocolError, ProxyError, WeexError
 from .events import WebSocketMessage
 from .fanout import BufferClosed, Handler, MessageBuffer
 from .health import Health
@@ -38,6 +38,7 @@ from .hub import (
     plan_tickers,
     plan_trades,
 )
+from .proxy import ProxyChoice, ProxyRoutes
 from .session import Decision, GiveUp, Reconnect, SessionState, WeexSession
 from .tls import default_ssl_context, warn_if_unverified
 
@@ -71,6 +72,11 @@ class Backend(abc.ABC):
     """The event-loop primitives the client needs; one small subclass per adapter."""
 
     transport_errors: tuple[type[BaseException], ...] = (OSError, TimeoutError)
+
+    @property
+    def connect_errors(self) -> tuple[type[BaseException], ...]:
+        """What a failed `open_stream` raises: the stream's errors, or a proxy's typed one."""
+        return (*self.transport_errors, ProxyError)
 
     @abc.abstractmethod
     def event(self) -> EventLike: ...
@@ -193,7 +199,7 @@ class EndpointRunner:
                 with self._backend.move_on_after(self._connect_timeout) as timer:
                     try:
                         stream = await self._backend.open_stream(self.session.endpoint)
-                    except self._backend.transport_errors as exc:
+                    except self._backend.connect_errors as exc:
                         failure: BaseException = exc
                 if timer.cancelled_caught:
                     failure = TimeoutError(f"no connection within {self._connect_timeout:g}s")
@@ -318,6 +324,7 @@ class BaseClient(abc.ABC):
         buffer_size: int = 1024,
         transport: Any = None,
         ssl_context: ssl.SSLContext | None = None,
+        proxy: ProxyChoice = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] | None = None,
         wall_clock: Callable[[], float] | None = None,
@@ -326,16 +333,24 @@ class BaseClient(abc.ABC):
         """Arguments as documented in the README; `transport` is an async callable taking an
         `Endpoint` and returning a connected byte stream of the adapter's kind. `ssl_context`
         is the TLS context of the default transport (else one from `config.verify_tls` and
-        `config.ca_file`).
+        `config.ca_file`). `proxy` is the default transport's proxy URL (`http://`, `socks5://`,
+        `socks5h://`), False for none, or None for `config.proxy`, else the environment.
 
         Two clocks, never mixed: `clock` (default: the event loop's, so trio's MockClock works)
         times every deadline; `wall_clock` (default: `time.time`, read at each use) signs the
         private handshake and stamps messages. A replay passes its recorded times as both."""
         self.config = config if config is not None else WeexConfig.from_env()
         if transport is None:
-            transport = self._default_transport(self._ssl_context(ssl_context))
+            routes = ProxyRoutes.choose(proxy if proxy is not None else self.config.proxy)
+            for private in (False, True):  # a bad proxy URL fails here, not at connect
+                routes.for_endpoint(self.config.endpoint(private))
+            transport = self._default_transport(
+                self._ssl_context(ssl_context), routes, self.config.user_agent
+            )
         elif ssl_context is not None:
             raise ValueError("pass ssl_context= or transport=, not both (a transport does its TLS)")
+        elif proxy:
+            raise ValueError("pass proxy= or transport=, not both (a transport does its proxying)")
         options = ConnectionOptions(
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
@@ -375,8 +390,11 @@ class BaseClient(abc.ABC):
 
     @staticmethod
     @abc.abstractmethod
-    def _default_transport(ssl_context: ssl.SSLContext) -> Any:
-        """The adapter's TCP transport, wrapping `wss://` connections in `ssl_context`."""
+    def _default_transport(
+        ssl_context: ssl.SSLContext, proxies: ProxyRoutes, user_agent: str
+    ) -> Any:
+        """The adapter's TCP transport, wrapping `wss://` connections in `ssl_context`, through
+        the proxy `proxies` names for each endpoint (`user_agent` goes to HTTP proxies)."""
 
     def _ssl_context(self, given: ssl.SSLContext | None) -> ssl.SSLContext:
         if given is None:

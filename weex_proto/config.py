@@ -38,6 +38,7 @@ _OTHER_ENV = {
     "private_url": "WEEX_WS_PRIVATE_URL",
     "user_agent": "WEEX_USER_AGENT",
     "ca_file": "WEEX_CA_FILE",
+    "proxy": "WEEX_PROXY",
 }
 
 _DEFAULT_PORTS = {"ws": 80, "wss": 443}
@@ -191,6 +192,24 @@ def _check_ca_file(
         raise ConfigError("ca_file must be a path to a PEM file (or None for the system's CAs)")
 
 
+def _check_proxy(
+    instance: WeexConfig, attribute: attrs.Attribute[str | bool | None], value: str | bool | None
+) -> None:
+    from .proxy import ProxyRoutes  # the proxy package needs this module first
+
+    if value is not None:
+        ProxyRoutes.choose(value)  # raises ConfigError naming `proxy`, never the URL
+
+
+def _proxy_repr(value: str | bool | None) -> str:
+    """The proxy without its credentials."""
+    if not isinstance(value, str) or not value:
+        return repr(value)
+    from .proxy import parse_proxy_url
+
+    return repr(str(parse_proxy_url(value)))
+
+
 def _set_or_unset(value: str) -> str:
     return "<set>" if value else "<unset>"
 
@@ -211,6 +230,12 @@ class WeexConfig:
     )
     """A PEM bundle of the CAs to trust instead of the system's (for `wss://`), e.g. a test
     server's or a TLS-inspecting proxy's. Loaded when the client is built."""
+    proxy: str | bool | None = attrs.field(
+        default=None, validator=_check_proxy, repr=_proxy_repr
+    )
+    """The proxy to connect through (`WEEX_PROXY`): `http://`, `socks5://` or `socks5h://`, with
+    optional `user:password@`; False or "" for none; None to follow the environment
+    (`HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`, ...). The client's `proxy=` option wins over it."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> WeexConfig:

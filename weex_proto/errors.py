@@ -142,3 +142,60 @@ class StreamOverflowError(WeexError):
         )
         self.channel = channel
         self.maxsize = maxsize
+
+
+class ProxyError(WeexError):
+    """The proxy between us and the exchange failed us (see the subclasses).
+
+    `proxy` names it as `scheme://host:port`, never with its credentials. `retryable` says
+    whether the client tries again: a proxy that is down or hung up may be back soon; one that
+    refuses our credentials, or does not speak the protocol of the URL's scheme, will not change.
+    """
+
+    retryable = False
+
+    def __init__(self, proxy: str, message: str, *, retryable: bool | None = None) -> None:
+        super().__init__(f"proxy {proxy}: {message}")
+        self.proxy = proxy
+        if retryable is not None:
+            self.retryable = retryable
+
+
+class ProxyConnectionError(ProxyError):
+    """The proxy could not be reached, or hung up before opening the tunnel. Retried."""
+
+    retryable = True
+
+
+class ProxyAuthenticationError(ProxyError):
+    """The proxy wants credentials we do not have, or refused ours (HTTP 407, SOCKS5 user/password
+    rejected). Not retried: the same credentials will be refused again."""
+
+
+class ProxyTunnelRefusedError(ProxyError):
+    """The proxy answered but would not connect to the exchange.
+
+    `status_code` is the HTTP status of a CONNECT proxy, `reply_code` the SOCKS5 reply code.
+    Retried when the proxy says the exchange is unreachable right now (HTTP 502/503/504, 408,
+    429; SOCKS5 general failure, network/host unreachable, connection refused, TTL expired);
+    not when it forbids the destination (HTTP 403, SOCKS5 "not allowed by ruleset") or cannot do
+    what we asked (another 4xx, SOCKS5 command or address type not supported).
+    """
+
+    def __init__(
+        self,
+        proxy: str,
+        message: str,
+        *,
+        retryable: bool,
+        status_code: int | None = None,
+        reply_code: int | None = None,
+    ) -> None:
+        super().__init__(proxy, message, retryable=retryable)
+        self.status_code = status_code
+        self.reply_code = reply_code
+
+
+class ProxyProtocolError(ProxyError):
+    """The proxy's reply is not the protocol its URL promises (garbage, an oversized header, a
+    SOCKS server behind an http:// URL or the other way round). Not retried."""

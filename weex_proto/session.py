@@ -5,8 +5,9 @@ subscription book and the reconnect policy, makes a fresh `WeexConnection` (fres
 each attempt, and when a connection ends says what to do next: reconnect after a delay, give up
 with a typed error, or stop because the user asked to. Adapters only carry the answer out.
 
-Giving up always says why: refused credentials (`AuthenticationError`) and upgrades refused with
-a status that will not change (`HandshakeRejectedError` with `retryable=False`, e.g. 404) end
+Giving up always says why: refused credentials (`AuthenticationError`), upgrades refused with
+a status that will not change (`HandshakeRejectedError` with `retryable=False`, e.g. 404) and
+proxy failures that will not change (`ProxyError` with `retryable=False`, e.g. a 407) end
 the session at once; otherwise `ReconnectExhaustedError.last_error` is the last attempt's
 problem, or, when nothing better is known, a `ConnectionClosedError` made from its close.
 """
@@ -27,6 +28,7 @@ from .errors import (
     ConnectionClosedError,
     ErrorKind,
     HandshakeRejectedError,
+    ProxyError,
     ReconnectExhaustedError,
     WeexError,
     describe,
@@ -216,7 +218,7 @@ class WeexSession:
             return Reconnect(0.0, 0, "reconnect requested", gap)
         problem = self._last_problem
         if isinstance(problem, AuthenticationError) or (
-            isinstance(problem, HandshakeRejectedError) and not problem.retryable
+            isinstance(problem, HandshakeRejectedError | ProxyError) and not problem.retryable
         ):
             return self._fail(problem, gap)
         if was_connected:

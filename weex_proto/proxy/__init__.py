@@ -1,0 +1,30 @@
+"""Reaching the exchange through an HTTP CONNECT or SOCKS5 proxy, sans-IO like the rest.
+
+`ProxyRoutes` says which proxy each endpoint uses (the `proxy=` option or the environment);
+`HttpConnectHandshake` and `Socks5Handshake` are the handshakes as state machines (bytes in,
+bytes out, `TunnelEstablished` or a `ProxyError`); `establish_tunnel` is the loop an adapter
+runs them with. TLS for `wss://` starts inside the tunnel, checked against the exchange's name.
+"""
+
+from ._handshake import ProxyHandshake, TunnelEstablished
+from ._http import MAX_REPLY_SIZE, HttpConnectHandshake
+from ._routes import ProxyChoice, ProxyRoutes
+from ._socks import Socks5Handshake
+from ._tunnel import establish_tunnel, proxy_handshake, unreachable
+from ._url import ProxyScheme, ProxyURL, parse_proxy_url
+
+__all__ = [
+    "MAX_REPLY_SIZE",
+    "HttpConnectHandshake",
+    "ProxyChoice",
+    "ProxyHandshake",
+    "ProxyRoutes",
+    "ProxyScheme",
+    "ProxyURL",
+    "Socks5Handshake",
+    "TunnelEstablished",
+    "establish_tunnel",
+    "parse_proxy_url",
+    "proxy_handshake",
+    "unreachable",
+]
