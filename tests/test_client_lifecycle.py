@@ -12,7 +12,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
 from tests.thirdparty_server import eventually
-from weex_anyio import ReconnectExhaustedError, WeexConfig, WeexWebSocketClient
+from weex_anyio import ReconnectExhaustedError, TransportStream, WeexConfig, WeexWebSocketClient
 from weex_anyio._transport import tcp_transport
 from weex_proto.config import Endpoint
 from weex_proto.events import WebSocketMessage
@@ -68,7 +68,7 @@ async def test_async_handler_outlives_a_give_up_without_crashing_the_client(
     attempts = 0
     real = tcp_transport()
 
-    async def first_time_only(endpoint: Endpoint) -> anyio.abc.ByteStream:
+    async def first_time_only(endpoint: Endpoint) -> TransportStream:
         nonlocal attempts
         attempts += 1
         if attempts > 1:

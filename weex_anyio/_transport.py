@@ -8,7 +8,6 @@ endpoint; replay files and simulators plug in here.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Awaitable, Callable
 
 import anyio
 import anyio.abc
@@ -17,9 +16,8 @@ from weex_proto.config import Endpoint
 from weex_proto.proxy import ProxyRoutes
 from weex_proto.tls import default_ssl_context
 
+from ._interface import Transport
 from ._proxy import connect_through
-
-Transport = Callable[[Endpoint], Awaitable[anyio.abc.ByteStream]]
 
 
 def tcp_transport(

@@ -26,7 +26,8 @@ from weex_proto.errors import LocalProtocolError
 from weex_proto.proxy import ProxyRoutes
 
 from ._backend import AnyioBackend
-from ._transport import Transport, tcp_transport
+from ._interface import Transport
+from ._transport import tcp_transport
 
 
 class WeexWebSocketClient(BaseClient):

@@ -8,7 +8,6 @@ through a proxy when `proxies` names one for the endpoint.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Awaitable, Callable
 
 import trio
 
@@ -16,9 +15,8 @@ from weex_proto.config import Endpoint
 from weex_proto.proxy import ProxyRoutes
 from weex_proto.tls import default_ssl_context
 
+from ._interface import Transport
 from ._proxy import connect_through
-
-Transport = Callable[[Endpoint], Awaitable[trio.abc.Stream]]
 
 
 def tcp_transport(
