@@ -28,7 +28,7 @@ from weex_proto.events import WebSocketMessage
 from weex_proto.replay import RecordedFrame
 
 from ..client import WeexWebSocketClient
-from ._recordings import RecordingWriter, open_writer
+from ._recordings import RecordingWriter, open_writer, sidecar_files
 from ._runtime import Stopper, client_options
 from ._streams import Stream, config_for
 
@@ -198,11 +198,13 @@ async def run_record(args: argparse.Namespace, stopper: Stopper, stderr: TextIO)
     config = config_for(args)
     names = record_channels(args)
     path = Path(args.out)
+    created = not (args.append and await anyio.Path(path).exists())
     writer = await anyio.to_thread.run_sync(
         functools.partial(open_writer, path, append=args.append)
     )
     recorder = Recorder(writer, limit=args.count, on_stop=stopper.stop)
     started = anyio.current_time()
+    succeeded = False
     async with anyio.create_task_group() as task_group:
         task_group.start_soon(recorder.run_writer)
         task_group.start_soon(show_progress, recorder, stderr, started)
@@ -216,6 +218,7 @@ async def run_record(args: argparse.Namespace, stopper: Stopper, stderr: TextIO)
                         await client.subscribe(name)
                     await client.connect()  # raises if the server cannot be reached
                     await _until_it_fails(watchdog(client, names))
+            succeeded = True
         finally:
             with anyio.CancelScope(shield=True):
                 try:
@@ -223,6 +226,20 @@ async def run_record(args: argparse.Namespace, stopper: Stopper, stderr: TextIO)
                 finally:
                     task_group.cancel_scope.cancel()
                     clear = "\r\x1b[K" if stderr.isatty() else ""  # the progress line
-                    stderr.write(f"{clear}{summary(recorder, anyio.current_time() - started)}\n")
+                    if succeeded or recorder.written:
+                        elapsed = anyio.current_time() - started
+                        stderr.write(f"{clear}{summary(recorder, elapsed)}\n")
+                    else:
+                        # Failed before one frame was saved: leave no file to block the retry.
+                        stderr.write(clear)
+                        if created:
+                            await anyio.to_thread.run_sync(remove_recording, path)
                     stderr.flush()
     return 0
+
+
+def remove_recording(path: Path) -> None:
+    """Delete a recording this run created, with SQLite's files beside it."""
+    for leftover in (path, *sidecar_files(path)):
+        with contextlib.suppress(FileNotFoundError):
+            leftover.unlink()
