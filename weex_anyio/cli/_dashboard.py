@@ -134,7 +134,7 @@ def render(
     columns = width or UNLIMITED
     rows = height or UNLIMITED
     stamp = dt.datetime.fromtimestamp(now).strftime("%H:%M:%S")
-    title = f"weex-ws demo  {source}  {stamp}"
+    title = f"weex-ws demo  {stamp}  {source}"  # the source's tail is what a narrow screen cuts
     if len(title) + 19 <= columns:
         title += "  (Ctrl-C to quit)"
     tickers = _tickers(state, columns)

@@ -34,6 +34,8 @@ from ._streams import Stream, config_for
 
 BATCH_INTERVAL = 0.1
 """Seconds the writer lets frames accumulate between batches (one transaction each)."""
+ACK_TIMEOUT = 10.0
+"""Seconds to wait for the server to accept or refuse each recorded channel."""
 
 
 class RecordingFailed(WeexError):
@@ -147,6 +149,12 @@ def watchdog(client: WeexWebSocketClient, names: Sequence[str]) -> Stream:
     raise AssertionError("record always has at least one channel")  # pragma: no cover
 
 
+async def _subscribe(client: WeexWebSocketClient, name: str) -> None:
+    """Subscribe and wait for the answer: the server's refusal is raised, silence is not."""
+    with contextlib.suppress(TimeoutError):  # no ack, but perhaps data: keep recording
+        await client.subscribe(name, ack_timeout=ACK_TIMEOUT)
+
+
 async def _until_it_fails(stream: Stream) -> None:
     async with contextlib.aclosing(stream):
         async for _ in stream:
@@ -204,7 +212,7 @@ async def run_record(args: argparse.Namespace, stopper: Stopper, stderr: TextIO)
     )
     recorder = Recorder(writer, limit=args.count, on_stop=stopper.stop)
     started = anyio.current_time()
-    succeeded = False
+    succeeded = under_way = False
     async with anyio.create_task_group() as task_group:
         task_group.start_soon(recorder.run_writer)
         task_group.start_soon(show_progress, recorder, stderr, started)
@@ -214,9 +222,11 @@ async def run_record(args: argparse.Namespace, stopper: Stopper, stderr: TextIO)
                     client.add_message_handler(name, recorder.take)
                 # Inside the client, so that stopping still closes the connection cleanly.
                 with stopper.scope:
-                    for name in names:
-                        await client.subscribe(name)
                     await client.connect()  # raises if the server cannot be reached
+                    async with anyio.create_task_group() as subscribing:
+                        for name in names:  # a refused channel (unknown symbol) ends it here
+                            subscribing.start_soon(_subscribe, client, name)
+                    under_way = True
                     await _until_it_fails(watchdog(client, names))
             succeeded = True
         finally:
@@ -226,11 +236,13 @@ async def run_record(args: argparse.Namespace, stopper: Stopper, stderr: TextIO)
                 finally:
                     task_group.cancel_scope.cancel()
                     clear = "\r\x1b[K" if stderr.isatty() else ""  # the progress line
-                    if succeeded or recorder.written:
+                    if succeeded or (under_way and recorder.written):
                         elapsed = anyio.current_time() - started
                         stderr.write(f"{clear}{summary(recorder, elapsed)}\n")
                     else:
-                        # Failed before one frame was saved: leave no file to block the retry.
+                        # Failed before it was under way (unreachable, a refused symbol): the
+                        # few frames of the start are no recording; leave nothing to block
+                        # the retry.
                         stderr.write(clear)
                         if created:
                             await anyio.to_thread.run_sync(remove_recording, path)
