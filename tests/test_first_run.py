@@ -94,6 +94,14 @@ def test_help_lists_simulate(capsys: pytest.CaptureFixture[str]) -> None:
     assert "weex-ws simulate" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("port", ["70000", "-1", "http"])
+def test_simulate_refuses_a_port_that_is_not_one(
+    port: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["simulate", "--port", port]) == 2
+    assert "--port" in one_error_line(capsys.readouterr().err)
+
+
 def test_demo_live_and_url_exclude_each_other(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--live", "--url", "ws://127.0.0.1:1/v2/ws/public"]) == 2
     assert "not allowed with" in one_error_line(capsys.readouterr().err)
