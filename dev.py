@@ -3,22 +3,33 @@
 
 Only the standard library is used here, because this file runs before anything is installed.
 
-    python3 dev.py demo [ARGS...]   live terminal stream (embedded simulator; --live for WEEX)
+    python3 dev.py demo [ARGS...]          live dashboard (embedded simulator; --live for WEEX)
     python3 dev.py test [PYTEST ARGS...]   ruff, mypy --strict, then the whole pytest suite
+
+`demo` installs only what the client needs at run time (wsproto, attrs, anyio) and runs it from
+this source tree; `test` installs the package in editable mode with the development tools. Each
+installs once, and again only when pyproject.toml changes. pip's output is shown only when it
+fails. Ctrl-C ends either with exit code 130 and no traceback.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import subprocess
 import sys
+import tempfile
+import time
 import venv
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 STAMP = VENV / ".weex-ws-installed"
+INTERRUPTED = 130
 
 
 def _venv_python() -> Path:
@@ -26,30 +37,81 @@ def _venv_python() -> Path:
     return VENV / scripts / ("python.exe" if os.name == "nt" else "python")
 
 
-def _wanted_stamp() -> str:
+def _metadata() -> dict[str, Any]:
+    import tomllib  # here, so Python 3.10 still gets the version message below
+
+    with (ROOT / "pyproject.toml").open("rb") as file:
+        project: dict[str, Any] = tomllib.load(file)["project"]
+    return project
+
+
+def _installed() -> set[str]:
+    """What the stamp says is installed for this pyproject.toml and Python ("demo", "dev")."""
+    try:
+        stamp = json.loads(STAMP.read_text())
+    except (OSError, ValueError):
+        return set()
+    if not isinstance(stamp, dict) or stamp.get("for") != _fingerprint():
+        return set()
+    return set(stamp.get("installed", []))
+
+
+def _fingerprint() -> str:
     """Reinstall whenever the project's metadata changes (new dependency, new script)."""
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    return f"{sys.version_info[:2]}:{digest}"
+    return f"{sys.version_info[0]}.{sys.version_info[1]}:{digest}"
 
 
-def ensure_venv() -> Path:
+def _pip(python: Path, what: str, args: list[str]) -> None:
+    """`pip install ARGS` with one progress line; pip's own output only if it fails."""
+    print(f"dev.py: installing {what} into {VENV.name}/ ...", end=" ", flush=True)
+    started = time.monotonic()
+    with tempfile.TemporaryFile("w+") as log:
+        code = subprocess.call(
+            [str(python), "-m", "pip", "install", "--disable-pip-version-check", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+        if code:
+            print("failed", flush=True)
+            log.seek(0)
+            sys.stderr.write(log.read())
+            raise SystemExit(f"dev.py: pip failed with exit code {code} (its output is above)")
+    print(f"done ({time.monotonic() - started:.0f} s)", flush=True)
+
+
+def ensure_venv(level: str) -> Path:
+    """`.venv` with what `level` needs: "demo" (run-time dependencies) or "dev" (everything)."""
     if sys.version_info < (3, 11):
         sys.exit(f"weex-ws needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     python = _venv_python()
     if not python.exists():
         print(f"dev.py: creating {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
-    if not STAMP.exists() or STAMP.read_text() != _wanted_stamp():
-        print("dev.py: installing weex-ws and its development tools", flush=True)
-        pip = [str(python), "-m", "pip", "--disable-pip-version-check", "-q"]
-        subprocess.run([*pip, "install", "--upgrade", "pip"], check=True)
-        subprocess.run([*pip, "install", "-e", f"{ROOT}[dev]"], check=True)
-        STAMP.write_text(_wanted_stamp())
+    installed = _installed()
+    if level in installed or (level == "demo" and "dev" in installed):
+        return python
+    if level == "demo":
+        dependencies = list(_metadata()["dependencies"])
+        names = ", ".join(re.split(r"[^A-Za-z0-9_.-]", dep, maxsplit=1)[0] for dep in dependencies)
+        _pip(python, f"the demo's dependencies ({names})", dependencies)
+    else:
+        _pip(python, "weex-ws and its development tools", ["-e", f"{ROOT}[dev]"])
+    STAMP.write_text(json.dumps({"for": _fingerprint(), "installed": sorted({*installed, level})}))
     return python
 
 
 def _run(python: Path, *args: str) -> int:
-    return subprocess.run([str(python), *args], cwd=ROOT, check=False).returncode
+    """Run a child to its end. Ctrl-C reaches it too (same terminal), and it stops itself:
+    we wait for that instead of leaving it behind."""
+    process = subprocess.Popen([str(python), *args], cwd=ROOT)
+    while True:
+        try:
+            code = process.wait()
+        except KeyboardInterrupt:
+            continue
+        return INTERRUPTED if code == -2 else code  # killed by SIGINT, the shell's way
 
 
 def run_tests(python: Path, pytest_args: list[str]) -> int:
@@ -67,6 +129,7 @@ def run_tests(python: Path, pytest_args: list[str]) -> int:
 
 
 def run_demo(python: Path, demo_args: list[str]) -> int:
+    # From this source tree (the current directory is on the path with -m): nothing to build.
     return _run(python, "-m", "weex_anyio", "demo", *demo_args)
 
 
@@ -74,13 +137,17 @@ def main(argv: list[str]) -> int:
     if not argv or argv[0] not in {"demo", "test", "setup"}:
         print(__doc__)
         return 2
-    python = ensure_venv()
     command, rest = argv[0], argv[1:]
-    if command == "test":
-        return run_tests(python, rest)
-    if command == "demo":
-        return run_demo(python, rest)
-    return 0
+    try:
+        python = ensure_venv("demo" if command == "demo" else "dev")
+        if command == "test":
+            return run_tests(python, rest)
+        if command == "demo":
+            return run_demo(python, rest)
+        return 0
+    except KeyboardInterrupt:
+        print("\ndev.py: interrupted", file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

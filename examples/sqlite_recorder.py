@@ -1,18 +1,21 @@
-"""Recording messages to SQLite with aiosqlite: channel, receive time and the raw JSON frame.
+"""Recording messages to SQLite with aiosqlite, in the format `weex-ws record` writes.
 
 Shows: merging several streams (tickers, trades, order book) into one, and writing every push
 to a table without blocking the event loop (aiosqlite runs SQLite in a worker thread). Rows
 are committed every `--commit-every` messages and once more at the end, also when stopped by
 `--duration` or Ctrl-C. `raw` is the frame exactly as received (`message.raw`), so nothing is
-lost to parsing; the table can be replayed later with `json.loads` and `parse_push`.
+lost to parsing. The file uses the schema of `weex-ws record` (table `frames`), so
+`weex-ws replay FILE` plays it back through the client; it is in WAL mode, so a killed
+recorder leaves a readable file. An existing file is refused unless `--append` is given.
 
 Needs `pip install aiosqlite` (or the `examples` extra); aiosqlite is asyncio-only.
 
 Run:
-    python examples/sqlite_recorder.py                         # simulator, 100 rows
-    python examples/sqlite_recorder.py --db /tmp/weex.sqlite --count 1000
-    python examples/sqlite_recorder.py --live --duration 60
-    sqlite3 weex_messages.sqlite 'SELECT channel, COUNT(*) FROM messages GROUP BY channel'
+    python examples/sqlite_recorder.py --db /tmp/weex.sqlite              # simulator, 100 rows
+    python examples/sqlite_recorder.py --db /tmp/weex.sqlite --append --count 1000
+    python examples/sqlite_recorder.py --db day.sqlite --live --duration 60
+    sqlite3 /tmp/weex.sqlite 'SELECT channel, COUNT(*) FROM frames GROUP BY channel'
+    weex-ws replay /tmp/weex.sqlite --speed max
 """
 
 from __future__ import annotations
@@ -32,15 +35,19 @@ import attrs
 from examples import _common
 from weex_anyio import WebSocketMessage, WeexConfig, WeexWebSocketClient
 
+# The schema of `weex-ws record` (weex_anyio/cli/_recordings.py), which `weex-ws replay` reads.
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS messages (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    channel     TEXT    NOT NULL,
-    received_at REAL    NOT NULL,  -- seconds since the epoch, when the client received it
-    raw         TEXT    NOT NULL   -- the JSON frame as received
-)
+PRAGMA journal_mode = WAL;
+CREATE TABLE IF NOT EXISTS frames (
+    id          INTEGER PRIMARY KEY,
+    received_at REAL NOT NULL,  -- seconds since the epoch, when the client received the frame
+    channel     TEXT NOT NULL,
+    raw         TEXT NOT NULL   -- the frame's text exactly as received
+);
+CREATE TABLE IF NOT EXISTS recording (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT OR IGNORE INTO recording (key, value) VALUES ('format', 'weex-ws recording 1');
 """
-INSERT = "INSERT INTO messages (channel, received_at, raw) VALUES (?, ?, ?)"
+INSERT = "INSERT INTO frames (received_at, channel, raw) VALUES (?, ?, ?)"
 
 
 @attrs.frozen
@@ -51,25 +58,32 @@ class RecorderReport:
     by_channel: dict[str, int]
 
 
-def row(message: WebSocketMessage) -> tuple[str, float, str]:
+def row(message: WebSocketMessage) -> tuple[float, str, str]:
     raw = message.raw or json.dumps(message.data, separators=(",", ":"))
-    return message.channel, message.timestamp, raw
+    return message.timestamp, message.channel, raw
 
 
 async def run(
     config: WeexConfig,
-    path: str | Path = "weex_messages.sqlite",
+    path: str | Path,
     symbols: Sequence[str] = ("BTCUSDT", "ETHUSDT"),
     *,
     count: int | None = 100,
     duration: float | None = None,
     commit_every: int = 50,
+    append: bool = False,
 ) -> RecorderReport:
-    """Record tickers of `symbols` plus trades and depth of the first one into `path`."""
+    """Record tickers of `symbols` plus trades and depth of the first one into `path`.
+
+    `FileExistsError` if `path` exists and `append` is false: a run never adds to an old file
+    by accident.
+    """
     path = Path(path)
+    if not append and await anyio.Path(path).exists():
+        raise FileExistsError(f"{path} already exists (use --append to add to it)")
     written: Counter[str] = Counter()
     async with aiosqlite.connect(path) as db:
-        await db.execute(SCHEMA)
+        await db.executescript(SCHEMA)
         await db.commit()
         try:
             with anyio.move_on_after(duration):
@@ -103,9 +117,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _common.parser(
         __doc__, count=100, symbols=("BTCUSDT", "ETHUSDT"), count_help="stop after N rows"
     )
-    parser.add_argument("--db", default="weex_messages.sqlite", help="SQLite file to append to")
+    parser.add_argument("--db", required=True, metavar="FILE", help="SQLite file to write")
+    parser.add_argument("--append", action="store_true", help="add to an existing file")
     parser.add_argument("--commit-every", type=int, default=50, help="rows per transaction")
     args = parser.parse_args(argv)
+    if not args.append and Path(args.db).exists():
+        parser.error(f"{args.db} already exists (use --append to add to it)")
 
     async def body(exchange: _common.Exchange) -> None:
         report = await run(
@@ -115,6 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             count=args.count,
             duration=args.duration,
             commit_every=args.commit_every,
+            append=args.append,
         )
         print(f"\nwrote {report.rows} rows to {report.path}:")
         for channel, rows in sorted(report.by_channel.items()):

@@ -492,11 +492,13 @@ async def test_sqlite_recorder_file_holds_exactly_the_reported_rows(tmp_path: Pa
         )
         # A run cut short by its duration must still commit every row it counted.
         second = await sqlite_recorder.run(
-            exchange.config, path, ["BTCUSDT", "ETHUSDT"], count=None, duration=0.3
+            exchange.config, path, ["BTCUSDT", "ETHUSDT"], count=None, duration=0.3, append=True
         )
+        with pytest.raises(FileExistsError):  # a third run without --append touches nothing
+            await sqlite_recorder.run(exchange.config, path, ["BTCUSDT"], count=1)
     assert first.rows == 40 and second.rows > 0
     with sqlite3.connect(path) as db:
-        rows = db.execute("SELECT channel, received_at, raw FROM messages ORDER BY id").fetchall()
+        rows = db.execute("SELECT channel, received_at, raw FROM frames ORDER BY id").fetchall()
     assert len(rows) == first.rows + second.rows
     allowed = {
         "ticker.cmt_btcusdt",

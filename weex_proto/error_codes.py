@@ -57,7 +57,12 @@ def classify(code: str | None, message: str = "", status: int | None = None) -> 
 
 
 def exception_for(
-    kind: ErrorKind, code: str | None, message: str, *, retry_after: float | None = None
+    kind: ErrorKind,
+    code: str | None,
+    message: str,
+    *,
+    retry_after: float | None = None,
+    channel: str | None = None,
 ) -> WeexError:
     """The exception an adapter raises for an error event of this kind."""
     if kind is ErrorKind.AUTH:
@@ -66,7 +71,7 @@ def exception_for(
     if kind is ErrorKind.RATE_LIMIT:
         text = f"rate limited ({code}): {message}" if code else f"rate limited: {message}"
         return RateLimitError(text, retry_after=retry_after or DEFAULT_RATE_LIMIT_RETRY_AFTER)
-    return ServerError(code, message)
+    return ServerError(code, message, channel=channel)
 
 
 def rejection_exception(status: int, reason: str, kind: ErrorKind) -> WeexError:

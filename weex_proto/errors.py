@@ -75,12 +75,17 @@ class SubscriptionLimitError(RateLimitError):
 
 
 class ServerError(WeexError):
-    """An error event from the exchange that is neither an auth nor a rate-limit problem."""
+    """An error event from the exchange that is neither an auth nor a rate-limit problem.
 
-    def __init__(self, code: str | None, message: str) -> None:
+    `channel` is the channel the server refused, when the error answered a subscription (an
+    unknown symbol, for one), so a caller can say which.
+    """
+
+    def __init__(self, code: str | None, message: str, *, channel: str | None = None) -> None:
         super().__init__(f"server error {code}: {message}" if code else f"server error: {message}")
         self.code = code
         self.server_message = message
+        self.channel = channel
 
 
 class ConnectionClosedError(WeexError):

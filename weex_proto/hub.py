@@ -570,7 +570,9 @@ class ClientHub:
         if event.channel is None or event.channel in session.subscriptions.desired:
             return
         # The server refused a channel: streams that asked for exactly it cannot get data.
-        error: WeexError = exception_for(event.kind, event.code, event.message)
+        error: WeexError = exception_for(
+            event.kind, event.code, event.message, channel=event.channel
+        )
         self._answer_listeners(event.channel, error)
         for buffer in self.routers[session.private].route(event.channel)[1]:
             if buffer.name == event.channel:

@@ -4,6 +4,7 @@
     weex-ws tickers BTCUSDT --json       line-delimited JSON from the real exchange
     weex-ws record BTCUSDT --out day.sqlite --duration 3600
     weex-ws replay day.sqlite --speed max --json
+    weex-ws simulate --port 8765         the simulator alone, for the other commands' --url
 
 `main(argv)` returns the exit code: 0 done (a SIGTERM is a requested stop), 1 the connection or
 the server failed, 2 bad arguments, configuration or recording file, 130 Ctrl-C. Every error is
@@ -19,7 +20,8 @@ from typing import TextIO
 
 import anyio
 
-from weex_proto.errors import ConfigError, WeexError
+from weex_proto.channels import parse_channel
+from weex_proto.errors import ConfigError, HandshakeRejectedError, ServerError, WeexError
 from weex_proto.replay import RecordingError
 
 from ._parser import PROG, build_parser
@@ -29,6 +31,7 @@ from ._runtime import (
     configure_logging,
     explain,
     first_error,
+    target_url,
     watch_signals,
 )
 
@@ -67,7 +70,11 @@ async def _dispatch(args: argparse.Namespace, stopper: Stopper, out: Output, std
     if command == "replay":
         from ._replay_command import run_replay
 
-        return await run_replay(args, stopper, out)
+        return await run_replay(args, stopper, out, stderr)
+    if command == "simulate":
+        from ._simulate import run_simulate
+
+        return await run_simulate(args, stopper, out.stream)
     from ._streams import run_stream
 
     return await run_stream(args, stopper, out)
@@ -89,14 +96,38 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 130
         if isinstance(error, ConfigError | RecordingError):
             return _fail(stderr, 2, str(error))
+        refused = _refused_symbol(error)
+        if refused is not None:
+            return _fail(stderr, 2, refused)
         if isinstance(error, WeexError):
-            return _fail(stderr, 1, explain(error))
+            return _fail(stderr, 1, _with_url(args, error))
         if isinstance(error, OSError):  # e.g. --out in a directory that does not exist
             detail = f"{error.filename}: {error.strerror}" if error.filename else str(error)
             return _fail(stderr, 2, detail)
         raise
     finally:
         restore_logging()
+
+
+def _refused_symbol(error: BaseException) -> str | None:
+    """An unknown symbol, said as such: the server refused a channel of one contract."""
+    if not isinstance(error, ServerError) or error.channel is None:
+        return None
+    symbol = getattr(parse_channel(error.channel), "symbol", None)
+    if symbol is None:
+        return None
+    return f"unknown symbol {symbol}: the server refused {error.channel} ({error})"
+
+
+def _with_url(args: argparse.Namespace, error: WeexError) -> str:
+    """The reason, naming the URL when the server could not be reached or refused us."""
+    text = explain(error)
+    cause = getattr(error, "last_error", None) or error
+    if isinstance(cause, HandshakeRejectedError | OSError) or isinstance(cause.__cause__, OSError):
+        url = target_url(args)
+        if url is not None and url not in text:
+            return f"{url}: {text}"
+    return text
 
 
 def _fail(stderr: TextIO, code: int, message: str) -> int:

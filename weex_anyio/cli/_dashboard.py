@@ -46,6 +46,7 @@ SIMULATOR_TICK = 0.25
 SIMULATOR_CLIENT_PING = 0.15
 SIMULATOR_SERVER_PING = 2.0
 LIVE_CLIENT_PING = 5.0
+OTHER_SERVER_CLIENT_PING = 1.0  # --url: often a simulator, so measure the round trip now and then
 
 
 class RateMeter:
@@ -99,6 +100,18 @@ def _fmt(value: object, width: int) -> str:
     return f"{value!s:>{width}}"
 
 
+TICKER_COLUMNS: tuple[tuple[str, int], ...] = (
+    ("LAST", 13),
+    ("MARK", 13),
+    ("24H CHANGE", 11),
+    ("24H HIGH", 13),
+    ("24H LOW", 13),
+    ("24H VOLUME", 15),
+)
+SYMBOL_WIDTH = 13
+UNLIMITED = 1_000_000
+
+
 def render(
     state: DashboardState,
     health: Health,
@@ -107,32 +120,83 @@ def render(
     rate: float,
     source: str,
     now: float,
+    width: int | None = None,
+    height: int | None = None,
 ) -> list[str]:
-    """The whole screen as lines (not yet cut to the terminal's size)."""
-    stamp = dt.datetime.fromtimestamp(now).strftime("%H:%M:%S")
-    lines = [f"weex-ws demo  {source}  {stamp}  (Ctrl-C to quit)", ""]
+    """The whole screen as lines, fitted to `width` x `height` when given.
 
-    lines.append("TICKERS")
-    lines.append(
-        f"{'SYMBOL':<15}{'LAST':>14}{'MARK':>14}{'24H CHANGE':>12}"
-        f"{'24H HIGH':>14}{'24H LOW':>14}{'24H VOLUME':>16}"
-    )
+    What matters most stays when space is short: the title, the tickers and the health line
+    first, then the book's best levels and the latest trades, then the deeper levels and
+    older trades, and blank lines between sections last. Ticker columns are dropped from the
+    right when the screen is narrow. Lines may still be longer than `width` (the screen
+    cuts them).
+    """
+    columns = width or UNLIMITED
+    rows = height or UNLIMITED
+    stamp = dt.datetime.fromtimestamp(now).strftime("%H:%M:%S")
+    title = f"weex-ws demo  {stamp}  {source}"  # the source's tail is what a narrow screen cuts
+    if len(title) + 19 <= columns:
+        title += "  (Ctrl-C to quit)"
+    tickers = _tickers(state, columns)
+    health_lines = _health_lines(health, connected=connected, rate=rate, width=columns)
+    book = _ladder(state)
+    trades = _trades(state)
+
+    essential = 1 + len(tickers) + len(health_lines)
+    if rows < essential:  # not even the tickers fit: title, health, as many tickers as fit
+        room = max(0, rows - 1 - len(health_lines))
+        return ([title, *tickers[:room], *health_lines])[: max(rows, 1)]
+    spare = rows - essential
+    shown_book = shown_trades = 0  # lines of each section, headings included
+    if spare >= 3:
+        shown_book, spare = 3, spare - 3
+    if spare >= 3:
+        shown_trades, spare = 3, spare - 3
+    grew = True
+    while spare > 0 and grew:  # a level more, a trade more, in turn
+        grew = False
+        if shown_book and shown_book < len(book):
+            shown_book, spare, grew = shown_book + 1, spare - 1, True
+        if spare > 0 and shown_trades and shown_trades < len(trades):
+            shown_trades, spare, grew = shown_trades + 1, spare - 1, True
+    gaps = min(spare, 4)  # blank lines: after the title, the tickers, the book, the trades
+
+    def gap(index: int) -> list[str]:
+        return [""] if index < gaps else []
+
+    lines = [title, *gap(0), *tickers, *gap(1)]
+    if shown_book:
+        lines += [*book[:shown_book], *gap(2)]
+    if shown_trades:
+        lines += [*trades[:shown_trades], *gap(3)]
+    return [*lines, *health_lines]
+
+
+def _tickers(state: DashboardState, width: int) -> list[str]:
+    columns = list(TICKER_COLUMNS)
+    while columns and SYMBOL_WIDTH + sum(size for _, size in columns) > width:
+        columns.pop()
+    lines = [
+        "TICKERS",
+        f"{'SYMBOL':<{SYMBOL_WIDTH}}" + "".join(f"{name:>{size}}" for name, size in columns),
+    ]
     for symbol in state.symbols:
         ticker = state.tickers.get(symbol)
         if ticker is None:
-            lines.append(f"{symbol:<15}{'waiting...':>14}")
+            lines.append(f"{symbol:<{SYMBOL_WIDTH}}{'waiting...':>13}")
             continue
-        change = f"{ticker.price_change_percent * 100:+.2f}%"
-        lines.append(
-            f"{symbol:<15}{_fmt(ticker.last_price, 14)}{_fmt(ticker.mark_price, 14)}"
-            f"{change:>12}{_fmt(ticker.high, 14)}{_fmt(ticker.low, 14)}{_fmt(ticker.size, 16)}"
+        values = (
+            ticker.last_price,
+            ticker.mark_price,
+            f"{ticker.price_change_percent * 100:+.2f}%",
+            ticker.high,
+            ticker.low,
+            ticker.size,
         )
-    lines.append("")
-    lines.extend(_ladder(state))
-    lines.append("")
-    lines.extend(_trades(state))
-    lines.append("")
-    lines.append(_health_line(health, connected=connected, rate=rate))
+        lines.append(
+            f"{symbol:<{SYMBOL_WIDTH}}"
+            + "".join(_fmt(value, size) for value, (_, size) in zip(values, columns, strict=False))
+        )
     return lines
 
 
@@ -170,17 +234,29 @@ def _trades(state: DashboardState) -> list[str]:
     return lines
 
 
-def _health_line(health: Health, *, connected: bool, rate: float) -> str:
+def _health_lines(health: Health, *, connected: bool, rate: float, width: int) -> list[str]:
+    """`HEALTH  connected | rtt ... | ...`, wrapped at a ` | ` to fit `width`."""
     public = health.endpoints.get("public")
     rtt = public.round_trip if public is not None else None
     rtt_text = f"{rtt * 1000:.2f} ms" if rtt is not None else "n/a"
     pings = public.pings_answered if public is not None else 0
-    state = "connected" if connected else "DISCONNECTED"
-    return (
-        f"HEALTH  {state} | rtt {rtt_text} | pings answered {pings} | "
-        f"reconnects {health.reconnects} | {rate:.1f} msg/s | {health.messages} messages | "
-        f"book resyncs {health.book_resyncs} | errors {health.errors}"
-    )
+    parts = [
+        f"HEALTH  {'connected' if connected else 'DISCONNECTED'}",
+        f"rtt {rtt_text}",
+        f"pings answered {pings}",
+        f"reconnects {health.reconnects}",
+        f"{rate:.1f} msg/s",
+        f"{health.messages} messages",
+        f"book resyncs {health.book_resyncs}",
+        f"errors {health.errors}",
+    ]
+    lines = [parts[0]]
+    for part in parts[1:]:
+        if len(lines[-1]) + 3 + len(part) <= width:
+            lines[-1] += f" | {part}"
+        else:
+            lines.append(f"        {part}")
+    return lines
 
 
 # --------------------------------------------------------------------------- terminal
@@ -191,14 +267,27 @@ class AnsiScreen:
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
+        self._drawn_size: tuple[int, int] | None = None
 
     def open(self) -> None:
         self.stream.write("\x1b[?25l\x1b[2J\x1b[H")  # hide the cursor, clear the screen
         self.stream.flush()
 
-    def draw(self, lines: Sequence[str]) -> None:
-        size = shutil.get_terminal_size()
-        shown = [line[: size.columns] for line in lines[: max(1, size.lines - 1)]]
+    def size(self) -> os.terminal_size:
+        """The terminal's size now (asked each frame, so a resize shows at the next one)."""
+        try:
+            return os.get_terminal_size(self.stream.fileno())
+        except (AttributeError, ValueError, OSError):
+            return shutil.get_terminal_size()
+
+    def draw(self, lines: Callable[[int, int], Sequence[str]]) -> None:
+        """Draw the lines made for the current size; the last row stays free (no scrolling)."""
+        columns, rows = self.size()
+        if (columns, rows) != self._drawn_size:
+            self.stream.write("\x1b[2J")  # resized: nothing of the old layout may remain
+            self._drawn_size = (columns, rows)
+        height = max(1, rows - 1)
+        shown = [line[:columns] for line in lines(columns, height)[:height]]
         self.stream.write("\x1b[H" + "".join(f"{line}\x1b[K\n" for line in shown) + "\x1b[J")
         self.stream.flush()
 
@@ -217,10 +306,11 @@ def wants_redraw(out: Output) -> bool:
 async def run_demo(args: argparse.Namespace, stopper: Stopper, out: Output) -> int:
     symbols = tuple(dict.fromkeys(args.symbols))
     state = DashboardState(symbols, depth=args.depth)
-    if args.live:
-        config = WeexConfig.from_env()
-        source = f"WEEX live {config.public_url}"
-        await _show(args, config, source, LIVE_CLIENT_PING, state, stopper, out)
+    if args.live or args.url:
+        config = WeexConfig.from_env(**({"public_url": args.url} if args.url else {}))
+        source = f"{'WEEX live' if args.live else 'server'} {config.public_url}"
+        ping = LIVE_CLIENT_PING if args.live else OTHER_SERVER_CLIENT_PING
+        await _show(args, config, source, ping, state, stopper, out)
         return 0
     async with SimulatedWeexServer(
         symbols=symbols,
@@ -257,11 +347,11 @@ async def _show(
                 return  # stopping; messages already buffered are not shown
             state.update(message)
             if not redraw:
-                out.line(describe(message))
+                out.line(describe(message, book_levels=1))
             if args.count is not None and state.messages >= args.count:
                 stopper.stop()
 
-        def screen_lines() -> list[str]:
+        def screen_lines(width: int | None = None, height: int | None = None) -> list[str]:
             now = anyio.current_time()
             meter.add(now, client.health.messages)
             return render(
@@ -271,10 +361,12 @@ async def _show(
                 rate=meter.rate,
                 source=source,
                 now=time.time(),
+                width=width,
+                height=height,
             )
 
         streams = [
-            client.stream_tickers(state.symbols),
+            *(client.stream_tickers(symbol) for symbol in state.symbols),  # see _streams
             client.stream_order_book(state.symbols[0], level=state.depth),
             *(client.stream_trades(symbol) for symbol in state.symbols),
         ]
@@ -290,12 +382,12 @@ async def _show(
                         out.line(screen_lines()[-1].lower())
 
 
-async def _redraw(screen: AnsiScreen, lines: Callable[[], list[str]]) -> None:
+async def _redraw(screen: AnsiScreen, lines: Callable[[int, int], list[str]]) -> None:
     screen.open()
     try:
         while True:
-            screen.draw(lines())
+            screen.draw(lines)
             await anyio.sleep(REDRAW_INTERVAL)
     finally:
-        screen.draw(lines())  # the final state stays on screen
+        screen.draw(lines)  # the final state stays on screen
         screen.close()

@@ -92,12 +92,16 @@ def clock_time(timestamp: float) -> str:
     return dt.datetime.fromtimestamp(timestamp).strftime("%H:%M:%S.%f")[:-3]
 
 
-def describe(message: WebSocketMessage) -> str:
-    """One human line per record of a push (several for a multi-record push)."""
+def describe(message: WebSocketMessage, *, book_levels: int | None = None) -> str:
+    """One human line per record of a push (several for a multi-record push).
+
+    An order book is one line per level it holds (the stream's `level`), or `book_levels`.
+    """
     stamp = clock_time(message.timestamp)
     gap = "  [reconnected: data may be missing]" if message.gap else ""
     if is_book(message):
-        return f"{stamp}  {describe_book(message.data)}{gap}"
+        lines = describe_book(message.data, levels=book_levels)
+        return "\n".join(f"{stamp}  {line}{gap}" for line in lines)
     try:
         records = message.parse()
     except PayloadError as exc:
@@ -108,17 +112,25 @@ def describe(message: WebSocketMessage) -> str:
     return "\n".join(f"{stamp}  {part}{gap}" for part in parts)
 
 
-def describe_book(data: Mapping[str, Any]) -> str:
+def describe_book(data: Mapping[str, Any], *, levels: int | None = None) -> list[str]:
+    """The best level with the spread, then each further level below it, bid beside ask."""
     symbol = data["symbol"]
     if data["resyncing"]:
-        return f"book   {symbol:<14} resyncing ({data.get('reason', '')})"
-    if not data["bids"] or not data["asks"]:
-        return f"book   {symbol:<14} (one side empty)"
-    (bid, bid_size), (ask, ask_size) = data["bids"][0], data["asks"][0]
-    return (
-        f"book   {symbol:<14} bid {bid:>12} x {bid_size:<9} "
-        f"ask {ask:>12} x {ask_size:<9} spread {ask - bid}"
-    )
+        return [f"book   {symbol:<14} resyncing ({data.get('reason', '')})"]
+    bids, asks = data["bids"], data["asks"]
+    if not bids or not asks:
+        return [f"book   {symbol:<14} (one side empty)"]
+    shown = max(len(bids), len(asks)) if levels is None else levels
+    lines = []
+    for index in range(min(shown, max(len(bids), len(asks)))):
+        bid, bid_size = bids[index] if index < len(bids) else ("", "")
+        ask, ask_size = asks[index] if index < len(asks) else ("", "")
+        line = (
+            f"book   {symbol:<14} bid {bid!s:>12} x {bid_size!s:<9} "
+            f"ask {ask!s:>12} x {ask_size!s:<9}"
+        )
+        lines.append(f"{line} spread {asks[0][0] - bids[0][0]}" if index == 0 else line.rstrip())
+    return lines
 
 
 def describe_record(record: Push) -> list[str]:

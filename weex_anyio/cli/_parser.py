@@ -10,6 +10,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from weex_proto._version import __version__
 from weex_proto.channels import normalize_symbol
 from weex_proto.config import parse_endpoint
 from weex_proto.errors import ConfigError
@@ -19,11 +20,13 @@ PROG = "weex-ws"
 DEMO_SYMBOLS = ("cmt_btcusdt", "cmt_ethusdt", "cmt_solusdt")
 RECORD_CHANNELS = ("ticker", "depth", "trades")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+SIMULATOR_PORT = 8765
 
 DESCRIPTION = """\
 Stream, record and replay the WEEX futures WebSocket API v2 from the terminal.
 
   weex-ws demo [SYMBOLS...]             live dashboard from the built-in simulator (--live: WEEX)
+  weex-ws simulate [--port N]           run the simulator alone, for the other commands' --url
   weex-ws tickers|book|trades SYMBOL... public streams from WEEX (--url for another server)
   weex-ws account|positions|orders|fills private streams (needs WEEX_API_KEY, WEEX_SECRET_KEY,
                                         WEEX_PASSPHRASE)
@@ -83,6 +86,13 @@ def book_depth(text: str) -> int:
     value = int(text)
     if not 1 <= value <= 200:
         raise ValueError(f"must be between 1 and 200, not {text}")
+    return value
+
+
+def port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError(f"must be a TCP port (0 picks a free one), not {text}")
     return value
 
 
@@ -177,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     _global_options(parser, defaults=True)
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.required = True
 
@@ -194,7 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SYMBOL",
         help=f"contracts to show (default: {' '.join(DEMO_SYMBOLS)})",
     )
-    demo.add_argument("--live", action="store_true", help="stream from the real WEEX exchange")
+    source = demo.add_mutually_exclusive_group()
+    source.add_argument("--live", action="store_true", help="stream from the real WEEX exchange")
+    source.add_argument(
+        "--url",
+        type=_checked(url),
+        metavar="URL",
+        help="stream from this public endpoint instead, e.g. one started by 'weex-ws simulate'",
+    )
     demo.add_argument(
         "--depth", type=_checked(book_depth), default=10, metavar="N", help="ladder levels"
     )
@@ -264,4 +282,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--json", action="store_true", help="one JSON object per line")
     replay.add_argument("--count", type=_checked(positive_int), metavar="N", help="stop after N")
+
+    simulate = command(
+        "simulate", "run the built-in WEEX simulator in the foreground (Ctrl-C stops it)"
+    )
+    simulate.add_argument(
+        "symbols",
+        nargs="*",
+        type=_checked(symbol),
+        default=list(DEMO_SYMBOLS),
+        metavar="SYMBOL",
+        help=f"contracts it lists (default: {' '.join(DEMO_SYMBOLS)})",
+    )
+    simulate.add_argument(
+        "--port",
+        type=_checked(port),
+        default=SIMULATOR_PORT,
+        metavar="N",
+        help=f"TCP port on 127.0.0.1 (default: {SIMULATOR_PORT}; 0 picks a free one)",
+    )
+    simulate.add_argument(
+        "--duration", type=_checked(positive_float), metavar="S", help="stop after S seconds"
+    )
     return parser

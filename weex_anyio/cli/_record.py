@@ -28,12 +28,14 @@ from weex_proto.events import WebSocketMessage
 from weex_proto.replay import RecordedFrame
 
 from ..client import WeexWebSocketClient
-from ._recordings import RecordingWriter, open_writer
+from ._recordings import RecordingWriter, open_writer, sidecar_files
 from ._runtime import Stopper, client_options
 from ._streams import Stream, config_for
 
 BATCH_INTERVAL = 0.1
 """Seconds the writer lets frames accumulate between batches (one transaction each)."""
+ACK_TIMEOUT = 10.0
+"""Seconds to wait for the server to accept or refuse each recorded channel."""
 
 
 class RecordingFailed(WeexError):
@@ -147,6 +149,12 @@ def watchdog(client: WeexWebSocketClient, names: Sequence[str]) -> Stream:
     raise AssertionError("record always has at least one channel")  # pragma: no cover
 
 
+async def _subscribe(client: WeexWebSocketClient, name: str) -> None:
+    """Subscribe and wait for the answer: the server's refusal is raised, silence is not."""
+    with contextlib.suppress(TimeoutError):  # no ack, but perhaps data: keep recording
+        await client.subscribe(name, ack_timeout=ACK_TIMEOUT)
+
+
 async def _until_it_fails(stream: Stream) -> None:
     async with contextlib.aclosing(stream):
         async for _ in stream:
@@ -198,11 +206,13 @@ async def run_record(args: argparse.Namespace, stopper: Stopper, stderr: TextIO)
     config = config_for(args)
     names = record_channels(args)
     path = Path(args.out)
+    created = not (args.append and await anyio.Path(path).exists())
     writer = await anyio.to_thread.run_sync(
         functools.partial(open_writer, path, append=args.append)
     )
     recorder = Recorder(writer, limit=args.count, on_stop=stopper.stop)
     started = anyio.current_time()
+    succeeded = under_way = False
     async with anyio.create_task_group() as task_group:
         task_group.start_soon(recorder.run_writer)
         task_group.start_soon(show_progress, recorder, stderr, started)
@@ -212,10 +222,13 @@ async def run_record(args: argparse.Namespace, stopper: Stopper, stderr: TextIO)
                     client.add_message_handler(name, recorder.take)
                 # Inside the client, so that stopping still closes the connection cleanly.
                 with stopper.scope:
-                    for name in names:
-                        await client.subscribe(name)
                     await client.connect()  # raises if the server cannot be reached
+                    async with anyio.create_task_group() as subscribing:
+                        for name in names:  # a refused channel (unknown symbol) ends it here
+                            subscribing.start_soon(_subscribe, client, name)
+                    under_way = True
                     await _until_it_fails(watchdog(client, names))
+            succeeded = True
         finally:
             with anyio.CancelScope(shield=True):
                 try:
@@ -223,6 +236,22 @@ async def run_record(args: argparse.Namespace, stopper: Stopper, stderr: TextIO)
                 finally:
                     task_group.cancel_scope.cancel()
                     clear = "\r\x1b[K" if stderr.isatty() else ""  # the progress line
-                    stderr.write(f"{clear}{summary(recorder, anyio.current_time() - started)}\n")
+                    if succeeded or (under_way and recorder.written):
+                        elapsed = anyio.current_time() - started
+                        stderr.write(f"{clear}{summary(recorder, elapsed)}\n")
+                    else:
+                        # Failed before it was under way (unreachable, a refused symbol): the
+                        # few frames of the start are no recording; leave nothing to block
+                        # the retry.
+                        stderr.write(clear)
+                        if created:
+                            await anyio.to_thread.run_sync(remove_recording, path)
                     stderr.flush()
     return 0
+
+
+def remove_recording(path: Path) -> None:
+    """Delete a recording this run created, with SQLite's files beside it."""
+    for leftover in (path, *sidecar_files(path)):
+        with contextlib.suppress(FileNotFoundError):
+            leftover.unlink()

@@ -5,15 +5,23 @@ The format follows the file name: `.sqlite`, `.sqlite3` or `.db` is a SQLite dat
 `{"received_at", "channel", "raw"}` object per line. Writers are plain blocking objects: the
 recorder calls them from a worker thread, one batch at a time, so the event loop never waits
 on the disk.
+
+Recordings survive the recorder being killed: SQLite runs in WAL mode, so a SIGKILL leaves
+every committed batch readable (also read-only, as `replay` opens it), and a JSON lines file
+cut in the middle of its last line is replayed up to that line with a warning. Reading streams
+the file: `scan_recording` checks it and counts the frames and channels in one pass, then
+`iter_frames` yields them one at a time, so a long recording never sits in memory.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal, Protocol
+
+import attrs
 
 from weex_proto.replay import RecordedFrame, RecordingError
 
@@ -80,6 +88,8 @@ class SqliteWriter:
         # One writer task at a time uses the connection, from whichever worker thread.
         self._db = sqlite3.connect(path, check_same_thread=False)
         try:
+            # WAL: a killed recorder leaves a database any reader opens, even read-only.
+            self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(SCHEMA)
         except sqlite3.DatabaseError:
             self._db.close()
@@ -112,49 +122,151 @@ def open_writer(path: Path, *, append: bool = False) -> RecordingWriter:
         raise RecordingError(f"{path}: not a SQLite recording ({exc})") from None
 
 
-def read_recording(path: Path) -> list[RecordedFrame]:
-    """Every frame of a recording, in recorded order; `RecordingError` saying what is wrong."""
+def sidecar_files(path: Path) -> list[Path]:
+    """SQLite's files beside a database (WAL, shared memory, rollback journal)."""
+    return [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal")]
+
+
+@attrs.frozen
+class RecordingInfo:
+    """What `scan_recording` found: enough to replay the file without holding it."""
+
+    path: Path
+    format: Format
+    frames: int
+    channels: tuple[str, ...]
+    """Every channel in the recording, first seen first."""
+    warning: str | None = None
+    """Set when the last line of a JSON lines file was cut short and is left out."""
+
+
+def scan_recording(path: Path) -> RecordingInfo:
+    """Check every frame of a recording and count them; `RecordingError` saying what is wrong.
+
+    A recording with no frames is an error too: there would be nothing to replay.
+    """
     kind = recording_format(path)
     if not path.is_file():
         what = "not a regular file" if path.exists() else "no such file"
         raise RecordingError(f"{path}: {what}")
     try:
-        if kind == "sqlite":
-            return _read_sqlite(path)
-        return _read_jsonl(path)
+        info = _scan_sqlite(path) if kind == "sqlite" else _scan_jsonl(path)
     except OSError as exc:
         raise RecordingError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if not info.frames:
+        raise RecordingError(f"{path}: the recording holds no frames")
+    return info
 
 
-def _read_jsonl(path: Path) -> list[RecordedFrame]:
-    frames = []
-    with path.open(encoding="utf-8", errors="strict") as file:
+def iter_frames(info: RecordingInfo) -> Iterator[RecordedFrame]:
+    """The frames of a scanned recording, in recorded order, read as they are needed."""
+    if info.format == "sqlite":
+        yield from _iter_sqlite(info)
+    else:
+        yield from _iter_jsonl(info)
+
+
+def read_recording(path: Path) -> list[RecordedFrame]:
+    """Every frame of a recording as a list (fine for short ones; `replay` streams instead)."""
+    return list(iter_frames(scan_recording(path)))
+
+
+def _jsonl_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    with path.open("rb") as file:
+        yield from enumerate(file, 1)
+
+
+def _frame_of(path: Path, number: int, line: bytes) -> RecordedFrame:
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RecordingError(f"{path}: not a text file (invalid UTF-8)") from None
+    return RecordedFrame.from_json_line(text, where=f"{path}:{number}")
+
+
+def _scan_jsonl(path: Path) -> RecordingInfo:
+    frames = 0
+    channels: dict[str, None] = {}
+    for number, line in _jsonl_lines(path):
+        if not line.strip():
+            continue
         try:
-            for number, line in enumerate(file, 1):
-                if line.strip():
-                    frames.append(RecordedFrame.from_json_line(line, where=f"{path}:{number}"))
-        except UnicodeDecodeError:
-            raise RecordingError(f"{path}: not a text file (invalid UTF-8)") from None
-    return frames
+            frame = _frame_of(path, number, line)
+        except RecordingError:
+            if line.endswith(b"\n") or not frames:
+                raise
+            # The last line, with no newline after it: a write the recorder never finished.
+            warning = (
+                f"{path}:{number}: the last line is cut short (the recording was interrupted); "
+                f"replaying the {frames} frames before it"
+            )
+            return RecordingInfo(path, "jsonl", frames, tuple(channels), warning)
+        frames += 1
+        channels.setdefault(frame.channel)
+    return RecordingInfo(path, "jsonl", frames, tuple(channels))
 
 
-def _read_sqlite(path: Path) -> list[RecordedFrame]:
+def _iter_jsonl(info: RecordingInfo) -> Iterator[RecordedFrame]:
+    served = 0
+    for number, line in _jsonl_lines(info.path):
+        if served >= info.frames:
+            return
+        if line.strip():
+            yield _frame_of(info.path, number, line)
+            served += 1
+
+
+def _open_sqlite(path: Path) -> sqlite3.Connection:
     uri = path.resolve().as_uri() + "?mode=ro"
     try:
-        db = sqlite3.connect(uri, uri=True)
+        return sqlite3.connect(uri, uri=True)
     except sqlite3.Error as exc:
         raise RecordingError(f"{path}: cannot open ({exc})") from None
-    try:
-        rows = db.execute("SELECT id, received_at, channel, raw FROM frames ORDER BY id")
-        return [
-            RecordedFrame.checked(received_at, channel, raw, f"{path}: row {row_id}")
-            for row_id, received_at, channel, raw in rows
-        ]
-    except sqlite3.OperationalError as exc:
+
+
+def _sqlite_error(path: Path, exc: sqlite3.Error) -> RecordingError:
+    if isinstance(exc, sqlite3.OperationalError):
         if "no such table" in str(exc):
-            raise RecordingError(f"{path}: not a weex-ws recording (no frames table)") from None
-        raise RecordingError(f"{path}: cannot read ({exc})") from None
-    except sqlite3.DatabaseError as exc:
-        raise RecordingError(f"{path}: not a SQLite database ({exc})") from None
+            return RecordingError(f"{path}: not a weex-ws recording (no frames table)")
+        return RecordingError(f"{path}: cannot read ({exc})")
+    return RecordingError(f"{path}: not a SQLite database ({exc})")
+
+
+_BAD_ROW = """
+SELECT id, received_at, channel, raw FROM frames
+WHERE typeof(received_at) NOT IN ('integer', 'real') OR received_at < 0
+   OR typeof(channel) != 'text' OR channel = '' OR typeof(raw) != 'text'
+ORDER BY id LIMIT 1
+"""
+
+
+def _scan_sqlite(path: Path) -> RecordingInfo:
+    db = _open_sqlite(path)
+    try:
+        bad = db.execute(_BAD_ROW).fetchone()
+        if bad is not None:  # raises, naming the row and the field
+            row_id, received_at, channel, raw = bad
+            RecordedFrame.checked(received_at, channel, raw, f"{path}: row {row_id}")
+        [count] = db.execute("SELECT COUNT(*) FROM frames").fetchone()
+        first_seen = "SELECT channel FROM frames GROUP BY channel ORDER BY MIN(id)"
+        channels = tuple(channel for (channel,) in db.execute(first_seen))
+    except sqlite3.Error as exc:
+        raise _sqlite_error(path, exc) from None
+    finally:
+        db.close()
+    return RecordingInfo(path, "sqlite", int(count), channels)
+
+
+def _iter_sqlite(info: RecordingInfo) -> Iterator[RecordedFrame]:
+    path = info.path
+    db = _open_sqlite(path)
+    try:
+        rows = db.execute(
+            "SELECT id, received_at, channel, raw FROM frames ORDER BY id LIMIT ?", (info.frames,)
+        )
+        for row_id, received_at, channel, raw in rows:
+            yield RecordedFrame.checked(received_at, channel, raw, f"{path}: row {row_id}")
+    except sqlite3.Error as exc:
+        raise _sqlite_error(path, exc) from None
     finally:
         db.close()

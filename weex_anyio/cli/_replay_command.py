@@ -5,21 +5,27 @@ channels, and one synchronous handler for every channel prints each message as t
 decodes it; its wall clock is the replay's, so timestamps are the recorded ones. When the last frame
 has been handled the client closes the connection itself (a clean close handshake), and the
 command exits 0.
+
+The file is checked and counted first (`scan_recording`), then streamed frame by frame, so
+memory stays flat however long the recording. When stderr is a terminal and the output goes
+elsewhere (a file, a pipe), a progress line there says how far the replay has got.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TextIO
 
 import anyio
 import anyio.to_thread
 
 from weex_proto.config import WeexConfig
-from weex_proto.replay import RecordingError, channels_of, subscribable_channels
+from weex_proto.replay import subscribable_channels
 
 from ..client import WeexWebSocketClient
-from ._recordings import read_recording
+from ._progress import ProgressLine, shows_progress
+from ._recordings import iter_frames, scan_recording
 from ._runtime import Output, Stopper
 from .replay import ReplayTransport
 
@@ -28,14 +34,19 @@ REPLAY_CONFIG = WeexConfig(
     public_url="ws://replay.invalid/v2/ws/public",
     private_url="ws://replay.invalid/v2/ws/private",
 )
+PROGRESS_INTERVAL = 0.2
 
 
-async def run_replay(args: argparse.Namespace, stopper: Stopper, out: Output) -> int:
-    path = Path(args.file)
-    frames = await anyio.to_thread.run_sync(read_recording, path)
-    if not frames:
-        raise RecordingError(f"{path}: the recording holds no frames")
-    transport = ReplayTransport(frames, speed=args.speed, close_at_end=False)
+async def run_replay(
+    args: argparse.Namespace, stopper: Stopper, out: Output, stderr: TextIO
+) -> int:
+    info = await anyio.to_thread.run_sync(scan_recording, Path(args.file))
+    if info.warning is not None:
+        stderr.write(f"weex-ws: warning: {info.warning}\n")
+        stderr.flush()
+    transport = ReplayTransport(
+        iter_frames(info), speed=args.speed, close_at_end=False, channels=info.channels
+    )
     client = WeexWebSocketClient(
         REPLAY_CONFIG,
         transport=transport,
@@ -43,11 +54,18 @@ async def run_replay(args: argparse.Namespace, stopper: Stopper, out: Output) ->
         ping_interval=None,  # recorded time jumps; a quiet stretch is not a dead connection
         max_retries=0,
     )
-    async with client:
-        with stopper.scope:  # inside the client, so leaving it still closes the connection
-            client.add_message_handler("*", out.emit)
-            for channel in subscribable_channels(channels_of(frames)):
-                await client.subscribe(channel)
-            await client.connect()
-            await transport.wait_finished()
+    total = min(info.frames, args.count) if args.count is not None else info.frames
+    progress = ProgressLine(stderr, "replay", total, unit="frames")
+    async with client, anyio.create_task_group() as task_group:
+        if shows_progress(stderr, out.stream):
+            task_group.start_soon(progress.run, lambda: transport.served, PROGRESS_INTERVAL)
+        try:
+            with stopper.scope:  # inside the client, so leaving it still closes the connection
+                client.add_message_handler("*", out.emit)
+                for channel in subscribable_channels(info.channels):
+                    await client.subscribe(channel)
+                await client.connect()
+                await transport.wait_finished()
+        finally:
+            task_group.cancel_scope.cancel()
     return 0

@@ -20,7 +20,13 @@ from typing import Any, TextIO
 import anyio
 import anyio.abc
 
-from weex_proto.errors import ConnectionClosedError, ReconnectExhaustedError
+from weex_proto.config import WeexConfig
+from weex_proto.errors import (
+    RETRYABLE_STATUSES,
+    ConfigError,
+    ConnectionClosedError,
+    ReconnectExhaustedError,
+)
 from weex_proto.events import WebSocketMessage
 from weex_proto.logs import JsonLogFormatter, RedactingFormatter
 
@@ -143,6 +149,8 @@ def configure_logging(args: argparse.Namespace, stream: TextIO) -> Callable[[], 
             "%(asctime)s weex-ws %(levelname)s %(message)s", secrets=secrets
         )
     handler.setFormatter(formatter)
+    if logging.getLevelName(args.log_level) >= logging.WARNING:
+        handler.addFilter(said_at_exit)
     root = logging.getLogger()
     level = root.level
     root.addHandler(handler)
@@ -153,6 +161,24 @@ def configure_logging(args: argparse.Namespace, stream: TextIO) -> Callable[[], 
         root.setLevel(level)
 
     return restore
+
+
+def said_at_exit(record: logging.LogRecord) -> bool:
+    """False for a log record that only repeats what the final error line will say.
+
+    A command that fails prints one line saying why; the client's own warning about the same
+    failure (a refused upgrade that will not be retried, a refused channel, giving up) would
+    only say it twice. At --log-level INFO or DEBUG everything is shown.
+    """
+    event = getattr(record, "weex_event", None)
+    if event in ("gave_up", "book_failed"):
+        return False
+    if event == "server_error":
+        return getattr(record, "channel", None) is None or getattr(record, "kind", "") != "other"
+    if event == "rejected":
+        status = getattr(record, "status", 0)
+        return isinstance(status, int) and (status in RETRYABLE_STATUSES or status >= 500)
+    return True
 
 
 # --------------------------------------------------------------------------- errors
@@ -197,6 +223,21 @@ def first_error(error: BaseException) -> BaseException:
 def _is_cancellation(error: BaseException) -> bool:
     # asyncio's CancelledError, or trio's Cancelled when anyio runs on trio.
     return isinstance(error, asyncio.CancelledError) or type(error).__name__ == "Cancelled"
+
+
+def target_url(args: argparse.Namespace) -> str | None:
+    """The endpoint a connecting command talks to, for error messages."""
+    private = getattr(args, "command", "") in ("account", "positions", "orders", "fills")
+    chosen = getattr(args, "private_url" if private else "url", None)
+    if chosen:
+        return str(chosen)
+    if not hasattr(args, "max_retries") or (args.command == "demo" and not args.live):
+        return None  # replay, the simulator and the demo's own simulator: nothing to name
+    try:
+        config = WeexConfig.from_env()
+    except ConfigError:
+        return None
+    return config.private_url if private else config.public_url
 
 
 def client_options(args: Any) -> dict[str, Any]:

@@ -43,7 +43,9 @@ def config_for(args: argparse.Namespace) -> WeexConfig:
 def streams_for(client: WeexWebSocketClient, args: argparse.Namespace) -> list[Stream]:
     command = args.command
     if command == "tickers":
-        return [client.stream_tickers(args.symbols)]
+        # One stream per symbol: a refused symbol then ends its own stream with the error
+        # (a stream of several symbols would carry on with the others).
+        return [client.stream_tickers(s) for s in dict.fromkeys(args.symbols)]
     if command == "book":
         return [client.stream_order_book(s, level=args.depth) for s in dict.fromkeys(args.symbols)]
     if command == "trades":

@@ -15,12 +15,16 @@ not a dead connection.
 
 At the end `finished` is set; then the server closes the connection (`close_at_end=True`) or
 waits for the client to close it. A recording is served once: another connection attempt fails.
+
+`frames` may be any iterable, read one frame at a time as they are served (a file being
+streamed, say), if `channels` names the recording's channels up front; a sequence needs no
+`channels`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import anyio
 import anyio.abc
@@ -36,20 +40,29 @@ class ReplayTransport:
 
     def __init__(
         self,
-        frames: Sequence[RecordedFrame],
+        frames: Iterable[RecordedFrame],
         *,
         speed: float | None = 1.0,
         close_at_end: bool = True,
+        channels: Sequence[str] | None = None,
     ) -> None:
         if speed is not None and not (math.isfinite(speed) and speed > 0):
             raise ValueError("speed must be a positive number, or None for no waiting")
-        self.frames = frames
+        if channels is None:
+            if not isinstance(frames, Sequence):
+                raise TypeError("channels= is needed when frames is not a sequence")
+            channels = channels_of(frames)
+        self.channels = tuple(channels)
         self.speed = speed
         self.close_at_end = close_at_end
         self.finished = anyio.Event()
         """Set once every frame has been handed to the client (and it asked for more)."""
         self.served = 0
-        self._now = frames[0].received_at if frames else 0.0
+        self._frames: Iterator[RecordedFrame] = iter(frames)
+        self._upcoming = next(self._frames, None)
+        self.first_time = self._upcoming.received_at if self._upcoming is not None else 0.0
+        """The receive time of the recording's first frame."""
+        self._now = self.first_time
         self._stream: ReplayStream | None = None
         self._ended = anyio.Event()
         self._early_close: str | None = None
@@ -71,16 +84,33 @@ class ReplayTransport:
         if self._early_close is not None:
             raise ConnectionClosedError(None, self._early_close)
 
-    def _advance(self, frame: RecordedFrame) -> None:
+    def _peek(self) -> RecordedFrame | None:
+        """The next frame to serve, None at the end of the recording."""
+        return self._upcoming
+
+    def _advance(self) -> RecordedFrame:
+        frame = self._upcoming
+        assert frame is not None
+        self._upcoming = next(self._frames, None)
         self._now = frame.received_at
         self.served += 1
+        return frame
+
+    def _release(self) -> None:
+        """Let go of the frame source (a file being read) once nothing more will be served."""
+        self._upcoming = None
+        close = getattr(self._frames, "close", None)
+        if close is not None:
+            close()
 
     def _finish(self) -> None:
+        self._release()
         self.finished.set()
         self._ended.set()
 
     def _closed_early(self, reason: str) -> None:
         if not self._ended.is_set():
+            self._release()
             self._early_close = reason
             self._ended.set()
 
@@ -90,9 +120,8 @@ class ReplayStream(anyio.abc.ByteStream):
 
     def __init__(self, transport: ReplayTransport) -> None:
         self._transport = transport
-        self._server = ReplayServer(channels_of(transport.frames))
+        self._server = ReplayServer(transport.channels)
         self._pending = bytearray()
-        self._next = 0
         self._started: float | None = None
         self._client_spoke = anyio.Event()
         self._closed = False
@@ -118,7 +147,7 @@ class ReplayStream(anyio.abc.ByteStream):
         await anyio.lowlevel.checkpoint()
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
-        frames = self._transport.frames
+        transport = self._transport
         while True:
             if self._closed:
                 raise anyio.ClosedResourceError
@@ -132,12 +161,11 @@ class ReplayStream(anyio.abc.ByteStream):
             if not self._server.ready:
                 await self._wait_for_client(None)
                 continue
-            if self._next < len(frames):
-                frame = frames[self._next]
-                if await self._wait_until_due(frame):
+            upcoming = transport._peek()
+            if upcoming is not None:
+                if await self._wait_until_due(upcoming):
                     continue  # the client said something first; answer it, then come back
-                self._next += 1
-                self._transport._advance(frame)
+                frame = transport._advance()
                 self._server.send_frame(frame.raw)
                 self._pending += self._server.data_to_send()
                 continue
@@ -152,7 +180,7 @@ class ReplayStream(anyio.abc.ByteStream):
 
     async def _wait_until_due(self, frame: RecordedFrame) -> bool:
         """Sleep until `frame` is due; True if the client sent something meanwhile."""
-        first = self._transport.frames[0].received_at
+        first = self._transport.first_time
         if self._started is None:
             self._started = anyio.current_time()
         due = due_at(frame.received_at, first, self._started, self._transport.speed)

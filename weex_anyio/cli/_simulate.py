@@ -1,0 +1,59 @@
+"""`weex-ws simulate [--port N]`: the built-in WEEX simulator in the foreground.
+
+It prints where it listens, the one account its private endpoint accepts, and command lines
+that point the other commands at it; then it serves until Ctrl-C, SIGTERM or `--duration`.
+The simulator listens on loopback only: it is a test double, not a service.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import shlex
+from typing import TextIO
+
+from weex_proto.errors import ConfigError
+
+from ..testing import SimulatedWeexServer
+from ._runtime import Stopper
+
+
+def banner(server: SimulatedWeexServer) -> list[str]:
+    """What a user needs to connect: URLs, credentials, and ready-made command lines."""
+    credentials = server.credentials
+    symbol = server.symbols[0].removeprefix("cmt_").upper()
+    env = (
+        f"WEEX_API_KEY={credentials.api_key} WEEX_SECRET_KEY={credentials.secret_key} "
+        f"WEEX_PASSPHRASE={credentials.passphrase}"
+    )
+    return [
+        f"weex-ws simulator listening on {server.host}:{server.port} (Ctrl-C to stop)",
+        f"  public URL   {server.public_url}",
+        f"  private URL  {server.private_url}",
+        f"  symbols      {' '.join(server.symbols)}",
+        f"  api key      {credentials.api_key}",
+        f"  secret key   {credentials.secret_key}",
+        f"  passphrase   {credentials.passphrase}",
+        "try, in another terminal:",
+        f"  weex-ws demo --url {shlex.quote(server.public_url)}",
+        f"  weex-ws tickers {symbol} --url {shlex.quote(server.public_url)}",
+        f"  {env} weex-ws orders --private-url {shlex.quote(server.private_url)}",
+    ]
+
+
+async def run_simulate(args: argparse.Namespace, stopper: Stopper, stdout: TextIO) -> int:
+    try:
+        server = SimulatedWeexServer(port=args.port, symbols=tuple(dict.fromkeys(args.symbols)))
+        async with server:
+            stdout.write("".join(line + "\n" for line in banner(server)))
+            stdout.flush()
+            with stopper.scope:
+                await server.serve_forever()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE or "address already in use" in str(exc).lower():
+            raise ConfigError(
+                f"port {args.port} is already in use (choose another with --port N; "
+                "--port 0 picks a free one)"
+            ) from None
+        raise
+    return 0
