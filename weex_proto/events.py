@@ -25,7 +25,7 @@ R = TypeVar("R")
 class RecordKind(Protocol):
     """How a message turns its raw record into `.data` and `.record` (see `records.py`)."""
 
-    def view(self, channel: str, source: Any, context: Any) -> Mapping[str, Any]: ...
+    def view(self, channel: str, source: Any, context: Any) -> dict[str, Any]: ...
     def parse(self, channel: str, source: Any, index: int, context: Any) -> Any: ...
 
 
@@ -67,7 +67,7 @@ class WebSocketMessage(Generic[R]):
         view = self._view
         if view is None:
             if self.kind is not None:
-                view = MappingProxyType(dict(self.kind.view(self.channel, self.source, self.context)))
+                view = MappingProxyType(self.kind.view(self.channel, self.source, self.context))
             elif isinstance(self.source, Mapping):
                 view = self.source
             else:

@@ -25,6 +25,7 @@ from .errors import ProtocolError
 from .wire import describe
 
 __all__ = [
+    "PRIVATE_RECORD_KEYS",
     "Candle",
     "Collateral",
     "DepthType",
@@ -34,7 +35,6 @@ __all__ = [
     "KlineUpdate",
     "Order",
     "OrderStatus",
-    "PRIVATE_RECORD_KEYS",
     "PayloadError",
     "Position",
     "PriceLevel",

@@ -238,7 +238,7 @@ class _Kind:
     """One channel family's `RecordKind`: the documented view and the typed parse of a row."""
 
     name: str
-    view: Callable[[str, Any, Any], Mapping[str, Any]]
+    view: Callable[[str, Any, Any], dict[str, Any]]
     parse: Callable[[str, Any, int, Any], Any]
 
 

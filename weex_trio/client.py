@@ -20,8 +20,8 @@ import trio
 from weex_proto.client_base import Backend, BaseClient
 from weex_proto.config import WeexConfig
 from weex_proto.connection import PongKey
-from weex_proto.hub import GapCallback
 from weex_proto.errors import LocalProtocolError
+from weex_proto.hub import GapCallback
 
 from ._backend import TrioBackend
 from ._transport import Transport, tcp_transport

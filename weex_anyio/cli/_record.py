@@ -1,7 +1,7 @@
 """`weex-ws record SYMBOL... --out FILE`: raw frames with receive times, nothing lost.
 
 Frames are taken by a synchronous frame handler, which the client calls inline as each frame
-is decoded (whole, before it is split into records), so the file holds them in exactly the order (and with the timestamps) they arrived
+is decoded, so the file holds them in exactly the order (and with the timestamps) they arrived
 and a slow disk can never make the client drop one. They queue in memory and a single writer
 task hands them to a worker thread in batches. Stopping (`--duration`, `--count`, Ctrl-C,
 SIGTERM) first closes the connection, then writes whatever is queued and closes the file; only
