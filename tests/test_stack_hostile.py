@@ -14,6 +14,7 @@ Virtual time on the trio variants; no assertion depends on how long anything too
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -33,6 +34,7 @@ from tests.adapters import (
     _sole_error,
     eventually,
 )
+from tests.fixtures_messages import ORDERS_PUSH
 from weex_anyio.testing import SimulatedWeexServer
 from weex_proto.events import WebSocketMessage
 
@@ -63,11 +65,13 @@ def trade(mark: int) -> dict[str, Any]:
 
 
 def order(mark: int) -> dict[str, Any]:
+    """One order record: a push with none would yield no message (one message per record)."""
+    record = copy.deepcopy(ORDERS_PUSH["msg"]["data"]["order"][0])
     return {
         "type": "trade-event",
         "channel": "orders",
         "event": "payload",
-        "msg": {"msgEvent": "OrderUpdate", "version": mark, "time": 1, "data": {"order": []}},
+        "msg": {"msgEvent": "OrderUpdate", "version": mark, "time": 1, "data": {"order": [record]}},
     }
 
 
@@ -186,7 +190,7 @@ FIRST_MARK = 1000
 def _mark(message: WebSocketMessage[Any], build: Any, read: Any) -> int | None:
     """The mark of a valid push made by `build` (exactly that frame), else None."""
     try:
-        mark = int(read(message.data))
+        mark = int(read(message.frame))
     except (KeyError, IndexError, TypeError, ValueError, AttributeError):
         return None
     return mark if mark >= FIRST_MARK and message.frame == build(mark) else None
