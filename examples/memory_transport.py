@@ -104,8 +104,7 @@ async def last_prices(use_trio: bool, count: int = 5) -> list[str]:
         prices: list[str] = []
         async with client:
             async for message in client.stream_tickers("BTCUSDT"):
-                for ticker in message.parse():
-                    prices.append(str(getattr(ticker, "last_price", "")))
+                prices.append(str(message.record.last_price))
                 if len(prices) >= count:
                     break
         return prices

@@ -83,20 +83,22 @@ def make_client(
     return WeexWebSocketClient(config, **settings)
 
 
-def generator(stream: AsyncIterator[WebSocketMessage]) -> AsyncGenerator[WebSocketMessage, None]:
+def generator(
+    stream: AsyncIterator[WebSocketMessage[Any]],
+) -> AsyncGenerator[WebSocketMessage[Any], None]:
     """The streams are async generators; say so, so tests may `aclose()` them."""
     assert isinstance(stream, AsyncGenerator)
     return stream
 
 
-async def take(stream: AsyncIterator[WebSocketMessage]) -> WebSocketMessage:
+async def take(stream: AsyncIterator[WebSocketMessage[Any]]) -> WebSocketMessage[Any]:
     """The next message, failing the test instead of hanging when none comes."""
     with anyio.fail_after(TAKE_LIMIT):
         return await anext(stream)
 
 
-def last_price(message: WebSocketMessage) -> str:
-    price = message.data["data"][0]["lastPrice"]
+def last_price(message: WebSocketMessage[Any]) -> str:
+    price = message.frame["data"][0]["lastPrice"]
     assert isinstance(price, str)
     return price
 
@@ -116,7 +118,7 @@ async def feed(server: ThirdPartyWeexServer, channel: str, symbol: str) -> None:
 async def test_stream_tickers_yields_pushed_frames_in_order(server: ThirdPartyWeexServer) -> None:
     pushes = [ticker_push("cmt_btcusdt", str(100 + n)) for n in range(5)]
     server.on_subscribe[BTC] = list(pushes)
-    received: list[WebSocketMessage] = []
+    received: list[WebSocketMessage[Any]] = []
     async with make_client(server) as client:
         stream = generator(client.stream_tickers(["BTCUSDT"]))
         with anyio.fail_after(5):
@@ -126,7 +128,7 @@ async def test_stream_tickers_yields_pushed_frames_in_order(server: ThirdPartyWe
                     break
         await stream.aclose()
 
-    assert [m.data for m in received] == pushes
+    assert [m.frame for m in received] == pushes
     assert all(m.channel == BTC for m in received)
     assert not any(m.gap for m in received)
     assert all(abs(m.timestamp - time.time()) < 60 for m in received)
@@ -265,8 +267,9 @@ async def test_private_connection_with_good_credentials_streams_orders(
         got = [await take(stream), await take(stream)]
         await stream.aclose()
 
-    assert [m.data for m in got] == pushes
+    assert [m.frame for m in got] == pushes
     assert [m.channel for m in got] == ["orders", "orders"]
+    assert [m.data["order_id"] for m in got] == ["617414920861909658", "617414920861909659"]
     (handshake,) = server.handshakes
     assert handshake.status == 101
     assert handshake.path == "/v2/ws/private"
@@ -363,23 +366,23 @@ async def test_message_handlers(
 ) -> None:
     seen: dict[str, list[str]] = {"exact": [], "pattern": [], "async": [], "eth_async": []}
 
-    def broken(message: WebSocketMessage) -> None:
+    def broken(message: WebSocketMessage[Any]) -> None:
         raise RuntimeError("handler bug")
 
-    def exact(message: WebSocketMessage) -> None:
+    def exact(message: WebSocketMessage[Any]) -> None:
         seen["exact"].append(last_price(message))
 
-    def pattern(message: WebSocketMessage) -> None:
+    def pattern(message: WebSocketMessage[Any]) -> None:
         seen["pattern"].append(f"{message.channel}:{last_price(message)}")
 
     class Recorder:
-        async def on_message(self, message: WebSocketMessage) -> None:
+        async def on_message(self, message: WebSocketMessage[Any]) -> None:
             await anyio.lowlevel.checkpoint()
             seen["async"].append(last_price(message))
 
     recorder = Recorder()  # a bound method: a new object, but an equal one, on every access
 
-    async def eth_slow(message: WebSocketMessage) -> None:
+    async def eth_slow(message: WebSocketMessage[Any]) -> None:
         seen["eth_async"].append(last_price(message))
 
     async with make_client(server) as client:

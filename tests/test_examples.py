@@ -155,7 +155,7 @@ def test_paper_account_pnl_is_the_cash_flow(
     assert sum((fill.realized_pnl for fill in account.fills), Decimal(0)) == account.realized_pnl
 
 
-def fake_message(number: int) -> WebSocketMessage:
+def fake_message(number: int) -> WebSocketMessage[Any]:
     return WebSocketMessage("ticker.cmt_btcusdt", {"n": number}, float(number))
 
 
@@ -163,7 +163,7 @@ def fake_message(number: int) -> WebSocketMessage:
 @settings(max_examples=60, deadline=None)
 def test_batcher_cuts_full_batches_and_a_final_partial_one(total: int, max_size: int) -> None:
     async def cut() -> list[batching.Batch]:
-        send, receive = anyio.create_memory_object_stream[WebSocketMessage](total + 1)
+        send, receive = anyio.create_memory_object_stream[WebSocketMessage[Any]](total + 1)
         for number in range(total):
             send.send_nowait(fake_message(number))
         send.close()
@@ -250,15 +250,16 @@ async def test_trade_monitor_tally_matches_the_raw_frames() -> None:
     volume = {"buy": Decimal(0), "sell": Decimal(0)}
     value = {"buy": Decimal(0), "sell": Decimal(0)}
     for message in tally.messages:
-        frame = json.loads(message.raw)
+        frame = json.loads(message.raw)  # one message per trade: row `index` of its frame
         assert frame["channel"] == "trades.cmt_btcusdt"
-        for row in frame["data"]:
-            seller_took = row["buyerMaker"] in (True, "true")
-            side = "sell" if seller_took else "buy"
-            buys += not seller_took
-            sells += seller_took
-            volume[side] += Decimal(str(row["size"]))
-            value[side] += Decimal(str(row["value"]))
+        row = frame["data"][message.index]
+        seller_took = row["buyerMaker"] in (True, "true")
+        side = "sell" if seller_took else "buy"
+        assert message.data["side"] == side
+        buys += not seller_took
+        sells += seller_took
+        volume[side] += Decimal(str(row["size"]))
+        value[side] += Decimal(str(row["value"]))
     assert tally.trades >= 30
     assert (tally.buys, tally.sells) == (buys, sells)
     assert (tally.buy_volume, tally.sell_volume) == (volume["buy"], volume["sell"])

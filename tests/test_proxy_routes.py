@@ -187,4 +187,4 @@ def test_clients_check_the_proxy_when_built(
     client_class(WeexConfig(), proxy=False)  # the environment is not consulted
     client_class(WeexConfig(proxy="http://p:1"))  # nor when the config names a proxy
     with pytest.raises(ValueError, match="proxy= or transport="):
-        client_class(WeexConfig(), proxy="http://p:1", transport=object())
+        client_class(WeexConfig(), proxy="http://p:1", transport=object())  # type: ignore[arg-type]

@@ -26,7 +26,7 @@ from examples import memory_transport, tee_transport
 from tests.adapters import Harness, eventually, on_every_adapter, take
 from weex_anyio.cli.replay import ReplayTransport
 from weex_anyio.testing import memory_stream_pair
-from weex_proto.messages import PrivateUpdate, Ticker
+from weex_proto.messages import Order, Ticker
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 NOWHERE = "ws://127.0.0.1:9"  # the discard port: nothing listens there in the test machines
@@ -58,15 +58,15 @@ async def test_memory_transport_serves_public_and_private_streams_without_socket
 
         async def read_orders() -> None:
             async for message in orders:  # the stream subscribes when first read
-                updates.extend(message.parse())
+                updates.append(message.record)
 
         tg.start_soon(read_orders)
         first = await take(tickers)
-        assert all(isinstance(ticker, Ticker) for ticker in first.parse())
+        assert isinstance(first.record, Ticker)
         await h.server.wait_for_subscription("orders")
         await h.server.simulate_trade("cmt_btcusdt", "BUY", "0.01")
         await eventually(lambda: bool(updates))
-        assert all(isinstance(u, PrivateUpdate) and u.channel == "orders" for u in updates)
+        assert all(isinstance(u, Order) for u in updates)
         assert h.server.stats.accepted == 2  # both handshakes went over memory
         await h.server.drop_connections()
         while not (message := await take(tickers)).gap:

@@ -40,11 +40,13 @@ from .events import (
     MessageSkipped,
     PingAnswered,
     PongReceived,
+    PushFrame,
     Subscribed,
     Unsubscribed,
     WebSocketMessage,
 )
-from .messages import PayloadError, parse_push
+from .messages import PayloadError, parse_push, parse_record
+from .records import OrderBookSnapshot, RecordSplitter
 from .session import GiveUp, Reconnect, SessionState, Stop, WeexSession
 from .subscriptions import SubscriptionBook
 
@@ -68,6 +70,7 @@ __all__ = [
     "MessageReceived",
     "MessageSkipped",
     "OrderBookError",
+    "OrderBookSnapshot",
     "PayloadError",
     "PingAnswered",
     "PongReceived",
@@ -77,10 +80,12 @@ __all__ = [
     "ProxyError",
     "ProxyProtocolError",
     "ProxyTunnelRefusedError",
+    "PushFrame",
     "RateLimitError",
     "Reconnect",
     "ReconnectExhaustedError",
     "ReconnectPolicy",
+    "RecordSplitter",
     "ServerError",
     "SessionState",
     "Stop",
@@ -99,4 +104,5 @@ __all__ = [
     "normalize_symbol",
     "parse_channel",
     "parse_push",
+    "parse_record",
 ]

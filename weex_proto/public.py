@@ -1,5 +1,6 @@
 """The names every adapter package re-exports beside its own `WeexWebSocketClient`."""
 
+from .channels import KlineInterval, PriceType
 from .config import WeexConfig
 from .errors import (
     AuthenticationError,
@@ -20,12 +21,38 @@ from .errors import (
     WeexError,
 )
 from .events import WebSocketMessage
+from .messages import (
+    Candle,
+    Collateral,
+    DepthUpdate,
+    Fill,
+    Order,
+    OrderStatus,
+    PayloadError,
+    Position,
+    PriceLevel,
+    Ticker,
+    Trade,
+)
+from .records import OrderBookSnapshot
 
 __all__ = [
     "AuthenticationError",
+    "Candle",
+    "Collateral",
     "ConfigError",
     "ConnectionClosedError",
+    "DepthUpdate",
+    "Fill",
     "HandshakeRejectedError",
+    "KlineInterval",
+    "Order",
+    "OrderBookSnapshot",
+    "OrderStatus",
+    "PayloadError",
+    "Position",
+    "PriceLevel",
+    "PriceType",
     "ProtocolError",
     "ProxyAuthenticationError",
     "ProxyConnectionError",
@@ -37,6 +64,8 @@ __all__ = [
     "ServerError",
     "StreamOverflowError",
     "SubscriptionLimitError",
+    "Ticker",
+    "Trade",
     "WebSocketMessage",
     "WeexConfig",
     "WeexError",

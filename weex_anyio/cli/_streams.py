@@ -19,7 +19,7 @@ from weex_proto.events import WebSocketMessage
 from ..client import WeexWebSocketClient
 from ._runtime import Output, Stopper, client_options
 
-Stream = AsyncGenerator[WebSocketMessage, None]
+Stream = AsyncGenerator[WebSocketMessage[Any], None]
 PRIVATE_COMMANDS = ("account", "positions", "orders", "fills")
 
 
@@ -50,16 +50,19 @@ def streams_for(client: WeexWebSocketClient, args: argparse.Namespace) -> list[S
         return [client.stream_order_book(s, level=args.depth) for s in dict.fromkeys(args.symbols)]
     if command == "trades":
         return [client.stream_trades(s) for s in dict.fromkeys(args.symbols)]
+    # Mark prices (for unrealized PnL) come from the public endpoint: not from WEEX's when
+    # the private one was pointed elsewhere (a test server).
+    follow_marks = getattr(args, "private_url", None) is None
     private: dict[str, Callable[[], Stream]] = {
         "account": client.stream_account,
-        "positions": client.stream_positions,
+        "positions": lambda: client.stream_positions(mark_prices=follow_marks),
         "orders": client.stream_orders,
         "fills": client.stream_fills,
     }
     return [private[command]()]
 
 
-async def pump(streams: list[Stream], deliver: Callable[[WebSocketMessage], None]) -> None:
+async def pump(streams: list[Stream], deliver: Callable[[WebSocketMessage[Any]], None]) -> None:
     """Feed every message of `streams` to `deliver`, until all of them end."""
 
     async def drain(stream: Stream) -> None:
