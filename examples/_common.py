@@ -172,13 +172,13 @@ def _sole_error(exc: BaseException) -> BaseException:
 
 @contextlib.asynccontextmanager
 async def merged(
-    *streams: AsyncIterator[WebSocketMessage], buffer: int = 256
-) -> AsyncIterator[MemoryObjectReceiveStream[WebSocketMessage]]:
+    *streams: AsyncIterator[WebSocketMessage[Any]], buffer: int = 256
+) -> AsyncIterator[MemoryObjectReceiveStream[WebSocketMessage[Any]]]:
     """Read several client streams as one, in arrival order; each is pumped by its own task.
 
     Leaving the block cancels the pumps, which ends their streams and unsubscribes.
     """
-    send, receive = anyio.create_memory_object_stream[WebSocketMessage](buffer)
+    send, receive = anyio.create_memory_object_stream[WebSocketMessage[Any]](buffer)
     async with anyio.create_task_group() as task_group:
         for stream in streams:
             task_group.start_soon(_pump, stream, send.clone())
@@ -191,7 +191,8 @@ async def merged(
 
 
 async def _pump(
-    stream: AsyncIterator[WebSocketMessage], send: MemoryObjectSendStream[WebSocketMessage]
+    stream: AsyncIterator[WebSocketMessage[Any]],
+    send: MemoryObjectSendStream[WebSocketMessage[Any]],
 ) -> None:
     async with send:
         async for message in stream:

@@ -18,7 +18,7 @@ import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for `python examples/...`
 
@@ -32,7 +32,7 @@ from weex_anyio import WebSocketMessage, WeexConfig, WeexWebSocketClient
 
 @attrs.frozen
 class Batch:
-    messages: tuple[WebSocketMessage, ...]
+    messages: tuple[WebSocketMessage[Any], ...]
     reason: Literal["size", "time", "end"]
     """Why it was closed: it was full, its time was up, or the input ended."""
     opened_at: float
@@ -44,7 +44,11 @@ class Batcher:
     """Cuts a message stream into batches of at most `max_size`, each open at most `max_wait`."""
 
     def __init__(
-        self, messages: ObjectReceiveStream[WebSocketMessage], *, max_size: int, max_wait: float
+        self,
+        messages: ObjectReceiveStream[WebSocketMessage[Any]],
+        *,
+        max_size: int,
+        max_wait: float,
     ) -> None:
         if max_size < 1 or max_wait <= 0:
             raise ValueError("need max_size >= 1 and max_wait > 0")

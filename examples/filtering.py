@@ -78,13 +78,12 @@ async def run(
     passed: list[Ticker] = []
     enough = anyio.Event()
 
-    def on_ticker(message: WebSocketMessage) -> None:
-        for ticker in message.parse():
-            assert isinstance(ticker, Ticker)
-            seen.append(ticker)
-            if keep(ticker):
-                passed.append(ticker)
-                print(f"{ticker.symbol:<14} {ticker.last_price:>12}  (passed)")
+    def on_ticker(message: WebSocketMessage[Ticker]) -> None:
+        ticker = message.record
+        seen.append(ticker)
+        if keep(ticker):
+            passed.append(ticker)
+            print(f"{ticker.symbol:<14} {ticker.last_price:>12}  (passed)")
         if count is not None and len(seen) >= count:
             enough.set()
 

@@ -27,7 +27,6 @@ import attrs
 
 from examples import _common
 from weex_anyio import WeexConfig, WeexWebSocketClient
-from weex_proto.messages import Ticker
 
 
 class SimpleMovingAverage:
@@ -111,21 +110,20 @@ async def run(
     with anyio.move_on_after(duration):
         async with WeexWebSocketClient(config) as client:
             async for message in client.stream_tickers([symbol]):
-                for ticker in message.parse():
-                    assert isinstance(ticker, Ticker)
-                    short_sma, long_sma, signal = detector.update(ticker.last_price)
-                    prices.append(ticker.last_price)
-                    shorts.append(short_sma)
-                    longs.append(long_sma)
-                    line = f"{ticker.symbol} #{len(prices):<4} last {ticker.last_price:<12}"
-                    if short_sma is not None:
-                        line += f" SMA{short} {short_sma:.6f}"
-                    if long_sma is not None:
-                        line += f" SMA{long} {long_sma:.6f}"
-                    if signal is not None:
-                        signals.append(signal)
-                        line += f"  <-- {signal.kind.upper()} (short crossed long)"
-                    print(line)
+                ticker = message.record
+                short_sma, long_sma, signal = detector.update(ticker.last_price)
+                prices.append(ticker.last_price)
+                shorts.append(short_sma)
+                longs.append(long_sma)
+                line = f"{ticker.symbol} #{len(prices):<4} last {ticker.last_price:<12}"
+                if short_sma is not None:
+                    line += f" SMA{short} {short_sma:.6f}"
+                if long_sma is not None:
+                    line += f" SMA{long} {long_sma:.6f}"
+                if signal is not None:
+                    signals.append(signal)
+                    line += f"  <-- {signal.kind.upper()} (short crossed long)"
+                print(line)
                 if count is not None and len(prices) >= count:
                     break
     return MovingAverageReport(tuple(prices), tuple(shorts), tuple(longs), tuple(signals))

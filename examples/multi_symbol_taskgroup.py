@@ -65,10 +65,9 @@ async def run(
         """One task's work: follow one contract's ticker for `per_symbol` updates."""
         mine = received[normalize_symbol(symbol)]
         async for message in client.stream_tickers([symbol]):
-            for ticker in message.parse():
-                assert isinstance(ticker, Ticker)
-                mine.append(ticker)
-                print(f"[{ticker.symbol:<12}] #{len(mine):<4} last {ticker.last_price}")
+            ticker = message.record
+            mine.append(ticker)
+            print(f"[{ticker.symbol:<12}] #{len(mine):<4} last {ticker.last_price}")
             if per_symbol is not None and len(mine) >= per_symbol:
                 break
 

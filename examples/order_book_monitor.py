@@ -19,6 +19,7 @@ import sys
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for `python examples/...`
 
@@ -73,8 +74,9 @@ async def run(
     frames: list[DepthUpdate] = []
     resyncs = 0
 
-    def record(message: WebSocketMessage) -> None:
-        frames.extend(u for u in message.parse() if isinstance(u, DepthUpdate))
+    def record(message: WebSocketMessage[Any]) -> None:
+        if isinstance(message.record, DepthUpdate):  # handlers get each depth update as sent
+            frames.append(message.record)
 
     with anyio.move_on_after(duration):
         async with (

@@ -29,7 +29,6 @@ import attrs
 from examples import _common
 from examples.moving_average import CrossoverDetector
 from weex_anyio import WeexConfig, WeexWebSocketClient
-from weex_proto.messages import Ticker
 
 
 @attrs.frozen
@@ -127,13 +126,10 @@ async def run(
     with anyio.move_on_after(duration):
         async with WeexWebSocketClient(config) as client:
             async for message in client.stream_tickers([symbol]):
-                for ticker in message.parse():
-                    assert isinstance(ticker, Ticker)
-                    price = ticker.last_price
-                    prices.append(price)
-                    _, _, signal = detector.update(price)
-                    if signal is None:
-                        continue
+                price = message.record.last_price
+                prices.append(price)
+                _, _, signal = detector.update(price)
+                if signal is not None:
                     target = size if signal.kind == "buy" else -size
                     fill = account.move_to(target, price, signal.index)
                     if fill is not None:

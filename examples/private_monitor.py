@@ -20,6 +20,7 @@ from __future__ import annotations
 import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for `python examples/...`
 
@@ -29,7 +30,7 @@ import attrs
 from examples import _common
 from weex_anyio import WebSocketMessage, WeexConfig, WeexWebSocketClient
 from weex_anyio.testing import SimulatedTrade, SimulatedWeexServer
-from weex_proto.messages import Collateral, Fill, Order, Position, PrivateRecord, PrivateUpdate
+from weex_proto.messages import Collateral, Fill, Order, Position, PrivateRecord
 
 PRIVATE_CHANNELS = ("orders", "fill", "positions", "account")
 FINAL_ORDER_STATUSES = frozenset({"FILLED", "CANCELED"})
@@ -96,15 +97,12 @@ async def run(
     report = PrivateReport()
     changed = anyio.Event()
 
-    async def watch(stream: AsyncIterator[WebSocketMessage]) -> None:
+    async def watch(stream: AsyncIterator[WebSocketMessage[Any]]) -> None:
         nonlocal changed
         async for message in stream:
             if message.gap:
                 print("-- reconnected: private updates may have been missed; resync via REST --")
-            for update in message.parse():
-                assert isinstance(update, PrivateUpdate)
-                for record in update.records:
-                    report.record(record)
+            report.record(message.record)
             changed.set()
             changed = anyio.Event()
 

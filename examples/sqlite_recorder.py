@@ -22,6 +22,7 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for `python examples/...`
 
@@ -51,8 +52,8 @@ class RecorderReport:
     by_channel: dict[str, int]
 
 
-def row(message: WebSocketMessage) -> tuple[str, float, str]:
-    raw = message.raw or json.dumps(message.data, separators=(",", ":"))
+def row(message: WebSocketMessage[Any]) -> tuple[str, float, str]:
+    raw = message.raw or json.dumps(message.frame, separators=(",", ":"))
     return message.channel, message.timestamp, raw
 
 

@@ -52,17 +52,16 @@ async def run(
                 if message.gap:
                     print("-- reconnected: updates may have been missed --")
                 messages += 1
-                for ticker in message.parse():
-                    assert isinstance(ticker, Ticker)
-                    previous = latest.get(ticker.symbol)
-                    move = ticker.last_price - previous.last_price if previous else Decimal(0)
-                    print(
-                        f"{ticker.symbol:<14} last {ticker.last_price:>12} ({move:+})  "
-                        f"mark {ticker.mark_price:>12}  24h {ticker.price_change_percent:+.4%}  "
-                        f"vol {ticker.size}"
-                    )
-                    latest[ticker.symbol] = ticker
-                    updates[ticker.symbol] = updates.get(ticker.symbol, 0) + 1
+                ticker = message.record
+                previous = latest.get(ticker.symbol)
+                move = ticker.last_price - previous.last_price if previous else Decimal(0)
+                print(
+                    f"{ticker.symbol:<14} last {ticker.last_price:>12} ({move:+})  "
+                    f"mark {ticker.mark_price:>12}  24h {ticker.price_change_percent:+.4%}  "
+                    f"vol {ticker.size}"
+                )
+                latest[ticker.symbol] = ticker
+                updates[ticker.symbol] = updates.get(ticker.symbol, 0) + 1
                 if count is not None and messages >= count:
                     break
     return TickerReport(messages, latest, updates)

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for `python examples/...`
 
@@ -37,7 +38,7 @@ class TradeTally:
     sell_volume: Decimal = Decimal(0)
     buy_value: Decimal = Decimal(0)
     sell_value: Decimal = Decimal(0)
-    messages: list[WebSocketMessage] = attrs.field(factory=list, repr=False)
+    messages: list[WebSocketMessage[Any]] = attrs.field(factory=list, repr=False)
     """The pushes the tally was made from, for anyone who wants to check it."""
 
     @property
@@ -74,14 +75,13 @@ async def run(
         async with WeexWebSocketClient(config) as client:
             async for message in client.stream_trades(symbol):
                 tally.messages.append(message)
-                for trade in message.parse():
-                    assert isinstance(trade, Trade)
-                    tally.add(trade)
-                    side = "SELL" if trade.buyer_maker else "BUY "
-                    print(
-                        f"{trade.symbol} {side} {trade.size:>10} @ {trade.price:<12} "
-                        f"buy {tally.buy_volume} / sell {tally.sell_volume}"
-                    )
+                trade = message.record
+                tally.add(trade)
+                side = "SELL" if trade.buyer_maker else "BUY "
+                print(
+                    f"{trade.symbol} {side} {trade.size:>10} @ {trade.price:<12} "
+                    f"buy {tally.buy_volume} / sell {tally.sell_volume}"
+                )
                 if count is not None and tally.trades >= count:
                     break
     return tally

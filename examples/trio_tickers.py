@@ -58,13 +58,12 @@ async def run(
                 if message.gap:
                     gaps += 1
                     print("-- reconnected: updates may have been missed --")
-                for ticker in message.parse():
-                    assert isinstance(ticker, Ticker)
-                    print(
-                        f"{ticker.symbol:<14} last {ticker.last_price:>12}  "
-                        f"mark {ticker.mark_price:>12}  24h {ticker.price_change_percent:+.4%}"
-                    )
-                    latest[ticker.symbol] = ticker
+                ticker = message.record
+                print(
+                    f"{ticker.symbol:<14} last {ticker.last_price:>12}  "
+                    f"mark {ticker.mark_price:>12}  24h {ticker.price_change_percent:+.4%}"
+                )
+                latest[ticker.symbol] = ticker
                 if count is not None and messages >= count:
                     break
     return TickerReport(messages, latest, gaps)

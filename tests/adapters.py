@@ -181,7 +181,7 @@ def _sole_error(error: BaseException) -> BaseException:
 # --------------------------------------------------------------------------- small helpers
 
 
-async def take(stream: AsyncIterator[WebSocketMessage]) -> WebSocketMessage:
+async def take(stream: AsyncIterator[WebSocketMessage[Any]]) -> WebSocketMessage[Any]:
     """The next message, failing the test instead of hanging when none comes."""
     with anyio.fail_after(TAKE_LIMIT):
         return await anext(stream)

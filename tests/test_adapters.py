@@ -53,7 +53,7 @@ from weex_proto.errors import (
     StreamOverflowError,
 )
 from weex_proto.events import WebSocketMessage
-from weex_proto.messages import Fill, Order, PrivateUpdate, Ticker
+from weex_proto.messages import Fill, Order, Ticker
 
 BTC = "ticker.cmt_btcusdt"
 ETH = "ticker.cmt_ethusdt"
@@ -70,7 +70,9 @@ def operations(h: Harness) -> list[dict[str, Any]]:
     ]
 
 
-def generator(stream: AsyncIterator[WebSocketMessage]) -> AsyncGenerator[WebSocketMessage, None]:
+def generator(
+    stream: AsyncIterator[WebSocketMessage[Any]],
+) -> AsyncGenerator[WebSocketMessage[Any], None]:
     """The streams are async generators; say so, so tests may `aclose()` them."""
     assert isinstance(stream, AsyncGenerator)
     return stream
@@ -95,8 +97,8 @@ async def catch_up_with_server(client: Client) -> None:
 
 
 async def take_or_none(
-    stream: AsyncIterator[WebSocketMessage], wait: float = 0.2
-) -> WebSocketMessage | None:
+    stream: AsyncIterator[WebSocketMessage[Any]], wait: float = 0.2
+) -> WebSocketMessage[Any] | None:
     """The next message if one comes within `wait` seconds (for checking that none does).
 
     Giving up cancels the stream's generator, which ends it: use it last on a stream.
@@ -121,15 +123,16 @@ async def test_stream_tickers_yields_parsed_tickers_after_documented_subscribes(
         await stream.aclose()
 
     for message in messages:
-        assert message.data["event"] == "payload"
-        assert message.data["channel"] == message.channel
+        assert message.frame["event"] == "payload"
+        assert message.frame["channel"] == message.channel
         assert not message.gap
-        (ticker,) = message.parse()
+        ticker = message.record
         assert isinstance(ticker, Ticker)
         assert message.channel == f"ticker.{ticker.symbol}"
-        raw = message.data["data"][0]
+        raw = message.frame["data"][message.index]
         assert ticker.last_price == Decimal(raw["lastPrice"]) > 0
         assert ticker.mark_price == Decimal(raw["markPrice"])
+        assert message.data["last"] == raw["lastPrice"] and message.data["volume"] == raw["size"]
     # Doc §3.1: one channel per request, exactly {"event":"subscribe","channel":...}.
     assert sorted(operations(h)[:2], key=str) == [
         {"event": "subscribe", "channel": BTC},
@@ -149,7 +152,7 @@ async def test_stream_tickers_yields_parsed_tickers_after_documented_subscribes(
 @on_every_adapter(tick_interval=0.02)
 async def test_dropped_connection_is_resumed_with_the_same_subscriptions(h: Harness) -> None:
     gaps: list[tuple[str, tuple[str, ...]]] = []
-    delivered: list[WebSocketMessage] = []
+    delivered: list[WebSocketMessage[Any]] = []
     async with h.client(on_gap=lambda name, chans: gaps.append((name, chans))) as client:
         client.add_message_handler("ticker.*", delivered.append)
         stream = generator(client.stream_tickers(["BTCUSDT", "ETHUSDT"]))
@@ -310,22 +313,22 @@ async def test_handlers_sync_async_and_pattern_with_failing_ones_isolated(
     caplog.set_level(logging.ERROR, logger="weex_ws")
     seen: dict[str, list[str]] = {"sync": [], "async": [], "pattern": [], "failing": []}
 
-    def failing(message: WebSocketMessage) -> None:
+    def failing(message: WebSocketMessage[Any]) -> None:
         seen["failing"].append(message.channel)
         raise RuntimeError("sync handler bug")
 
-    async def failing_async(message: WebSocketMessage) -> None:
+    async def failing_async(message: WebSocketMessage[Any]) -> None:
         await anyio.lowlevel.checkpoint()
         raise ValueError("async handler bug")
 
-    def exact(message: WebSocketMessage) -> None:
+    def exact(message: WebSocketMessage[Any]) -> None:
         seen["sync"].append(message.channel)
 
-    async def slow(message: WebSocketMessage) -> None:
+    async def slow(message: WebSocketMessage[Any]) -> None:
         await anyio.lowlevel.checkpoint()
         seen["async"].append(message.channel)
 
-    def pattern(message: WebSocketMessage) -> None:
+    def pattern(message: WebSocketMessage[Any]) -> None:
         seen["pattern"].append(message.channel)
 
     async with h.client() as client:
@@ -355,7 +358,7 @@ async def test_handlers_sync_async_and_pattern_with_failing_ones_isolated(
 @on_every_adapter(tick_interval=0.01)
 async def test_slow_ticker_consumer_keeps_only_the_newest_and_sees_a_gap(h: Harness) -> None:
     size = 4
-    delivered: list[WebSocketMessage] = []
+    delivered: list[WebSocketMessage[Any]] = []
     async with h.client(buffer_size=size) as client:
         client.add_message_handler(BTC, delivered.append)  # sees every message, inline
         stream = generator(client.stream_tickers("BTCUSDT"))
@@ -373,7 +376,7 @@ async def test_slow_ticker_consumer_keeps_only_the_newest_and_sees_a_gap(h: Harn
 @on_every_adapter()
 async def test_slow_private_consumer_gets_stream_overflow_error(h: Harness) -> None:
     size = 3
-    outcome: list[WebSocketMessage | StreamOverflowError] = []
+    outcome: list[WebSocketMessage[Any] | StreamOverflowError] = []
     caught_up = anyio.Event()
 
     async with h.client(buffer_size=size) as client:
@@ -480,9 +483,9 @@ async def test_backoff_delays_follow_the_jittered_exponential_schedule(h: Harnes
 @on_every_adapter()
 async def test_private_streams_receive_the_events_of_a_trade(h: Harness) -> None:
     wanted = {"orders": 2, "fill": 1, "positions": 1, "account": 1}  # per trade, doc §4.2
-    got: dict[str, list[WebSocketMessage]] = {name: [] for name in wanted}
+    got: dict[str, list[WebSocketMessage[Any]]] = {name: [] for name in wanted}
 
-    async def collect(name: str, stream: AsyncIterator[WebSocketMessage]) -> None:
+    async def collect(name: str, stream: AsyncIterator[WebSocketMessage[Any]]) -> None:
         async with contextlib.aclosing(generator(stream)) as messages:
             async for message in messages:
                 got[name].append(message)
@@ -502,7 +505,7 @@ async def test_private_streams_receive_the_events_of_a_trade(h: Harness) -> None
 
     # The simulator pushes orders, fill, orders, positions, account with one version sequence.
     versions = {
-        name: [m.data["msg"]["version"] for m in messages] for name, messages in got.items()
+        name: [m.frame["msg"]["version"] for m in messages] for name, messages in got.items()
     }
     v = trade.versions
     assert versions == {
@@ -511,14 +514,13 @@ async def test_private_streams_receive_the_events_of_a_trade(h: Harness) -> None
         "positions": [v[3]],
         "account": [v[4]],
     }
-    updates = {name: [m.parse()[0] for m in messages] for name, messages in got.items()}
-    assert all(isinstance(u, PrivateUpdate) for us in updates.values() for u in us)
-    orders = [u.records[0] for u in updates["orders"] if isinstance(u, PrivateUpdate)]
+    orders = [m.record for m in got["orders"]]
     assert all(isinstance(o, Order) and o.id == trade.order_id for o in orders)
     assert [o.status for o in orders if isinstance(o, Order)] == ["PENDING", "FILLED"]
-    (fill_update,) = updates["fill"]
-    assert isinstance(fill_update, PrivateUpdate)
-    (fill,) = fill_update.records
+    assert [m.data["status"] for m in got["orders"]] == ["new", "filled"]
+    assert [m.data["order_id"] for m in got["orders"]] == [trade.order_id] * 2
+    (fill_message,) = got["fill"]
+    fill = fill_message.record
     assert isinstance(fill, Fill)
     assert (fill.id, fill.order_id, fill.fill_size) == (
         trade.fill_id,

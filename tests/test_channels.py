@@ -298,6 +298,13 @@ def test_normalize_symbol_returns_a_contract_id_or_raises(text: str) -> None:
         (("depth.cmt_btcusdt.200",), {}, "depth.cmt_btcusdt.200"),
         ((Depth("BTCUSDT", 200),), {}, "depth.cmt_btcusdt.200"),
         ((Fill(),), {}, "fill"),
+        # The product documentation's channel names
+        (("tickers",), {"symbol": "BTCUSDT"}, "ticker.cmt_btcusdt"),
+        (("orderbook",), {"symbol": "BTCUSDT"}, "depth.cmt_btcusdt.15"),
+        (("orderbook",), {"symbol": "BTCUSDT", "level": 5}, "depth.cmt_btcusdt.15"),
+        (("orderbook",), {"symbol": "BTCUSDT", "level": 15}, "depth.cmt_btcusdt.15"),
+        (("orderbook",), {"symbol": "BTCUSDT", "level": 16}, "depth.cmt_btcusdt.200"),
+        (("orderbook",), {"symbol": "BTCUSDT", "level": 200}, "depth.cmt_btcusdt.200"),
     ],
 )
 def test_build_channel(args: tuple[Any, ...], kwargs: dict[str, Any], name: str) -> None:
@@ -331,7 +338,9 @@ def test_build_from_short_name_matches_the_spec(spec: ChannelSpec) -> None:
         (("depth.cmt_btcusdt.50",), {}, r"not a valid depth channel.*15\|200"),
         (("position",), {}, r"unknown channel 'position'.*'positions'"),
         (("trade",), {}, r"unknown channel 'trade'.*'trades'.*'fill'"),
-        (("orderbook",), {}, r"unknown channel.*'depth'"),
+        (("orderbook",), {}, r"'depth' needs a symbol"),
+        (("order_book",), {}, r"unknown channel.*'depth'"),
+        (("orderbook",), {"symbol": "BTCUSDT", "level": 201}, r"depth level must be 15 or 200"),
         (("bananas",), {}, r"unknown channel 'bananas'.*known channels: ticker"),
         (("",), {}, r"unknown channel ''"),
     ],

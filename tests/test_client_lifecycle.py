@@ -75,7 +75,7 @@ async def test_async_handler_outlives_a_give_up_without_crashing_the_client(
             raise ConnectionRefusedError("the exchange went away")
         return await real(endpoint)
 
-    async def handler(message: WebSocketMessage) -> None:
+    async def handler(message: WebSocketMessage[Any]) -> None:
         seen.append(message.channel)
 
     config = WeexConfig(public_url=server.url)

@@ -83,19 +83,21 @@ def make_client(
     return WeexWebSocketClient(config, **settings)
 
 
-def generator(stream: AsyncIterator[WebSocketMessage]) -> AsyncGenerator[WebSocketMessage, None]:
+def generator(
+    stream: AsyncIterator[WebSocketMessage[Any]],
+) -> AsyncGenerator[WebSocketMessage[Any], None]:
     """The streams are async generators; say so, so tests may `aclose()` them."""
     assert isinstance(stream, AsyncGenerator)
     return stream
 
 
-async def take(stream: AsyncIterator[WebSocketMessage]) -> WebSocketMessage:
+async def take(stream: AsyncIterator[WebSocketMessage[Any]]) -> WebSocketMessage[Any]:
     """The next message, failing the test instead of hanging when none comes."""
     with anyio.fail_after(TAKE_LIMIT):
         return await anext(stream)
 
 
-def last_price(message: WebSocketMessage) -> str:
+def last_price(message: WebSocketMessage[Any]) -> str:
     price = message.data["data"][0]["lastPrice"]
     assert isinstance(price, str)
     return price
@@ -116,7 +118,7 @@ async def feed(server: ThirdPartyWeexServer, channel: str, symbol: str) -> None:
 async def test_stream_tickers_yields_pushed_frames_in_order(server: ThirdPartyWeexServer) -> None:
     pushes = [ticker_push("cmt_btcusdt", str(100 + n)) for n in range(5)]
     server.on_subscribe[BTC] = list(pushes)
-    received: list[WebSocketMessage] = []
+    received: list[WebSocketMessage[Any]] = []
     async with make_client(server) as client:
         stream = generator(client.stream_tickers(["BTCUSDT"]))
         with anyio.fail_after(5):
@@ -363,23 +365,23 @@ async def test_message_handlers(
 ) -> None:
     seen: dict[str, list[str]] = {"exact": [], "pattern": [], "async": [], "eth_async": []}
 
-    def broken(message: WebSocketMessage) -> None:
+    def broken(message: WebSocketMessage[Any]) -> None:
         raise RuntimeError("handler bug")
 
-    def exact(message: WebSocketMessage) -> None:
+    def exact(message: WebSocketMessage[Any]) -> None:
         seen["exact"].append(last_price(message))
 
-    def pattern(message: WebSocketMessage) -> None:
+    def pattern(message: WebSocketMessage[Any]) -> None:
         seen["pattern"].append(f"{message.channel}:{last_price(message)}")
 
     class Recorder:
-        async def on_message(self, message: WebSocketMessage) -> None:
+        async def on_message(self, message: WebSocketMessage[Any]) -> None:
             await anyio.lowlevel.checkpoint()
             seen["async"].append(last_price(message))
 
     recorder = Recorder()  # a bound method: a new object, but an equal one, on every access
 
-    async def eth_slow(message: WebSocketMessage) -> None:
+    async def eth_slow(message: WebSocketMessage[Any]) -> None:
         seen["eth_async"].append(last_price(message))
 
     async with make_client(server) as client:

@@ -175,7 +175,7 @@ def test_payload_becomes_message_with_receive_timestamp_and_raw_text() -> None:
     assert isinstance(event, MessageReceived)
     message = event.message
     assert message.channel == "ticker.cmt_btcusdt"
-    assert message.data == frame
+    assert message.frame == frame
     assert message.timestamp == T0 + 9.5
     assert message.raw == raw
     assert message.received_at.timestamp() == T0 + 9.5

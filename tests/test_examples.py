@@ -155,7 +155,7 @@ def test_paper_account_pnl_is_the_cash_flow(
     assert sum((fill.realized_pnl for fill in account.fills), Decimal(0)) == account.realized_pnl
 
 
-def fake_message(number: int) -> WebSocketMessage:
+def fake_message(number: int) -> WebSocketMessage[Any]:
     return WebSocketMessage("ticker.cmt_btcusdt", {"n": number}, float(number))
 
 
@@ -163,7 +163,7 @@ def fake_message(number: int) -> WebSocketMessage:
 @settings(max_examples=60, deadline=None)
 def test_batcher_cuts_full_batches_and_a_final_partial_one(total: int, max_size: int) -> None:
     async def cut() -> list[batching.Batch]:
-        send, receive = anyio.create_memory_object_stream[WebSocketMessage](total + 1)
+        send, receive = anyio.create_memory_object_stream[WebSocketMessage[Any]](total + 1)
         for number in range(total):
             send.send_nowait(fake_message(number))
         send.close()

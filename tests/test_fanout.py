@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -18,11 +20,11 @@ from weex_proto.fanout import (
 )
 
 
-def msg(channel: str, n: int) -> WebSocketMessage:
+def msg(channel: str, n: int) -> WebSocketMessage[Any]:
     return WebSocketMessage(channel, {"n": n}, float(n))
 
 
-def drain(buffer: MessageBuffer) -> list[WebSocketMessage]:
+def drain(buffer: MessageBuffer) -> list[WebSocketMessage[Any]]:
     out = []
     while (item := buffer.get()) is not None:
         out.append(item)
@@ -94,10 +96,10 @@ def test_router_matches_exact_names_and_patterns() -> None:
     router = Router()
     seen: list[str] = []
 
-    def exact(m: WebSocketMessage) -> None:
+    def exact(m: WebSocketMessage[Any]) -> None:
         seen.append("exact")
 
-    def every_ticker(m: WebSocketMessage) -> None:
+    def every_ticker(m: WebSocketMessage[Any]) -> None:
         seen.append("pattern")
 
     router.add_handler("ticker.cmt_btcusdt", exact)

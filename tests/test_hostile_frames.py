@@ -178,7 +178,7 @@ def test_hostile_control_frames_are_skipped_or_logged(text: str, loads: str) -> 
     hub, session, peer, (tickers, book) = hub_with_streams(options)
     feed(hub, session, peer, text)
     feed(hub, session, peer, ticker_push("43"))
-    received: list[WebSocketMessage] = []
+    received: list[WebSocketMessage[Any]] = []
     while (message := tickers.get()) is not None:
         received.append(message)
     assert received[-1].data["data"] == [{"lastPrice": "43"}]

@@ -109,11 +109,11 @@ def test_messages_reach_buffers_and_handlers_and_failures_are_isolated(
     buffer.waker = lambda: woken.append(1)
     seen: list[str] = []
 
-    def broken(message: WebSocketMessage) -> None:
+    def broken(message: WebSocketMessage[Any]) -> None:
         raise RuntimeError("handler bug")
 
     hub.add_handler("ticker.*", broken)
-    hub.add_handler("ticker.cmt_btcusdt", lambda m: seen.append(m.data["data"][0]["lastPrice"]))
+    hub.add_handler("ticker.cmt_btcusdt", lambda m: seen.append(m.data["last"]))
     session = hub.acquire("ticker.cmt_btcusdt", T0)
     peer = connect(hub, session)
     with caplog.at_level(logging.ERROR, logger="weex_ws"):
@@ -122,7 +122,8 @@ def test_messages_reach_buffers_and_handlers_and_failures_are_isolated(
     assert "handler bug" in caplog.text
     message = buffer.get()
     assert message is not None
-    assert message.data["data"][0]["lastPrice"] == "1.5"
+    assert message.data["lastPrice"] == message.data["last"] == "1.5"
+    assert message.frame["data"][0]["lastPrice"] == "1.5"
     assert woken == [1]
     assert hub.health.messages == 1
     hub.close_stream(plan, buffer)
@@ -130,7 +131,7 @@ def test_messages_reach_buffers_and_handlers_and_failures_are_isolated(
         buffer.get()
 
 
-async def _async_handler(message: WebSocketMessage) -> None:
+async def _async_handler(message: WebSocketMessage[Any]) -> None:
     return None
 
 
@@ -241,7 +242,7 @@ def sent(peer: ServerPeer, session: WeexSession) -> list[Any]:
     return frames
 
 
-def drain(buffer: Any) -> list[WebSocketMessage]:
+def drain(buffer: Any) -> list[WebSocketMessage[Any]]:
     out = []
     while (message := buffer.get()) is not None:
         out.append(message)
@@ -269,7 +270,7 @@ def resubscribe(hub: ClientHub, session: WeexSession, peer: ServerPeer, snapshot
     push(hub, session, peer, snapshot)
 
 
-def assert_sane_book(message: WebSocketMessage) -> None:
+def assert_sane_book(message: WebSocketMessage[Any]) -> None:
     data = message.data
     assert not data["resyncing"]
     assert data["bids"] and data["asks"]
@@ -367,7 +368,7 @@ def test_garbage_depth_push_resyncs_once_and_never_corrupts_the_book(
     hub, session, peer, buffer = live_book_stream()
     push(hub, session, peer, frame)  # no exception escapes
     [notice] = drain(buffer)
-    assert notice.data["resyncing"] and notice.data["bids"] == []
+    assert notice.data["resyncing"] and notice.data["bids"] == ()
     assert sent(peer, session) == [UNSUBSCRIBE, SUBSCRIBE]
     push(hub, session, peer, frame)  # more garbage while the snapshot is on its way
     assert sent(peer, session) == []
@@ -398,7 +399,7 @@ def test_push_that_does_not_belong_is_skipped_and_the_book_carries_on(
     push(hub, session, peer, depth_frame("CHANGED", 101, bid="99.5"))
     [book] = drain(buffer)
     assert book.data["version"] == 101
-    assert book.data["bids"] == [(Decimal(100), Decimal(1)), (Decimal("99.5"), Decimal(1))]
+    assert book.data["bids"] == ((Decimal(100), Decimal(1)), (Decimal("99.5"), Decimal(1)))
     assert hub.health.book_resyncs == 0
 
 

@@ -34,7 +34,7 @@ def book_operations(h: Harness) -> list[str]:
     ]
 
 
-async def next_book(stream: AsyncGenerator[WebSocketMessage, None], levels: int) -> Any:
+async def next_book(stream: AsyncGenerator[WebSocketMessage[Any], None], levels: int) -> Any:
     """The next book that is not a resync notice, checked for consistency."""
     while True:
         message = await take(stream)

@@ -97,7 +97,7 @@ class Audit:
     def on_gap(self, endpoint: str, channels: tuple[str, ...]) -> None:
         self.expect_gap |= {b for b, stream in self.buffers.items() if STREAMS[stream] == endpoint}
 
-    def put(self, buffer: MessageBuffer, message: WebSocketMessage) -> None:
+    def put(self, buffer: MessageBuffer, message: WebSocketMessage[Any]) -> None:
         """After `MessageBuffer.put`: check the bound and the gap flag, keep counts."""
         stream = self.buffers.setdefault(buffer, stream_of(message.channel))
         self.largest_buffer = max(self.largest_buffer, len(buffer))
@@ -125,7 +125,7 @@ def watched(audit: Audit) -> Iterator[None]:
         audit.operations.append((self.id, subscribe, channel))
         handle_operation(self, subscribe, channel)
 
-    def audited_put(self: MessageBuffer, message: WebSocketMessage) -> None:
+    def audited_put(self: MessageBuffer, message: WebSocketMessage[Any]) -> None:
         put(self, message)
         audit.put(self, message)
 
@@ -146,7 +146,7 @@ def watched(audit: Audit) -> Iterator[None]:
 
 async def consume(
     name: str,
-    stream: AsyncGenerator[WebSocketMessage, None],
+    stream: AsyncGenerator[WebSocketMessage[Any], None],
     audit: Audit,
     *,
     slow: bool = False,

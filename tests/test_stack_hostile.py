@@ -169,7 +169,7 @@ scripts = st.lists(st.one_of(hostile_frames, st.sampled_from(VALID)), min_size=1
 
 
 async def collect_marks(
-    stream: AsyncIterator[WebSocketMessage], read: Any, last: int, into: list[int]
+    stream: AsyncIterator[WebSocketMessage[Any]], read: Any, last: int, into: list[int]
 ) -> None:
     """Read the marks of valid pushes (skipping hostile ones) until `last`."""
     async for message in stream:
@@ -183,7 +183,7 @@ async def collect_marks(
 FIRST_MARK = 1000
 
 
-def _mark(message: WebSocketMessage, build: Any, read: Any) -> int | None:
+def _mark(message: WebSocketMessage[Any], build: Any, read: Any) -> int | None:
     """The mark of a valid push made by `build` (exactly that frame), else None."""
     try:
         mark = int(read(message.data))
@@ -192,15 +192,15 @@ def _mark(message: WebSocketMessage, build: Any, read: Any) -> int | None:
     return mark if mark >= FIRST_MARK and message.data == build(mark) else None
 
 
-def ticker_mark(message: WebSocketMessage) -> int | None:
+def ticker_mark(message: WebSocketMessage[Any]) -> int | None:
     return _mark(message, ticker, lambda data: data["data"][0]["lastPrice"][:-2])
 
 
-def trade_mark(message: WebSocketMessage) -> int | None:
+def trade_mark(message: WebSocketMessage[Any]) -> int | None:
     return _mark(message, trade, lambda data: data["data"][0]["price"][:-2])
 
 
-def order_mark(message: WebSocketMessage) -> int | None:
+def order_mark(message: WebSocketMessage[Any]) -> int | None:
     return _mark(message, order, lambda data: data["msg"]["version"])
 
 
@@ -220,12 +220,12 @@ async def run_script(h: Harness, script: list[str]) -> None:
         sent[step].append(mark)
         frames.append(json.dumps(BUILDERS[step](mark)))
 
-    def on_ticker(message: WebSocketMessage) -> None:
+    def on_ticker(message: WebSocketMessage[Any]) -> None:
         mark = ticker_mark(message)
         if mark is not None:
             handler_ticks.add(mark)
 
-    async def on_trade(message: WebSocketMessage) -> None:
+    async def on_trade(message: WebSocketMessage[Any]) -> None:
         mark = trade_mark(message)
         if mark is not None:
             handler_trades.add(mark)
@@ -261,7 +261,7 @@ async def run_script(h: Harness, script: list[str]) -> None:
     assert h.server.stats.accepted == 2  # neither connection was ever replaced
 
 
-async def read_book(book: AsyncIterator[WebSocketMessage]) -> None:
+async def read_book(book: AsyncIterator[WebSocketMessage[Any]]) -> None:
     async for message in book:
         assert len(message.data["bids"]) <= 5 and len(message.data["asks"]) <= 5
 

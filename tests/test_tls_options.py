@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import ssl
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
@@ -50,7 +51,7 @@ def test_a_readable_ca_file_builds_a_client(client_class: ClientClass, tmp_path:
 
 @CLIENT_CLASSES
 def test_ssl_context_with_a_custom_transport_is_refused(client_class: ClientClass) -> None:
-    async def transport(endpoint: object) -> object:
+    async def transport(endpoint: object) -> Any:
         raise AssertionError("never called")
 
     with pytest.raises(ValueError, match="ssl_context"):

@@ -2,7 +2,7 @@
 
     async with WeexWebSocketClient(WeexConfig.from_env()) as client:
         async for message in client.stream_tickers(["BTCUSDT"]):
-            print(message.data)
+            print(message.data["last"], message.record.last_price)
 
 All behaviour is `weex_proto.client_base.BaseClient`; this file owns the anyio task group. It is
 entered with `async with`, or on asyncio only, kept in a hidden task started by `connect()`
@@ -22,7 +22,9 @@ import anyio.abc
 
 from weex_proto.client_base import Backend, BaseClient
 from weex_proto.config import WeexConfig
+from weex_proto.connection import PongKey
 from weex_proto.errors import LocalProtocolError
+from weex_proto.hub import GapCallback
 
 from ._backend import AnyioBackend
 from ._transport import Transport, tcp_transport
@@ -31,11 +33,57 @@ from ._transport import Transport, tcp_transport
 class WeexWebSocketClient(BaseClient):
     """The WEEX futures WebSocket client. See the README for a tour."""
 
-    def __init__(self, config: WeexConfig | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        config: WeexConfig | None = None,
+        *,
+        max_retries: int | None = 5,
+        backoff_base: float = 1.0,
+        backoff_max: float = 30.0,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float = 10.0,
+        pong_key: PongKey = "mirror",
+        stale_timeout: float | None = None,
+        max_message_size: int = 1 << 20,
+        connect_timeout: float = 10.0,
+        buffer_size: int = 1024,
+        transport: Transport | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] | None = None,
+        wall_clock: Callable[[], float] | None = None,
+        on_gap: GapCallback | None = None,
+    ) -> None:
+        """Build the client; nothing connects until a stream, `subscribe()` or `connect()`.
+
+        `config` defaults to `WeexConfig.from_env()`. The options are described in the
+        README: reconnecting (`max_retries`, `backoff_base`, `backoff_max`), heartbeats
+        (`ping_interval`, `ping_timeout`, `pong_key`, `stale_timeout`), limits
+        (`max_message_size`, `buffer_size`, `connect_timeout`), plumbing (`transport`,
+        `ssl_context`, `rng`, `clock`, `wall_clock`) and `on_gap(endpoint, channels)`.
+        """
         self._task_group: anyio.abc.TaskGroup | None = None
         self._host_done: anyio.Event | None = None
         self._host_task: asyncio.Task[None] | None = None
-        super().__init__(config, **options)
+        super().__init__(
+            config,
+            max_retries=max_retries,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            pong_key=pong_key,
+            stale_timeout=stale_timeout,
+            max_message_size=max_message_size,
+            connect_timeout=connect_timeout,
+            buffer_size=buffer_size,
+            transport=transport,
+            ssl_context=ssl_context,
+            rng=rng,
+            clock=clock,
+            wall_clock=wall_clock,
+            on_gap=on_gap,
+        )
 
     @staticmethod
     def _default_rng() -> random.Random:
@@ -49,6 +97,7 @@ class WeexWebSocketClient(BaseClient):
         return AnyioBackend(transport)
 
     async def __aenter__(self) -> WeexWebSocketClient:
+        """Start the client's background tasks; connections open when first needed."""
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
         self._task_group = task_group
@@ -56,6 +105,7 @@ class WeexWebSocketClient(BaseClient):
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        """Close every connection cleanly and end every stream and handler task."""
         try:
             with anyio.CancelScope(shield=True):
                 await self.disconnect()

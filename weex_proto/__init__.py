@@ -35,11 +35,13 @@ from .events import (
     MessageSkipped,
     PingAnswered,
     PongReceived,
+    PushFrame,
     Subscribed,
     Unsubscribed,
     WebSocketMessage,
 )
-from .messages import PayloadError, parse_push
+from .messages import PayloadError, parse_push, parse_record
+from .records import OrderBookSnapshot, RecordSplitter
 from .session import GiveUp, Reconnect, SessionState, Stop, WeexSession
 from .subscriptions import SubscriptionBook
 
@@ -63,14 +65,17 @@ __all__ = [
     "MessageReceived",
     "MessageSkipped",
     "OrderBookError",
+    "OrderBookSnapshot",
     "PayloadError",
     "PingAnswered",
     "PongReceived",
     "ProtocolError",
+    "PushFrame",
     "RateLimitError",
     "Reconnect",
     "ReconnectExhaustedError",
     "ReconnectPolicy",
+    "RecordSplitter",
     "ServerError",
     "SessionState",
     "Stop",
@@ -89,4 +94,5 @@ __all__ = [
     "normalize_symbol",
     "parse_channel",
     "parse_push",
+    "parse_record",
 ]

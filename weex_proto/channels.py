@@ -273,7 +273,6 @@ _SHORT_NAMES = (*_PARAMETERS, *_PRIVATE)
 # Names other SDKs and exchanges use (doc §6, §8.14), with what WEEX v2 calls them.
 _MISNOMERS = {
     "trade": "'trades' (public trades) or 'fill' (your own fills)",
-    "orderbook": "'depth'",
     "order_book": "'depth'",
     "book": "'depth'",
     "candle": "'kline'",
@@ -283,6 +282,20 @@ _MISNOMERS = {
     "order": "'orders'",
     "fills": "'fill'",
 }
+
+
+# The channel names of the product documentation (`subscribe("tickers", ...)`,
+# `subscribe("orderbook", symbol=..., level=5)`) and what WEEX calls them.
+_DOCUMENTED_NAMES = {"tickers": "ticker", "orderbook": "depth"}
+
+
+def _book_level(params: dict[str, Any]) -> dict[str, Any]:
+    """The documentation's `level` (any depth up to 200) as the depth channel WEEX serves:
+    15 for levels 1..15, 200 above (as `stream_order_book` does)."""
+    level = params.get("level", 15)
+    if type(level) is int and 1 <= level <= 200:
+        params = {**params, "level": 15 if level <= 15 else 200}
+    return params
 
 
 # --- wire names -> specs ------------------------------------------------------------------
@@ -331,6 +344,10 @@ def build_channel(channel: str | ChannelSpec, symbol: str | None = None, **param
         return channel.name
     if not isinstance(channel, str):
         raise TypeError(f"channel must be a str or a channel spec, not {type(channel).__name__}")
+    if channel in _DOCUMENTED_NAMES:
+        if channel == "orderbook":
+            params = _book_level(params)
+        channel = _DOCUMENTED_NAMES[channel]
     if channel in _PRIVATE:
         if symbol is not None:
             raise ValueError(

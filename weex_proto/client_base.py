@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import logging
 import random
 import ssl
 from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
-from .channels import build_channel, is_private_channel
-from .config import Endpoint, WeexConfig
+from .channels import KlineInterval, PriceType, build_channel, is_private_channel
+from .config import DEFAULT_PRIVATE_URL, DEFAULT_PUBLIC_URL, Endpoint, WeexConfig
 from .connection import (
     NORMAL_CLOSURE,
     ConnectionOptions,
@@ -26,20 +27,26 @@ from .connection import (
     WeexConnection,
 )
 from .errors import ConnectionClosedError, LocalProtocolError, WeexError
-from .events import WebSocketMessage
+from .events import PushFrame, WebSocketMessage
 from .fanout import BufferClosed, Handler, MessageBuffer
 from .health import Health
 from .hub import (
     ClientHub,
     GapCallback,
     StreamPlan,
+    mark_channel_for,
+    plan_klines,
     plan_order_book,
     plan_private,
     plan_tickers,
     plan_trades,
 )
+from .messages import Candle, Collateral, Fill, Order, Position, Ticker, Trade
+from .records import OrderBookSnapshot
 from .session import Decision, GiveUp, Reconnect, SessionState, WeexSession
 from .tls import default_ssl_context, warn_if_unverified
+
+log = logging.getLogger("weex_ws")
 
 RECEIVE_SIZE = 65536
 CLOSE_ON_CANCEL_TIMEOUT = 1.0  # seconds to get our close frame out (and the peer to hang up)
@@ -123,7 +130,7 @@ class AsyncBuffer:
             self._wakeup.set()
             self._wakeup = None
 
-    async def get(self) -> WebSocketMessage:
+    async def get(self) -> WebSocketMessage[Any]:
         """Next message; raises `BufferClosed` at the normal end, or the stream's error."""
         while True:
             message = self.buffer.get()
@@ -302,6 +309,11 @@ class BaseClient(abc.ABC):
     """`WeexWebSocketClient` minus the event loop. Adapters add `__aenter__`/`__aexit__`
     (owning the task group or nursery) and say how to start a background task."""
 
+    PUBLIC_ENDPOINT: ClassVar[str] = DEFAULT_PUBLIC_URL
+    """WEEX's public (market data) URL; `WeexConfig(public_url=...)` points elsewhere."""
+    PRIVATE_ENDPOINT: ClassVar[str] = DEFAULT_PRIVATE_URL
+    """WEEX's private (account) URL; `WeexConfig(private_url=...)` points elsewhere."""
+
     def __init__(
         self,
         config: WeexConfig | None = None,
@@ -476,6 +488,7 @@ class BaseClient(abc.ABC):
 
     @property
     def is_connected(self) -> bool:
+        """True while at least one endpoint (public or private) has an open connection."""
         return any(runner.is_connected for runner in self._runners.values())
 
     @property
@@ -485,10 +498,12 @@ class BaseClient(abc.ABC):
 
     @property
     def connection_attempts(self) -> int:
+        """Connection attempts made so far, on both endpoints together."""
         return self._hub.connection_attempts
 
     @property
     def health(self) -> Health:
+        """Round trips, message counts, reconnects, resyncs and skipped frames."""
         return self._hub.health
 
     # ------------------------------------------------------------------ sending
@@ -510,7 +525,9 @@ class BaseClient(abc.ABC):
         """Subscribe (connecting if needed) and return the wire channel name.
 
         `subscribe("ticker", symbol="BTCUSDT")`, `subscribe("depth", symbol="ETHUSDT",
-        level=200)`, `subscribe("orders")` or a full name like `subscribe("ticker.cmt_btcusdt")`.
+        level=200)`, `subscribe("orders")` or a full name like `subscribe("ticker.cmt_btcusdt")`;
+        the documentation's names work too: `subscribe("tickers", symbol=...)` and
+        `subscribe("orderbook", symbol=..., level=5)` (a level up to 15 uses the 15 channel).
         With `ack_timeout`, also wait that long for the server's answer: its error (e.g.
         `ServerError` for an unknown channel) is raised, and `TimeoutError` if none comes.
         """
@@ -546,6 +563,7 @@ class BaseClient(abc.ABC):
         return name
 
     async def unsubscribe(self, channel: str, *, symbol: str | None = None, **params: Any) -> None:
+        """Drop an explicit `subscribe()` (same arguments); streams on the channel keep it."""
         name = build_channel(channel, symbol, **params)
         await self._flush(self._hub.user_unsubscribe(name, self._clock()))
 
@@ -574,8 +592,11 @@ class BaseClient(abc.ABC):
     def add_message_handler(self, channel: str, handler: Handler) -> None:
         """Call `handler(message)` for every push on `channel` (exact name or `ticker.*`).
 
-        Sync handlers run inline and must be quick; async handlers run in their own task with a
-        bounded backlog, so a slow one never holds up the connection. Exceptions are logged.
+        Like a stream, a handler gets one message per record (ticker, trade, candle, order,
+        ...); on a depth channel, one per depth update as WEEX sent it (handlers keep no local
+        book: use `stream_order_book` for one). Sync handlers run inline and must be quick;
+        async handlers run in their own task with a bounded backlog, so a slow one never holds
+        up the connection. Exceptions are logged.
         """
         buffer = self._hub.add_handler(channel, handler)
         if buffer is not None:
@@ -583,12 +604,27 @@ class BaseClient(abc.ABC):
             self._pending_workers.append(worker)
             self._start_pending_workers()
 
+    def add_frame_handler(self, channel: str, handler: Callable[[PushFrame], Any]) -> None:
+        """Call the sync `handler(frame)` with every whole push on `channel` (exact name or
+        pattern), exactly as received and before it is split into records: for recorders,
+        which must keep each frame once, including ones that carry no records."""
+        if not isinstance(channel, str) or not channel:
+            raise ValueError("a channel name or pattern must be a non-empty string")
+        self._hub.frame_handlers.append((channel, handler))
+
+    def remove_frame_handler(self, channel: str, handler: Callable[[PushFrame], Any]) -> None:
+        """Remove a frame handler added with `add_frame_handler(channel, handler)`."""
+        self._hub.frame_handlers = [
+            entry for entry in self._hub.frame_handlers if entry != (channel, handler)
+        ]
+
     def remove_message_handler(self, channel: str, handler: Handler | None = None) -> None:
+        """Remove `handler` (or every handler) registered for exactly `channel`."""
         self._hub.remove_handler(channel, handler)
 
     # ------------------------------------------------------------------ streams
 
-    async def _stream(self, plan: StreamPlan) -> AsyncGenerator[WebSocketMessage, None]:
+    async def _stream(self, plan: StreamPlan) -> AsyncGenerator[WebSocketMessage[Any], None]:
         buffer = self._hub.open_stream(plan)
         waiting = AsyncBuffer(buffer, self._backend)
         acquired: list[str] = []
@@ -602,43 +638,88 @@ class BaseClient(abc.ABC):
                     message = await waiting.get()
                 except BufferClosed:
                     return
+                if plan.follow_marks:
+                    await self._follow_mark(message, acquired)
                 yield message
         finally:
             self._hub.close_stream(plan, buffer)
             with self._backend.shield():
                 for channel in acquired:
                     released = self._hub.release(channel, self._clock())
-                    runner = self._runners.get(plan.private)
+                    runner = self._runners.get(is_private_channel(channel))
                     if released is not None and runner is not None:
                         with contextlib.suppress(WeexError):
                             await runner.flush()
 
+    async def _follow_mark(self, message: WebSocketMessage[Any], acquired: list[str]) -> None:
+        """Subscribe the ticker of a position's contract, so later records of it carry an
+        unrealized PnL; a ticker that cannot be had only means no PnL, so it is logged."""
+        channel = mark_channel_for(message)
+        if channel is None or channel in acquired:
+            return
+        try:
+            session = self._hub.acquire(channel, self._clock())
+        except WeexError as exc:
+            log.warning(
+                "no mark prices for %s: %s",
+                channel,
+                exc,
+                extra={"weex_event": "mark_unavailable", "channel": channel},
+            )
+            return
+        acquired.append(channel)
+        with contextlib.suppress(WeexError):
+            await self._flush(session)
+
     def stream_tickers(
         self, symbols: Iterable[str] | str | None = None
-    ) -> AsyncGenerator[WebSocketMessage, None]:
-        """Ticker pushes for `symbols`; with None, every ticker channel the client receives
-        (subscribing to BTC and ETH if nothing else asks for tickers)."""
+    ) -> AsyncGenerator[WebSocketMessage[Ticker], None]:
+        """One message per ticker record for `symbols`; with None, every ticker channel the
+        client receives (subscribing to BTC and ETH if nothing else asks for tickers)."""
         return self._stream(plan_tickers(symbols))
 
     def stream_order_book(
         self, symbol: str, *, level: int = 5
-    ) -> AsyncGenerator[WebSocketMessage, None]:
-        """Depth pushes for `symbol` (WEEX serves 15 and 200 levels; 5 uses the 15 channel)."""
+    ) -> AsyncGenerator[WebSocketMessage[OrderBookSnapshot], None]:
+        """The top `level` levels of a local book kept from `symbol`'s depth pushes, one
+        consistent book per message (WEEX serves 15 and 200 levels; 5 uses the 15 channel)."""
         return self._stream(plan_order_book(symbol, level))
 
-    def stream_trades(self, symbol: str) -> AsyncGenerator[WebSocketMessage, None]:
+    def stream_trades(self, symbol: str) -> AsyncGenerator[WebSocketMessage[Trade], None]:
+        """One message per public trade of `symbol`."""
         return self._stream(plan_trades(symbol))
 
-    def stream_account(self) -> AsyncGenerator[WebSocketMessage, None]:
+    def stream_klines(
+        self,
+        symbol: str,
+        interval: KlineInterval | str = "MINUTE_1",
+        price_type: PriceType | str = "LAST_PRICE",
+    ) -> AsyncGenerator[WebSocketMessage[Candle], None]:
+        """One message per candle update of `symbol`; `record.closed` (`data["closed"]`) is
+        True once a later candle has arrived, and the open candle is then sent again, closed."""
+        return self._stream(plan_klines(symbol, interval, price_type))
+
+    def stream_account(self) -> AsyncGenerator[WebSocketMessage[Collateral], None]:
+        """One message per collateral record of the account channel (needs credentials)."""
         return self._stream(plan_private("account"))
 
-    def stream_positions(self) -> AsyncGenerator[WebSocketMessage, None]:
-        return self._stream(plan_private("positions"))
+    def stream_positions(
+        self, *, mark_prices: bool = True
+    ) -> AsyncGenerator[WebSocketMessage[Position], None]:
+        """One message per position record (needs credentials).
 
-    def stream_orders(self) -> AsyncGenerator[WebSocketMessage, None]:
+        With `mark_prices` (the default) the stream also subscribes the ticker of every
+        contract it sees on the public connection, so records carry `unrealized_pnl` from the
+        latest mark price as soon as one has arrived (records before that lack it).
+        """
+        return self._stream(plan_private("positions", follow_marks=mark_prices))
+
+    def stream_orders(self) -> AsyncGenerator[WebSocketMessage[Order], None]:
+        """One message per order record (needs credentials)."""
         return self._stream(plan_private("orders"))
 
-    def stream_fills(self) -> AsyncGenerator[WebSocketMessage, None]:
+    def stream_fills(self) -> AsyncGenerator[WebSocketMessage[Fill], None]:
+        """One message per fill of your own orders (needs credentials)."""
         return self._stream(plan_private("fill"))
 
 

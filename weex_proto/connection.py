@@ -54,9 +54,9 @@ from .events import (
     MessageSkipped,
     PingAnswered,
     PongReceived,
+    PushFrame,
     Subscribed,
     Unsubscribed,
-    WebSocketMessage,
 )
 from .fastframe import (
     FastFrameReader,
@@ -506,7 +506,7 @@ class WeexConnection:
             channel = frame.get("channel")
             if isinstance(channel, str):
                 self.last_payload_at = now
-                message = WebSocketMessage(channel, frame, self._wall_time, text)
+                message = PushFrame(channel, frame, self._wall_time, text)
                 self._emit(MessageReceived(message))
             else:
                 self._emit(MessageSkipped("payload without a channel", text[:_SKIPPED_RAW_LIMIT]))

@@ -8,42 +8,121 @@ from __future__ import annotations
 import datetime as _dt
 import enum
 from collections.abc import Mapping
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final, Generic, Protocol, TypeVar, cast
 
 import attrs
 
 from .errors import ErrorKind
 from .messages import Push, parse_push
 
+_UNSET: Final[Any] = object()
+
+
+R = TypeVar("R")
+
+
+class RecordKind(Protocol):
+    """How a message turns its raw record into `.data` and `.record` (see `records.py`)."""
+
+    def view(self, channel: str, source: Any, context: Any) -> dict[str, Any]: ...
+    def parse(self, channel: str, source: Any, index: int, context: Any) -> Any: ...
+
 
 @attrs.frozen(repr=False)
-class WebSocketMessage:
-    """One data push from the exchange.
+class WebSocketMessage(Generic[R]):
+    """One record of a data push: a ticker, a trade, a candle, an order, a position, a
+    collateral entry or a fill; for `stream_order_book`, one consistent local book.
 
-    `data` is the whole decoded JSON frame (a mapping: `event`, `channel`, and `data` for public
-    pushes or `msg` for private ones). `timestamp` is when we received it, in seconds since the
-    epoch: the wall clock, read by the adapter when the bytes arrived. `raw` is the exact text of
-    the frame.
+    - `data`: the record as a read-only mapping with WEEX's own field names *and* the names of
+      the documentation (`last`, `volume`, `change`, `side`, `status`, `balance`, ...), values
+      as the exchange's exact strings; built on first access.
+    - `record`: the typed record (`Ticker`, `Order`, `OrderBookSnapshot`, ...), parsed on first
+      access and cached; raises `PayloadError` if the exchange sent a malformed one.
+    - `frame`: the whole decoded frame the record came in; `raw`: that frame's exact text.
+    - `timestamp`: when the frame arrived, seconds since the epoch (the adapter's wall clock).
+    - `gap`: True on the first record after a reconnect or an overflow.
     """
 
     channel: str
-    data: Mapping[str, Any]
+    frame: Mapping[str, Any]
     timestamp: float
     raw: str = attrs.field(default="", eq=False)
     gap: bool = False
     """True on the first message after a reconnect or overflow: data before it may be missing."""
+    source: Any = attrs.field(default=None, eq=False)
+    """The record as it sits in `frame` (a JSON object, or a kline's array row), or the
+    record itself when there is no `kind` (order books)."""
+    kind: RecordKind | None = attrs.field(default=None, eq=False)
+    index: int = 0
+    """Which record of the frame this is (0 for the first)."""
+    context: Any = attrs.field(default=None, eq=False)
+    """What the client knew beside the frame: a candle's closed flag, a position's mark price."""
+    _view: Mapping[str, Any] | None = attrs.field(default=None, init=False, eq=False)
+    _record: Any = attrs.field(default=_UNSET, init=False, eq=False)
+
+    @property
+    def data(self) -> Mapping[str, Any]:
+        """The record as a read-only mapping; see the class docstring and the README."""
+        view = self._view
+        if view is None:
+            if self.kind is not None:
+                view = MappingProxyType(self.kind.view(self.channel, self.source, self.context))
+            elif isinstance(self.source, Mapping):
+                view = self.source
+            else:
+                view = MappingProxyType(dict(self.frame))
+            object.__setattr__(self, "_view", view)
+        return view
+
+    @property
+    def record(self) -> R:
+        """The typed record, parsed once (`PayloadError` if the exchange sent a bad one)."""
+        record = self._record
+        if record is _UNSET:
+            if self.kind is None:
+                record = self.source
+            else:
+                record = self.kind.parse(self.channel, self.source, self.index, self.context)
+            object.__setattr__(self, "_record", record)
+        return cast(R, record)
+
+    @property
+    def received_at(self) -> _dt.datetime:
+        """`timestamp` as an aware UTC datetime."""
+        return _dt.datetime.fromtimestamp(self.timestamp, tz=_dt.UTC)
+
+    def __repr__(self) -> str:
+        gap = ", gap=True" if self.gap else ""
+        return (
+            f"WebSocketMessage(channel={self.channel!r}, index={self.index}, "
+            f"timestamp={self.timestamp!r}{gap})"
+        )
+
+
+@attrs.frozen(repr=False)
+class PushFrame:
+    """One whole data push as the connection received it; the hub splits it into records.
+
+    `frame` is the decoded JSON object, `raw` its exact text, `timestamp` the wall time of its
+    arrival (seconds since the epoch).
+    """
+
+    channel: str
+    frame: Mapping[str, Any]
+    timestamp: float
+    raw: str = attrs.field(default="", eq=False)
 
     @property
     def received_at(self) -> _dt.datetime:
         return _dt.datetime.fromtimestamp(self.timestamp, tz=_dt.UTC)
 
     def parse(self) -> tuple[Push, ...]:
-        """The push as typed records with exact decimals (raises `PayloadError` if malformed)."""
-        return parse_push(self.data)
+        """The whole push as typed records with exact decimals (`PayloadError` if malformed)."""
+        return parse_push(self.frame)
 
     def __repr__(self) -> str:
-        gap = ", gap=True" if self.gap else ""
-        return f"WebSocketMessage(channel={self.channel!r}, timestamp={self.timestamp!r}{gap})"
+        return f"PushFrame(channel={self.channel!r}, timestamp={self.timestamp!r})"
 
 
 class Event:
@@ -74,9 +153,9 @@ class ConnectionRejected(Event):
 
 @attrs.frozen
 class MessageReceived(Event):
-    """A data push (`event: payload`) for a channel."""
+    """A data push (`event: payload`) for a channel, whole; the hub splits it into records."""
 
-    message: WebSocketMessage
+    message: PushFrame
 
 
 @attrs.frozen

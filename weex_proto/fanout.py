@@ -44,7 +44,7 @@ class MessageBuffer:
         self.maxsize = maxsize
         self.policy = policy
         self.dropped = 0
-        self._items: deque[WebSocketMessage] = deque()
+        self._items: deque[WebSocketMessage[Any]] = deque()
         self._gap = False
         self._error: BaseException | None = None
         self._closed = False
@@ -63,7 +63,7 @@ class MessageBuffer:
     def closed(self) -> bool:
         return self._closed
 
-    def put(self, message: WebSocketMessage) -> None:
+    def put(self, message: WebSocketMessage[Any]) -> None:
         if self._closed:
             return
         if len(self._items) >= self.maxsize:
@@ -100,7 +100,7 @@ class MessageBuffer:
         if self.waker is not None:
             self.waker()
 
-    def get(self) -> WebSocketMessage | None:
+    def get(self) -> WebSocketMessage[Any] | None:
         """The next message; None if empty and open. Raises the close error, or
         `StopAsyncIteration`-worthy `BufferClosed`, once drained and closed."""
         if self._items:
@@ -116,7 +116,7 @@ class BufferClosed(Exception):
     """The buffer is drained and closed without error: the stream ends normally."""
 
 
-Handler = Callable[[WebSocketMessage], Any]
+Handler = Callable[[WebSocketMessage[Any]], Any]
 
 
 @attrs.define
@@ -197,7 +197,7 @@ class Router:
         """How many channels' routes are remembered (never more than `cache_size`)."""
         return len(self._cache)
 
-    def deliver(self, message: WebSocketMessage) -> list[Handler]:
+    def deliver(self, message: WebSocketMessage[Any]) -> list[Handler]:
         """Put the message in every matching buffer; return the handlers the adapter must call."""
         handlers, buffers = self.route(message.channel)
         for buffer in buffers:

@@ -15,12 +15,12 @@ from __future__ import annotations
 import inspect
 import logging
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
 
-from .channels import Depth, build_channel, is_private_channel, parse_channel
+from .channels import Depth, build_channel, channel_matches, is_private_channel, parse_channel
 from .config import WeexConfig
 from .connection import ConnectionOptions, WeexConnection
 from .error_codes import exception_for
@@ -34,6 +34,7 @@ from .events import (
     MessageSkipped,
     PingAnswered,
     PongReceived,
+    PushFrame,
     Subscribed,
     Unsubscribed,
     WebSocketMessage,
@@ -42,6 +43,7 @@ from .fanout import ChannelRefs, Handler, MessageBuffer, OverflowPolicy, Router
 from .health import Health
 from .messages import DepthUpdate, PayloadError
 from .orderbook import Applied, NeedsResync, OrderBook, Rejected
+from .records import OrderBookSnapshot, RecordSplitter, SplitError
 from .session import Decision, GiveUp, Reconnect, Stop, WeexSession, explain_error
 
 log = logging.getLogger("weex_ws")
@@ -64,6 +66,8 @@ class StreamPlan:
     patterns: tuple[str, ...] = ()
     book_levels: int | None = None
     """For order books: yield the top N levels of a local book instead of raw frames."""
+    follow_marks: bool = False
+    """For positions: also subscribe the ticker of each contract seen, for mark prices."""
 
     @property
     def name(self) -> str:
@@ -95,9 +99,30 @@ def plan_trades(symbol: str) -> StreamPlan:
     return StreamPlan((build_channel("trades", symbol),), False, OverflowPolicy.KEEP_LATEST)
 
 
-def plan_private(channel: str) -> StreamPlan:
+def plan_klines(symbol: str, interval: str, price_type: str) -> StreamPlan:
+    """Candles keep the latest on overflow (with a gap flag), like the other market data."""
+    channel = build_channel("kline", symbol, interval=interval, price_type=price_type)
+    return StreamPlan((channel,), False, OverflowPolicy.KEEP_LATEST)
+
+
+def plan_private(channel: str, *, follow_marks: bool = False) -> StreamPlan:
     """Private streams must not lose updates silently: overflow raises instead."""
-    return StreamPlan((build_channel(channel),), True, OverflowPolicy.RAISE)
+    return StreamPlan(
+        (build_channel(channel),), True, OverflowPolicy.RAISE, follow_marks=follow_marks
+    )
+
+
+def mark_channel_for(message: WebSocketMessage[Any]) -> str | None:
+    """The ticker channel that gives a position record's contract its mark price, or None
+    when the record names no valid contract."""
+    source = message.source
+    contract = source.get("contractId") if isinstance(source, Mapping) else None
+    if not isinstance(contract, str):
+        return None
+    try:
+        return build_channel("ticker", contract)
+    except (TypeError, ValueError):
+        return None
 
 
 class ClientHub:
@@ -129,6 +154,10 @@ class ClientHub:
         self._async_handlers: list[tuple[str, Handler, MessageBuffer]] = []
         self._books: dict[str, BookFeed] = {}
         self._ack_listeners: dict[str, list[Callable[[WeexError | None], None]]] = {}
+        self.splitter = RecordSplitter()
+        """Splits each push into one message per record, once for every consumer."""
+        self.frame_handlers: list[tuple[str, Callable[[PushFrame], Any]]] = []
+        """Sync callables that see each whole push before it is split (recorders)."""
 
     # ------------------------------------------------------------------ sessions
 
@@ -282,7 +311,7 @@ class ClientHub:
         return removed
 
     @staticmethod
-    def handler_failed(message: WebSocketMessage) -> None:
+    def handler_failed(message: WebSocketMessage[Any]) -> None:
         """Call from an `except` block around a handler: log it with its traceback, carry on."""
         log.exception(
             "message handler failed for %s",
@@ -408,6 +437,7 @@ class ClientHub:
             if not session.private:
                 for feed in self._books.values():
                     feed.book.invalidate("reconnecting")  # the resubscribe brings a snapshot
+                self.splitter.forget_candles()
             log.warning(
                 "reconnecting to %s in %.2fs%s: %s",
                 name,
@@ -434,19 +464,45 @@ class ClientHub:
 
     # ------------------------------------------------------------------ dispatch
 
-    def _deliver(self, session: WeexSession, message: WebSocketMessage, now: float) -> None:
-        self.health.message(_endpoint_name(session), message.timestamp)
-        for handler in self.routers[session.private].deliver(message):
-            try:
-                handler(message)
-            except Exception:
-                self.handler_failed(message)
-        feed = self._books.get(message.channel)
+    def _deliver(self, session: WeexSession, push: PushFrame, now: float) -> None:
+        """Split the push into records once; each goes to every matching buffer and handler."""
+        self.health.message(_endpoint_name(session), push.timestamp)
+        for pattern, frame_handler in self.frame_handlers:
+            if channel_matches(pattern, push.channel):
+                try:
+                    frame_handler(push)
+                except Exception:
+                    log.exception(
+                        "frame handler failed for %s",
+                        push.channel,
+                        extra={"weex_event": "handler_error", "channel": push.channel},
+                    )
+        try:
+            records = self.splitter.split(push)
+        except SplitError as exc:
+            self.health.skipped += 1
+            log.warning(
+                "skipped a push from %s: %s",
+                _endpoint_name(session),
+                exc,
+                extra={"weex_event": "skipped", "reason": str(exc), "raw": push.raw[:200]},
+            )
+            records = []
+        handlers, buffers = self.routers[session.private].route(push.channel)
+        for message in records:
+            for buffer in buffers:
+                buffer.put(message)
+            for handler in handlers:
+                try:
+                    handler(message)
+                except Exception:
+                    self.handler_failed(message)
+        feed = self._books.get(push.channel)
         if feed is not None:
-            self._update_book(session, feed, message, now)
+            self._update_book(session, feed, push, now)
 
     def _update_book(
-        self, session: WeexSession, feed: BookFeed, message: WebSocketMessage, now: float
+        self, session: WeexSession, feed: BookFeed, message: PushFrame, now: float
     ) -> None:
         try:
             updates = message.parse()
@@ -483,7 +539,7 @@ class ClientHub:
         session: WeexSession,
         feed: BookFeed,
         problem: NeedsResync,
-        message: WebSocketMessage,
+        message: PushFrame,
         now: float,
     ) -> None:
         """Get a fresh snapshot without ever dropping the channel; readers are told first.
@@ -591,31 +647,33 @@ class BookFeed:
         self.readers: list[tuple[MessageBuffer, int]] = []
         self.resyncs_without_snapshot = 0
 
-    def publish(self, source: WebSocketMessage) -> None:
+    def publish(self, source: PushFrame) -> None:
+        """One consistent book per reader (each at its own depth), for the push just applied."""
         book = self.book
         for buffer, levels in self.readers:
-            data: dict[str, Any] = {
-                "symbol": book.symbol,
-                "bids": book.bids(levels),
-                "asks": book.asks(levels),
-                "version": book.version,
-                "timestamp": source.timestamp,
-                "resyncing": False,
-            }
-            buffer.put(WebSocketMessage(self.channel, data, source.timestamp, source.raw))
+            snapshot = OrderBookSnapshot(
+                book.symbol,
+                tuple(book.bids(levels)),
+                tuple(book.asks(levels)),
+                book.version,
+                source.timestamp,
+            )
+            buffer.put(_book_message(self.channel, snapshot, source))
 
-    def publish_resync(self, reason: str, source: WebSocketMessage) -> None:
-        data: dict[str, Any] = {
-            "symbol": self.book.symbol,
-            "bids": [],
-            "asks": [],
-            "version": None,
-            "timestamp": source.timestamp,
-            "resyncing": True,
-            "reason": reason,
-        }
+    def publish_resync(self, reason: str, source: PushFrame) -> None:
+        """Tell every reader the book is being rebuilt; they see no stale book meanwhile."""
+        snapshot = OrderBookSnapshot(
+            self.book.symbol, (), (), None, source.timestamp, resyncing=True, reason=reason
+        )
         for buffer, _ in self.readers:
-            buffer.put(WebSocketMessage(self.channel, data, source.timestamp, gap=True))
+            message = _book_message(self.channel, snapshot, source)
+            buffer.put(attrs.evolve(message, gap=True))
+
+
+def _book_message(
+    channel: str, snapshot: OrderBookSnapshot, source: PushFrame
+) -> WebSocketMessage[OrderBookSnapshot]:
+    return WebSocketMessage(channel, source.frame, source.timestamp, source.raw, source=snapshot)
 
 
 def _endpoint_name(session: WeexSession) -> str:

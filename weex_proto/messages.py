@@ -25,6 +25,7 @@ from .errors import ProtocolError
 from .wire import describe
 
 __all__ = [
+    "PRIVATE_RECORD_KEYS",
     "Candle",
     "Collateral",
     "DepthType",
@@ -33,6 +34,7 @@ __all__ = [
     "KlineKind",
     "KlineUpdate",
     "Order",
+    "OrderStatus",
     "PayloadError",
     "Position",
     "PriceLevel",
@@ -41,7 +43,11 @@ __all__ = [
     "Push",
     "Ticker",
     "Trade",
+    "decimal_text",
+    "order_status",
     "parse_push",
+    "parse_record",
+    "unrealized_pnl",
 ]
 
 
@@ -56,6 +62,7 @@ class PayloadError(ProtocolError):
 _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 
 KlineKind: TypeAlias = Literal["change", "snapshot"]
+OrderStatus: TypeAlias = Literal["new", "partially_filled", "filled", "canceled", "rejected"]
 DepthType: TypeAlias = Literal["SNAPSHOT", "CHANGED"]
 
 
@@ -83,7 +90,8 @@ class Candle:
     """One candle; `kline_time` is its open time in ms. There is no "closed" flag on the wire.
 
     `value` (quote turnover) is None for array-form rows, whose layout is only known up to the
-    volume (`[t, o, h, l, c, v, ...]`).
+    volume (`[t, o, h, l, c, v, ...]`). `closed` is set by the client's stream once a candle
+    with a later `kline_time` has arrived on the channel: this candle is then final.
     """
 
     symbol: str
@@ -94,6 +102,7 @@ class Candle:
     close: Decimal
     size: Decimal
     value: Decimal | None
+    closed: bool = False
 
 
 @attrs.frozen
@@ -182,11 +191,23 @@ class Position:
     updated_time: int
     auto_append_isolated_margin: bool
     raw: Mapping[str, Any] = attrs.field(default=_EMPTY, eq=False, repr=False)
+    mark_price: Decimal | None = None
+    """The contract's latest mark price the client held when this record arrived (from its
+    ticker pushes), or None: the position push itself carries none."""
 
     @property
     def entry_price(self) -> Decimal | None:
         """Average entry price, `open_value / size` (the push has no such field); None if flat."""
         return self.open_value / self.size if self.size else None
+
+    @property
+    def unrealized_pnl(self) -> Decimal | None:
+        """`size * mark - open_value` for LONG, `open_value - size * mark` for SHORT (so
+        `(mark - entry_price) * size` without the rounding of a division); None without a
+        mark price or for a side other than LONG/SHORT."""
+        if self.mark_price is None:
+            return None
+        return unrealized_pnl(self.side, self.size, self.open_value, self.mark_price)
 
 
 @attrs.frozen
@@ -221,6 +242,11 @@ class Order:
     set_open_tp: bool
     set_open_sl: bool
     raw: Mapping[str, Any] = attrs.field(default=_EMPTY, eq=False, repr=False)
+
+    @property
+    def normalized_status(self) -> OrderStatus | None:
+        """`status` in the documentation's vocabulary (see `order_status`); None if unknown."""
+        return order_status(self.status, self.size, self.cum_fill_size)
 
 
 @attrs.frozen
@@ -268,6 +294,59 @@ class PrivateUpdate:
 
 
 Push: TypeAlias = Ticker | KlineUpdate | DepthUpdate | Trade | PrivateUpdate
+
+
+# --- Values derived from a record ----------------------------------------------------------
+
+_LIVE_STATUSES: Final = frozenset({"PENDING", "OPEN", "NEW", "UNTRIGGERED", "TRIGGERED"})
+_CANCELED_STATUSES: Final = frozenset({"CANCELED", "CANCELLED", "EXPIRED"})
+_REJECTED_STATUSES: Final = frozenset({"REJECTED", "FAILED"})
+
+
+def order_status(status: str, size: Decimal, cum_fill_size: Decimal) -> OrderStatus | None:
+    """WEEX's order `status` in the vocabulary `new`/`partially_filled`/`filled`/`canceled`/
+    `rejected`, or None for a status we cannot place (WEEX documents only PENDING for v2).
+
+    A live order (PENDING, OPEN, NEW, UNTRIGGERED, TRIGGERED; also CANCELING, which is not
+    final yet) is `new` until something filled, `partially_filled` while `0 < cumFillSize <
+    size`, and `filled` once `cumFillSize >= size`. FILLED is `filled`; CANCELED/CANCELLED/
+    EXPIRED are `canceled` (even after a partial fill); REJECTED/FAILED are `rejected`.
+    """
+    name = status.upper()
+    if name == "FILLED":
+        return "filled"
+    if name in _CANCELED_STATUSES:
+        return "canceled"
+    if name in _REJECTED_STATUSES:
+        return "rejected"
+    if name == "PARTIALLY_FILLED":
+        return "partially_filled"
+    if name in _LIVE_STATUSES or name == "CANCELING":
+        if cum_fill_size <= 0:
+            return "new"
+        if size > 0 and cum_fill_size >= size:
+            return "filled"
+        return "partially_filled"
+    return None
+
+
+def unrealized_pnl(side: str, size: Decimal, open_value: Decimal, mark: Decimal) -> Decimal | None:
+    """Unrealized PnL of a position at `mark`: `size*mark - open_value` (LONG) or
+    `open_value - size*mark` (SHORT); 0 when flat; None for any other side."""
+    if size == 0:
+        return Decimal(0)
+    name = side.upper()
+    if name == "LONG":
+        return size * mark - open_value
+    if name == "SHORT":
+        return open_value - size * mark
+    return None
+
+
+def decimal_text(value: Decimal) -> str:
+    """A computed decimal as plain text: no exponent, no float noise (`-1.9637`, `0`)."""
+    text = format(value, "f")
+    return "0" if text in ("-0", "0") or text.strip("-0.") == "" else text
 
 
 # --- Reading single values -----------------------------------------------------------------
@@ -717,4 +796,40 @@ def parse_push(frame: Mapping[str, Any]) -> tuple[Push, ...]:
     for prefix, parse in _PUBLIC_PREFIXES:
         if channel.startswith(prefix):
             return parse(channel, frame)
+    raise PayloadError(f"unknown channel {_excerpt(channel, 80)}")
+
+
+PRIVATE_RECORD_KEYS: Final[Mapping[str, str]] = {
+    channel: key for channel, (key, _) in _PRIVATE_CHANNELS.items()
+}
+"""Private channel -> the key under `msg.data` that holds its records."""
+
+RecordValue: TypeAlias = Ticker | Trade | Candle | DepthUpdate | PrivateRecord
+
+
+def parse_record(channel: str, row: Any, index: int = 0) -> RecordValue:
+    """One record of a push on `channel`: row `index` of its `data` (or of `msg.data.<key>`
+    for a private channel), typed like `parse_push` does. Raises `PayloadError` naming it."""
+    if channel in _PRIVATE_CHANNELS:
+        key, parse_private_row = _PRIVATE_CHANNELS[channel]
+        path = f"msg.data.{key}[{index}]"
+        if not _is_mapping(row):
+            _fail(channel, path, "an object", row)
+        return parse_private_row(_Record(row, channel, path))
+    path = f"data[{index}]"
+    if channel.startswith("kline."):
+        if _is_list(row):
+            return _candle_from_array(channel, _kline_symbol(channel), row, path)
+        if not _is_mapping(row):
+            _fail(channel, path, "an object or an array", row)
+        return _candle_from_object(_Record(row, channel, path))
+    if not _is_mapping(row):
+        _fail(channel, path, "an object", row)
+    record = _Record(row, channel, path)
+    if channel.startswith("ticker."):
+        return _ticker(record)
+    if channel.startswith("depth."):
+        return _depth(record)
+    if channel.startswith("trades.") and len(channel) > len("trades."):
+        return _trade(channel[len("trades.") :], record)
     raise PayloadError(f"unknown channel {_excerpt(channel, 80)}")

@@ -64,6 +64,10 @@ async def _dispatch(args: argparse.Namespace, stopper: Stopper, out: Output, std
         from ._record import run_record
 
         return await run_record(args, stopper, stderr)
+    if command == "candles":
+        from ._candles import run_candles
+
+        return await run_candles(args, stopper, out)
     if command == "replay":
         from ._replay_command import run_replay
 

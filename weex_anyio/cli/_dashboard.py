@@ -33,7 +33,7 @@ from ..client import WeexWebSocketClient
 from ..testing import SimulatedWeexServer
 from ._output import describe, is_book
 from ._runtime import Output, Stopper, client_options
-from ._streams import pump
+from ._streams import Stream, pump
 
 REDRAW_INTERVAL = 0.25
 PLAIN_HEALTH_INTERVAL = 2.0
@@ -79,20 +79,19 @@ class DashboardState:
     trades: deque[Trade] = attrs.field(factory=lambda: deque(maxlen=RECENT_TRADES))
     messages: int = 0
 
-    def update(self, message: WebSocketMessage) -> None:
+    def update(self, message: WebSocketMessage[Any]) -> None:
         self.messages += 1
         if is_book(message):
             self.book = message.data
             return
         try:
-            records = message.parse()
+            record = message.record
         except PayloadError:
             return
-        for record in records:
-            if isinstance(record, Ticker):
-                self.tickers[record.symbol] = record
-            elif isinstance(record, Trade):
-                self.trades.appendleft(record)
+        if isinstance(record, Ticker):
+            self.tickers[record.symbol] = record
+        elif isinstance(record, Trade):
+            self.trades.appendleft(record)
 
 
 def _fmt(value: object, width: int) -> str:
@@ -252,7 +251,7 @@ async def _show(
         config, ping_interval=ping_interval, **client_options(args)
     ) as client:
 
-        def take(message: WebSocketMessage) -> None:
+        def take(message: WebSocketMessage[Any]) -> None:
             if args.count is not None and state.messages >= args.count:
                 return  # stopping; messages already buffered are not shown
             state.update(message)
@@ -273,7 +272,7 @@ async def _show(
                 now=time.time(),
             )
 
-        streams = [
+        streams: list[Stream] = [
             client.stream_tickers(state.symbols),
             client.stream_order_book(state.symbols[0], level=state.depth),
             *(client.stream_trades(symbol) for symbol in state.symbols),

@@ -1,9 +1,10 @@
 """How messages are printed: one human line each, or one JSON object per line (`--json`).
 
-JSON lines look like `{"channel", "received_at", "gap", "data"}`. `data` is the list of typed
-records of the push (field names as in `weex_proto.messages`, snake_case), or for an order book
-stream the local book. Decimals are written as strings, so no digit is lost on the way to
-another program; a push that does not parse keeps `data: null` and says why in `error`.
+JSON lines look like `{"channel", "received_at", "gap", "data"}`, one per record (the client
+yields one message per record of a push). `data` is the typed record (field names as in
+`weex_proto.messages`, snake_case), or for an order book stream the local book. Decimals are
+written as strings, so no digit is lost on the way to another program; a record that does not
+parse keeps `data: null` and says why in `error`.
 """
 
 from __future__ import annotations
@@ -20,18 +21,18 @@ import attrs
 
 from weex_proto.events import WebSocketMessage
 from weex_proto.messages import (
+    Candle,
     Collateral,
     DepthUpdate,
     Fill,
-    KlineUpdate,
     Order,
     PayloadError,
     Position,
-    PrivateUpdate,
-    Push,
+    RecordValue,
     Ticker,
     Trade,
 )
+from weex_proto.records import OrderBookSnapshot
 
 
 def to_jsonable(value: Any) -> Any:
@@ -58,12 +59,12 @@ def to_jsonable(value: Any) -> Any:
     return str(value)
 
 
-def is_book(message: WebSocketMessage) -> bool:
+def is_book(message: WebSocketMessage[Any]) -> bool:
     """A local order book from `stream_order_book`, rather than a raw push."""
-    return "resyncing" in message.data and "bids" in message.data
+    return isinstance(message.source, OrderBookSnapshot)
 
 
-def message_record(message: WebSocketMessage) -> dict[str, Any]:
+def message_record(message: WebSocketMessage[Any]) -> dict[str, Any]:
     record: dict[str, Any] = {
         "channel": message.channel,
         "received_at": message.timestamp,
@@ -73,14 +74,14 @@ def message_record(message: WebSocketMessage) -> dict[str, Any]:
         record["data"] = to_jsonable(message.data)
         return record
     try:
-        record["data"] = to_jsonable(message.parse())
+        record["data"] = to_jsonable(message.record)
     except PayloadError as exc:
         record["data"] = None
         record["error"] = str(exc)
     return record
 
 
-def json_line(message: WebSocketMessage) -> str:
+def json_line(message: WebSocketMessage[Any]) -> str:
     return json.dumps(message_record(message), ensure_ascii=False, separators=(",", ":"))
 
 
@@ -92,20 +93,17 @@ def clock_time(timestamp: float) -> str:
     return dt.datetime.fromtimestamp(timestamp).strftime("%H:%M:%S.%f")[:-3]
 
 
-def describe(message: WebSocketMessage) -> str:
-    """One human line per record of a push (several for a multi-record push)."""
+def describe(message: WebSocketMessage[Any]) -> str:
+    """One human line for the message's record (or book)."""
     stamp = clock_time(message.timestamp)
     gap = "  [reconnected: data may be missing]" if message.gap else ""
     if is_book(message):
         return f"{stamp}  {describe_book(message.data)}{gap}"
     try:
-        records = message.parse()
+        record = message.record
     except PayloadError as exc:
         return f"{stamp}  {message.channel}  (unparsable: {exc}){gap}"
-    parts = [part for record in records for part in describe_record(record)]
-    if not parts:
-        return f"{stamp}  {message.channel}  (empty){gap}"
-    return "\n".join(f"{stamp}  {part}{gap}" for part in parts)
+    return f"{stamp}  {describe_record(record)}{gap}"
 
 
 def describe_book(data: Mapping[str, Any]) -> str:
@@ -121,46 +119,46 @@ def describe_book(data: Mapping[str, Any]) -> str:
     )
 
 
-def describe_record(record: Push) -> list[str]:
+def describe_record(record: RecordValue) -> str:
     if isinstance(record, Ticker):
         change = record.price_change_percent * 100
-        return [
+        return (
             f"ticker {record.symbol:<14} last {record.last_price:>12}  "
             f"mark {record.mark_price:>12}  24h {change:+.2f}%"
-        ]
+        )
     if isinstance(record, DepthUpdate):
-        return [
+        return (
             f"depth  {record.symbol:<14} {record.depth_type.lower()} "
             f"v{record.start_version}-{record.end_version} "
             f"({len(record.bids)} bids, {len(record.asks)} asks)"
-        ]
+        )
     if isinstance(record, Trade):
         side = "sell" if record.buyer_maker else "buy "
-        return [f"trade  {record.symbol:<14} {side} {record.size} @ {record.price}"]
-    if isinstance(record, KlineUpdate):
-        return [
-            f"kline  {candle.symbol:<14} {record.kind} o {candle.open} h {candle.high} "
-            f"l {candle.low} c {candle.close}"
-            for candle in record.candles
-        ]
-    if isinstance(record, PrivateUpdate):
-        lines = [describe_private(item) for item in record.records]
-        return lines or [f"{record.channel:<8} {record.msg_event} v{record.version} (no records)"]
-    return [repr(record)]  # pragma: no cover - every Push kind is handled above
+        return f"trade  {record.symbol:<14} {side} {record.size} @ {record.price}"
+    if isinstance(record, Candle):
+        state = "closed" if record.closed else "open  "
+        return (
+            f"candle {record.symbol:<14} {state} o {record.open} h {record.high} "
+            f"l {record.low} c {record.close} v {record.size}"
+        )
+    return describe_private(record)
 
 
 def describe_private(record: Collateral | Position | Order | Fill) -> str:
     if isinstance(record, Collateral):
         return f"account  {record.coin_id} {record.margin_mode} amount {record.amount}"
     if isinstance(record, Position):
+        pnl = record.unrealized_pnl
         return (
             f"position {record.contract_id:<14} {record.side} size {record.size} "
             f"value {record.open_value} leverage {record.leverage}"
+            + ("" if pnl is None else f" upnl {pnl}")
         )
     if isinstance(record, Order):
+        status = record.normalized_status or "?"
         return (
             f"order    {record.contract_id:<14} {record.order_side} {record.order_type} "
-            f"{record.size} @ {record.price} {record.status} (id {record.id})"
+            f"{record.size} @ {record.price} {record.status} ({status}) (id {record.id})"
         )
     return (
         f"fill     {record.contract_id:<14} {record.order_side} {record.fill_size} "

@@ -25,6 +25,7 @@ Stream, record and replay the WEEX futures WebSocket API v2 from the terminal.
 
   weex-ws demo [SYMBOLS...]             live dashboard from the built-in simulator (--live: WEEX)
   weex-ws tickers|book|trades SYMBOL... public streams from WEEX (--url for another server)
+  weex-ws candles SYMBOL... [--interval] candles, each marked closed once final
   weex-ws account|positions|orders|fills private streams (needs WEEX_API_KEY, WEEX_SECRET_KEY,
                                         WEEX_PASSPHRASE)
   weex-ws record SYMBOL... --out FILE   raw frames to SQLite (.sqlite/.db) or JSON lines (.jsonl)
@@ -219,6 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
         _connection_options(sub, private=False)
         sub.add_argument("--json", action="store_true", help="one JSON object per line")
         _stop_options(sub, "stop after N messages")
+
+    from ._candles import add_arguments as candle_arguments  # its own module: it imports ours
+
+    candle_arguments(command("candles", "stream candles for SYMBOL... (kline channel)"))
 
     for name in ("account", "positions", "orders", "fills"):
         sub = command(name, f"stream your {name} (private; needs API credentials)")

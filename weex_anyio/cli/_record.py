@@ -1,6 +1,6 @@
 """`weex-ws record SYMBOL... --out FILE`: raw frames with receive times, nothing lost.
 
-Frames are taken by a synchronous message handler, which the client calls inline as each frame
+Frames are taken by a synchronous frame handler, which the client calls inline as each frame
 is decoded, so the file holds them in exactly the order (and with the timestamps) they arrived
 and a slow disk can never make the client drop one. They queue in memory and a single writer
 task hands them to a worker thread in batches. Stopping (`--duration`, `--count`, Ctrl-C,
@@ -24,7 +24,7 @@ import anyio.to_thread
 from weex_proto import channels
 from weex_proto.channels import build_channel
 from weex_proto.errors import WeexError
-from weex_proto.events import WebSocketMessage
+from weex_proto.events import PushFrame
 from weex_proto.replay import RecordedFrame
 
 from ..client import WeexWebSocketClient
@@ -63,11 +63,11 @@ class Recorder:
         self._closing = False
         self._done = anyio.Event()
 
-    def take(self, message: WebSocketMessage) -> None:
-        """The message handler: queue the frame exactly as received."""
+    def take(self, message: PushFrame) -> None:
+        """The frame handler: queue the frame exactly as received."""
         if self._closing or (self.limit is not None and self.received >= self.limit):
             return
-        raw = message.raw or json.dumps(message.data, separators=(",", ":"))
+        raw = message.raw or json.dumps(message.frame, separators=(",", ":"))
         self._queue.append(RecordedFrame(message.timestamp, message.channel, raw))
         self.received += 1
         self.bytes += len(raw.encode())
@@ -209,7 +209,7 @@ async def run_record(args: argparse.Namespace, stopper: Stopper, stderr: TextIO)
         try:
             async with WeexWebSocketClient(config, **client_options(args)) as client:
                 for name in names:
-                    client.add_message_handler(name, recorder.take)
+                    client.add_frame_handler(name, recorder.take)
                 # Inside the client, so that stopping still closes the connection cleanly.
                 with stopper.scope:
                     for name in names:

@@ -94,7 +94,7 @@ class Output:
         isatty = getattr(self.stream, "isatty", None)
         return bool(isatty and isatty())
 
-    def emit(self, message: WebSocketMessage) -> None:
+    def emit(self, message: WebSocketMessage[Any]) -> None:
         if self.closed or (self.limit is not None and self.emitted >= self.limit):
             return
         self.line(json_line(message) if self.as_json else describe(message))

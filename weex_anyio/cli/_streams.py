@@ -19,7 +19,7 @@ from weex_proto.events import WebSocketMessage
 from ..client import WeexWebSocketClient
 from ._runtime import Output, Stopper, client_options
 
-Stream = AsyncGenerator[WebSocketMessage, None]
+Stream = AsyncGenerator[WebSocketMessage[Any], None]
 PRIVATE_COMMANDS = ("account", "positions", "orders", "fills")
 
 
@@ -57,7 +57,7 @@ def streams_for(client: WeexWebSocketClient, args: argparse.Namespace) -> list[S
     return [private[command]()]
 
 
-async def pump(streams: list[Stream], deliver: Callable[[WebSocketMessage], None]) -> None:
+async def pump(streams: list[Stream], deliver: Callable[[WebSocketMessage[Any]], None]) -> None:
     """Feed every message of `streams` to `deliver`, until all of them end."""
 
     async def drain(stream: Stream) -> None:

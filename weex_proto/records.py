@@ -1,0 +1,384 @@
+"""One message per record: how a push is split, and what each record's `.data` holds.
+
+A WEEX push carries a list of records (`data[]`, or `msg.data.<key>[]` on private channels).
+The hub splits every push once, here, into one `WebSocketMessage` per record, before any
+handler or stream sees it; the split only wraps the rows already decoded, and the mapping
+(`.data`) and typed record (`.record`) are built on first access.
+
+`.data` holds WEEX's own field names and, beside them, the names the product documentation
+uses, with its meaning: `last`, `volume`, `change` (percent) on tickers; `side` ("buy"/"sell",
+the taker's) on trades; `balance`, `currency` on the account; `symbol`, `entry_price`,
+`unrealized_pnl` on positions; `order_id`, `status` (new/partially_filled/filled/canceled/
+rejected) on orders. Values the exchange sent stay its exact strings; values we compute are
+`Decimal` arithmetic written as plain strings. A documented name WEEX sends nothing for is
+left out, so `.get(key, default)` gives the caller's default instead of a made-up value.
+
+The splitter also keeps the little state a record's meaning needs beyond its frame: the latest
+mark price per contract (from ticker pushes; a position's unrealized PnL needs it) and the open
+candle per kline channel (a later `klineTime` is what closes a candle).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from decimal import Decimal
+from typing import Any, Final
+
+import attrs
+
+from .events import PushFrame, WebSocketMessage
+from .messages import (
+    PRIVATE_RECORD_KEYS,
+    Candle,
+    Position,
+    RecordValue,
+    _to_bool,
+    _to_decimal,
+    _to_int,
+    decimal_text,
+    order_status,
+    parse_record,
+    unrealized_pnl,
+)
+
+__all__ = [
+    "Level",
+    "OrderBookSnapshot",
+    "RecordSplitter",
+]
+
+Level = tuple[Decimal, Decimal]
+MAX_TRACKED_CHANNELS: Final = 4096
+"""Channels whose mark price or open candle the splitter remembers: channel names come from the
+server, so the memory is bounded like the router's cache (oldest entry dropped first)."""
+
+
+# --- the order book, as one consistent record --------------------------------------------
+
+
+_BOOK_KEYS: Final = ("symbol", "bids", "asks", "version", "timestamp", "resyncing")
+
+
+@attrs.frozen
+class OrderBookSnapshot(Mapping[str, Any]):
+    """The top levels of the client's local order book, best first, as exact decimals.
+
+    Typed attributes for typed code (`snapshot.bids[0]`), and a read-only mapping with the
+    same keys for documentation-style code (`data.get("bids", [])[:3]`). While the book waits
+    for a fresh snapshot, `resyncing` is True, the sides are empty and `reason` says why.
+    """
+
+    symbol: str
+    bids: tuple[Level, ...]
+    asks: tuple[Level, ...]
+    version: int | None
+    timestamp: float
+    resyncing: bool = False
+    reason: str | None = None
+
+    @property
+    def best_bid(self) -> Level | None:
+        """The highest bid, or None if that side is empty."""
+        return self.bids[0] if self.bids else None
+
+    @property
+    def best_ask(self) -> Level | None:
+        """The lowest ask, or None if that side is empty."""
+        return self.asks[0] if self.asks else None
+
+    def _keys(self) -> tuple[str, ...]:
+        return (*_BOOK_KEYS, "reason") if self.reason is not None else _BOOK_KEYS
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._keys():
+            return getattr(self, key)
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys())
+
+    def __len__(self) -> int:
+        return len(self._keys())
+
+
+# --- record kinds: the documented view and the typed parse of one row --------------------
+
+
+def _alias(view: dict[str, Any], row: Mapping[str, Any], name: str, wire: str) -> None:
+    if wire in row:
+        view[name] = row[wire]
+
+
+def _lower(value: object) -> str | None:
+    return value.lower() if isinstance(value, str) else None
+
+
+def _ticker_view(channel: str, row: Any, context: Any) -> dict[str, Any]:
+    view = dict(row)
+    _alias(view, row, "last", "lastPrice")
+    _alias(view, row, "volume", "size")
+    _alias(view, row, "mark", "markPrice")
+    fraction = _to_decimal(row.get("priceChangePercent"))
+    if fraction is not None:
+        view["change"] = decimal_text(fraction.scaleb(2))  # WEEX sends a fraction
+    return view
+
+
+def _trade_view(channel: str, row: Any, context: Any) -> dict[str, Any]:
+    view = dict(row)
+    view["symbol"] = channel[len("trades.") :]
+    buyer_maker = _to_bool(row.get("buyerMaker"))
+    if buyer_maker is not None:
+        view["side"] = "sell" if buyer_maker else "buy"  # the buyer made the book: a seller took
+    return view
+
+
+_ARRAY_CANDLE_FIELDS: Final = ("klineTime", "open", "high", "low", "close", "size")
+
+
+def _candle_view(channel: str, row: Any, context: Any) -> dict[str, Any]:
+    if isinstance(row, Mapping):
+        view = dict(row)
+    else:  # [t, o, h, l, c, v, ...]
+        view = dict(zip(_ARRAY_CANDLE_FIELDS, row, strict=False))
+    _alias(view, view, "time", "klineTime")
+    _alias(view, view, "volume", "size")
+    parts = channel.split(".")
+    if len(parts) == 4:
+        view.setdefault("symbol", parts[2])
+        view["price_type"], view["interval"] = parts[1], parts[3]
+    view["closed"] = bool(context)
+    return view
+
+
+def _depth_view(channel: str, row: Any, context: Any) -> dict[str, Any]:
+    return dict(row)
+
+
+def _collateral_view(channel: str, row: Any, context: Any) -> dict[str, Any]:
+    view = dict(row)
+    _alias(view, row, "balance", "amount")
+    _alias(view, row, "currency", "coinId")
+    return view
+
+
+def _position_view(channel: str, row: Any, context: Any) -> dict[str, Any]:
+    view = dict(row)
+    _alias(view, row, "symbol", "contractId")
+    size, open_value = _to_decimal(row.get("size")), _to_decimal(row.get("openValue"))
+    if size is not None and open_value is not None:
+        if size != 0:
+            view["entry_price"] = decimal_text(open_value / size)
+        mark = _to_decimal(context)
+        side = row.get("side")
+        if mark is not None and isinstance(side, str):
+            view["mark_price"] = context
+            pnl = unrealized_pnl(side, size, open_value, mark)
+            if pnl is not None:
+                view["unrealized_pnl"] = decimal_text(pnl)
+    return view
+
+
+def _order_view(channel: str, row: Any, context: Any) -> dict[str, Any]:
+    view = dict(row)
+    _alias(view, row, "order_id", "id")
+    _alias(view, row, "symbol", "contractId")
+    _alias(view, row, "filled_size", "cumFillSize")
+    side = _lower(row.get("orderSide"))
+    if side is not None:
+        view["side"] = side
+    weex_status = row.get("status")
+    view.pop("status", None)  # `status` is the documented vocabulary, or absent
+    if weex_status is not None:
+        view["weex_status"] = weex_status
+    size, filled = _to_decimal(row.get("size")), _to_decimal(row.get("cumFillSize"))
+    if isinstance(weex_status, str) and size is not None and filled is not None:
+        status = order_status(weex_status, size, filled)
+        if status is not None:
+            view["status"] = status
+    return view
+
+
+def _fill_view(channel: str, row: Any, context: Any) -> dict[str, Any]:
+    view = dict(row)
+    _alias(view, row, "order_id", "orderId")
+    _alias(view, row, "symbol", "contractId")
+    _alias(view, row, "size", "fillSize")
+    _alias(view, row, "fee", "fillFee")
+    side = _lower(row.get("orderSide"))
+    if side is not None:
+        view["side"] = side
+    size, value = _to_decimal(row.get("fillSize")), _to_decimal(row.get("fillValue"))
+    if size is not None and value is not None and size != 0:
+        view["price"] = decimal_text(value / size)
+    return view
+
+
+def _plain_parse(channel: str, row: Any, index: int, context: Any) -> RecordValue:
+    return parse_record(channel, row, index)
+
+
+def _candle_parse(channel: str, row: Any, index: int, context: Any) -> RecordValue:
+    candle = parse_record(channel, row, index)
+    if context and isinstance(candle, Candle):
+        return attrs.evolve(candle, closed=True)
+    return candle
+
+
+def _position_parse(channel: str, row: Any, index: int, context: Any) -> RecordValue:
+    position = parse_record(channel, row, index)
+    mark = _to_decimal(context)
+    if mark is not None and isinstance(position, Position):
+        return attrs.evolve(position, mark_price=mark)
+    return position
+
+
+@attrs.frozen
+class _Kind:
+    """One channel family's `RecordKind`: the documented view and the typed parse of a row."""
+
+    name: str
+    view: Callable[[str, Any, Any], dict[str, Any]]
+    parse: Callable[[str, Any, int, Any], Any]
+
+
+TICKER = _Kind("ticker", _ticker_view, _plain_parse)
+TRADE = _Kind("trade", _trade_view, _plain_parse)
+CANDLE = _Kind("candle", _candle_view, _candle_parse)
+DEPTH = _Kind("depth", _depth_view, _plain_parse)
+_PRIVATE_KINDS: Final[Mapping[str, _Kind]] = {
+    "account": _Kind("collateral", _collateral_view, _plain_parse),
+    "positions": _Kind("position", _position_view, _position_parse),
+    "orders": _Kind("order", _order_view, _plain_parse),
+    "fill": _Kind("fill", _fill_view, _plain_parse),
+}
+_PUBLIC_KINDS: Final[Mapping[str, _Kind]] = {
+    "ticker": TICKER,
+    "trades": TRADE,
+    "kline": CANDLE,
+    "depth": DEPTH,
+}
+
+
+# --- the splitter -------------------------------------------------------------------------
+
+
+class _OpenCandle:
+    """The latest candle of a kline channel, with the push it came in."""
+
+    __slots__ = ("index", "kline_time", "push", "row")
+
+    def __init__(self, kline_time: int, row: Any, push: PushFrame, index: int) -> None:
+        self.kline_time = kline_time
+        self.row = row
+        self.push = push
+        self.index = index
+
+
+def _remember(memory: dict[str, Any], key: str, value: Any) -> None:
+    if key not in memory and len(memory) >= MAX_TRACKED_CHANNELS:
+        del memory[next(iter(memory))]  # dicts keep insertion order
+    memory[key] = value
+
+
+class SplitError(Exception):
+    """A push whose record list is not a list of records: nothing in it can be delivered."""
+
+
+class RecordSplitter:
+    """Splits pushes into per-record messages; remembers mark prices and open candles."""
+
+    def __init__(self) -> None:
+        self.marks: dict[str, str] = {}
+        """Contract id -> the `markPrice` text of its latest ticker record."""
+        self._candles: dict[str, _OpenCandle] = {}
+
+    def mark_price(self, contract_id: str) -> str | None:
+        """The latest mark price seen for `contract_id` on its ticker channel, or None."""
+        return self.marks.get(contract_id)
+
+    def forget_candles(self) -> None:
+        """After a reconnect the open candles may have missed updates: closing them with the
+        last values seen would present an incomplete candle as final, so they are dropped."""
+        self._candles.clear()
+
+    def split(self, push: PushFrame) -> list[WebSocketMessage[Any]]:
+        """One message per record of `push`; raises `SplitError` if it has no record list."""
+        channel, frame = push.channel, push.frame
+        private_key = PRIVATE_RECORD_KEYS.get(channel)
+        if private_key is not None:
+            msg = frame.get("msg")
+            data = msg.get("data") if isinstance(msg, Mapping) else None
+            rows = data.get(private_key) if isinstance(data, Mapping) else None
+            where = f"msg.data.{private_key}"
+            kind = _PRIVATE_KINDS[channel]
+        else:
+            rows = frame.get("data")
+            where = "data"
+            found = _PUBLIC_KINDS.get(channel.partition(".")[0])
+            if found is None:
+                raise SplitError(f"no records to split on unknown channel {channel[:80]!r}")
+            kind = found
+        if type(rows) is not list:
+            raise SplitError(f"{channel[:80]} push: {where} is not an array")
+        for index, row in enumerate(rows):
+            if not (isinstance(row, Mapping) or (kind is CANDLE and type(row) is list)):
+                raise SplitError(f"{channel[:80]} push: {where}[{index}] is not an object")
+        if kind is CANDLE:
+            return self._candle_messages(push, rows)
+        if kind is TICKER:
+            self._note_marks(channel, rows)
+        elif channel == "positions":
+            return [
+                self._message(push, row, kind, index, self.marks.get(row.get("contractId")))
+                for index, row in enumerate(rows)
+            ]
+        return [self._message(push, row, kind, index) for index, row in enumerate(rows)]
+
+    @staticmethod
+    def _message(
+        push: PushFrame, row: Any, kind: _Kind, index: int, context: Any = None
+    ) -> WebSocketMessage[Any]:
+        return WebSocketMessage(
+            push.channel, push.frame, push.timestamp, push.raw, False, row, kind, index, context
+        )
+
+    def _note_marks(self, channel: str, rows: list[Any]) -> None:
+        contract = channel[len("ticker.") :]
+        for row in reversed(rows):
+            mark = row.get("markPrice")
+            if _to_decimal(mark) is not None:
+                _remember(self.marks, contract, mark if isinstance(mark, str) else str(mark))
+                return
+
+    def _candle_messages(self, push: PushFrame, rows: list[Any]) -> list[WebSocketMessage[Any]]:
+        """Candles in order, each closed once a later `klineTime` has been seen. The open
+        candle of an earlier push is sent again, closed (with the frame it came in), when
+        the first later one arrives; within one push a candle followed by a later one is
+        sent once, closed."""
+        channel = push.channel
+        current = self._candles.get(channel)
+        out: list[list[Any]] = []  # [push, row, index, closed]
+        current_entry: list[Any] | None = None  # current's entry in `out`, if it is from here
+        for index, row in enumerate(rows):
+            first = row.get("klineTime") if isinstance(row, Mapping) else (row[0] if row else None)
+            kline_time = _to_int(first)
+            if kline_time is None:  # unusable: delivered as is, `.record` will say why
+                out.append([push, row, index, False])
+                continue
+            if current is not None and kline_time < current.kline_time:
+                out.append([push, row, index, True])  # older than the open candle: final
+                continue
+            if current is not None and kline_time > current.kline_time:
+                if current_entry is not None:
+                    current_entry[3] = True
+                else:  # the earlier push's candle, now known to be final
+                    out.append([current.push, current.row, current.index, True])
+            entry = [push, row, index, False]
+            out.append(entry)
+            current, current_entry = _OpenCandle(kline_time, row, push, index), entry
+        if current is not None:
+            _remember(self._candles, channel, current)
+        return [
+            self._message(frame, row, CANDLE, index, closed) for frame, row, index, closed in out
+        ]
