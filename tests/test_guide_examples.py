@@ -11,6 +11,7 @@ each test stops its program once it has read what it needs, and reaps it whateve
 
 from __future__ import annotations
 
+import ast
 import copy
 import json
 import os
@@ -35,6 +36,11 @@ from weex_anyio.testing import SimulatedTrade, SimulatedWeexServer
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE_EXAMPLES = ROOT / "examples" / "guide"
+GUIDE_NAME = "websocket-api-guide.txt"
+"""The product documentation, kept beside the repository in `../shared/` (not shipped in it)."""
+BEGIN = "# ---- the guide's code, verbatim "
+END = "# ---- end of the guide's code "
+CHANGED_IMPORT = "from weex_anyio import WeexWebSocketClient, WeexConfig  # changed: weex_client"
 
 HANG_LIMIT = 60.0
 """Seconds after which a program that has not printed what the test waits for is taken to hang.
@@ -132,7 +138,7 @@ async def guide_example(
     A failed check inside the block is re-raised after the simulator has stopped, so it reaches
     pytest as itself rather than inside the simulator's task-group exception group.
     """
-    failure: AssertionError | None = None
+    failure: Exception | None = None
     async with _common.simulator(**simulator_options) as exchange:
         server = exchange.server
         assert server is not None
@@ -148,7 +154,7 @@ async def guide_example(
             )
         try:
             yield Program(process, stderr), server
-        except AssertionError as exc:
+        except Exception as exc:
             failure = exc
         finally:
             with anyio.CancelScope(shield=True):
@@ -218,8 +224,9 @@ async def test_context_manager_prints_one_ticker_record_per_push(tmp_path: Path)
         await server.send_raw(ticker_push("101234.5", size="1500.12345"))
         await server.send_raw(ticker_push("101240.0", size="1500.22345"))
         lines = await program.matches(re.compile(r"Ticker: (?P<data>.*)"), count=2)
-    for match, last, size in zip(lines, ["101234.5", "101240.0"], ["1500.12345", "1500.22345"],
-                                 strict=True):
+    for match, last, size in zip(
+        lines, ["101234.5", "101240.0"], ["1500.12345", "1500.22345"], strict=True
+    ):
         data = match["data"]
         # `message.data` is the ticker record (not the whole frame), with the guide's names.
         assert f"'last': '{last}'" in data
@@ -258,8 +265,9 @@ async def test_market_monitoring_prints_last_volume_and_change_in_percent(
         assert Decimal(match["change"]) == percent_of(percent)
 
 
-def depth_snapshot(version: int, bids: Sequence[tuple[str, str]],
-                   asks: Sequence[tuple[str, str]]) -> str:
+def depth_snapshot(
+    version: int, bids: Sequence[tuple[str, str]], asks: Sequence[tuple[str, str]]
+) -> str:
     frame = copy.deepcopy(fixtures.DEPTH_PUSH)
     frame["data"][0].update(
         startVersion=str(version),
@@ -271,8 +279,9 @@ def depth_snapshot(version: int, bids: Sequence[tuple[str, str]],
     return json.dumps(frame)
 
 
-def depth_changed(start: int, end: int, bids: Sequence[tuple[str, str]],
-                  asks: Sequence[tuple[str, str]]) -> str:
+def depth_changed(
+    start: int, end: int, bids: Sequence[tuple[str, str]], asks: Sequence[tuple[str, str]]
+) -> str:
     frame = copy.deepcopy(fixtures.DEPTH_PUSH)
     frame["data"][0].update(
         startVersion=str(start),
@@ -307,19 +316,31 @@ def ladder(levels: Sequence[tuple[str, str]]) -> list[str]:
 async def test_order_book_monitoring_prints_the_top_three_levels_of_the_pushed_book(
     tmp_path: Path,
 ) -> None:
-    bids = [("103435.9", "2.40500"), ("103435.6", "0.32700"), ("103435.1", "1.00000"),
-            ("103434.0", "7.00000")]
-    asks = [("103436.1", "0.91500"), ("103436.3", "1.95800"), ("103436.6", "1.08300"),
-            ("103437.0", "3.00000")]
+    bids = [
+        ("103435.9", "2.40500"),
+        ("103435.6", "0.32700"),
+        ("103435.1", "1.00000"),
+        ("103434.0", "7.00000"),
+    ]
+    asks = [
+        ("103436.1", "0.91500"),
+        ("103436.3", "1.95800"),
+        ("103436.6", "1.08300"),
+        ("103437.0", "3.00000"),
+    ]
     async with guide_example("order_book_monitoring", tmp_path) as (program, server):
         await subscribed(server, "depth.cmt_btcusdt.15")
         version = server.depth_version("cmt_btcusdt") + 1000  # newer than the simulator's book
         await server.send_raw(depth_snapshot(version, bids, asks))
         # Then a delta: the best bid leaves, a better ask arrives, an ask changes size.
-        await server.send_raw(depth_changed(
-            version + 1, version + 3, [("103435.9", "0")],
-            [("103436.0", "0.50000"), ("103436.3", "0.00100")],
-        ))
+        await server.send_raw(
+            depth_changed(
+                version + 1,
+                version + 3,
+                [("103435.9", "0")],
+                [("103436.0", "0.50000"), ("103436.3", "0.00100")],
+            )
+        )
         await program.line(lambda text: text == "  3. $103436.3 - 0.00100")  # the delta's end
     blocks = book_blocks(program.output)
     # The first block is the simulator's own snapshot, sent when the program subscribed.
@@ -338,8 +359,11 @@ async def test_trade_monitoring_prints_every_trade_of_a_push_with_the_taker_side
     tmp_path: Path,
 ) -> None:
     # buyerMaker true: the buyer was resting, so the taker sold.
-    rows = [("103337.5", "0.01600", True), ("103337.6", "0.20000", False),
-            ("103337.4", "1.00000", True)]
+    rows = [
+        ("103337.5", "0.01600", True),
+        ("103337.6", "0.20000", False),
+        ("103337.4", "1.00000", True),
+    ]
     frame = copy.deepcopy(fixtures.TRADES_PUSH)
     frame["data"] = [
         {"time": "1747131727502", "price": p, "size": s, "value": "0", "buyerMaker": maker}
@@ -367,8 +391,9 @@ async def test_account_updates_print_the_collateral_amount_as_balance(tmp_path: 
     async with guide_example("account_updates", tmp_path) as (program, server):
         await subscribed(server, "account")
         for version, amount in enumerate(amounts, 50_000):
-            await server.send_raw(private_push("account", "collateral",
-                                               {**record, "amount": amount}, version))
+            await server.send_raw(
+                private_push("account", "collateral", {**record, "amount": amount}, version)
+            )
         lines = await program.matches(ACCOUNT_LINE, count=len(amounts))
     for match, amount in zip(lines, amounts, strict=True):
         assert match["balance"] == amount
@@ -387,23 +412,33 @@ async def test_position_monitoring_prints_symbol_side_size_and_pnl(tmp_path: Pat
     async with guide_example("position_monitoring", tmp_path) as (program, server):
         await subscribed(server, "positions")
         opened = await server.simulate_trade("cmt_btcusdt", "BUY", "0.02")
+        [first] = await program.matches(POSITION_LINE)
+        # The client follows the mark price of every contract it holds a position in.
+        await subscribed(server, "ticker.cmt_btcusdt")
+        mark = Decimal(opened.price) - 250
+        await server.send_raw(ticker_push(opened.price, mark=f"{mark}"))
         reduced = await server.simulate_trade("cmt_btcusdt", "SELL", "0.005")
-        lines = await program.matches(POSITION_LINE, count=2)
-    assert [m["symbol"] for m in lines] == ["cmt_btcusdt", "cmt_btcusdt"]
-    assert [m["side"].upper() for m in lines] == ["LONG", "LONG"]
-    assert [Decimal(m["size"]) for m in lines] == [Decimal("0.02"), Decimal("0.015")]
-    entry = Decimal(opened.price)
-    assert reduced.price == opened.price  # the market is paused: the same price throughout
-    # The latest mark the client holds is the fill price (nothing else moved): PnL is zero.
-    for match in lines:
-        assert Decimal(match["pnl"]) == (Decimal(reduced.price) - entry) * Decimal(match["size"])
+        [second] = await program.matches(POSITION_LINE)
+    assert (first["symbol"], first["side"], first["size"]) == ("cmt_btcusdt", "LONG", "0.02000")
+    # No mark price was known yet when the first record came: the client leaves
+    # `unrealized_pnl` out rather than guess it (README), and the guide prints its default.
+    assert first["pnl"] == "N/A"
+    assert (second["symbol"], second["side"], second["size"]) == ("cmt_btcusdt", "LONG", "0.01500")
+    # Both fills were at the paused market's one price, so that is the entry price.
+    assert reduced.price == opened.price
+    assert Decimal(second["pnl"]) == (mark - Decimal(opened.price)) * Decimal("0.015")
 
 
 ORDER_LINE = re.compile(
     TS + r" (?P<emoji>\S+) Order (?P<id>\S+): (?P<symbol>\S+) (?P<size>\S+) \((?P<status>\S+)\)"
 )
-STATUS_EMOJI = {"new": "🆕", "partially_filled": "⚡", "filled": "✅", "canceled": "❌",
-                "rejected": "🚫"}
+STATUS_EMOJI = {
+    "new": "🆕",
+    "partially_filled": "⚡",
+    "filled": "✅",
+    "canceled": "❌",
+    "rejected": "🚫",
+}
 
 
 @pytest.mark.anyio
@@ -411,8 +446,12 @@ async def test_order_updates_print_id_symbol_size_and_the_documented_status(
     tmp_path: Path,
 ) -> None:
     template = fixtures.ORDERS_PUSH["msg"]["data"]["order"][0]
-    partial = {**template, "id": "617414920861909700", "status": "PENDING",
-               "cumFillSize": "0.04000"}
+    partial = {
+        **template,
+        "id": "617414920861909700",
+        "status": "PENDING",
+        "cumFillSize": "0.04000",
+    }
     canceled = {**template, "id": "617414920861909701", "status": "CANCELED"}
     async with guide_example("order_updates", tmp_path) as (program, server):
         await subscribed(server, "orders")
@@ -457,8 +496,13 @@ def guide_signals(prices: Sequence[float], period: int = 20) -> list[tuple[str, 
         window = prices[i + 1 - period : i + 1]
         average = sum(window) / len(window)
         price = prices[i]
-        kind = ("BUY signal" if price > average * 1.02
-                else "SELL signal" if price < average * 0.98 else "HOLD")
+        kind = (
+            "BUY signal"
+            if price > average * 1.02
+            else "SELL signal"
+            if price < average * 0.98
+            else "HOLD"
+        )
         out.append((kind, f"{price:.2f}", f"{average:.2f}"))
     return out
 
@@ -477,15 +521,27 @@ async def test_real_time_analysis_signals_follow_the_pushed_prices(tmp_path: Pat
 
 
 @pytest.mark.anyio
-async def test_risk_management_reports_the_breach_of_the_pushed_position(tmp_path: Path) -> None:
+async def test_risk_management_reports_breaches_of_the_pushed_positions(tmp_path: Path) -> None:
     async with guide_example("risk_management", tmp_path) as (program, server):
         await subscribed(server, "positions")
         # 0.02 BTC at the example's stand-in price of 100000 is $2000 of exposure, over $1000.
-        await server.simulate_trade("cmt_btcusdt", "BUY", "0.02")
-        breach = await program.line(lambda text: "LIMIT BREACHED" in text)
-        action = await program.line(lambda text: text.startswith("(added helper)"))
-    assert breach == "🚨 POSITION SIZE LIMIT BREACHED: $2000.00"
-    assert action == "(added helper) emergency_reduce_positions called"
+        opened = await server.simulate_trade("cmt_btcusdt", "BUY", "0.02")
+        await program.line(lambda text: text.startswith("(added helper)"))
+        # With a mark 6000 below the entry, 0.021 BTC loses $126: over the $100 daily limit.
+        await subscribed(server, "ticker.cmt_btcusdt")
+        mark = Decimal(opened.price) - 6000
+        await server.send_raw(ticker_push(opened.price, mark=f"{mark}"))
+        await server.simulate_trade("cmt_btcusdt", "BUY", "0.001")
+        await program.line(lambda text: "emergency_close_all_positions" in text)
+    assert program.output == [
+        "🛡️ Starting risk-monitored trading...",
+        "🚨 POSITION SIZE LIMIT BREACHED: $2000.00",
+        "(added helper) emergency_reduce_positions called",
+        "🚨 POSITION SIZE LIMIT BREACHED: $2100.00",
+        "(added helper) emergency_reduce_positions called",
+        "🚨 DAILY LOSS LIMIT BREACHED: $-126.00",
+        "(added helper) emergency_close_all_positions called",
+    ]
 
 
 PORTFOLIO_LINE = re.compile(TS + r": Portfolio: \$(?P<value>\S+) \| Balance: \$(?P<balance>\S+)")
@@ -584,9 +640,7 @@ async def test_memory_efficient_streaming_alerts_on_prices_over_50000(tmp_path: 
     assert [m["price"] for m in lines] == ["101234.5", "50000.5"]  # 49999.9 stays quiet
 
 
-BATCH_LINE = re.compile(
-    r"Batch: Avg: \$(?P<avg>\S+) \| Max: \$(?P<max>\S+) \| Min: \$(?P<min>\S+)"
-)
+BATCH_LINE = re.compile(r"Batch: Avg: \$(?P<avg>\S+) \| Max: \$(?P<max>\S+) \| Min: \$(?P<min>\S+)")
 
 
 @pytest.mark.anyio
@@ -600,7 +654,9 @@ async def test_batch_processing_summarises_each_batch_of_ten_tickers(tmp_path: P
     for match, batch in zip(lines, [texts[:10], texts[10:]], strict=True):
         prices = [float(t) for t in batch]
         assert (match["avg"], match["max"], match["min"]) == (
-            f"{sum(prices) / len(prices):.2f}", f"{max(prices):.2f}", f"{min(prices):.2f}"
+            f"{sum(prices) / len(prices):.2f}",
+            f"{max(prices):.2f}",
+            f"{min(prices):.2f}",
         )
 
 
@@ -635,9 +691,10 @@ async def test_data_storage_stores_the_pushed_values(tmp_path: Path) -> None:
         for last, size, percent in pushed:
             await server.send_raw(ticker_push(last, size=size, percent=percent))
         with anyio.fail_after(HANG_LIMIT):
-            while len(rows := stored()) < len(pushed):
+            while len(rows := stored()) < len(pushed):  # noqa: ASYNC110 - another process writes
                 await anyio.sleep(0.05)
         after = time.time()
+        await program.line(lambda text: text == "💾 Storing ticker data...")
     assert program.output == ["💾 Storing ticker data..."]
     assert len(rows) == len(pushed)
     for (timestamp, symbol, price, volume, change), (last, size, percent) in zip(
@@ -647,3 +704,98 @@ async def test_data_storage_stores_the_pushed_values(tmp_path: Path) -> None:
         assert symbol == "BTCUSDT"
         assert (price, volume) == (float(last), float(size))
         assert change == float(percent_of(percent))
+
+
+# -- the files are the guide's code -----------------------------------------------------------
+
+
+def verbatim_part(path: Path) -> tuple[list[str], list[str]]:
+    """(the lines before the begin marker, the guide's code between the markers)."""
+    lines = path.read_text().splitlines()
+    begin = next(i for i, text in enumerate(lines) if text.startswith(BEGIN))
+    end = next(i for i, text in enumerate(lines) if text.startswith(END))
+    return lines[:begin], "\n".join(lines[begin + 1 : end]).strip("\n").splitlines()
+
+
+GUIDE_FILES = sorted(GUIDE_EXAMPLES.glob("*.py"))
+
+
+def test_every_guide_example_has_a_test() -> None:
+    names = {path.stem for path in GUIDE_FILES}
+    source = Path(__file__).read_text()
+    assert len(names) == 17
+    assert {name for name in names if f'guide_example("{name}"' not in source} == set()
+
+
+@pytest.mark.parametrize("path", GUIDE_FILES, ids=lambda path: path.stem)
+def test_a_guide_example_changes_only_the_import_line(path: Path) -> None:
+    header, code = verbatim_part(path)
+    assert code, "nothing between the markers"
+    imports = [text for text in header if text.startswith(("import ", "from "))]
+    # The guide's imports (asyncio; aiosqlite and json for the storage example) and the one
+    # changed line; anything else the guide leaves undefined comes after the end marker.
+    assert imports[-1] == CHANGED_IMPORT
+    assert not any("weex_client" in text for text in code)
+    assert all(text.startswith("import ") for text in imports[:-1])
+    tail = path.read_text().split(END, 1)[1]
+    assert "added" in tail  # at least the marked `if __name__ == "__main__":` runner
+
+
+def find_guide() -> Path | None:
+    for folder in ROOT.parents:
+        candidate = folder / "shared" / GUIDE_NAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def guide_programs(text: str) -> list[list[str]]:
+    """The guide's code blocks that are Python programs, each as its lines."""
+
+    def is_code(line: str) -> bool:
+        return not line or line.startswith(
+            (" ", "async def ", "def ", "class ", "#", "import ", "from ")
+        )
+
+    blocks: list[list[str]] = []
+    current: list[str] = []
+    for line in [*text.splitlines(), "end"]:
+        if is_code(line) and (current or line):
+            current.append(line)
+            continue
+        while current and not current[-1]:
+            current.pop()
+        if current:
+            try:
+                tree = ast.parse("\n".join(current))
+            except SyntaxError:  # a signature line of the class reference, not a program
+                tree = None
+            if tree is not None and any(
+                isinstance(node, ast.AsyncFunctionDef | ast.FunctionDef | ast.ClassDef)
+                for node in tree.body
+            ):
+                blocks.append(current)
+        current = []
+    return blocks
+
+
+def test_the_guide_examples_are_every_program_of_the_guide_verbatim() -> None:
+    guide = find_guide()
+    if guide is None:
+        pytest.skip(f"{GUIDE_NAME} is not beside this checkout")
+    programs = guide_programs(guide.read_text())
+    ours = {path.stem: verbatim_part(path) for path in GUIDE_FILES}
+    unmatched = dict(ours)
+    for program in programs:
+        imports = []
+        while program and (program[0].startswith(("import ", "from ")) or not program[0]):
+            imports.append(program.pop(0))
+        name = next((n for n, (_, code) in unmatched.items() if code == program), None)
+        assert name is not None, "no example holds this program of the guide:\n" + "\n".join(
+            program[:3]
+        )
+        header, _ = unmatched.pop(name)
+        for line in filter(None, imports):
+            expected = CHANGED_IMPORT if "weex_client" in line else line
+            assert expected in header, f"{name}: the guide's {line!r}"
+    assert unmatched == {}, "examples that are not a program of the guide"
