@@ -12,6 +12,7 @@ each test stops its program once it has read what it needs, and reaps it whateve
 from __future__ import annotations
 
 import ast
+import contextlib
 import copy
 import json
 import os
@@ -158,7 +159,7 @@ async def guide_example(
             failure = exc
         finally:
             with anyio.CancelScope(shield=True):
-                if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):  # it may have just exited
                     process.kill()
                 await process.wait()
                 await process.aclose()
