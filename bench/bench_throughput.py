@@ -215,7 +215,7 @@ async def run_weex_anyio(
         )
     async with client:
         async for message in client.stream_tickers([SYMBOL]):
-            assert message.data["channel"] == f"ticker.{SYMBOL}"
+            assert message.frame["channel"] == f"ticker.{SYMBOL}"
             if counter.tick():
                 break
     return counter.rate
@@ -225,7 +225,7 @@ async def run_weex_trio(port: int, messages: int) -> float:
     counter = Counter(messages)
     async with weex_trio.WeexWebSocketClient(weex_config(port), ping_interval=None) as client:
         async for message in client.stream_tickers([SYMBOL]):
-            assert message.data["channel"] == f"ticker.{SYMBOL}"
+            assert message.frame["channel"] == f"ticker.{SYMBOL}"
             if counter.tick():
                 break
     return counter.rate

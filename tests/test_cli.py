@@ -183,12 +183,10 @@ async def test_public_stream_commands_print_json_lines(
     for record in records:
         assert isinstance(record["received_at"], float)
         data = record["data"]
-        if command == "tickers":
-            assert all(is_decimal_text(row["last_price"]) for row in data)
+        if command == "tickers":  # one JSON line per record
+            assert is_decimal_text(data["last_price"])
         elif command == "trades":
-            assert all(
-                is_decimal_text(row["price"]) and is_decimal_text(row["size"]) for row in data
-            )
+            assert is_decimal_text(data["price"]) and is_decimal_text(data["size"])
         else:
             bids = [Decimal(price) for price, _ in data["bids"]]
             asks = [Decimal(price) for price, _ in data["asks"]]
@@ -219,10 +217,8 @@ async def test_private_stream_commands_print_json_lines(
     assert result.returncode == 0, result.stderr
     records = json_lines(result.stdout)
     assert [record["channel"] for record in records] == [channel, channel]
-    for record in records:
-        [update] = record["data"]
-        assert update["channel"] == channel
-        assert update["records"] and all(is_decimal_text(r[key]) for r in update["records"])
+    for record in records:  # one JSON line per record
+        assert is_decimal_text(record["data"][key])
 
 
 @pytest.mark.anyio
@@ -314,8 +310,10 @@ async def test_record_writes_every_reported_frame_and_replays_them(
     replayed = await run_cli("replay", str(out), "--speed", "max", "--json")
     assert replayed.returncode == 0, replayed.stderr
     lines = json_lines(replayed.stdout)
-    assert [(line["channel"], line["received_at"]) for line in lines] == [
-        (channel, received_at) for received_at, channel, _ in frames
+    assert [(line["channel"], line["received_at"]) for line in lines] == [  # one per record
+        (channel, received_at)
+        for received_at, channel, raw in frames
+        for _ in json.loads(raw)["data"]
     ]
 
 
@@ -411,17 +409,17 @@ def write_recording(path: Path, frames: list[RecordedFrame]) -> None:
 def key_value(record: dict[str, Any], raw: dict[str, Any]) -> tuple[object, object]:
     """One field of the replayed record beside the same field read straight from the frame."""
     channel = raw["channel"]
-    data = record["data"]
+    data = record["data"]  # the record: one JSON line per record
     if channel.startswith("ticker."):
-        return data[0]["last_price"], raw["data"][0]["lastPrice"]
+        return data["last_price"], raw["data"][0]["lastPrice"]
     if channel.startswith("depth."):
-        asks = [[level["price"], level["size"]] for level in data[0]["asks"]]
+        asks = [[level["price"], level["size"]] for level in data["asks"]]
         return asks, [[level["price"], level["size"]] for level in raw["data"][0]["asks"]]
     if channel.startswith("trades."):
-        return data[0]["price"], raw["data"][0]["price"]
+        return data["price"], raw["data"][0]["price"]
     if channel.startswith("kline."):
-        return data[0]["candles"][0]["close"], raw["data"][0]["close"]
-    return data[0]["records"][0]["amount"], raw["msg"]["data"]["collateral"][0]["amount"]
+        return data["close"], raw["data"][0]["close"]
+    return data["amount"], raw["msg"]["data"]["collateral"][0]["amount"]
 
 
 @pytest.mark.anyio

@@ -98,7 +98,7 @@ async def take(stream: AsyncIterator[WebSocketMessage[Any]]) -> WebSocketMessage
 
 
 def last_price(message: WebSocketMessage[Any]) -> str:
-    price = message.data["data"][0]["lastPrice"]
+    price = message.frame["data"][0]["lastPrice"]
     assert isinstance(price, str)
     return price
 
@@ -128,7 +128,7 @@ async def test_stream_tickers_yields_pushed_frames_in_order(server: ThirdPartyWe
                     break
         await stream.aclose()
 
-    assert [m.data for m in received] == pushes
+    assert [m.frame for m in received] == pushes
     assert all(m.channel == BTC for m in received)
     assert not any(m.gap for m in received)
     assert all(abs(m.timestamp - time.time()) < 60 for m in received)
@@ -267,8 +267,9 @@ async def test_private_connection_with_good_credentials_streams_orders(
         got = [await take(stream), await take(stream)]
         await stream.aclose()
 
-    assert [m.data for m in got] == pushes
+    assert [m.frame for m in got] == pushes
     assert [m.channel for m in got] == ["orders", "orders"]
+    assert [m.data["order_id"] for m in got] == ["617414920861909658", "617414920861909659"]
     (handshake,) = server.handshakes
     assert handshake.status == 101
     assert handshake.path == "/v2/ws/private"

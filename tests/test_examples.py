@@ -250,15 +250,16 @@ async def test_trade_monitor_tally_matches_the_raw_frames() -> None:
     volume = {"buy": Decimal(0), "sell": Decimal(0)}
     value = {"buy": Decimal(0), "sell": Decimal(0)}
     for message in tally.messages:
-        frame = json.loads(message.raw)
+        frame = json.loads(message.raw)  # one message per trade: row `index` of its frame
         assert frame["channel"] == "trades.cmt_btcusdt"
-        for row in frame["data"]:
-            seller_took = row["buyerMaker"] in (True, "true")
-            side = "sell" if seller_took else "buy"
-            buys += not seller_took
-            sells += seller_took
-            volume[side] += Decimal(str(row["size"]))
-            value[side] += Decimal(str(row["value"]))
+        row = frame["data"][message.index]
+        seller_took = row["buyerMaker"] in (True, "true")
+        side = "sell" if seller_took else "buy"
+        assert message.data["side"] == side
+        buys += not seller_took
+        sells += seller_took
+        volume[side] += Decimal(str(row["size"]))
+        value[side] += Decimal(str(row["value"]))
     assert tally.trades >= 30
     assert (tally.buys, tally.sells) == (buys, sells)
     assert (tally.buy_volume, tally.sell_volume) == (volume["buy"], volume["sell"])

@@ -158,7 +158,7 @@ def test_a_hostile_ping_is_answered_and_data_keeps_flowing(text: str) -> None:
 
     feed(hub, session, peer, ticker_push("42"))
     message = tickers.get()
-    assert message is not None and message.data["data"] == [{"lastPrice": "42"}]
+    assert message is not None and message.frame["data"] == [{"lastPrice": "42"}]
 
 
 def test_a_plausible_ping_time_sets_the_clock_offset() -> None:
@@ -181,7 +181,7 @@ def test_hostile_control_frames_are_skipped_or_logged(text: str, loads: str) -> 
     received: list[WebSocketMessage[Any]] = []
     while (message := tickers.get()) is not None:
         received.append(message)
-    assert received[-1].data["data"] == [{"lastPrice": "43"}]
+    assert received[-1].frame["data"] == [{"lastPrice": "43"}]
     assert not tickers.closed and not book.closed
 
 
@@ -215,7 +215,7 @@ async def test_hostile_pings_do_not_end_the_client(h: Harness) -> None:
         assert health.server_clock_offset is None
 
         await h.server.send_raw(ticker_push("424242"))  # after the pings, on the same socket
-        while (await take(stream)).data["data"] != [{"lastPrice": "424242"}]:
+        while (await take(stream)).frame["data"] != [{"lastPrice": "424242"}]:
             pass
         assert h.server.stats.accepted == 1  # never reconnected
         await h.server.send_raw('{"event":"ping","time":"1700000000000"}')
@@ -256,7 +256,7 @@ def test_values_nested_past_the_recursion_limit_are_never_repr_or_dumped_raw(
     received = []
     while (message := tickers.get()) is not None:
         received.append(message)
-    assert received[-1].data["data"] == [{"lastPrice": "44"}]
+    assert received[-1].frame["data"] == [{"lastPrice": "44"}]
 
 
 def test_a_refusal_whose_body_code_cannot_be_written_as_text_is_still_a_refusal(

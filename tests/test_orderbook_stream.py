@@ -75,7 +75,7 @@ async def test_version_gap_reports_resync_then_recovers_from_a_fresh_snapshot(
         [notice] = [s for s in seen if s["resyncing"]]
         assert notice["gap"] is True
         assert "version gap" in notice["reason"]
-        assert notice["bids"] == []
+        assert notice["bids"] == ()
         after = seen[seen.index(notice) + 1 :]
         for data in after:
             assert_sane(data, 15)

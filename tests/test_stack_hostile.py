@@ -189,7 +189,7 @@ def _mark(message: WebSocketMessage[Any], build: Any, read: Any) -> int | None:
         mark = int(read(message.data))
     except (KeyError, IndexError, TypeError, ValueError, AttributeError):
         return None
-    return mark if mark >= FIRST_MARK and message.data == build(mark) else None
+    return mark if mark >= FIRST_MARK and message.frame == build(mark) else None
 
 
 def ticker_mark(message: WebSocketMessage[Any]) -> int | None:

@@ -48,9 +48,12 @@ def streams_for(client: WeexWebSocketClient, args: argparse.Namespace) -> list[S
         return [client.stream_order_book(s, level=args.depth) for s in dict.fromkeys(args.symbols)]
     if command == "trades":
         return [client.stream_trades(s) for s in dict.fromkeys(args.symbols)]
+    # Mark prices (for unrealized PnL) come from the public endpoint: not from WEEX's when
+    # the private one was pointed elsewhere (a test server).
+    follow_marks = getattr(args, "private_url", None) is None
     private: dict[str, Callable[[], Stream]] = {
         "account": client.stream_account,
-        "positions": client.stream_positions,
+        "positions": lambda: client.stream_positions(mark_prices=follow_marks),
         "orders": client.stream_orders,
         "fills": client.stream_fills,
     }
