@@ -293,7 +293,7 @@ def _check_book(data: Any, levels: int) -> None:
     bids, asks = data["bids"], data["asks"]
     assert len(bids) <= levels and len(asks) <= levels, data
     if data["resyncing"]:
-        assert bids == [] and asks == [] and data["version"] is None, data
+        assert bids == () and asks == () and data["version"] is None, data
         return
     assert all(a[0] > b[0] for a, b in itertools.pairwise(bids)), data
     assert all(a[0] < b[0] for a, b in itertools.pairwise(asks)), data

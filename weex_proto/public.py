@@ -1,5 +1,6 @@
 """The names every adapter package re-exports beside its own `WeexWebSocketClient`."""
 
+from .channels import KlineInterval, PriceType
 from .config import WeexConfig
 from .errors import (
     AuthenticationError,
@@ -39,12 +40,14 @@ __all__ = [
     "DepthUpdate",
     "Fill",
     "HandshakeRejectedError",
+    "KlineInterval",
     "Order",
     "OrderBookSnapshot",
     "OrderStatus",
     "PayloadError",
     "Position",
     "PriceLevel",
+    "PriceType",
     "ProtocolError",
     "RateLimitError",
     "ReconnectExhaustedError",
