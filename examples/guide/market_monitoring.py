@@ -1,0 +1,42 @@
+"""The "Real-time Market Monitoring" example of the WeexWebSocketClient guide.
+
+From websocket-api-guide.txt: the guide's code is between the two markers below, verbatim.
+Only the import line is changed (the guide imports `weex_client`; this project is
+`weex_anyio`), written as in the guide's first example, on which this snippet relies.
+What the guide leaves undefined is added after the end marker, marked "added".
+
+    python examples/guide/market_monitoring.py
+
+connects where `WeexConfig.from_env()` says: the real exchange by default, or a simulator
+through WEEX_WS_PUBLIC_URL / WEEX_WS_PRIVATE_URL (and WEEX_API_KEY, WEEX_SECRET_KEY,
+WEEX_PASSPHRASE for private channels). Like the guide's code, it runs until interrupted.
+"""
+
+import asyncio
+from weex_anyio import WeexWebSocketClient, WeexConfig  # changed: weex_client
+
+# ---- the guide's code, verbatim -----------------------------------------------------------------
+
+async def monitor_market():
+    """Monitor real-time market data"""
+    config = WeexConfig.from_env()
+
+    async with WeexWebSocketClient(config) as ws_client:
+        print("📊 Monitoring BTC/USDT...")
+
+        async for ticker_message in ws_client.stream_tickers(["BTCUSDT"]):
+            data = ticker_message.data
+            timestamp = ticker_message.timestamp
+
+            price = data.get("last", "N/A")
+            volume = data.get("volume", "N/A")
+            change = data.get("change", "N/A")
+
+            print(f"{timestamp}: BTC/USDT = ${price} | Volume: {volume} | Change: {change}%")
+
+# ---- end of the guide's code --------------------------------------------------------------------
+
+
+# added: the guide defines the program but does not start it.
+if __name__ == "__main__":
+    asyncio.run(monitor_market())
