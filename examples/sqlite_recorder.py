@@ -1,7 +1,7 @@
 """Recording messages to SQLite with aiosqlite, in the format `weex-ws record` writes.
 
 Shows: merging several streams (tickers, trades, order book) into one, and writing every push
-to a table without blocking the event loop (aiosqlite runs SQLite in a worker thread). Rows
+(once, however many records it holds) to a table without blocking the event loop (aiosqlite runs SQLite in a worker thread). Rows
 are committed every `--commit-every` messages and once more at the end, also when stopped by
 `--duration` or Ctrl-C. `raw` is the frame exactly as received (`message.raw`), so nothing is
 lost to parsing. The file uses the schema of `weex-ws record` (table `frames`), so
@@ -83,6 +83,10 @@ async def run(
     if not append and await anyio.Path(path).exists():
         raise FileExistsError(f"{path} already exists (use --append to add to it)")
     written: Counter[str] = Counter()
+    # A push of several records (trades, say) arrives as several messages sharing one frame;
+    # they come one after another on their channel, so one row per frame is kept by skipping
+    # a message whose frame is the one just written for that channel.
+    last_frame: dict[str, object] = {}
     async with aiosqlite.connect(path) as db:
         await db.executescript(SCHEMA)
         await db.commit()
@@ -97,6 +101,9 @@ async def run(
                     ) as messages,
                 ):
                     async for message in messages:
+                        if last_frame.get(message.channel) is message.frame:
+                            continue  # another record of the frame already written
+                        last_frame[message.channel] = message.frame
                         # Shielded: a cancelled insert could still land in the worker thread,
                         # and the count must match the table exactly.
                         with anyio.CancelScope(shield=True):

@@ -513,6 +513,8 @@ async def test_sqlite_recorder_file_holds_exactly_the_reported_rows(tmp_path: Pa
         assert received_at > 1e9
     assert Counter(channel for channel, _, _ in rows[: first.rows]) == first.by_channel
     assert Counter(channel for channel, _, _ in rows[first.rows :]) == second.by_channel
+    # One row per frame: a push of several trades is several messages, but one frame.
+    assert len(set(rows)) == len(rows)
 
 
 # -- the scripts ------------------------------------------------------------------------------
