@@ -1,12 +1,13 @@
 """Recording messages to SQLite with aiosqlite, in the format `weex-ws record` writes.
 
 Shows: merging several streams (tickers, trades, order book) into one, and writing every push
-(once, however many records it holds) to a table without blocking the event loop (aiosqlite runs SQLite in a worker thread). Rows
-are committed every `--commit-every` messages and once more at the end, also when stopped by
-`--duration` or Ctrl-C. `raw` is the frame exactly as received (`message.raw`), so nothing is
-lost to parsing. The file uses the schema of `weex-ws record` (table `frames`), so
-`weex-ws replay FILE` plays it back through the client; it is in WAL mode, so a killed
-recorder leaves a readable file. An existing file is refused unless `--append` is given.
+(once, however many records it holds) to a table without blocking the event loop (aiosqlite
+runs SQLite in a worker thread). Rows are committed every `--commit-every` messages and once
+more at the end, also when stopped by `--duration` or Ctrl-C. `raw` is the frame exactly as
+received (`message.raw`), so nothing is lost to parsing. The file uses the schema of
+`weex-ws record` (table `frames`), so `weex-ws replay FILE` plays it back through the client;
+it is in WAL mode, so a killed recorder leaves a readable file. An existing file is refused
+unless `--append` is given.
 
 Needs `pip install aiosqlite` (or the `examples` extra); aiosqlite is asyncio-only.
 
