@@ -22,8 +22,9 @@ from weex_proto.orderbook import Applied, OrderBook
 
 def make_frames(depth: int, count: int, seed: int = 1) -> list[dict[str, Any]]:
     rng = random.Random(seed)
-    bids = {1000_0 - i: rng.randint(1, 5000) for i in range(depth)}
-    asks = {1000_1 + i: rng.randint(1, 5000) for i in range(depth)}
+    # Far from zero: every bid update moves the far end one tick down (prices must stay > 0).
+    bids = {1_000_000_0 - i: rng.randint(1, 5000) for i in range(depth)}
+    asks = {1_000_000_1 + i: rng.randint(1, 5000) for i in range(depth)}
 
     def levels(side: dict[int, int]) -> list[dict[str, str]]:
         return [{"price": f"{p / 10:.1f}", "size": f"{s / 1000:.3f}"} for p, s in side.items()]
