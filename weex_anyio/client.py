@@ -22,80 +22,27 @@ import anyio.abc
 
 from weex_proto.client_base import Backend, BaseClient
 from weex_proto.config import WeexConfig
-from weex_proto.connection import PongKey
 from weex_proto.errors import LocalProtocolError
-from weex_proto.hub import GapCallback
-from weex_proto.proxy import ProxyChoice, ProxyRoutes
+from weex_proto.proxy import ProxyRoutes
 
 from ._backend import AnyioBackend
 from ._interface import Transport
 from ._transport import tcp_transport
 
 
-class WeexWebSocketClient(BaseClient):
+class WeexWebSocketClient(BaseClient[Transport]):
     """The WEEX futures WebSocket client. See the README for a tour."""
 
-    def __init__(
-        self,
-        config: WeexConfig | None = None,
-        *,
-        max_retries: int | None = 5,
-        backoff_base: float = 1.0,
-        backoff_max: float = 30.0,
-        ping_interval: float | None = 20.0,
-        ping_timeout: float = 10.0,
-        pong_key: PongKey = "mirror",
-        stale_timeout: float | None = None,
-        max_message_size: int = 1 << 20,
-        connect_timeout: float = 10.0,
-        buffer_size: int = 1024,
-        transport: Transport | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        proxy: ProxyChoice = None,
-        rng: random.Random | None = None,
-        clock: Callable[[], float] | None = None,
-        wall_clock: Callable[[], float] | None = None,
-        on_gap: GapCallback | None = None,
-    ) -> None:
-        """Build the client; nothing connects until a stream, `subscribe()` or `connect()`.
-
-        `config` defaults to `WeexConfig.from_env()`. The options are described in the
-        README: reconnecting (`max_retries`, `backoff_base`, `backoff_max`), heartbeats
-        (`ping_interval`, `ping_timeout`, `pong_key`, `stale_timeout`), limits
-        (`max_message_size`, `buffer_size`, `connect_timeout`), plumbing (`transport`,
-        `ssl_context`, `rng`, `clock`, `wall_clock`) and `on_gap(endpoint, channels)`.
-        """
-        self._task_group: anyio.abc.TaskGroup | None = None
-        self._host_done: anyio.Event | None = None
-        self._host_task: asyncio.Task[None] | None = None
-        super().__init__(
-            config,
-            max_retries=max_retries,
-            backoff_base=backoff_base,
-            backoff_max=backoff_max,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            pong_key=pong_key,
-            stale_timeout=stale_timeout,
-            max_message_size=max_message_size,
-            connect_timeout=connect_timeout,
-            buffer_size=buffer_size,
-            transport=transport,
-            ssl_context=ssl_context,
-            proxy=proxy,
-            rng=rng,
-            clock=clock,
-            wall_clock=wall_clock,
-            on_gap=on_gap,
-        )
+    _task_group: anyio.abc.TaskGroup | None = None
+    _host_done: anyio.Event | None = None
+    _host_task: asyncio.Task[None] | None = None
 
     @staticmethod
     def _default_rng() -> random.Random:
         return random.Random()  # OS-seeded; jitter only, not security
 
-    @staticmethod
     def _default_transport(
-        ssl_context: ssl.SSLContext, proxies: ProxyRoutes, user_agent: str
+        self, ssl_context: ssl.SSLContext, proxies: ProxyRoutes, user_agent: str
     ) -> Transport:
         return tcp_transport(ssl_context, proxies, user_agent=user_agent)
 

@@ -15,7 +15,7 @@ import logging
 import random
 import ssl
 from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 from .channels import KlineInterval, PriceType, build_channel, is_private_channel
 from .config import DEFAULT_PRIVATE_URL, DEFAULT_PUBLIC_URL, Endpoint, WeexConfig
@@ -311,9 +311,14 @@ class EndpointRunner:
 # --------------------------------------------------------------------------- the public client
 
 
-class BaseClient(abc.ABC):
+TransportT = TypeVar("TransportT")
+"""The adapter's transport type (`weex_anyio.Transport`, `weex_trio.Transport`)."""
+
+
+class BaseClient(abc.ABC, Generic[TransportT]):
     """`WeexWebSocketClient` minus the event loop. Adapters add `__aenter__`/`__aexit__`
-    (owning the task group or nursery) and say how to start a background task."""
+    (owning the task group or nursery) and say how to start a background task; they inherit
+    this `__init__`, so every option is spelled out once and typed for each adapter."""
 
     PUBLIC_ENDPOINT: ClassVar[str] = DEFAULT_PUBLIC_URL
     """WEEX's public (market data) URL; `WeexConfig(public_url=...)` points elsewhere."""
@@ -334,7 +339,7 @@ class BaseClient(abc.ABC):
         max_message_size: int = 1 << 20,
         connect_timeout: float = 10.0,
         buffer_size: int = 1024,
-        transport: Any = None,
+        transport: TransportT | None = None,
         ssl_context: ssl.SSLContext | None = None,
         proxy: ProxyChoice = None,
         rng: random.Random | None = None,
@@ -342,15 +347,24 @@ class BaseClient(abc.ABC):
         wall_clock: Callable[[], float] | None = None,
         on_gap: GapCallback | None = None,
     ) -> None:
-        """Arguments as documented in the README; `transport` is an async callable taking an
-        `Endpoint` and returning a connected byte stream of the adapter's kind. `ssl_context`
-        is the TLS context of the default transport (else one from `config.verify_tls` and
-        `config.ca_file`). `proxy` is the default transport's proxy URL (`http://`, `socks5://`,
-        `socks5h://`), False for none, or None for `config.proxy`, else the environment.
+        """Build the client; nothing connects until a stream, `subscribe()` or `connect()`.
+
+        `config` defaults to `WeexConfig.from_env()`. The options are described in the
+        README: reconnecting (`max_retries`, `backoff_base`, `backoff_max`), heartbeats
+        (`ping_interval`, `ping_timeout`, `pong_key`, `stale_timeout`), limits
+        (`max_message_size`, `buffer_size`, `connect_timeout`) and `on_gap(endpoint, channels)`.
+
+        `transport` is an async callable taking an `Endpoint` and returning a connected byte
+        stream of the adapter's kind (see the adapter's `Transport`). `ssl_context` is the TLS
+        context of the default transport (else one from `config.verify_tls` and
+        `config.ca_file`). `proxy` is the default transport's proxy URL (`http://`,
+        `socks5://`, `socks5h://`), False for none, or None for `config.proxy`, else the
+        environment. `rng` draws the backoff jitter.
 
         Two clocks, never mixed: `clock` (default: the event loop's, so trio's MockClock works)
         times every deadline; `wall_clock` (default: `time.time`, read at each use) signs the
-        private handshake and stamps messages. A replay passes its recorded times as both."""
+        private handshake and stamps messages. A replay passes its recorded times as the wall
+        clock."""
         self.config = config if config is not None else WeexConfig.from_env()
         if transport is None:
             routes = ProxyRoutes.choose(proxy if proxy is not None else self.config.proxy)
@@ -400,11 +414,11 @@ class BaseClient(abc.ABC):
     def _default_rng() -> random.Random:
         """Backoff jitter when the user injects none: the adapter seeds it (the core never does)."""
 
-    @staticmethod
     @abc.abstractmethod
     def _default_transport(
+        self,
         ssl_context: ssl.SSLContext, proxies: ProxyRoutes, user_agent: str
-    ) -> Any:
+    ) -> TransportT:
         """The adapter's TCP transport, wrapping `wss://` connections in `ssl_context`, through
         the proxy `proxies` names for each endpoint (`user_agent` goes to HTTP proxies)."""
 
@@ -415,7 +429,7 @@ class BaseClient(abc.ABC):
         return given
 
     @abc.abstractmethod
-    def _make_backend(self, config: WeexConfig, transport: Any) -> Backend:
+    def _make_backend(self, config: WeexConfig, transport: TransportT) -> Backend:
         """The loop's primitives (and its clocks)."""
 
     @abc.abstractmethod
