@@ -488,3 +488,8 @@ class PoolMachine(RuleBasedStateMachine):
 
 PoolMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=60, deadline=None)
 test_pool_machine = PoolMachine.TestCase
+
+
+def test_pool_refuses_limits_a_connection_could_not_keep() -> None:
+    with pytest.raises(ValueError, match="max_operations"):
+        ConnectionPool(ConnectionBudget(), max_channels=10, max_operations=9)

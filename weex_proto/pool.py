@@ -277,6 +277,7 @@ class ConnectionPool:
         max_operations: int = 240,
         window: float = 3600.0,
     ) -> None:
+        # The books of its connections will be made with these: refuse bad ones now, not later.
         SubscriptionBook(max_channels=max_channels, max_operations=max_operations, window=window)
         self.budget = budget
         self.max_channels = max_channels
