@@ -558,3 +558,13 @@ class SubscriptionBookMachine(RuleBasedStateMachine):
 
 TestSubscriptionBookMachine = SubscriptionBookMachine.TestCase
 TestSubscriptionBookMachine.settings = settings(max_examples=200, stateful_step_count=40)
+
+
+def test_next_operation_at_is_when_the_oldest_operation_leaves_the_window() -> None:
+    book = SubscriptionBook(max_channels=2, max_operations=2, window=10.0)
+    book.connection_opened(0.0)
+    assert book.next_operation_at(1.0) == 1.0
+    book.subscribe("a", 1.0)
+    book.subscribe("b", 3.0)
+    assert book.next_operation_at(4.0) == 11.0
+    assert book.next_operation_at(11.0) == 11.0

@@ -79,6 +79,13 @@ class SubscriptionBook:
         self._forget_old_operations(now)
         return self.max_operations - len(self._sent)
 
+    def next_operation_at(self, now: float) -> float:
+        """When this connection may send its next operation: `now` if it may already."""
+        self._forget_old_operations(now)
+        if len(self._sent) < self.max_operations:
+            return now
+        return self._sent[len(self._sent) - self.max_operations] + self.window
+
     # --- what the user asks for -----------------------------------------------------------
 
     def subscribe(self, channel: str, now: float) -> dict[str, str] | None:

@@ -70,6 +70,13 @@ def refuse_with_status(status: int, reason: str) -> Refused:
     return Refused(status, body, "text/plain; charset=utf-8", reason)
 
 
+def refuse_too_many(limit: str, now: float) -> Refused:
+    """HTTP 429 with the REST error body of code 429 ("Too many requests", doc §5.3); WEEX does
+    not document how it refuses an IP over its connection limits, so this is our choice."""
+    refused = _refuse_with_code(429, "429", "Too many requests", now)
+    return attrs.evolve(refused, reason=f"{refused.reason}: {limit}")
+
+
 def _refuse_with_code(status: int, code: str, msg: str, now: float) -> Refused:
     body = {"code": code, "msg": msg, "requestTime": int(now * 1000), "data": None}
     payload = json.dumps(body, separators=(",", ":")).encode()

@@ -50,7 +50,6 @@ READ_CHUNK = 65536
 CLOSE_TIMEOUT = 1.0
 HANDSHAKE_TIMEOUT = 10.0
 MAX_QUEUED_MESSAGES = 10_000
-OPERATIONS_WINDOW = 3600.0
 
 
 def encode(message: object) -> str:
@@ -85,6 +84,7 @@ class ConnectionSettings:
     max_message_size: int
     max_channels: int
     max_operations_per_hour: int
+    operations_window: float = 3600.0
 
 
 @attrs.frozen
@@ -108,7 +108,9 @@ class ConnectionHost(Protocol):
     @property
     def faults(self) -> FaultState: ...
 
-    def judge_handshake(self, request: Request) -> Admitted | Refused: ...
+    def judge_handshake(self, request: Request, connection: ServerConnection) -> Admitted | Refused:
+        """Decide the upgrade; an admitted `connection` counts as open from this moment."""
+        ...
 
     def channel_allowed(self, channel: str, *, private: bool) -> bool: ...
 
@@ -200,12 +202,13 @@ class ServerConnection:
     async def run(self) -> None:
         """Serve the connection until it ends; always closes the socket."""
         try:
-            if await self._handshake():
-                self._host.opened(self)
-                try:
+            try:
+                if await self._handshake():
+                    self._host.opened(self)
                     await self._serve()
-                finally:
-                    self._host.closed(self)
+            finally:
+                # Also for one admitted whose 101 never went out: it no longer counts as open.
+                self._host.closed(self)
         finally:
             self._outbox_in.close()
             self._outbox_out.close()
@@ -306,7 +309,7 @@ class ServerConnection:
                 logger.debug("connection %d: could not send the 400 answer", self.id)
 
     async def _answer(self, request: Request) -> bool:
-        verdict = self._host.judge_handshake(request)
+        verdict = self._host.judge_handshake(request, self)
         if isinstance(verdict, Refused):
             logger.debug("connection %d: upgrade refused: %s", self.id, verdict.reason)
             headers = [
@@ -462,7 +465,7 @@ class ServerConnection:
 
     def _on_operation(self, subscribe: bool, channel: object) -> None:
         now = anyio.current_time()
-        while self._operations and self._operations[0] <= now - OPERATIONS_WINDOW:
+        while self._operations and self._operations[0] <= now - self._settings.operations_window:
             self._operations.popleft()
         if len(self._operations) >= self._settings.max_operations_per_hour:
             self.send_text(error_message("429", "Too many requests", channel))

@@ -32,7 +32,16 @@ import anyio.lowlevel
 import attrs
 from wsproto.events import Request
 
-from ._auth import PRIVATE_PATH, PUBLIC_PATH, Admitted, Credentials, Refused, judge, sign
+from ._auth import (
+    PRIVATE_PATH,
+    PUBLIC_PATH,
+    Admitted,
+    Credentials,
+    Refused,
+    judge,
+    refuse_too_many,
+    sign,
+)
 from ._auth import refuse_with_status as _refuse_with_status
 from ._channels import channel_allowed, parse_public_channel
 from ._connection import (
@@ -59,13 +68,15 @@ _RECEIVED_LOG_SIZE = 10_000
 class ServerStats:
     """Counters since the server started.
 
-    `accepted`/`rejected` count upgrade requests; `subscribe_ops`/`unsubscribe_ops` count
+    `accepted`/`rejected` count upgrade requests, and `rate_limited` those of the rejected that
+    the per-IP limits refused (HTTP 429); `subscribe_ops`/`unsubscribe_ops` count
     acknowledged operations; `bytes_sent` counts every byte written (handshakes included) and
     `messages_sent` every WebSocket data message and raw write.
     """
 
     accepted: int = 0
     rejected: int = 0
+    rate_limited: int = 0
     subscribe_ops: int = 0
     unsubscribe_ops: int = 0
     bytes_sent: int = 0
@@ -76,6 +87,7 @@ class ServerStats:
 class _Counters:
     accepted: int = 0
     rejected: int = 0
+    rate_limited: int = 0
     subscribe_ops: int = 0
     unsubscribe_ops: int = 0
     bytes_sent: int = 0
@@ -109,8 +121,17 @@ class SimulatedWeexServer:
     * `public_ping_key` / `private_ping_key`: "event" or "type", the key of the ping message.
     * `require_user_agent`: refuse upgrades without a User-Agent with HTTP 403.
     * `timestamp_tolerance`: allowed clock skew of ACCESS-TIMESTAMP, in seconds.
-    * `max_channels`, `max_operations_per_hour`: the documented per-connection limits; going
-      over them yields `{"event":"error","code":"429","msg":"Too many requests","channel":...}`.
+    * `max_channels`, `max_operations_per_hour`: the documented per-connection limits (100
+      channels; 240 subscribe/unsubscribe requests per `operations_window` seconds, an hour).
+      Going over them answers `{"event":"error","code":"429","msg":"Too many requests",
+      "channel":...}` and changes nothing; the connection stays open. Every subscribe or
+      unsubscribe request counts, refused ones included.
+    * `max_connections`, `max_connection_requests`: the documented per-IP limits (100
+      concurrent connections; 300 connection requests per `connection_request_window`
+      seconds, five minutes). All clients count as one IP (the simulator is on loopback).
+      Every upgrade request counts, refused ones included, as an exchange's rate limiter
+      would; one over either limit is refused with HTTP 429 and the REST error body
+      `{"code":"429","msg":"Too many requests",...}` (counted in `stats.rate_limited`).
     * `max_message_size`: larger client messages end the connection with close code 1009.
     """
 
@@ -134,6 +155,10 @@ class SimulatedWeexServer:
         timestamp_tolerance: float = 30.0,
         max_channels: int = 100,
         max_operations_per_hour: int = 240,
+        operations_window: float = 3600.0,
+        max_connections: int = 100,
+        max_connection_requests: int = 300,
+        connection_request_window: float = 300.0,
         max_message_size: int = 1 << 20,
     ) -> None:
         if not _is_loopback(host):
@@ -148,6 +173,16 @@ class SimulatedWeexServer:
             raise ValueError("tick_interval and trade_interval must be positive")
         if ping_interval is not None and ping_interval <= 0:
             raise ValueError("ping_interval must be positive or None")
+        limits = (max_channels, max_operations_per_hour, max_connections, max_connection_requests)
+        if min(limits) < 1:
+            raise ValueError("connection and subscription limits must be >= 1")
+        if operations_window <= 0 or connection_request_window <= 0:
+            raise ValueError("limit windows must be positive")
+        self._max_connections = max_connections
+        self._max_connection_requests = max_connection_requests
+        self._connection_request_window = connection_request_window
+        self._connection_requests: deque[float] = deque()  # times, within the window
+        self._admitted: dict[int, ServerConnection] = {}  # 101 on its way, not serving yet
         self._host = host
         self._requested_port = port
         self._port: int | None = None
@@ -163,6 +198,7 @@ class SimulatedWeexServer:
             max_message_size=max_message_size,
             max_channels=max_channels,
             max_operations_per_hour=max_operations_per_hour,
+            operations_window=operations_window,
         )
         self._faults = FaultState()
         self._market = Market(self._symbols, random.Random(seed), time.time())
@@ -539,15 +575,19 @@ class SimulatedWeexServer:
     def faults(self) -> FaultState:
         return self._faults
 
-    def judge_handshake(self, request: Request) -> Admitted | Refused:
+    def judge_handshake(self, request: Request, connection: ServerConnection) -> Admitted | Refused:
         status = self._faults.take_rejection()
         if status is not None:
             return _refuse_with_status(status, "handshake refused by fault injection")
+        limited = self._over_ip_limits()
+        if limited is not None:
+            self._counters.rate_limited += 1
+            return refuse_too_many(limited, time.time())
         headers: Mapping[str, str] = {
             bytes(name).decode("latin-1").lower(): bytes(value).decode("latin-1")
             for name, value in request.extra_headers
         }
-        return judge(
+        verdict = judge(
             request.target,
             headers,
             credentials=self._credentials,
@@ -555,15 +595,37 @@ class SimulatedWeexServer:
             timestamp_tolerance=self._timestamp_tolerance,
             now=time.time(),
         )
+        if isinstance(verdict, Admitted):
+            # Counted as open at once, so handshakes racing each other cannot pass the cap.
+            self._admitted[connection.id] = connection
+        return verdict
+
+    def _over_ip_limits(self) -> str | None:
+        """Count this upgrade request; say which per-IP limit it breaks, if any."""
+        now = anyio.current_time()
+        requests = self._connection_requests
+        while requests and requests[0] <= now - self._connection_request_window:
+            requests.popleft()
+        requests.append(now)
+        if len(requests) > self._max_connection_requests:
+            return (
+                f"more than {self._max_connection_requests} connection requests in "
+                f"{self._connection_request_window:g} s"
+            )
+        if len(self._open) + len(self._admitted) >= self._max_connections:
+            return f"already {self._max_connections} connections open"
+        return None
 
     def channel_allowed(self, channel: str, *, private: bool) -> bool:
         return channel_allowed(channel, private=private, symbols=self._symbols)
 
     def opened(self, connection: ServerConnection) -> None:
+        self._admitted.pop(connection.id, None)
         self._open[connection.id] = connection
         self._notify()
 
     def closed(self, connection: ServerConnection) -> None:
+        self._admitted.pop(connection.id, None)
         self._open.pop(connection.id, None)
         self._notify()
 

@@ -1,0 +1,499 @@
+"""Spreading channels over several connections of one endpoint, within WEEX's limits.
+
+WEEX caps one connection at 100 channels and 240 subscribe/unsubscribe operations per hour,
+and one IP at 100 concurrent connections and 300 connection requests per 5 minutes (protocol
+doc §5.1). A stream of 350 tickers therefore needs four connections, and a network blip that
+drops them all must not turn into a burst of reconnects that gets the IP banned. Two pieces of
+pure state make those decisions, with no I/O and no clock of their own (time comes in as a
+monotonic `now`):
+
+* `ConnectionBudget`, shared by every connection of a client (public and private pools
+  alike): the concurrent-connection cap, and a pacer for connection requests. The pacer is a
+  token bucket (a small burst, then `rate` per second) under a sliding-window log that holds
+  the hard limit exactly: never more than `max_requests` in any `window` seconds, however the
+  burst and rate are set. `request(now)` answers `ConnectNow` (and counts it) or
+  `ConnectLater(not_before)`.
+* `ConnectionPool`, one per endpoint: which connection each channel goes to. Each pooled
+  connection keeps its own `SubscriptionBook`, so its channel limit and operation budget are
+  counted exactly as a single connection's are. The pool hands out actions (`Connect`,
+  `Send`, `Close`) for the adapter to carry out, and is told what happened
+  (`connected`, `connection_lost`, the acks).
+
+Placement rules:
+
+* First fit in connection order: a channel goes to the oldest connection that has fewer than
+  `max_channels` channels and, when it is open, an operation left to subscribe with. Only when
+  none has room is another connection opened, so channels stay packed on few connections.
+* Stable: a channel never moves while its connection lives. A drop keeps the connection's
+  channels on it; when it is back, exactly those channels are resubscribed (and its operation
+  budget starts over, as WEEX's does), while the other connections keep streaming.
+* An emptied connection is closed at once (no unsubscribe is spent on its last channel). One
+  that never got a socket is simply forgotten.
+* Past the limits the pool refuses with `SubscriptionLimitError`, changing nothing: no
+  connection can take the channel and the connection cap is reached, or the channel's
+  connection has no operation left to unsubscribe with (`retry_after` says when it will).
+
+Lifecycle of one pooled connection::
+
+                      budget says ConnectNow
+    (new) --> WAITING -----------------------> CONNECTING --connected()--> OPEN
+                 ^                                  |                       |
+                 +--------- connection_lost() ------+-----------------------+
+    emptied: WAITING --> gone;  CONNECTING / OPEN --Close--> CLOSING --connection_lost()--> gone
+
+A connection holds its budget slot from creation until it is gone, so a reconnecting connection
+keeps its place under the connection cap. Each `Connect` consumes one connection request.
+
+What is not here: the wiring into the client (the adapters still run one connection per
+endpoint); `poll()` and `next_deadline()` are what their timer loop will call.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import math
+from collections import deque
+from collections.abc import Mapping
+from types import MappingProxyType
+
+import attrs
+
+from .errors import SubscriptionLimitError
+from .subscriptions import Operation, SubscriptionBook
+
+# Refills are float arithmetic: a request made exactly at `available_at()` must not miss its
+# token by a rounding error.
+_TOKEN_SLACK = 1e-9
+
+__all__ = [
+    "Close",
+    "Connect",
+    "ConnectLater",
+    "ConnectNow",
+    "ConnectVerdict",
+    "ConnectionBudget",
+    "ConnectionPool",
+    "PoolAction",
+    "PooledConnection",
+    "PooledState",
+    "Send",
+]
+
+
+# --- the per-IP budget -------------------------------------------------------------------------
+
+
+@attrs.frozen
+class ConnectNow:
+    """Open the connection now; the request has been counted."""
+
+
+@attrs.frozen
+class ConnectLater:
+    """No connection request may go out before `not_before` (monotonic seconds)."""
+
+    not_before: float
+
+
+ConnectVerdict = ConnectNow | ConnectLater
+
+
+class ConnectionBudget:
+    """WEEX's per-IP connection limits, shared by every connection of one client.
+
+    Defaults follow the documentation (100 concurrent connections, 300 requests per 300 s);
+    `burst` and `rate` shape how fast requests go out below that limit: after a mass drop the
+    first `burst` reconnects go at once, then one every `1 / rate` seconds.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_connections: int = 100,
+        max_requests: int = 300,
+        window: float = 300.0,
+        burst: int = 20,
+        rate: float | None = None,
+    ) -> None:
+        if max_connections < 1:
+            raise ValueError("max_connections must be >= 1")
+        if max_requests < 1:
+            raise ValueError("max_requests must be >= 1")
+        if not (math.isfinite(window) and window > 0):
+            raise ValueError("window must be a finite number > 0")
+        if not 1 <= burst <= max_requests:
+            raise ValueError("burst must be between 1 and max_requests")
+        rate = max_requests / window if rate is None else rate
+        if not (math.isfinite(rate) and rate > 0):
+            raise ValueError("rate must be a finite number > 0")
+        self.max_connections = max_connections
+        self.max_requests = max_requests
+        self.window = window
+        self.burst = burst
+        self.rate = rate
+        self._slots = 0
+        self._tokens = float(burst)
+        self._tokens_at: float | None = None  # when `_tokens` was last brought up to date
+        self._requests: deque[float] = deque()  # times of the requests still in the window
+
+    # --- concurrent connections -------------------------------------------------------------
+
+    @property
+    def connections(self) -> int:
+        """Connections holding a slot (open, opening or waiting to reconnect)."""
+        return self._slots
+
+    def reserve_slot(self) -> bool:
+        """Take a slot for one more connection; False when the cap is reached."""
+        if self._slots >= self.max_connections:
+            return False
+        self._slots += 1
+        return True
+
+    def release_slot(self) -> None:
+        if self._slots <= 0:
+            raise RuntimeError("release_slot() without a reserved slot")
+        self._slots -= 1
+
+    # --- connection requests ----------------------------------------------------------------
+
+    def requests_in_window(self, now: float) -> int:
+        """Connection requests counted in the `window` seconds up to `now`."""
+        self._forget_old_requests(now)
+        return len(self._requests)
+
+    def request(self, now: float) -> ConnectVerdict:
+        """May a connection request go out at `now`? Counts it when the answer is yes."""
+        self._refill(now)
+        self._forget_old_requests(now)
+        not_before = self.available_at()
+        if not_before > now:
+            return ConnectLater(not_before)
+        self._tokens -= 1.0
+        self._requests.append(now)
+        return ConnectNow()
+
+    def available_at(self) -> float:
+        """The earliest time the next request is allowed (in the past when it is allowed now)."""
+        at = -math.inf
+        if self._tokens < 1.0 - _TOKEN_SLACK and self._tokens_at is not None:
+            at = self._tokens_at + (1.0 - self._tokens) / self.rate
+        if len(self._requests) >= self.max_requests:
+            at = max(at, self._requests[-self.max_requests] + self.window)
+        return at
+
+    def _refill(self, now: float) -> None:
+        if self._tokens_at is not None and now > self._tokens_at:
+            elapsed = now - self._tokens_at
+            self._tokens = min(float(self.burst), self._tokens + elapsed * self.rate)
+        if self._tokens_at is None or now > self._tokens_at:
+            self._tokens_at = now  # a clock going backwards is ignored, never refunds
+
+    def _forget_old_requests(self, now: float) -> None:
+        # A request counts while `at + window > now`, the same test `available_at` makes.
+        while self._requests and self._requests[0] + self.window <= now:
+            self._requests.popleft()
+
+    def __repr__(self) -> str:
+        return (
+            f"ConnectionBudget(connections={self._slots}/{self.max_connections}, "
+            f"requests={len(self._requests)}/{self.max_requests} per {self.window:g}s)"
+        )
+
+
+# --- the pool of one endpoint ------------------------------------------------------------------
+
+
+class PooledState(enum.Enum):
+    WAITING = "waiting"  # wants a socket: new, or dropped; paced by the budget
+    CONNECTING = "connecting"  # `Connect` handed out, not open yet
+    OPEN = "open"
+    CLOSING = "closing"  # emptied: `Close` handed out; holds its slot until it is gone
+
+
+@attrs.frozen
+class Connect:
+    """Open a socket for pooled connection `connection` (its request is already counted)."""
+
+    connection: int
+
+
+@attrs.frozen
+class Send:
+    """Send a subscribe/unsubscribe request on `connection`."""
+
+    connection: int
+    operation: Operation
+    channel: str
+
+    @property
+    def message(self) -> dict[str, str]:
+        """The JSON object to send."""
+        return {"event": self.operation, "channel": self.channel}
+
+
+@attrs.frozen
+class Close:
+    """Close `connection`: it has no channel left. Report `connection_lost` once it is gone."""
+
+    connection: int
+
+
+PoolAction = Connect | Send | Close
+
+
+@attrs.frozen
+class PooledConnection:
+    """A snapshot of one pooled connection, for health reports and tests."""
+
+    id: int
+    state: PooledState
+    channels: tuple[str, ...]
+    """Channels placed on it, in the order they were placed."""
+    active: frozenset[str]
+    """Channels the server has acknowledged on its current socket."""
+    operations_left: int
+    not_before: float | None
+    """While WAITING: the earliest time it may reconnect (its own backoff), else None."""
+
+
+@attrs.define
+class _Member:
+    id: int
+    book: SubscriptionBook
+    state: PooledState = PooledState.WAITING
+    not_before: float = -math.inf
+
+
+class ConnectionPool:
+    """Channel placement over the connections of one endpoint (see the module docstring)."""
+
+    def __init__(
+        self,
+        budget: ConnectionBudget,
+        *,
+        max_channels: int = 100,
+        max_operations: int = 240,
+        window: float = 3600.0,
+    ) -> None:
+        # The books of its connections will be made with these: refuse bad ones now, not later.
+        SubscriptionBook(max_channels=max_channels, max_operations=max_operations, window=window)
+        self.budget = budget
+        self.max_channels = max_channels
+        self.max_operations = max_operations
+        self.window = window
+        self._members: dict[int, _Member] = {}  # by id: oldest first
+        self._placement: dict[str, int] = {}
+        self._ids = itertools.count(1)
+
+    # --- what is known ----------------------------------------------------------------------
+
+    @property
+    def placement(self) -> Mapping[str, int]:
+        """Channel -> id of the connection it is placed on, for every wanted channel."""
+        return MappingProxyType(dict(self._placement))
+
+    @property
+    def connection_ids(self) -> tuple[int, ...]:
+        """Every living connection, oldest first, CLOSING ones included."""
+        return tuple(self._members)
+
+    def snapshot(self, now: float) -> tuple[PooledConnection, ...]:
+        """Every living connection as seen at `now`, oldest first (for `client.health`)."""
+        return tuple(self._view(member, now) for member in self._members.values())
+
+    def state_of(self, connection: int) -> PooledState:
+        return self._member(connection).state
+
+    def channels_of(self, connection: int) -> tuple[str, ...]:
+        return self._member(connection).book.desired
+
+    # --- what the user asks for -------------------------------------------------------------
+
+    def subscribe(self, channel: str, now: float) -> list[PoolAction]:
+        """Want `channel`: place it, opening a connection when none has room.
+
+        Returns the actions to carry out (a `Connect` when a new connection may go out now, a
+        `Send` when the chosen connection is open). Raises `SubscriptionLimitError`, changing
+        nothing, when no connection can take it and no more may be opened.
+        """
+        if channel in self._placement:
+            return []
+        member = self._first_fit(now)
+        actions: list[PoolAction] = []
+        if member is None:
+            if not self.budget.reserve_slot():
+                raise self._full_error(channel, now)
+            member = self._new_member(now)
+            actions.extend(self.poll(now))
+        request = member.book.subscribe(channel, now)
+        self._placement[channel] = member.id
+        if request is not None:
+            actions.append(Send(member.id, "subscribe", channel))
+        return actions
+
+    def unsubscribe(self, channel: str, now: float) -> list[PoolAction]:
+        """Stop wanting `channel`. Closes its connection instead when it was the last channel.
+
+        Raises `SubscriptionLimitError`, changing nothing, if the connection has no operation
+        left for the unsubscribe (`retry_after` says when one comes back).
+        """
+        connection = self._placement.get(channel)
+        if connection is None:
+            return []
+        member = self._members[connection]
+        if member.book.desired == (channel,):
+            del self._placement[channel]
+            member.book.on_rejected(channel)  # forget it without spending an operation
+            return self._retire(member)
+        request = member.book.unsubscribe(channel, now)  # may raise: nothing changed yet
+        del self._placement[channel]
+        return [] if request is None else [Send(member.id, "unsubscribe", channel)]
+
+    # --- what the adapter reports -----------------------------------------------------------
+
+    def poll(self, now: float) -> list[PoolAction]:
+        """The `Connect`s due at `now`: waiting connections whose time has come, as far as the
+        shared budget allows, oldest first."""
+        actions: list[PoolAction] = []
+        for member in self._waiting_in_turn():
+            if member.not_before > now:
+                break
+            if isinstance(self.budget.request(now), ConnectLater):
+                break
+            member.state = PooledState.CONNECTING
+            actions.append(Connect(member.id))
+        return actions
+
+    def next_deadline(self) -> float | None:
+        """When `poll` must next be called, or None when no connection is waiting."""
+        waiting = self._waiting_in_turn()
+        if not waiting:
+            return None
+        return max(waiting[0].not_before, self.budget.available_at())
+
+    def connected(self, connection: int, now: float) -> list[PoolAction]:
+        """The socket of `connection` is open: subscribe to its channels, and only those."""
+        member = self._member(connection)
+        if member.state is PooledState.CLOSING:
+            return []  # emptied while connecting: the `Close` already handed out stands
+        if member.state is not PooledState.CONNECTING:
+            raise RuntimeError(f"connection {connection} is {member.state.value}, not connecting")
+        member.state = PooledState.OPEN
+        return [
+            Send(member.id, "subscribe", request["channel"])
+            for request in member.book.connection_opened(now)
+        ]
+
+    def connection_lost(
+        self, connection: int, now: float, *, retry_at: float | None = None
+    ) -> list[PoolAction]:
+        """The socket of `connection` is gone, or its attempt failed.
+
+        A CLOSING connection is gone for good and frees its slot. Any other waits to reconnect,
+        not before `retry_at` (the adapter's backoff) nor before the budget allows; its
+        channels stay on it. Returns the `Connect`s that may go out at once.
+        """
+        member = self._member(connection)
+        member.book.connection_lost()
+        if member.state is PooledState.CLOSING or not member.book.desired:
+            self._forget(member)
+        else:
+            member.state = PooledState.WAITING
+            member.not_before = now if retry_at is None else retry_at
+        return self.poll(now)
+
+    def on_subscribed(self, connection: int, channel: str) -> bool:
+        return self._member(connection).book.on_subscribed(channel)
+
+    def on_unsubscribed(self, connection: int, channel: str) -> bool:
+        return self._member(connection).book.on_unsubscribed(channel)
+
+    def on_rejected(self, connection: int, channel: str) -> list[PoolAction]:
+        """The server refused `channel` on `connection`: stop wanting it (and close the
+        connection if it was its last channel)."""
+        member = self._member(connection)
+        if not member.book.on_rejected(channel):
+            return []
+        if self._placement.get(channel) == connection:
+            del self._placement[channel]
+        return [] if member.book.desired else self._retire(member)
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _member(self, connection: int) -> _Member:
+        try:
+            return self._members[connection]
+        except KeyError:
+            raise KeyError(f"no pooled connection {connection}") from None
+
+    def _first_fit(self, now: float) -> _Member | None:
+        for member in self._members.values():
+            if member.state is PooledState.CLOSING:
+                continue
+            book = member.book
+            if len(book.desired) >= self.max_channels:
+                continue
+            if book.connected and book.operations_left(now) < 1:
+                continue
+            return member
+        return None
+
+    def _full_error(self, channel: str, now: float) -> SubscriptionLimitError:
+        # Room on an open connection that is out of operations comes back within the hour.
+        waits = [
+            member.book.next_operation_at(now) - now
+            for member in self._members.values()
+            if member.state is PooledState.OPEN and len(member.book.desired) < self.max_channels
+        ]
+        return SubscriptionLimitError(
+            f"cannot subscribe to {channel!r}: every connection is full or out of operations, "
+            f"and the limit of {self.budget.max_connections} connections is reached",
+            retry_after=min(waits) if waits else None,
+        )
+
+    def _new_member(self, now: float) -> _Member:
+        member = _Member(
+            id=next(self._ids),
+            book=SubscriptionBook(
+                max_channels=self.max_channels,
+                max_operations=self.max_operations,
+                window=self.window,
+            ),
+            not_before=now,
+        )
+        self._members[member.id] = member
+        return member
+
+    def _retire(self, member: _Member) -> list[PoolAction]:
+        if member.state is PooledState.WAITING:
+            self._forget(member)
+            return []
+        if member.state is PooledState.CLOSING:
+            return []
+        member.state = PooledState.CLOSING
+        return [Close(member.id)]
+
+    def _forget(self, member: _Member) -> None:
+        del self._members[member.id]
+        for channel in member.book.desired:
+            self._placement.pop(channel, None)
+        self.budget.release_slot()
+
+    def _waiting_in_turn(self) -> list[_Member]:
+        waiting = [m for m in self._members.values() if m.state is PooledState.WAITING]
+        return sorted(waiting, key=lambda m: (m.not_before, m.id))
+
+    def _view(self, member: _Member, now: float) -> PooledConnection:
+        return PooledConnection(
+            id=member.id,
+            state=member.state,
+            channels=member.book.desired,
+            active=member.book.active,
+            operations_left=member.book.operations_left(now),
+            not_before=member.not_before if member.state is PooledState.WAITING else None,
+        )
+
+    def __repr__(self) -> str:
+        return f"ConnectionPool(connections={len(self._members)}, channels={len(self._placement)})"
