@@ -371,10 +371,109 @@ def test_every_record_arrives_once_in_order(nats_server: NatsServer) -> None:
             reference = await _with_reference(sim, scenario)
             expected = {c: len(v) for c, v in reference.records.items()}
             got = await _read_stream(nats_server.url, expected)
+            tailed = await _tail(nats_server.url, "--json", "--count", str(sum(expected.values())))
+            human = await _tail(nats_server.url, "--count", "4")
             relay.cancel()
         _check_once_in_order(reference, got)
+        bodies = [json.loads(line) for line in tailed.splitlines()]
+        for channel in CHANNELS:
+            records = [body["data"] for body in bodies if body["channel"] == channel]
+            assert records == reference.records[channel]
+        assert all(body["gap"] is False for body in bodies)
+        lines = human.splitlines()
+        assert len(lines) == 4
+        assert all(line.split()[1] in ("ticker", "depth", "trade") for line in lines)
 
     _run(main)
+
+
+async def _tail(url: str, *options: str) -> str:
+    out, err = io.StringIO(), io.StringIO()
+    args = build_parser().parse_args(
+        ["tail", "weex.>", "--nats", url, "--deliver", "all", *options]
+    )
+    with anyio.fail_after(HANG_GUARD):
+        assert await run(args, out, err) == 0
+    return out.getvalue()
+
+
+def test_without_nats_the_relay_fails_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("nats", reason="nats-py is not installed (pip install 'weex-ws[nats]')")
+    from weex_anyio.cli import _relay, main
+
+    monkeypatch.setattr(_relay, "CONNECT_TIMEOUT", 0.5)
+    url = f"nats://someone:s3cret@127.0.0.1:{_free_port()}"
+    code = main(["relay", "cmt_btcusdt", "--nats", url, "--url", "ws://127.0.0.1:9/v2/ws/public"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "cannot reach NATS" in err
+    assert "s3cret" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_full_outbox_drops_and_flags_the_gap(nats_server: NatsServer) -> None:
+    """NATS away with a tiny outbox: records are lost, each loss is flagged, none repeated."""
+
+    async def main() -> None:
+        async with _simulator() as sim, anyio.create_task_group() as tg:
+            sim.pause_market()
+            relay = anyio.CancelScope()
+            args = _relay_args(
+                sim, nats_server.url, "--snapshot-interval", "100000", "--outbox", "4"
+            )
+            tg.start_soon(_relay_task, args, relay)
+
+            async def scenario(reference: Reference) -> None:
+                await _subscribed_by(sim, 2)
+                await _market_until(sim, reference, 20)
+                await anyio.to_thread.run_sync(nats_server.stop)
+                await _market_until(sim, reference, 80)
+                await anyio.to_thread.run_sync(nats_server.start)
+                await _market_until(sim, reference, 100)
+
+            reference = await _with_reference(sim, scenario)
+            got = await _read_all(nats_server.url)
+            relay.cancel()
+        total = sum(len(v) for v in reference.records.values())
+        assert sum(len(v) for v in got.values()) < total  # the outage cost records
+        flagged = 0
+        for channel in CHANNELS:
+            ids = [msg_id for msg_id, _, _ in got[channel]]
+            assert len(ids) == len(set(ids))
+            if not channel.startswith("depth."):
+                continue
+            for (_, before, _), (_, after, gap) in itertools.pairwise(got[channel]):
+                if int(after["startVersion"]) != int(before["endVersion"]) + 1:
+                    assert gap, channel  # every version gap is flagged
+                    flagged += 1
+        assert flagged
+
+    _run(main)
+
+
+async def _read_all(nats_url: str) -> dict[str, list[Any]]:
+    """Every message in the stream, per channel: (id, data, gap)."""
+    import nats
+    from nats.js.api import DeliverPolicy
+
+    nc = await nats.connect(nats_url)
+    got: dict[str, list[Any]] = {channel: [] for channel in CHANNELS}
+    try:
+        js = nc.jetstream()
+        stored = (await js.stream_info("WEEX")).state.messages
+        sub = await js.subscribe("weex.>", ordered_consumer=True, deliver_policy=DeliverPolicy.ALL)
+        with anyio.fail_after(HANG_GUARD):
+            for _ in range(stored):
+                msg = await sub.next_msg(timeout=HANG_GUARD)
+                body = json.loads(msg.data)
+                entry = ((msg.header or {})["Nats-Msg-Id"], body["data"], body["gap"])
+                got[channel_of(msg.subject)].append(entry)
+        await sub.unsubscribe()
+    finally:
+        await nc.close()
+    return got
 
 
 def test_two_relays_one_killed_mid_stream(nats_server: NatsServer) -> None:

@@ -14,12 +14,14 @@ import argparse
 import contextlib
 import logging
 import time
+import urllib.parse
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import anyio
 
 from weex_proto.channels import build_channel
+from weex_proto.errors import WeexError
 from weex_proto.events import WebSocketMessage
 from weex_proto.messages import DepthUpdate, PayloadError, parse_record
 from weex_proto.orderbook import OrderBook
@@ -42,6 +44,7 @@ log = logging.getLogger("weex_anyio.relay")
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 DEFAULT_STREAM = "WEEX"
 RETRY_DELAY = 0.2
+CONNECT_TIMEOUT = 10.0
 
 
 def import_nats() -> Any:
@@ -98,6 +101,7 @@ class Relay:
         self.books: dict[str, OrderBook] = {}
         self._snapshotted: dict[str, int] = {}
         self._wake = anyio.Event()
+        self._dropping = False
 
     # -- the WEEX side (synchronous: called inline by the client) --------------------------
 
@@ -125,12 +129,13 @@ class Relay:
             book.apply(update)
 
     def _queue(self, item: Outgoing) -> None:
-        if not self.outbox.put(item):
+        if not self.outbox.put(item) and not self._dropping:
+            self._dropping = True  # said once per episode, not once per record
             log.warning(
-                "outbox full (%d records): dropped one, %d in all",
+                "NATS is not keeping up: the outbox is full (%d records), dropping the oldest "
+                "(flagged as gaps)",
                 self.outbox.capacity,
-                self.outbox.dropped,
-                extra={"weex_event": "relay_dropped", "dropped": self.outbox.dropped},
+                extra={"weex_event": "relay_dropping", "dropped": self.outbox.dropped},
             )
         self._wake.set()
 
@@ -191,6 +196,13 @@ class Relay:
                 continue
             self.outbox.pop()
             self.published += 1
+            if self._dropping and not self.outbox:
+                self._dropping = False
+                log.warning(
+                    "NATS caught up; %d records dropped in all",
+                    self.outbox.dropped,
+                    extra={"weex_event": "relay_caught_up", "dropped": self.outbox.dropped},
+                )
             if getattr(ack, "duplicate", False):
                 self.duplicates += 1
 
@@ -218,6 +230,11 @@ async def ensure_stream(
         return
     except nats.js.errors.NotFoundError:
         pass
+    except (nats.errors.Error, TimeoutError) as exc:
+        raise NatsUnavailableError(
+            f"no JetStream answer about stream {name!r} (is nats-server running with -js?): "
+            f"{str(exc) or type(exc).__name__}"
+        ) from None
     config = StreamConfig(
         name=name,
         subjects=list(subjects),
@@ -229,20 +246,56 @@ async def ensure_stream(
         await js.add_stream(config)
 
 
-async def connect_nats(url: str) -> Any:
-    """A NATS connection that reconnects for ever (the relay must outlive NATS restarts)."""
-    nats = import_nats()
+class NatsUnavailableError(WeexError):
+    """The NATS server could not be reached when the command started."""
 
-    async def quiet(exc: Exception) -> None:
+
+def without_credentials(url: str) -> str:
+    """The URL as it may be shown: any `user:password@` taken out."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+async def connect_nats(url: str, timeout: float | None = None) -> Any:  # noqa: ASYNC109
+    """A NATS connection that reconnects for ever once made (the relay must outlive NATS
+    restarts); the first connection must succeed within `timeout`, so a wrong URL is an
+    error rather than a silent wait."""
+    nats = import_nats()
+    last: list[BaseException] = []
+
+    async def noted(exc: Exception) -> None:
+        last[:] = [exc]
         log.info("NATS: %s", exc, extra={"weex_event": "nats_error"})
 
-    return await nats.connect(
-        url,
-        max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
-        allow_reconnect=True,
-        error_cb=quiet,
-    )
+    nc = nats.NATS()
+    try:
+        with anyio.fail_after(CONNECT_TIMEOUT if timeout is None else timeout):
+            await nc.connect(
+                url,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
+                allow_reconnect=True,
+                error_cb=noted,
+            )
+    except (nats.errors.Error, OSError, TimeoutError) as exc:
+        await close_nats(nc)
+        cause = last[0] if last else exc
+        reason = str(cause) or type(cause).__name__
+        raise NatsUnavailableError(
+            f"{without_credentials(url)}: cannot reach NATS: {reason}"
+        ) from None
+    return nc
+
+
+async def close_nats(nc: Any) -> None:
+    """Close the connection, even mid-cancellation; a connection already lost is closed."""
+    nats = import_nats()
+    with anyio.CancelScope(shield=True), contextlib.suppress(nats.errors.Error, OSError):
+        await nc.close()
 
 
 async def run_relay(args: argparse.Namespace, stopper: Stopper) -> int:
@@ -271,8 +324,7 @@ async def run_relay(args: argparse.Namespace, stopper: Stopper) -> int:
             with stopper.scope:
                 await _relay(client, relay, channels, args)
     finally:
-        with anyio.CancelScope(shield=True):
-            await nc.close()
+        await close_nats(nc)
     return 0
 
 

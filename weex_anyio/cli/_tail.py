@@ -8,6 +8,7 @@ is read by its own ordered consumer (in stream order, no acknowledgements to man
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 from collections.abc import Mapping
@@ -19,7 +20,7 @@ from weex_proto.events import PushFrame, WebSocketMessage
 from weex_proto.messages import PRIVATE_RECORD_KEYS
 from weex_proto.records import RecordSplitter, SplitError
 
-from ._relay import connect_nats, import_nats
+from ._relay import close_nats, connect_nats, import_nats
 from ._runtime import Output, Stopper
 
 log = logging.getLogger("weex_anyio.tail")
@@ -76,8 +77,7 @@ async def run_tail(args: argparse.Namespace, stopper: Stopper, out: Output) -> i
                     )
                     task_group.start_soon(_print_each, subscription, out)
     finally:
-        with anyio.CancelScope(shield=True):
-            await nc.close()
+        await close_nats(nc)
     return 0
 
 
@@ -96,5 +96,5 @@ async def _print_each(subscription: Any, out: Output) -> None:
             except (ValueError, KeyError, SplitError) as exc:
                 log.warning("skipped a message on %s: %s", msg.subject[:80], exc)
     finally:
-        with anyio.CancelScope(shield=True):
-            await subscription.unsubscribe()
+        with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+            await subscription.unsubscribe()  # the connection may be gone already
