@@ -315,7 +315,8 @@ async def _with_reference(
     return reference
 
 
-async def _market_until(sim: SimulatedWeexServer, reference: Reference, depth: int) -> None:
+async def _market_until(sim: SimulatedWeexServer, reference: Reference, depth: int) -> str:
+    """Run the market until the reference has `depth` depth records; the marker sent last."""
     sim.resume_market()
     await reference.wait_for(lambda: reference.count("depth.") >= depth)
     sim.pause_market()
@@ -328,6 +329,7 @@ async def _market_until(sim: SimulatedWeexServer, reference: Reference, depth: i
     await reference.wait_for(
         lambda: any(r.get("marker") == marker for r in reference.records[channel][-3:])
     )
+    return marker
 
 
 def _check_once_in_order(reference: Reference, got: dict[str, list[Any]]) -> None:
@@ -431,10 +433,11 @@ def test_a_full_outbox_drops_and_flags_the_gap(nats_server: NatsServer) -> None:
                 await anyio.to_thread.run_sync(nats_server.stop)
                 await _market_until(sim, reference, 80)
                 await anyio.to_thread.run_sync(nats_server.start)
-                await _market_until(sim, reference, 100)
+                markers.append(await _market_until(sim, reference, 100))
 
+            markers: list[str] = []
             reference = await _with_reference(sim, scenario)
-            got = await _read_all(nats_server.url)
+            got = await _read_all(nats_server.url, markers[-1])
             relay.cancel()
         total = sum(len(v) for v in reference.records.values())
         assert sum(len(v) for v in got.values()) < total  # the outage cost records
@@ -453,8 +456,9 @@ def test_a_full_outbox_drops_and_flags_the_gap(nats_server: NatsServer) -> None:
     _run(main)
 
 
-async def _read_all(nats_url: str) -> dict[str, list[Any]]:
-    """Every message in the stream, per channel: (id, data, gap)."""
+async def _read_all(nats_url: str, marker: str) -> dict[str, list[Any]]:
+    """Every message in the stream up to the ticker carrying `marker`, per channel:
+    (id, data, gap). The marker is the last record the relay got, so nothing follows it."""
     import nats
     from nats.js.api import DeliverPolicy
 
@@ -462,14 +466,15 @@ async def _read_all(nats_url: str) -> dict[str, list[Any]]:
     got: dict[str, list[Any]] = {channel: [] for channel in CHANNELS}
     try:
         js = nc.jetstream()
-        stored = (await js.stream_info("WEEX")).state.messages
         sub = await js.subscribe("weex.>", ordered_consumer=True, deliver_policy=DeliverPolicy.ALL)
         with anyio.fail_after(HANG_GUARD):
-            for _ in range(stored):
+            while True:
                 msg = await sub.next_msg(timeout=HANG_GUARD)
                 body = json.loads(msg.data)
                 entry = ((msg.header or {})["Nats-Msg-Id"], body["data"], body["gap"])
                 got[channel_of(msg.subject)].append(entry)
+                if body["data"].get("marker") == marker:
+                    break
         await sub.unsubscribe()
     finally:
         await nc.close()

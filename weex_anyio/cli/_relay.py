@@ -112,7 +112,7 @@ class Relay:
             msg_id = message_id(channel, message.frame, message.source, message.index)
             subject = subject_for(channel, self.prefix)
         except (TypeError, ValueError) as exc:
-            log.warning("not relayed: %s record of %s: %s", channel[:80], channel[:80], exc)
+            log.warning("not relayed: a record of %s: %s", channel[:80], exc)
             return
         book = self.books.get(channel)
         if book is not None:
