@@ -75,6 +75,14 @@ async def _dispatch(args: argparse.Namespace, stopper: Stopper, out: Output, std
         from ._replay_command import run_replay
 
         return await run_replay(args, stopper, out, stderr)
+    if command == "relay":
+        from ._relay import run_relay
+
+        return await run_relay(args, stopper)
+    if command == "tail":
+        from ._tail import run_tail
+
+        return await run_tail(args, stopper, out)
     if command == "simulate":
         from ._simulate import run_simulate
 

@@ -33,6 +33,8 @@ Stream, record and replay the WEEX futures WebSocket API v2 from the terminal.
                                         WEEX_PASSPHRASE)
   weex-ws record SYMBOL... --out FILE   raw frames to SQLite (.sqlite/.db) or JSON lines (.jsonl)
   weex-ws replay FILE                   a recording through the client, deterministically
+  weex-ws relay SYMBOL... --nats URL    publish records to NATS JetStream (subjects weex.<channel>)
+  weex-ws tail --nats URL SUBJECT...    print what relays published
 
 Exit codes: 0 done (also after SIGTERM), 1 connection or server failure, 2 bad arguments,
 configuration or recording file, 130 interrupted with Ctrl-C.
@@ -288,6 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--json", action="store_true", help="one JSON object per line")
     replay.add_argument("--count", type=_checked(positive_int), metavar="N", help="stop after N")
 
+    _relay_commands(command)
+
     simulate = command(
         "simulate", "run the built-in WEEX simulator in the foreground (Ctrl-C stops it)"
     )
@@ -310,3 +314,84 @@ def build_parser() -> argparse.ArgumentParser:
         "--duration", type=_checked(positive_float), metavar="S", help="stop after S seconds"
     )
     return parser
+
+
+def _relay_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    relay = command("relay", "publish SYMBOL...'s records to NATS JetStream (needs weex-ws[nats])")
+    relay.add_argument("symbols", nargs="*", type=_checked(symbol), metavar="SYMBOL")
+    relay.add_argument(
+        "--symbols-file", metavar="FILE", help="more symbols, one or more per line (# comments)"
+    )
+    relay.add_argument(
+        "--channels",
+        type=_checked(channel_kinds),
+        default=RECORD_CHANNELS,
+        metavar="LIST",
+        help="which channels per symbol, comma-separated (default: ticker,depth,trades)",
+    )
+    relay.add_argument(
+        "--depth", type=_checked(wire_depth), default=15, metavar="15|200", help="depth channel"
+    )
+    _nats_option(relay)
+    relay.add_argument("--stream", default="WEEX", help="JetStream stream (default: WEEX)")
+    relay.add_argument("--prefix", default="weex", help="subject prefix (default: weex)")
+    relay.add_argument(
+        "--max-age",
+        type=_checked(positive_float),
+        metavar="S",
+        help="a new stream keeps messages S seconds (default: no limit)",
+    )
+    relay.add_argument(
+        "--retention",
+        choices=("limits", "interest", "workqueue"),
+        default="limits",
+        help="a new stream's retention policy (default: limits)",
+    )
+    relay.add_argument(
+        "--duplicate-window",
+        type=_checked(positive_float),
+        default=120.0,
+        metavar="S",
+        help="a new stream's de-duplication window (default: 120)",
+    )
+    relay.add_argument(
+        "--outbox",
+        type=_checked(positive_int),
+        default=10_000,
+        metavar="N",
+        help="records held while NATS is slow or away; beyond that the oldest are dropped "
+        "and flagged as a gap (default: 10000)",
+    )
+    relay.add_argument(
+        "--snapshot-interval",
+        type=_checked(positive_float),
+        default=10.0,
+        metavar="S",
+        help="publish each order book as a SNAPSHOT record every S seconds (default: 10)",
+    )
+    _connection_options(relay, private=False)
+    relay.add_argument(
+        "--duration", type=_checked(positive_float), metavar="S", help="stop after S seconds"
+    )
+
+    tail = command("tail", "print records relayed to NATS JetStream for SUBJECT...")
+    tail.add_argument("subjects", nargs="+", metavar="SUBJECT", help="e.g. weex.ticker.* weex.>")
+    _nats_option(tail, required=True)
+    tail.add_argument(
+        "--deliver",
+        choices=("new", "all", "last"),
+        default="new",
+        help="start with new messages (default), all stored ones, or the last one",
+    )
+    tail.add_argument("--json", action="store_true", help="one JSON object per line")
+    _stop_options(tail, "stop after N messages")
+
+
+def _nats_option(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
+    parser.add_argument(
+        "--nats",
+        required=required,
+        default=None if required else "nats://127.0.0.1:4222",
+        metavar="URL",
+        help="NATS server, e.g. nats://127.0.0.1:4222" + ("" if required else " (the default)"),
+    )

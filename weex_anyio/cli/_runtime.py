@@ -101,9 +101,13 @@ class Output:
         return bool(isatty and isatty())
 
     def emit(self, message: WebSocketMessage[Any]) -> None:
+        self.emit_line(json_line(message) if self.as_json else describe(message))
+
+    def emit_line(self, text: str) -> None:
+        """Print a ready-made line as one message (it counts for `--count`)."""
         if self.closed or (self.limit is not None and self.emitted >= self.limit):
             return
-        self.line(json_line(message) if self.as_json else describe(message))
+        self.line(text)
         self.emitted += 1
         if self.limit is not None and self.emitted >= self.limit:
             self.on_done()
