@@ -152,7 +152,7 @@ class WeexConnection:
         self._ws = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
         self._frames: FastFrameReader | None = None  # set once the handshake is done
         self._state = ConnectionState.IDLE
-        self._events: deque[Event] = deque()
+        self._events: deque[Event | PushFrame] = deque()  # a data push is held as itself
         self._outgoing = bytearray()
         self._heartbeat = Heartbeat(
             interval=self.options.ping_interval,
@@ -209,12 +209,23 @@ class WeexConnection:
         return data
 
     def next_event(self) -> Event | None:
-        return self._events.popleft() if self._events else None
+        if not self._events:
+            return None
+        event = self._events.popleft()
+        return MessageReceived(event) if isinstance(event, PushFrame) else event
 
     def events(self) -> Iterator[Event]:
         """Drain the pending events."""
         while self._events:
-            yield self._events.popleft()
+            event = self._events.popleft()
+            yield MessageReceived(event) if isinstance(event, PushFrame) else event
+
+    def take_events(self) -> deque[Event | PushFrame]:
+        """Drain the pending events at once, for a caller that handles a whole received buffer
+        in one pass (the hub): what `events()` yields, except that a data push comes as its
+        `PushFrame` itself, without a `MessageReceived` built around each one."""
+        events, self._events = self._events, deque()
+        return events
 
     def next_deadline(self) -> float | None:
         """When `handle_timer` must next be called, or None if no timer is running."""
@@ -506,8 +517,7 @@ class WeexConnection:
             channel = frame.get("channel")
             if isinstance(channel, str):
                 self.last_payload_at = now
-                message = PushFrame(channel, frame, self._wall_time, text)
-                self._emit(MessageReceived(message))
+                self._events.append(PushFrame(channel, frame, self._wall_time, text))
             else:
                 self._emit(MessageSkipped("payload without a channel", text[:_SKIPPED_RAW_LIMIT]))
         elif event == "ping" or (event is None and frame.get("type") == "ping"):

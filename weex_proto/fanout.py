@@ -74,11 +74,11 @@ class MessageBuffer:
             self.dropped += 1
             # Data is now missing just before the oldest message we still hold: flag that one.
             if self._items:
-                self._items[0] = attrs.evolve(self._items[0], gap=True)
+                self._items[0] = self._items[0].with_gap()
             else:
                 self._gap = True
         if self._gap:
-            message = attrs.evolve(message, gap=True)
+            message = message.with_gap()
             self._gap = False
         self._items.append(message)
         if self.waker is not None:

@@ -113,14 +113,33 @@ def _lower(value: object) -> str | None:
     return value.lower() if isinstance(value, str) else None
 
 
+_PERCENT_CACHE_SIZE: Final = 4096
+_percents: dict[str, str | None] = {}
+"""`priceChangePercent` text -> the documented `change`: the same few values repeat for every
+push of a contract, and Decimal arithmetic costs more than the rest of the view."""
+
+
+def _percent_text(fraction: object) -> str | None:
+    """A fraction (WEEX's `priceChangePercent`) as a percentage in plain text, or None."""
+    if type(fraction) is str:
+        cached = _percents.get(fraction, _percents)
+        if cached is not _percents:
+            return cached  # type: ignore[return-value]
+    value = _to_decimal(fraction)
+    text = None if value is None else decimal_text(value.scaleb(2))
+    if type(fraction) is str:
+        _remember(_percents, fraction, text, _PERCENT_CACHE_SIZE)
+    return text
+
+
 def _ticker_view(channel: str, row: Any, context: Any) -> dict[str, Any]:
     view = dict(row)
     _alias(view, row, "last", "lastPrice")
     _alias(view, row, "volume", "size")
     _alias(view, row, "mark", "markPrice")
-    fraction = _to_decimal(row.get("priceChangePercent"))
-    if fraction is not None:
-        view["change"] = decimal_text(fraction.scaleb(2))  # WEEX sends a fraction
+    change = _percent_text(row.get("priceChangePercent"))
+    if change is not None:
+        view["change"] = change
     return view
 
 
@@ -275,8 +294,10 @@ class _OpenCandle:
         self.index = index
 
 
-def _remember(memory: dict[str, Any], key: str, value: Any) -> None:
-    if key not in memory and len(memory) >= MAX_TRACKED_CHANNELS:
+def _remember(
+    memory: dict[str, Any], key: str, value: Any, limit: int = MAX_TRACKED_CHANNELS
+) -> None:
+    if key not in memory and len(memory) >= limit:
         del memory[next(iter(memory))]  # dicts keep insertion order
     memory[key] = value
 
@@ -345,8 +366,11 @@ class RecordSplitter:
 
     def _note_marks(self, channel: str, rows: list[Any]) -> None:
         contract = channel[len("ticker.") :]
+        known = self.marks.get(contract)
         for row in reversed(rows):
             mark = row.get("markPrice")
+            if mark == known and type(mark) is str:
+                return  # unchanged since the last push: already checked and remembered
             if _to_decimal(mark) is not None:
                 _remember(self.marks, contract, mark if isinstance(mark, str) else str(mark))
                 return
