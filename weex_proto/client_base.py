@@ -651,9 +651,12 @@ class BaseClient(abc.ABC):
                 session = self._hub.acquire(channel, self._clock())
                 acquired.append(channel)
                 await self._flush(session)
+            take = buffer.get
             while True:
-                try:
-                    message = await waiting.get()
+                try:  # straight from the buffer while it has messages; waits only when empty
+                    message = take()
+                    if message is None:
+                        message = await waiting.get()
                 except BufferClosed:
                     return
                 if plan.follow_marks:

@@ -92,6 +92,7 @@ ABNORMAL_CLOSURE = 1006
 MESSAGE_TOO_BIG = 1009
 INTERNAL_ERROR = 1011
 
+_INVALID: Any = object()  # what `_handle_text` got from text that is not JSON
 _SKIPPED_RAW_LIMIT = 512  # how much of a skipped frame we keep for the log
 # An error frame's code and text go into logs and exceptions: a server can make them any size.
 _ERROR_CODE_LIMIT = 40
@@ -503,6 +504,18 @@ class WeexConnection:
         try:
             frame = self.options.json_loads(text)
         except (ValueError, RecursionError):
+            frame = _INVALID
+        if type(frame) is dict and frame.get("event") == "payload":  # nearly every frame
+            channel = frame.get("channel")
+            if type(channel) is str:
+                self.last_payload_at = now
+                self._events.append(PushFrame(channel, frame, self._wall_time, text))
+                return
+        self._handle_other_text(text, frame, now)
+
+    def _handle_other_text(self, text: str, frame: Any, now: float) -> None:
+        """Everything but a well-formed data push: pings, acks, errors, bad frames."""
+        if frame is _INVALID:
             if text.strip() == "ping":  # Bitget-style bare ping; cheap to answer
                 if self._state is ConnectionState.OPEN:
                     self._send_text("pong")

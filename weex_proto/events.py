@@ -190,18 +190,55 @@ _set_record = _MessageSlots._record.__set__  # type: ignore[attr-defined]
 """Fill a message's caches past its frozen `__setattr__` (the slot descriptors themselves)."""
 
 
-@attrs.frozen(repr=False)
-class PushFrame:
+class _PushSlots:
+    """`PushFrame`'s fields with ordinary (fast) attribute stores, for building one."""
+
+    __slots__ = ("channel", "frame", "raw", "timestamp")
+
+
+class PushFrame(_PushSlots):
     """One whole data push as the connection received it; the hub splits it into records.
 
     `frame` is the decoded JSON object, `raw` its exact text, `timestamp` the wall time of its
-    arrival (seconds since the epoch).
+    arrival (seconds since the epoch). Immutable; a slots class built like `WebSocketMessage`
+    (one per received frame). Equality compares `channel`, `frame` and `timestamp`.
     """
 
+    __slots__ = ()
     channel: str
     frame: Mapping[str, Any]
     timestamp: float
-    raw: str = attrs.field(default="", eq=False)
+    raw: str
+
+    def __new__(
+        cls, channel: str, frame: Mapping[str, Any], timestamp: float, raw: str = ""
+    ) -> PushFrame:
+        self: Any = object.__new__(_PushSlots)
+        self.channel = channel
+        self.frame = frame
+        self.timestamp = timestamp
+        self.raw = raw
+        self.__class__ = cls
+        return self  # type: ignore[no-any-return]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise attrs.exceptions.FrozenInstanceError
+
+    def __delattr__(self, name: str) -> None:
+        raise attrs.exceptions.FrozenInstanceError
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, PushFrame)
+        return (self.channel, self.frame, self.timestamp) == (
+            other.channel,
+            other.frame,
+            other.timestamp,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.channel, self.timestamp))
 
     @property
     def received_at(self) -> _dt.datetime:

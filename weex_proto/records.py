@@ -343,7 +343,9 @@ class RecordSplitter:
         if type(rows) is not list:
             raise SplitError(f"{channel[:80]} push: {where} is not an array")
         for index, row in enumerate(rows):
-            if not (isinstance(row, Mapping) or (kind is CANDLE and type(row) is list)):
+            if type(row) is not dict and not (
+                isinstance(row, Mapping) or (kind is CANDLE and type(row) is list)
+            ):
                 raise SplitError(f"{channel[:80]} push: {where}[{index}] is not an object")
         if kind is CANDLE:
             return self._candle_messages(push, rows)
@@ -354,7 +356,11 @@ class RecordSplitter:
                 self._message(push, row, kind, index, self.marks.get(row.get("contractId")))
                 for index, row in enumerate(rows)
             ]
-        return [self._message(push, row, kind, index) for index, row in enumerate(rows)]
+        channel, frame, timestamp, raw = push.channel, push.frame, push.timestamp, push.raw
+        return [
+            WebSocketMessage(channel, frame, timestamp, raw, False, row, kind, index, None)
+            for index, row in enumerate(rows)
+        ]
 
     @staticmethod
     def _message(
