@@ -350,10 +350,25 @@ class WeexConnection:
             self._frames = FastFrameReader(self.options.max_message_size)
 
     def _receive_frames(self, frames: FastFrameReader, data: bytes, now: float) -> None:
-        """After the handshake: the fast path reads plain text frames, wsproto all the rest."""
+        """After the handshake: the fast path reads plain text frames, wsproto all the rest.
+
+        One pass over the buffer: each data push is decoded and queued as its `PushFrame`
+        right here (what `_handle_text` does, without a call per frame); any other text goes
+        to `_handle_other_text`."""
+        loads, queue, wall_time = self.options.json_loads, self._events, self._wall_time
         for piece in frames.feed(data):
             if isinstance(piece, str):
-                self._handle_text(piece, now)
+                try:
+                    frame = loads(piece)
+                except (ValueError, RecursionError):
+                    frame = _INVALID
+                if type(frame) is dict and frame.get("event") == "payload":
+                    channel = frame.get("channel")
+                    if type(channel) is str:
+                        self.last_payload_at = now
+                        queue.append(PushFrame(channel, frame, wall_time, piece))
+                        continue
+                self._handle_other_text(piece, frame, now)
             elif isinstance(piece, InvalidText):
                 close = CloseReason.INVALID_FRAME_PAYLOAD_DATA
                 self._handle_close(ws.CloseConnection(code=close, reason=piece.reason))
