@@ -306,6 +306,15 @@ def _remember(
     memory[key] = value
 
 
+def _kind_of(channel: str) -> tuple[_Kind | None, str | None]:
+    """The record kind of `channel` (None if unknown) and, on private channels, the key of
+    its records under `msg.data`."""
+    private_key = PRIVATE_RECORD_KEYS.get(channel)
+    if private_key is not None:
+        return _PRIVATE_KINDS[channel], private_key
+    return _PUBLIC_KINDS.get(channel.partition(".")[0]), None
+
+
 class SplitError(Exception):
     """A push whose record list is not a list of records: nothing in it can be delivered."""
 
@@ -317,6 +326,8 @@ class RecordSplitter:
         self.marks: dict[str, str] = {}
         """Contract id -> the `markPrice` text of its latest ticker record."""
         self._candles: dict[str, _OpenCandle] = {}
+        self._kinds: dict[str, tuple[_Kind | None, str | None]] = {}
+        """Channel -> its record kind and private record key: `_kind_of`, remembered."""
 
     def mark_price(self, contract_id: str) -> str | None:
         """The latest mark price seen for `contract_id` on its ticker channel, or None."""
@@ -330,26 +341,27 @@ class RecordSplitter:
     def split(self, push: PushFrame) -> list[WebSocketMessage[Any]]:
         """One message per record of `push`; raises `SplitError` if it has no record list."""
         channel, frame = push.channel, push.frame
-        private_key = PRIVATE_RECORD_KEYS.get(channel)
-        if private_key is not None:
+        found = self._kinds.get(channel)
+        if found is None:
+            found = _kind_of(channel)
+            _remember(self._kinds, channel, found)
+        kind, private_key = found
+        if private_key is None:
+            rows = frame.get("data")
+        else:
             msg = frame.get("msg")
             data = msg.get("data") if isinstance(msg, Mapping) else None
             rows = data.get(private_key) if isinstance(data, Mapping) else None
-            where = f"msg.data.{private_key}"
-            kind = _PRIVATE_KINDS[channel]
-        else:
-            rows = frame.get("data")
-            where = "data"
-            found = _PUBLIC_KINDS.get(channel.partition(".")[0])
-            if found is None:
-                raise SplitError(f"no records to split on unknown channel {channel[:80]!r}")
-            kind = found
+        if kind is None:
+            raise SplitError(f"no records to split on unknown channel {channel[:80]!r}")
         if type(rows) is not list:
+            where = "data" if private_key is None else f"msg.data.{private_key}"
             raise SplitError(f"{channel[:80]} push: {where} is not an array")
         for index, row in enumerate(rows):
             if type(row) is not dict and not (
                 isinstance(row, Mapping) or (kind is CANDLE and type(row) is list)
             ):
+                where = "data" if private_key is None else f"msg.data.{private_key}"
                 raise SplitError(f"{channel[:80]} push: {where}[{index}] is not an object")
         if kind is CANDLE:
             return self._candle_messages(push, rows)
