@@ -360,7 +360,24 @@ _INTEGER_TEXT: Final = re.compile(r"[+-]?\d{1,30}", re.ASCII)
 _MISSING: Final = object()
 
 
+_ZERO: Final = Decimal(0)
+_DECIMAL_CACHE_SIZE: Final = 8192
+_decimals: dict[str, Decimal] = {}
+"""Decimal text -> its (immutable) `Decimal`: prices and sizes repeat from push to push, and
+the check and the conversion cost more than a lookup. Emptied when full, so memory is flat."""
+
+
 def _to_decimal(value: object) -> Decimal | None:
+    if type(value) is str:
+        found = _decimals.get(value)
+        if found is not None:
+            return found
+        if not _DECIMAL_TEXT.fullmatch(value):
+            return None
+        if len(_decimals) >= _DECIMAL_CACHE_SIZE:
+            _decimals.clear()
+        found = _decimals[value] = Decimal(value)
+        return found
     if isinstance(value, str):
         return Decimal(value) if _DECIMAL_TEXT.fullmatch(value) else None
     if isinstance(value, bool):
@@ -579,9 +596,21 @@ def _price_levels(row: _Record, side: str) -> tuple[PriceLevel, ...]:
     if not _is_list(levels):
         _fail(row.channel, path, "an array", levels)
     result = []
+    known = _decimals  # the decimal cache, read inline: books are long and prices repeat
     for index, level in enumerate(levels):
         # Books can be long, so levels skip the _Record wrapper unless something is wrong.
-        if _is_mapping(level):
+        if type(level) is dict:
+            price_text, size_text = level.get("price"), level.get("size")
+            price = known.get(price_text) if type(price_text) is str else None
+            if price is None:
+                price = _to_decimal(price_text)
+            size = known.get(size_text) if type(size_text) is str else None
+            if size is None:
+                size = _to_decimal(size_text)
+            if price is None or size is None:
+                entry = _Record(level, row.channel, f"{path}[{index}]")
+                price, size = entry.decimal("price"), entry.decimal("size")  # raises
+        elif _is_mapping(level):
             price, size = _to_decimal(level.get("price")), _to_decimal(level.get("size"))
             if price is None or size is None:
                 entry = _Record(level, row.channel, f"{path}[{index}]")
@@ -592,7 +621,7 @@ def _price_levels(row: _Record, side: str) -> tuple[PriceLevel, ...]:
                 _fail(row.channel, f"{path}[{index}]", "a [price, size] pair of decimals", level)
         else:
             _fail(row.channel, f"{path}[{index}]", "a {price, size} object", level)
-        if not (price > 0 and size >= 0):  # finite already: the converters refuse NaN/inf
+        if not (price > _ZERO and size >= _ZERO):  # finite: the converters refuse NaN/inf
             shown = f"price {price}, size {size}"
             _fail(row.channel, f"{path}[{index}]", "a price > 0 and a size >= 0", shown)
         result.append(PriceLevel(price, size))
