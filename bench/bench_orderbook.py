@@ -5,7 +5,8 @@
 Each update changes a handful of levels near the top (a few sizes, one level removed, one
 added), like a real CHANGED frame; half the updates touch each side. "apply" times
 `OrderBook.apply` alone; "decode+apply+best" adds decoding the JSON text (with the client's
-decoder: orjson when installed) and `parse_push`, then reads the best bid and ask;
+decoder: orjson when installed) and `parse_depth_levels`, fed to `OrderBook.apply_levels` as
+`stream_order_book` does, then reads the best bid and ask;
 "...+top" reads the top N levels of each side instead, which is what `stream_order_book`
 hands its reader per push.
 """
@@ -19,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from weex_proto.connection import ConnectionOptions
-from weex_proto.messages import DepthUpdate, parse_push
+from weex_proto.messages import DepthUpdate, parse_depth_levels, parse_push
 from weex_proto.orderbook import Applied, OrderBook
 
 
@@ -94,18 +95,16 @@ def run(depth: int, count: int) -> tuple[float, float, float]:
     book = OrderBook("cmt_btcusdt", depth)
     start = time.perf_counter()
     for text in texts:
-        for update in parse_push(loads(text)):
-            assert isinstance(update, DepthUpdate)
-            book.apply(update)
+        for levels in parse_depth_levels(loads(text)):
+            book.apply_levels(levels)
         assert book.best_bid is not None and book.best_ask is not None
     best_rate = count / (time.perf_counter() - start)
 
     book = OrderBook("cmt_btcusdt", depth)
     start = time.perf_counter()
     for text in texts:
-        for update in parse_push(loads(text)):
-            assert isinstance(update, DepthUpdate)
-            book.apply(update)
+        for levels in parse_depth_levels(loads(text)):
+            book.apply_levels(levels)
         book.bids(depth)
         book.asks(depth)
     top_rate = count / (time.perf_counter() - start)

@@ -616,8 +616,8 @@ class BaseClient(abc.ABC):
         ...); on a depth channel, one per depth update as WEEX sent it (handlers keep no local
         book: use `stream_order_book` for one). Sync handlers run inline, called by the receive
         loop itself with no buffer or task switch between: the fastest way to consume, and so
-        they must be quick; async handlers run in their own task with a bounded backlog, so a slow one never holds
-        up the connection. Exceptions are logged.
+        they must be quick; async handlers run in their own task with a bounded backlog, so a
+        slow one never holds up the connection. Exceptions are logged.
         """
         buffer = self._hub.add_handler(channel, handler)
         if buffer is not None:

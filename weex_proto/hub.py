@@ -40,7 +40,7 @@ from .events import (
 )
 from .fanout import ChannelRefs, Handler, MessageBuffer, OverflowPolicy, Router
 from .health import Health
-from .messages import DepthUpdate, PayloadError
+from .messages import PayloadError, parse_depth_levels
 from .orderbook import Applied, NeedsResync, OrderBook, Rejected
 from .records import OrderBookSnapshot, RecordSplitter, SplitError
 from .session import Decision, GiveUp, Reconnect, Stop, WeexSession, explain_error
@@ -515,7 +515,7 @@ class ClientHub:
         self, session: WeexSession, feed: BookFeed, message: PushFrame, now: float
     ) -> None:
         try:
-            updates = message.parse()
+            updates = parse_depth_levels(message.frame)
         except PayloadError as exc:
             log.warning(
                 "unusable depth push on %s: %s",
@@ -526,9 +526,7 @@ class ClientHub:
             self._resync(session, feed, feed.book.invalidate("unusable depth push"), message, now)
             return
         for update in updates:
-            if not isinstance(update, DepthUpdate):
-                continue
-            result = feed.book.apply(update)
+            result = feed.book.apply_levels(update)
             if isinstance(result, Applied):
                 if update.depth_type == "SNAPSHOT":
                     feed.resyncs_without_snapshot = 0

@@ -29,7 +29,7 @@ from decimal import Decimal
 import attrs
 
 from .channels import normalize_symbol
-from .messages import DepthUpdate, PriceLevel
+from .messages import DepthLevels, DepthUpdate
 
 Level = tuple[Decimal, Decimal]
 
@@ -90,11 +90,27 @@ class OrderBook:
         )
 
     def apply(self, update: DepthUpdate) -> ApplyResult:
-        if update.symbol != self.symbol and not _same_contract(update.symbol, self.symbol):
-            return Rejected(f"push for {update.symbol[:40]!r} on the book of {self.symbol!r}")
         problem = _unusable(update)
         if problem is not None:
+            if update.symbol != self.symbol and not _same_contract(update.symbol, self.symbol):
+                return Rejected(f"push for {update.symbol[:40]!r} on the book of {self.symbol!r}")
             return self.invalidate(problem)
+        return self.apply_levels(
+            DepthLevels(
+                update.symbol,
+                update.depth_type,
+                update.start_version,
+                update.end_version,
+                [(level.price, level.size) for level in update.bids],
+                [(level.price, level.size) for level in update.asks],
+            )
+        )
+
+    def apply_levels(self, update: DepthLevels) -> ApplyResult:
+        """`apply` for an update from `parse_depth_levels`, whose levels are already checked
+        (price > 0, size >= 0, finite): the fast way from a raw depth frame into the book."""
+        if update.symbol != self.symbol and not _same_contract(update.symbol, self.symbol):
+            return Rejected(f"push for {update.symbol[:40]!r} on the book of {self.symbol!r}")
         if update.depth_type == "SNAPSHOT":
             if self.version is not None and update.end_version < self.version:
                 return Rejected(
@@ -203,16 +219,13 @@ def _unusable(update: DepthUpdate) -> str | None:
     return None
 
 
-def _levels(levels: tuple[PriceLevel, ...]) -> dict[Decimal, Decimal]:
-    return {level.price: level.size for level in levels if level.size != 0}
+def _levels(levels: list[Level]) -> dict[Decimal, Decimal]:
+    return {price: size for price, size in levels if size != 0}
 
 
-def _merge(
-    side: dict[Decimal, Decimal], prices: list[Decimal], changes: tuple[PriceLevel, ...]
-) -> None:
+def _merge(side: dict[Decimal, Decimal], prices: list[Decimal], changes: list[Level]) -> None:
     """Apply absolute sizes to one side, keeping its sorted prices in step."""
-    for level in changes:
-        price, size = level.price, level.size
+    for price, size in changes:
         if size == 0:
             if side.pop(price, None) is not None:
                 del prices[bisect_left(prices, price)]
