@@ -49,7 +49,9 @@ from .tls import default_ssl_context, warn_if_unverified
 
 log = logging.getLogger("weex_ws")
 
-RECEIVE_SIZE = 65536
+RECEIVE_SIZE = 262144
+"""Bytes asked of the stream per read: as much as asyncio buffers at once (256 KiB), so a busy
+feed is read, and handled, in few large batches rather than many small ones."""
 CLOSE_ON_CANCEL_TIMEOUT = 1.0  # seconds to get our close frame out (and the peer to hang up)
 
 
@@ -626,9 +628,10 @@ class BaseClient(abc.ABC, Generic[TransportT]):
 
         Like a stream, a handler gets one message per record (ticker, trade, candle, order,
         ...); on a depth channel, one per depth update as WEEX sent it (handlers keep no local
-        book: use `stream_order_book` for one). Sync handlers run inline and must be quick;
-        async handlers run in their own task with a bounded backlog, so a slow one never holds
-        up the connection. Exceptions are logged.
+        book: use `stream_order_book` for one). Sync handlers run inline, called by the receive
+        loop itself with no buffer or task switch between: the fastest way to consume, and so
+        they must be quick; async handlers run in their own task with a bounded backlog, so a
+        slow one never holds up the connection. Exceptions are logged.
         """
         buffer = self._hub.add_handler(channel, handler)
         if buffer is not None:
@@ -665,9 +668,12 @@ class BaseClient(abc.ABC, Generic[TransportT]):
                 session = self._hub.acquire(channel, self._clock())
                 acquired.append(channel)
                 await self._flush(session)
+            take = buffer.get
             while True:
-                try:
-                    message = await waiting.get()
+                try:  # straight from the buffer while it has messages; waits only when empty
+                    message = take()
+                    if message is None:
+                        message = await waiting.get()
                 except BufferClosed:
                     return
                 if plan.follow_marks:

@@ -92,6 +92,7 @@ ABNORMAL_CLOSURE = 1006
 MESSAGE_TOO_BIG = 1009
 INTERNAL_ERROR = 1011
 
+_INVALID: Any = object()  # what `_handle_text` got from text that is not JSON
 _SKIPPED_RAW_LIMIT = 512  # how much of a skipped frame we keep for the log
 # An error frame's code and text go into logs and exceptions: a server can make them any size.
 _ERROR_CODE_LIMIT = 40
@@ -152,7 +153,7 @@ class WeexConnection:
         self._ws = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
         self._frames: FastFrameReader | None = None  # set once the handshake is done
         self._state = ConnectionState.IDLE
-        self._events: deque[Event] = deque()
+        self._events: deque[Event | PushFrame] = deque()  # a data push is held as itself
         self._outgoing = bytearray()
         self._heartbeat = Heartbeat(
             interval=self.options.ping_interval,
@@ -209,12 +210,23 @@ class WeexConnection:
         return data
 
     def next_event(self) -> Event | None:
-        return self._events.popleft() if self._events else None
+        if not self._events:
+            return None
+        event = self._events.popleft()
+        return MessageReceived(event) if isinstance(event, PushFrame) else event
 
     def events(self) -> Iterator[Event]:
         """Drain the pending events."""
         while self._events:
-            yield self._events.popleft()
+            event = self._events.popleft()
+            yield MessageReceived(event) if isinstance(event, PushFrame) else event
+
+    def take_events(self) -> deque[Event | PushFrame]:
+        """Drain the pending events at once, for a caller that handles a whole received buffer
+        in one pass (the hub): what `events()` yields, except that a data push comes as its
+        `PushFrame` itself, without a `MessageReceived` built around each one."""
+        events, self._events = self._events, deque()
+        return events
 
     def next_deadline(self) -> float | None:
         """When `handle_timer` must next be called, or None if no timer is running."""
@@ -338,10 +350,25 @@ class WeexConnection:
             self._frames = FastFrameReader(self.options.max_message_size)
 
     def _receive_frames(self, frames: FastFrameReader, data: bytes, now: float) -> None:
-        """After the handshake: the fast path reads plain text frames, wsproto all the rest."""
+        """After the handshake: the fast path reads plain text frames, wsproto all the rest.
+
+        One pass over the buffer: each data push is decoded and queued as its `PushFrame`
+        right here (what `_handle_text` does, without a call per frame); any other text goes
+        to `_handle_other_text`."""
+        loads, queue, wall_time = self.options.json_loads, self._events, self._wall_time
         for piece in frames.feed(data):
             if isinstance(piece, str):
-                self._handle_text(piece, now)
+                try:
+                    frame = loads(piece)
+                except (ValueError, RecursionError):
+                    frame = _INVALID
+                if type(frame) is dict and frame.get("event") == "payload":
+                    channel = frame.get("channel")
+                    if type(channel) is str:
+                        self.last_payload_at = now
+                        queue.append(PushFrame(channel, frame, wall_time, piece))
+                        continue
+                self._handle_other_text(piece, frame, now)
             elif isinstance(piece, InvalidText):
                 close = CloseReason.INVALID_FRAME_PAYLOAD_DATA
                 self._handle_close(ws.CloseConnection(code=close, reason=piece.reason))
@@ -492,6 +519,18 @@ class WeexConnection:
         try:
             frame = self.options.json_loads(text)
         except (ValueError, RecursionError):
+            frame = _INVALID
+        if type(frame) is dict and frame.get("event") == "payload":  # nearly every frame
+            channel = frame.get("channel")
+            if type(channel) is str:
+                self.last_payload_at = now
+                self._events.append(PushFrame(channel, frame, self._wall_time, text))
+                return
+        self._handle_other_text(text, frame, now)
+
+    def _handle_other_text(self, text: str, frame: Any, now: float) -> None:
+        """Everything but a well-formed data push: pings, acks, errors, bad frames."""
+        if frame is _INVALID:
             if text.strip() == "ping":  # Bitget-style bare ping; cheap to answer
                 if self._state is ConnectionState.OPEN:
                     self._send_text("pong")
@@ -506,8 +545,7 @@ class WeexConnection:
             channel = frame.get("channel")
             if isinstance(channel, str):
                 self.last_payload_at = now
-                message = PushFrame(channel, frame, self._wall_time, text)
-                self._emit(MessageReceived(message))
+                self._events.append(PushFrame(channel, frame, self._wall_time, text))
             else:
                 self._emit(MessageSkipped("payload without a channel", text[:_SKIPPED_RAW_LIMIT]))
         elif event == "ping" or (event is None and frame.get("type") == "ping"):

@@ -29,8 +29,25 @@ class RecordKind(Protocol):
     def parse(self, channel: str, source: Any, index: int, context: Any) -> Any: ...
 
 
-@attrs.frozen(repr=False)
-class WebSocketMessage(Generic[R]):
+class _MessageSlots:
+    """`WebSocketMessage`'s fields with ordinary (fast) attribute stores, for building one."""
+
+    __slots__ = (
+        "_record",
+        "_view",
+        "channel",
+        "context",
+        "frame",
+        "gap",
+        "index",
+        "kind",
+        "raw",
+        "source",
+        "timestamp",
+    )
+
+
+class WebSocketMessage(_MessageSlots, Generic[R]):
     """One record of a data push: a ticker, a trade, a candle, an order, a position, a
     collateral entry or a fill; for `stream_order_book`, one consistent local book.
 
@@ -42,24 +59,92 @@ class WebSocketMessage(Generic[R]):
     - `frame`: the whole decoded frame the record came in; `raw`: that frame's exact text.
     - `timestamp`: when the frame arrived, seconds since the epoch (the adapter's wall clock).
     - `gap`: True on the first record after a reconnect or an overflow.
+    - `source`: the record as it sits in `frame` (a JSON object, or a kline's array row), or
+      the record itself when there is no `kind` (order books); `index`: which record of the
+      frame this is (0 for the first); `context`: what the client knew beside the frame (a
+      candle's closed flag, a position's mark price).
+
+    Immutable like the events, but not an attrs class: one is built per record on the hot
+    path, so it is a plain slots class whose constructor validates nothing (the splitter
+    hands it rows it has checked) and costs a fraction of an attrs `__init__`. Equality
+    compares `channel`, `frame`, `timestamp`, `gap` and `index`.
     """
 
+    __slots__ = ()
     channel: str
     frame: Mapping[str, Any]
     timestamp: float
-    raw: str = attrs.field(default="", eq=False)
-    gap: bool = False
-    """True on the first message after a reconnect or overflow: data before it may be missing."""
-    source: Any = attrs.field(default=None, eq=False)
-    """The record as it sits in `frame` (a JSON object, or a kline's array row), or the
-    record itself when there is no `kind` (order books)."""
-    kind: RecordKind | None = attrs.field(default=None, eq=False)
-    index: int = 0
-    """Which record of the frame this is (0 for the first)."""
-    context: Any = attrs.field(default=None, eq=False)
-    """What the client knew beside the frame: a candle's closed flag, a position's mark price."""
-    _view: Mapping[str, Any] | None = attrs.field(default=None, init=False, eq=False)
-    _record: Any = attrs.field(default=_UNSET, init=False, eq=False)
+    raw: str
+    gap: bool
+    source: Any
+    kind: RecordKind | None
+    index: int
+    context: Any
+    _view: Mapping[str, Any] | None
+    _record: Any
+
+    def __new__(
+        cls,
+        channel: str,
+        frame: Mapping[str, Any],
+        timestamp: float,
+        raw: str = "",
+        gap: bool = False,
+        source: Any = None,
+        kind: RecordKind | None = None,
+        index: int = 0,
+        context: Any = None,
+    ) -> WebSocketMessage[R]:
+        # Filled in as plain `_MessageSlots`, then frozen by switching its class.
+        self: Any = object.__new__(_MessageSlots)
+        self.channel = channel
+        self.frame = frame
+        self.timestamp = timestamp
+        self.raw = raw
+        self.gap = gap
+        self.source = source
+        self.kind = kind
+        self.index = index
+        self.context = context
+        self._view = None
+        self._record = _UNSET
+        self.__class__ = cls
+        return self  # type: ignore[no-any-return]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise attrs.exceptions.FrozenInstanceError
+
+    def __delattr__(self, name: str) -> None:
+        raise attrs.exceptions.FrozenInstanceError
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.channel, self.frame, self.timestamp, self.gap, self.index)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, WebSocketMessage)
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash((self.channel, self.timestamp, self.gap, self.index))
+
+    def with_gap(self) -> WebSocketMessage[R]:
+        """The same message flagged `gap=True` (what a buffer hands on after an overflow)."""
+        message: WebSocketMessage[R] = WebSocketMessage(
+            self.channel,
+            self.frame,
+            self.timestamp,
+            self.raw,
+            True,
+            self.source,
+            self.kind,
+            self.index,
+            self.context,
+        )
+        _set_view(message, self._view)
+        _set_record(message, self._record)
+        return message
 
     @property
     def data(self) -> Mapping[str, Any]:
@@ -72,7 +157,7 @@ class WebSocketMessage(Generic[R]):
                 view = self.source
             else:
                 view = MappingProxyType(dict(self.frame))
-            object.__setattr__(self, "_view", view)
+            _set_view(self, view)
         return view
 
     @property
@@ -84,7 +169,7 @@ class WebSocketMessage(Generic[R]):
                 record = self.source
             else:
                 record = self.kind.parse(self.channel, self.source, self.index, self.context)
-            object.__setattr__(self, "_record", record)
+            _set_record(self, record)
         return cast(R, record)
 
     @property
@@ -100,18 +185,60 @@ class WebSocketMessage(Generic[R]):
         )
 
 
-@attrs.frozen(repr=False)
-class PushFrame:
+_set_view = _MessageSlots._view.__set__  # type: ignore[attr-defined]
+_set_record = _MessageSlots._record.__set__  # type: ignore[attr-defined]
+"""Fill a message's caches past its frozen `__setattr__` (the slot descriptors themselves)."""
+
+
+class _PushSlots:
+    """`PushFrame`'s fields with ordinary (fast) attribute stores, for building one."""
+
+    __slots__ = ("channel", "frame", "raw", "timestamp")
+
+
+class PushFrame(_PushSlots):
     """One whole data push as the connection received it; the hub splits it into records.
 
     `frame` is the decoded JSON object, `raw` its exact text, `timestamp` the wall time of its
-    arrival (seconds since the epoch).
+    arrival (seconds since the epoch). Immutable; a slots class built like `WebSocketMessage`
+    (one per received frame). Equality compares `channel`, `frame` and `timestamp`.
     """
 
+    __slots__ = ()
     channel: str
     frame: Mapping[str, Any]
     timestamp: float
-    raw: str = attrs.field(default="", eq=False)
+    raw: str
+
+    def __new__(
+        cls, channel: str, frame: Mapping[str, Any], timestamp: float, raw: str = ""
+    ) -> PushFrame:
+        self: Any = object.__new__(_PushSlots)
+        self.channel = channel
+        self.frame = frame
+        self.timestamp = timestamp
+        self.raw = raw
+        self.__class__ = cls
+        return self  # type: ignore[no-any-return]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise attrs.exceptions.FrozenInstanceError
+
+    def __delattr__(self, name: str) -> None:
+        raise attrs.exceptions.FrozenInstanceError
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, PushFrame)
+        return (self.channel, self.frame, self.timestamp) == (
+            other.channel,
+            other.frame,
+            other.timestamp,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.channel, self.timestamp))
 
     @property
     def received_at(self) -> _dt.datetime:

@@ -49,7 +49,8 @@ class MessageBuffer:
         self._error: BaseException | None = None
         self._closed = False
         self.waker: Callable[[], None] | None = None
-        """Set by the adapter: called when a message or the end arrives, to wake the consumer."""
+        """Set by the adapter: called when a message arrives in the empty buffer (a consumer
+        waits only on an empty one) or the end arrives, to wake the consumer."""
 
     def __len__(self) -> int:
         return len(self._items)
@@ -66,6 +67,10 @@ class MessageBuffer:
     def put(self, message: WebSocketMessage[Any]) -> None:
         if self._closed:
             return
+        items = self._items
+        if items and len(items) < self.maxsize and not self._gap:  # the common case
+            items.append(message)  # not empty: the consumer is not waiting, nothing to wake
+            return
         if len(self._items) >= self.maxsize:
             if self.policy is OverflowPolicy.RAISE:
                 self.close(StreamOverflowError(self.name, self.maxsize))
@@ -74,14 +79,15 @@ class MessageBuffer:
             self.dropped += 1
             # Data is now missing just before the oldest message we still hold: flag that one.
             if self._items:
-                self._items[0] = attrs.evolve(self._items[0], gap=True)
+                self._items[0] = self._items[0].with_gap()
             else:
                 self._gap = True
         if self._gap:
-            message = attrs.evolve(message, gap=True)
+            message = message.with_gap()
             self._gap = False
+        was_empty = not self._items
         self._items.append(message)
-        if self.waker is not None:
+        if was_empty and self.waker is not None:
             self.waker()
 
     def mark_gap(self) -> None:

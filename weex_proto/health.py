@@ -43,6 +43,12 @@ class Health:
         health.messages += 1
         health.last_message_at = now
 
+    def messages_received(self, endpoint: str, count: int, now: float) -> None:
+        """`count` messages, the last of them at `now` (a whole received buffer at once)."""
+        health = self._of(endpoint)
+        health.messages += count
+        health.last_message_at = now
+
     def ping(self, endpoint: str, event: PingAnswered, now: float) -> None:
         health = self._of(endpoint)
         health.pings_answered += 1

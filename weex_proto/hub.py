@@ -30,7 +30,6 @@ from .events import (
     ConnectionClosed,
     ConnectionRejected,
     ErrorReceived,
-    MessageReceived,
     MessageSkipped,
     PingAnswered,
     PongReceived,
@@ -41,7 +40,7 @@ from .events import (
 )
 from .fanout import ChannelRefs, Handler, MessageBuffer, OverflowPolicy, Router
 from .health import Health
-from .messages import DepthUpdate, PayloadError
+from .messages import PayloadError, parse_depth_levels
 from .orderbook import Applied, NeedsResync, OrderBook, Rejected
 from .records import OrderBookSnapshot, RecordSplitter, SplitError
 from .session import Decision, GiveUp, Reconnect, Stop, WeexSession, explain_error
@@ -354,14 +353,24 @@ class ClientHub:
     def handle_events(
         self, session: WeexSession, conn: WeexConnection, now: float
     ) -> Decision | None:
-        """Drain the connection's events; a decision once it has closed, else None."""
+        """Drain the connection's events, all of one received buffer in one pass; a decision
+        once it has closed, else None. Data pushes, nearly all of it, are delivered as they
+        come; health counts them once for the batch."""
         decision: Decision | None = None
-        for event in conn.events():
-            if isinstance(event, MessageReceived | PingAnswered | Subscribed | Unsubscribed):
-                session.delivered()  # the connection works: see backoff.py
-            if isinstance(event, MessageReceived):
-                self._deliver(session, event.message, now)
-            elif isinstance(event, PingAnswered):
+        pushes = 0
+        last_push_at = 0.0
+        deliver = self._deliver
+        for event in conn.take_events():
+            if type(event) is PushFrame:
+                if not pushes:
+                    session.delivered()  # the connection works: see backoff.py
+                pushes += 1
+                last_push_at = event.timestamp
+                deliver(session, event, now)
+                continue
+            if isinstance(event, PingAnswered | Subscribed | Unsubscribed):
+                session.delivered()
+            if isinstance(event, PingAnswered):
                 self.health.ping(_endpoint_name(session), event, event.received_at)
             elif isinstance(event, PongReceived):
                 self.health.pong(_endpoint_name(session), event.round_trip)
@@ -422,6 +431,8 @@ class ClientHub:
                     },
                 )
                 decision = session.connection_closed(now, event)
+        if pushes:
+            self.health.messages_received(_endpoint_name(session), pushes, last_push_at)
         return decision
 
     def decided(self, session: WeexSession, decision: Decision) -> None:
@@ -466,7 +477,6 @@ class ClientHub:
 
     def _deliver(self, session: WeexSession, push: PushFrame, now: float) -> None:
         """Split the push into records once; each goes to every matching buffer and handler."""
-        self.health.message(_endpoint_name(session), push.timestamp)
         for pattern, frame_handler in self.frame_handlers:
             if channel_matches(pattern, push.channel):
                 try:
@@ -505,7 +515,7 @@ class ClientHub:
         self, session: WeexSession, feed: BookFeed, message: PushFrame, now: float
     ) -> None:
         try:
-            updates = message.parse()
+            updates = parse_depth_levels(message.frame)
         except PayloadError as exc:
             log.warning(
                 "unusable depth push on %s: %s",
@@ -516,9 +526,7 @@ class ClientHub:
             self._resync(session, feed, feed.book.invalidate("unusable depth push"), message, now)
             return
         for update in updates:
-            if not isinstance(update, DepthUpdate):
-                continue
-            result = feed.book.apply(update)
+            result = feed.book.apply_levels(update)
             if isinstance(result, Applied):
                 if update.depth_type == "SNAPSHOT":
                     feed.resyncs_without_snapshot = 0
@@ -669,7 +677,7 @@ class BookFeed:
         )
         for buffer, _ in self.readers:
             message = _book_message(self.channel, snapshot, source)
-            buffer.put(attrs.evolve(message, gap=True))
+            buffer.put(message.with_gap())
 
 
 def _book_message(

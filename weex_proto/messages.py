@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any, Final, Literal, NoReturn, TypeAlias
+from typing import Any, Final, Literal, NamedTuple, NoReturn, TypeAlias
 
 import attrs
 
@@ -28,6 +28,7 @@ __all__ = [
     "PRIVATE_RECORD_KEYS",
     "Candle",
     "Collateral",
+    "DepthLevels",
     "DepthType",
     "DepthUpdate",
     "Fill",
@@ -45,6 +46,7 @@ __all__ = [
     "Trade",
     "decimal_text",
     "order_status",
+    "parse_depth_levels",
     "parse_push",
     "parse_record",
     "unrealized_pnl",
@@ -360,7 +362,24 @@ _INTEGER_TEXT: Final = re.compile(r"[+-]?\d{1,30}", re.ASCII)
 _MISSING: Final = object()
 
 
+_ZERO: Final = Decimal(0)
+_DECIMAL_CACHE_SIZE: Final = 8192
+_decimals: dict[str, Decimal] = {}
+"""Decimal text -> its (immutable) `Decimal`: prices and sizes repeat from push to push, and
+the check and the conversion cost more than a lookup. Emptied when full, so memory is flat."""
+
+
 def _to_decimal(value: object) -> Decimal | None:
+    if type(value) is str:
+        found = _decimals.get(value)
+        if found is not None:
+            return found
+        if not _DECIMAL_TEXT.fullmatch(value):
+            return None
+        if len(_decimals) >= _DECIMAL_CACHE_SIZE:
+            _decimals.clear()
+        found = _decimals[value] = Decimal(value)
+        return found
     if isinstance(value, str):
         return Decimal(value) if _DECIMAL_TEXT.fullmatch(value) else None
     if isinstance(value, bool):
@@ -579,9 +598,21 @@ def _price_levels(row: _Record, side: str) -> tuple[PriceLevel, ...]:
     if not _is_list(levels):
         _fail(row.channel, path, "an array", levels)
     result = []
+    known = _decimals  # the decimal cache, read inline: books are long and prices repeat
     for index, level in enumerate(levels):
         # Books can be long, so levels skip the _Record wrapper unless something is wrong.
-        if _is_mapping(level):
+        if type(level) is dict:
+            price_text, size_text = level.get("price"), level.get("size")
+            price = known.get(price_text) if type(price_text) is str else None
+            if price is None:
+                price = _to_decimal(price_text)
+            size = known.get(size_text) if type(size_text) is str else None
+            if size is None:
+                size = _to_decimal(size_text)
+            if price is None or size is None:
+                entry = _Record(level, row.channel, f"{path}[{index}]")
+                price, size = entry.decimal("price"), entry.decimal("size")  # raises
+        elif _is_mapping(level):
             price, size = _to_decimal(level.get("price")), _to_decimal(level.get("size"))
             if price is None or size is None:
                 entry = _Record(level, row.channel, f"{path}[{index}]")
@@ -592,7 +623,7 @@ def _price_levels(row: _Record, side: str) -> tuple[PriceLevel, ...]:
                 _fail(row.channel, f"{path}[{index}]", "a [price, size] pair of decimals", level)
         else:
             _fail(row.channel, f"{path}[{index}]", "a {price, size} object", level)
-        if not (price > 0 and size >= 0):  # finite already: the converters refuse NaN/inf
+        if not (price > _ZERO and size >= _ZERO):  # finite: the converters refuse NaN/inf
             shown = f"price {price}, size {size}"
             _fail(row.channel, f"{path}[{index}]", "a price > 0 and a size >= 0", shown)
         result.append(PriceLevel(price, size))
@@ -620,6 +651,95 @@ def _depth(row: _Record) -> DepthUpdate:
 
 def _parse_depth(channel: str, frame: Mapping[str, Any]) -> tuple[Push, ...]:
     return tuple(_depth(row) for row in _records(channel, frame.get("data", _MISSING), "data"))
+
+
+class DepthLevels(NamedTuple):
+    """One depth update as plain values, for feeding `OrderBook.apply_levels` without a
+    `DepthUpdate` and a `PriceLevel` per level: what `parse_depth_levels` returns."""
+
+    symbol: str
+    depth_type: DepthType
+    start_version: int
+    end_version: int
+    bids: list[tuple[Decimal, Decimal]]
+    asks: list[tuple[Decimal, Decimal]]
+
+
+def parse_depth_levels(frame: Mapping[str, Any]) -> list[DepthLevels]:
+    """`parse_push` of a depth push, as `DepthLevels`: the same values, the same checks, the
+    same `PayloadError`s (anything but the documented shape goes through `parse_push` itself,
+    which says exactly what is wrong). The fast way into a local book."""
+    rows = frame.get("data") if type(frame) is dict else None
+    channel = frame.get("channel") if type(frame) is dict else None
+    if (
+        type(rows) is list
+        and type(channel) is str
+        and channel.startswith("depth.")
+        and frame.get("event", "payload") == "payload"
+    ):
+        result = []
+        for row in rows:
+            levels = _plain_depth_row(row) if type(row) is dict else None
+            if levels is None:
+                break
+            result.append(levels)
+        else:
+            return result
+    return [
+        DepthLevels(
+            update.symbol,
+            update.depth_type,
+            update.start_version,
+            update.end_version,
+            [(level.price, level.size) for level in update.bids],
+            [(level.price, level.size) for level in update.asks],
+        )
+        for update in parse_push(frame)
+        if isinstance(update, DepthUpdate)
+    ]
+
+
+def _plain_depth_row(row: dict[str, Any]) -> DepthLevels | None:
+    """A depth row in exactly the documented shape, or None (then `parse_push` decides)."""
+    type_value = row.get("depthType")
+    depth_type = _DEPTH_TYPES.get(type_value) if type(type_value) is str else None
+    symbol = row.get("symbol")
+    start, end = _to_int(row.get("startVersion")), _to_int(row.get("endVersion"))
+    if (
+        depth_type is None
+        or type(symbol) is not str
+        or start is None
+        or end is None
+        or start > end
+        or _to_int(row.get("level")) is None
+    ):
+        return None
+    bids, asks = _plain_levels(row.get("bids")), _plain_levels(row.get("asks"))
+    if bids is None or asks is None:
+        return None
+    return DepthLevels(symbol, depth_type, start, end, bids, asks)
+
+
+def _plain_levels(levels: object) -> list[tuple[Decimal, Decimal]] | None:
+    """`{price, size}` objects of decimal text, price > 0 and size >= 0, or None."""
+    if type(levels) is not list:
+        return None
+    known = _decimals
+    result = []
+    for level in levels:
+        if type(level) is not dict:
+            return None
+        price_text, size_text = level.get("price"), level.get("size")
+        price = known.get(price_text) if type(price_text) is str else None
+        if price is None:
+            price = _to_decimal(price_text)
+        size = known.get(size_text) if type(size_text) is str else None
+        if size is None:
+            size = _to_decimal(size_text)
+        if price is None or size is None or not (price > _ZERO and size >= _ZERO):
+            return None
+        result.append((price, size))
+    return result
 
 
 def _trade(symbol: str, row: _Record) -> Trade:

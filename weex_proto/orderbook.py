@@ -14,18 +14,22 @@ as sent (a price that is not a finite number > 0, a size that is negative or not
 `startVersion > endVersion`) invalidates the book like a gap does: applying part of it, or
 none of it, would leave a book that is silently wrong.
 
-Prices and sizes stay `Decimal`, exactly as the exchange sent them.
+Prices and sizes stay `Decimal`, exactly as the exchange sent them. Each side is a dict
+(price -> size) beside its prices kept sorted (`bisect`), so a delta costs a few dict and
+list operations, and the best levels are read from the end of the list without sorting or
+copying the book.
 """
 
 from __future__ import annotations
 
 import enum
+from bisect import bisect_left, insort
 from decimal import Decimal
 
 import attrs
 
 from .channels import normalize_symbol
-from .messages import DepthUpdate, PriceLevel
+from .messages import DepthLevels, DepthUpdate
 
 Level = tuple[Decimal, Decimal]
 
@@ -76,6 +80,8 @@ class OrderBook:
         self.version: int | None = None
         self._bids: dict[Decimal, Decimal] = {}
         self._asks: dict[Decimal, Decimal] = {}
+        self._bid_prices: list[Decimal] = []  # ascending: the best bid is last
+        self._ask_prices: list[Decimal] = []  # ascending: the best ask is first
 
     def __repr__(self) -> str:
         return (
@@ -84,11 +90,27 @@ class OrderBook:
         )
 
     def apply(self, update: DepthUpdate) -> ApplyResult:
-        if update.symbol != self.symbol and not _same_contract(update.symbol, self.symbol):
-            return Rejected(f"push for {update.symbol[:40]!r} on the book of {self.symbol!r}")
         problem = _unusable(update)
         if problem is not None:
+            if update.symbol != self.symbol and not _same_contract(update.symbol, self.symbol):
+                return Rejected(f"push for {update.symbol[:40]!r} on the book of {self.symbol!r}")
             return self.invalidate(problem)
+        return self.apply_levels(
+            DepthLevels(
+                update.symbol,
+                update.depth_type,
+                update.start_version,
+                update.end_version,
+                [(level.price, level.size) for level in update.bids],
+                [(level.price, level.size) for level in update.asks],
+            )
+        )
+
+    def apply_levels(self, update: DepthLevels) -> ApplyResult:
+        """`apply` for an update from `parse_depth_levels`, whose levels are already checked
+        (price > 0, size >= 0, finite): the fast way from a raw depth frame into the book."""
+        if update.symbol != self.symbol and not _same_contract(update.symbol, self.symbol):
+            return Rejected(f"push for {update.symbol[:40]!r} on the book of {self.symbol!r}")
         if update.depth_type == "SNAPSHOT":
             if self.version is not None and update.end_version < self.version:
                 return Rejected(
@@ -97,6 +119,8 @@ class OrderBook:
                 )
             self._bids = _levels(update.bids)
             self._asks = _levels(update.asks)
+            self._bid_prices = sorted(self._bids)
+            self._ask_prices = sorted(self._asks)
             self.version = update.end_version
             self.state = BookState.LIVE
             self._truncate()
@@ -108,8 +132,8 @@ class OrderBook:
         if update.start_version > self.version + 1:
             missing = f"{self.version + 1}..{update.start_version - 1}"
             return self.invalidate(f"version gap: missed {missing}")
-        _merge(self._bids, update.bids)
-        _merge(self._asks, update.asks)
+        _merge(self._bids, self._bid_prices, update.bids)
+        _merge(self._asks, self._ask_prices, update.asks)
         self.version = update.end_version
         self._truncate()
         return self._check_crossed()
@@ -118,31 +142,59 @@ class OrderBook:
         """Forget everything until the next snapshot."""
         self._bids.clear()
         self._asks.clear()
+        self._bid_prices.clear()
+        self._ask_prices.clear()
         self.version = None
         self.state = BookState.AWAITING_SNAPSHOT
         return NeedsResync(reason)
 
     def bids(self, limit: int | None = None) -> list[Level]:
-        """Best (highest) first."""
-        prices = sorted(self._bids, reverse=True)[:limit]
-        return [(price, self._bids[price]) for price in prices]
+        """Best (highest) first; only the `limit` best are read."""
+        prices = self._bid_prices
+        top = prices if limit is None else prices[-limit:] if limit > 0 else []
+        book = self._bids
+        return [(price, book[price]) for price in reversed(top)]
 
     def asks(self, limit: int | None = None) -> list[Level]:
-        """Best (lowest) first."""
-        prices = sorted(self._asks)[:limit]
-        return [(price, self._asks[price]) for price in prices]
+        """Best (lowest) first; only the `limit` best are read."""
+        prices = self._ask_prices
+        top = prices if limit is None else prices[: max(limit, 0)]
+        book = self._asks
+        return [(price, book[price]) for price in top]
+
+    @property
+    def best_bid(self) -> Level | None:
+        """The highest bid, or None: one lookup, the book is not copied."""
+        if not self._bid_prices:
+            return None
+        price = self._bid_prices[-1]
+        return price, self._bids[price]
+
+    @property
+    def best_ask(self) -> Level | None:
+        """The lowest ask, or None: one lookup, the book is not copied."""
+        if not self._ask_prices:
+            return None
+        price = self._ask_prices[0]
+        return price, self._asks[price]
 
     def _truncate(self) -> None:
         """Keep only `depth` levels a side: a 15-level feed never tells us about level 16."""
-        if len(self._bids) > self.depth:
-            self._bids = dict(self.bids(self.depth))
-        if len(self._asks) > self.depth:
-            self._asks = dict(self.asks(self.depth))
+        excess = len(self._bid_prices) - self.depth
+        if excess > 0:  # the lowest bids go
+            for price in self._bid_prices[:excess]:
+                del self._bids[price]
+            del self._bid_prices[:excess]
+        if len(self._ask_prices) > self.depth:  # the highest asks go
+            for price in self._ask_prices[self.depth :]:
+                del self._asks[price]
+            del self._ask_prices[self.depth :]
 
     def _check_crossed(self) -> ApplyResult:
-        if self._bids and self._asks and max(self._bids) >= min(self._asks):
-            bid, ask = max(self._bids), min(self._asks)
-            return self.invalidate(f"crossed book: bid {bid} >= ask {ask}")
+        if self._bid_prices and self._ask_prices:
+            bid, ask = self._bid_prices[-1], self._ask_prices[0]
+            if bid >= ask:
+                return self.invalidate(f"crossed book: bid {bid} >= ask {ask}")
         return APPLIED
 
 
@@ -167,13 +219,17 @@ def _unusable(update: DepthUpdate) -> str | None:
     return None
 
 
-def _levels(levels: tuple[PriceLevel, ...]) -> dict[Decimal, Decimal]:
-    return {level.price: level.size for level in levels if level.size != 0}
+def _levels(levels: list[Level]) -> dict[Decimal, Decimal]:
+    return {price: size for price, size in levels if size != 0}
 
 
-def _merge(side: dict[Decimal, Decimal], changes: tuple[PriceLevel, ...]) -> None:
-    for level in changes:
-        if level.size == 0:
-            side.pop(level.price, None)
+def _merge(side: dict[Decimal, Decimal], prices: list[Decimal], changes: list[Level]) -> None:
+    """Apply absolute sizes to one side, keeping its sorted prices in step."""
+    for price, size in changes:
+        if size == 0:
+            if side.pop(price, None) is not None:
+                del prices[bisect_left(prices, price)]
         else:
-            side[level.price] = level.size
+            if price not in side:
+                insort(prices, price)
+            side[price] = size

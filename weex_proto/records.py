@@ -113,14 +113,37 @@ def _lower(value: object) -> str | None:
     return value.lower() if isinstance(value, str) else None
 
 
+_PERCENT_CACHE_SIZE: Final = 4096
+_percents: dict[str, str | None] = {}
+"""`priceChangePercent` text -> the documented `change`: the same few values repeat for every
+push of a contract, and Decimal arithmetic costs more than the rest of the view."""
+
+
+def _percent_text(fraction: object) -> str | None:
+    """A fraction (WEEX's `priceChangePercent`) as a percentage in plain text, or None."""
+    if type(fraction) is str:
+        cached = _percents.get(fraction, _percents)
+        if cached is not _percents:
+            return cached  # type: ignore[return-value]
+    value = _to_decimal(fraction)
+    text = None if value is None else decimal_text(value.scaleb(2))
+    if type(fraction) is str:
+        _remember(_percents, fraction, text, _PERCENT_CACHE_SIZE)
+    return text
+
+
 def _ticker_view(channel: str, row: Any, context: Any) -> dict[str, Any]:
     view = dict(row)
-    _alias(view, row, "last", "lastPrice")
-    _alias(view, row, "volume", "size")
-    _alias(view, row, "mark", "markPrice")
-    fraction = _to_decimal(row.get("priceChangePercent"))
-    if fraction is not None:
-        view["change"] = decimal_text(fraction.scaleb(2))  # WEEX sends a fraction
+    # `_alias`, inlined: a ticker view is built for nearly every message a client reads.
+    if "lastPrice" in row:
+        view["last"] = row["lastPrice"]
+    if "size" in row:
+        view["volume"] = row["size"]
+    if "markPrice" in row:
+        view["mark"] = row["markPrice"]
+    change = _percent_text(row.get("priceChangePercent"))
+    if change is not None:
+        view["change"] = change
     return view
 
 
@@ -275,10 +298,21 @@ class _OpenCandle:
         self.index = index
 
 
-def _remember(memory: dict[str, Any], key: str, value: Any) -> None:
-    if key not in memory and len(memory) >= MAX_TRACKED_CHANNELS:
+def _remember(
+    memory: dict[str, Any], key: str, value: Any, limit: int = MAX_TRACKED_CHANNELS
+) -> None:
+    if key not in memory and len(memory) >= limit:
         del memory[next(iter(memory))]  # dicts keep insertion order
     memory[key] = value
+
+
+def _kind_of(channel: str) -> tuple[_Kind | None, str | None]:
+    """The record kind of `channel` (None if unknown) and, on private channels, the key of
+    its records under `msg.data`."""
+    private_key = PRIVATE_RECORD_KEYS.get(channel)
+    if private_key is not None:
+        return _PRIVATE_KINDS[channel], private_key
+    return _PUBLIC_KINDS.get(channel.partition(".")[0]), None
 
 
 class SplitError(Exception):
@@ -292,6 +326,8 @@ class RecordSplitter:
         self.marks: dict[str, str] = {}
         """Contract id -> the `markPrice` text of its latest ticker record."""
         self._candles: dict[str, _OpenCandle] = {}
+        self._kinds: dict[str, tuple[_Kind | None, str | None]] = {}
+        """Channel -> its record kind and private record key: `_kind_of`, remembered."""
 
     def mark_price(self, contract_id: str) -> str | None:
         """The latest mark price seen for `contract_id` on its ticker channel, or None."""
@@ -305,24 +341,27 @@ class RecordSplitter:
     def split(self, push: PushFrame) -> list[WebSocketMessage[Any]]:
         """One message per record of `push`; raises `SplitError` if it has no record list."""
         channel, frame = push.channel, push.frame
-        private_key = PRIVATE_RECORD_KEYS.get(channel)
-        if private_key is not None:
+        found = self._kinds.get(channel)
+        if found is None:
+            found = _kind_of(channel)
+            _remember(self._kinds, channel, found)
+        kind, private_key = found
+        if private_key is None:
+            rows = frame.get("data")
+        else:
             msg = frame.get("msg")
             data = msg.get("data") if isinstance(msg, Mapping) else None
             rows = data.get(private_key) if isinstance(data, Mapping) else None
-            where = f"msg.data.{private_key}"
-            kind = _PRIVATE_KINDS[channel]
-        else:
-            rows = frame.get("data")
-            where = "data"
-            found = _PUBLIC_KINDS.get(channel.partition(".")[0])
-            if found is None:
-                raise SplitError(f"no records to split on unknown channel {channel[:80]!r}")
-            kind = found
+        if kind is None:
+            raise SplitError(f"no records to split on unknown channel {channel[:80]!r}")
         if type(rows) is not list:
+            where = "data" if private_key is None else f"msg.data.{private_key}"
             raise SplitError(f"{channel[:80]} push: {where} is not an array")
         for index, row in enumerate(rows):
-            if not (isinstance(row, Mapping) or (kind is CANDLE and type(row) is list)):
+            if type(row) is not dict and not (
+                isinstance(row, Mapping) or (kind is CANDLE and type(row) is list)
+            ):
+                where = "data" if private_key is None else f"msg.data.{private_key}"
                 raise SplitError(f"{channel[:80]} push: {where}[{index}] is not an object")
         if kind is CANDLE:
             return self._candle_messages(push, rows)
@@ -333,7 +372,11 @@ class RecordSplitter:
                 self._message(push, row, kind, index, self.marks.get(row.get("contractId")))
                 for index, row in enumerate(rows)
             ]
-        return [self._message(push, row, kind, index) for index, row in enumerate(rows)]
+        channel, frame, timestamp, raw = push.channel, push.frame, push.timestamp, push.raw
+        return [
+            WebSocketMessage(channel, frame, timestamp, raw, False, row, kind, index, None)
+            for index, row in enumerate(rows)
+        ]
 
     @staticmethod
     def _message(
@@ -345,8 +388,11 @@ class RecordSplitter:
 
     def _note_marks(self, channel: str, rows: list[Any]) -> None:
         contract = channel[len("ticker.") :]
+        known = self.marks.get(contract)
         for row in reversed(rows):
             mark = row.get("markPrice")
+            if mark == known and type(mark) is str:
+                return  # unchanged since the last push: already checked and remembered
             if _to_decimal(mark) is not None:
                 _remember(self.marks, contract, mark if isinstance(mark, str) else str(mark))
                 return

@@ -1,0 +1,122 @@
+"""`parse_depth_levels` (the book's fast decode) against `parse_push`: same values, same errors.
+
+The fast path reads only the documented shape and hands everything else to `parse_push`, so on
+any input the two must agree: the same levels in the same order, or the same `PayloadError`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from weex_proto.messages import DepthUpdate, PayloadError, parse_depth_levels, parse_push
+from weex_proto.orderbook import OrderBook
+from weex_proto.strategies import depth_sequences, depth_snapshots
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=12,
+)
+
+
+def outcome_push(frame: Any) -> Any:
+    try:
+        updates = parse_push(frame)
+    except PayloadError as exc:
+        return ("error", str(exc))
+    return [
+        (
+            u.symbol,
+            u.depth_type,
+            u.start_version,
+            u.end_version,
+            [(level.price, level.size) for level in u.bids],
+            [(level.price, level.size) for level in u.asks],
+        )
+        for u in updates
+        if isinstance(u, DepthUpdate)
+    ]
+
+
+def outcome_fast(frame: Any) -> Any:
+    try:
+        return [tuple(levels) for levels in parse_depth_levels(frame)]
+    except PayloadError as exc:
+        return ("error", str(exc))
+
+
+@settings(max_examples=150, deadline=None)
+@given(depth_snapshots())
+def test_valid_snapshots_decode_the_same(frame: dict[str, Any]) -> None:
+    assert outcome_fast(frame) == outcome_push(frame)
+    assert outcome_fast(frame) != []
+
+
+MUTATIONS: list[tuple[str, Any]] = [
+    ("depthType", "PARTIAL"),
+    ("depthType", ["SNAPSHOT"]),
+    ("startVersion", "12x"),
+    ("startVersion", 10**12),  # after endVersion
+    ("level", "fifteen"),
+    ("symbol", 7),
+    ("bids", "none"),
+    ("asks", [["100.5", "1"]]),  # pairs are accepted by parse_push: the fallback reads them
+    ("asks", [{"price": "-1", "size": "1"}]),
+    ("asks", [{"price": "1", "size": "-0.5"}]),
+    ("bids", [{"price": "NaN", "size": "1"}]),
+    ("bids", [{"price": "1e5", "size": 2}]),  # a number size: parse_push takes it
+    ("bids", [{"price": "1", "size": True}]),
+    ("bids", ["level"]),
+]
+
+
+@pytest.mark.parametrize(("key", "value"), MUTATIONS)
+def test_unusual_rows_get_the_parse_push_answer(key: str, value: Any) -> None:
+    frame: dict[str, Any] = {
+        "event": "payload",
+        "channel": "depth.cmt_btcusdt.15",
+        "data": [
+            {
+                "startVersion": "5",
+                "endVersion": "6",
+                "level": 15,
+                "depthType": "CHANGED",
+                "symbol": "cmt_btcusdt",
+                "asks": [{"price": "101.5", "size": "2"}],
+                "bids": [{"price": "100.5", "size": "0"}],
+            }
+        ],
+    }
+    broken = copy.deepcopy(frame)
+    broken["data"][0][key] = value
+    assert outcome_fast(broken) == outcome_push(broken)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_any_json_value_gets_the_parse_push_answer(value: Any) -> None:
+    for frame in (value, {"event": "payload", "channel": "depth.cmt_btcusdt.15", "data": value}):
+        assert outcome_fast(frame) == outcome_push(frame)
+
+
+@settings(max_examples=60, deadline=None)
+@given(depth_sequences())
+def test_a_book_fed_levels_equals_a_book_fed_updates(frames: list[dict[str, Any]]) -> None:
+    fast, slow = OrderBook("cmt_btcusdt", 15), OrderBook("cmt_btcusdt", 15)
+    for frame in frames:
+        decoded = json.loads(json.dumps(frame))
+        results_fast = [fast.apply_levels(levels) for levels in parse_depth_levels(decoded)]
+        results_slow = [
+            slow.apply(update) for update in parse_push(decoded) if isinstance(update, DepthUpdate)
+        ]
+        assert results_fast == results_slow
+        assert fast.bids() == slow.bids() and fast.asks() == slow.asks()
+        assert fast.best_bid == (fast.bids(1)[0] if fast.bids(1) else None)
+        assert fast.best_ask == (fast.asks(1)[0] if fast.asks(1) else None)
+        assert fast.version == slow.version
