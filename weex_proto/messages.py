@@ -664,6 +664,18 @@ class DepthLevels(NamedTuple):
     bids: list[tuple[Decimal, Decimal]]
     asks: list[tuple[Decimal, Decimal]]
 
+    @classmethod
+    def of(cls, update: DepthUpdate) -> DepthLevels:
+        """The same update, from the typed form."""
+        return cls(
+            update.symbol,
+            update.depth_type,
+            update.start_version,
+            update.end_version,
+            [(level.price, level.size) for level in update.bids],
+            [(level.price, level.size) for level in update.asks],
+        )
+
 
 def parse_depth_levels(frame: Mapping[str, Any]) -> list[DepthLevels]:
     """`parse_push` of a depth push, as `DepthLevels`: the same values, the same checks, the
@@ -686,14 +698,7 @@ def parse_depth_levels(frame: Mapping[str, Any]) -> list[DepthLevels]:
         else:
             return result
     return [
-        DepthLevels(
-            update.symbol,
-            update.depth_type,
-            update.start_version,
-            update.end_version,
-            [(level.price, level.size) for level in update.bids],
-            [(level.price, level.size) for level in update.asks],
-        )
+        DepthLevels.of(update)
         for update in parse_push(frame)
         if isinstance(update, DepthUpdate)
     ]

@@ -95,16 +95,7 @@ class OrderBook:
             if update.symbol != self.symbol and not _same_contract(update.symbol, self.symbol):
                 return Rejected(f"push for {update.symbol[:40]!r} on the book of {self.symbol!r}")
             return self.invalidate(problem)
-        return self.apply_levels(
-            DepthLevels(
-                update.symbol,
-                update.depth_type,
-                update.start_version,
-                update.end_version,
-                [(level.price, level.size) for level in update.bids],
-                [(level.price, level.size) for level in update.asks],
-            )
-        )
+        return self.apply_levels(DepthLevels.of(update))
 
     def apply_levels(self, update: DepthLevels) -> ApplyResult:
         """`apply` for an update from `parse_depth_levels`, whose levels are already checked
