@@ -441,7 +441,6 @@ def test_a_full_outbox_drops_and_flags_the_gap(nats_server: NatsServer) -> None:
             relay.cancel()
         total = sum(len(v) for v in reference.records.values())
         assert sum(len(v) for v in got.values()) < total  # the outage cost records
-        flagged = 0
         for channel in CHANNELS:
             ids = [msg_id for msg_id, _, _ in got[channel]]
             assert len(ids) == len(set(ids))
@@ -450,8 +449,8 @@ def test_a_full_outbox_drops_and_flags_the_gap(nats_server: NatsServer) -> None:
             for (_, before, _), (_, after, gap) in itertools.pairwise(got[channel]):
                 if int(after["startVersion"]) != int(before["endVersion"]) + 1:
                     assert gap, channel  # every version gap is flagged
-                    flagged += 1
-        assert flagged
+        # Which subjects lost records depends on timing; that a loss is flagged does not.
+        assert any(gap for channel in CHANNELS for _, _, gap in got[channel])
 
     _run(main)
 
