@@ -29,6 +29,35 @@ class RecordKind(Protocol):
     def parse(self, channel: str, source: Any, index: int, context: Any) -> Any: ...
 
 
+class _Frozen:
+    """Immutability and value equality for the hot-path slots classes below: they are built
+    as their plain slots base and frozen by switching to the subclass, so nothing here runs
+    per message. Subclasses say which fields compare (`_key`) and hash (`_hash_key`)."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise attrs.exceptions.FrozenInstanceError
+
+    def __delattr__(self, name: str) -> None:
+        raise attrs.exceptions.FrozenInstanceError
+
+    def _key(self) -> tuple[Any, ...]:
+        raise NotImplementedError
+
+    def _hash_key(self) -> tuple[Any, ...]:
+        raise NotImplementedError
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, _Frozen)
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._hash_key())
+
+
 class _MessageSlots:
     """`WebSocketMessage`'s fields with ordinary (fast) attribute stores, for building one."""
 
@@ -47,7 +76,7 @@ class _MessageSlots:
     )
 
 
-class WebSocketMessage(_MessageSlots, Generic[R]):
+class WebSocketMessage(_MessageSlots, _Frozen, Generic[R]):
     """One record of a data push: a ticker, a trade, a candle, an order, a position, a
     collateral entry or a fill; for `stream_order_book`, one consistent local book.
 
@@ -111,23 +140,11 @@ class WebSocketMessage(_MessageSlots, Generic[R]):
         self.__class__ = cls
         return self  # type: ignore[no-any-return]
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise attrs.exceptions.FrozenInstanceError
-
-    def __delattr__(self, name: str) -> None:
-        raise attrs.exceptions.FrozenInstanceError
-
     def _key(self) -> tuple[Any, ...]:
         return (self.channel, self.frame, self.timestamp, self.gap, self.index)
 
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        assert isinstance(other, WebSocketMessage)
-        return self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash((self.channel, self.timestamp, self.gap, self.index))
+    def _hash_key(self) -> tuple[Any, ...]:
+        return (self.channel, self.timestamp, self.gap, self.index)  # frames are dicts
 
     def with_gap(self) -> WebSocketMessage[R]:
         """The same message flagged `gap=True` (what a buffer hands on after an overflow)."""
@@ -196,7 +213,7 @@ class _PushSlots:
     __slots__ = ("channel", "frame", "raw", "timestamp")
 
 
-class PushFrame(_PushSlots):
+class PushFrame(_PushSlots, _Frozen):
     """One whole data push as the connection received it; the hub splits it into records.
 
     `frame` is the decoded JSON object, `raw` its exact text, `timestamp` the wall time of its
@@ -221,24 +238,11 @@ class PushFrame(_PushSlots):
         self.__class__ = cls
         return self  # type: ignore[no-any-return]
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise attrs.exceptions.FrozenInstanceError
+    def _key(self) -> tuple[Any, ...]:
+        return (self.channel, self.frame, self.timestamp)
 
-    def __delattr__(self, name: str) -> None:
-        raise attrs.exceptions.FrozenInstanceError
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        assert isinstance(other, PushFrame)
-        return (self.channel, self.frame, self.timestamp) == (
-            other.channel,
-            other.frame,
-            other.timestamp,
-        )
-
-    def __hash__(self) -> int:
-        return hash((self.channel, self.timestamp))
+    def _hash_key(self) -> tuple[Any, ...]:
+        return (self.channel, self.timestamp)
 
     @property
     def received_at(self) -> _dt.datetime:
