@@ -483,13 +483,49 @@ def test_plain_text_frames_bypass_wsproto_and_others_do_not() -> None:
     assert slow_fed == [2 * len(frame(TICKER.encode()))]
 
 
+def test_frames_cut_by_the_read_boundary_stay_on_the_fast_path() -> None:
+    conn, fed = open_connection(fast=True)
+    stream = frame(TICKER.encode()) * 40 + frame(padded_json(70_000))
+    for start in range(0, len(stream), 997):  # every read ends inside some frame
+        conn.receive_data(stream[start : start + 997], T0)
+    received = [e.message.raw for e in conn.events() if isinstance(e, MessageReceived)]
+    assert received == [TICKER] * 40 + [padded_json(70_000).decode()]
+    assert fed == []  # wsproto saw none of it
+
+
+@pytest.mark.parametrize("where", ["first part", "last part", "split code point"])
+def test_a_cut_frame_with_bad_utf8_closes_with_1007_at_the_same_read_as_wsproto(
+    where: str,
+) -> None:
+    good = "\N{GRINNING FACE}".encode() * 30
+    bad = {
+        "first part": b"\xff" + good,
+        "last part": good + b"\xff",
+        "split code point": good[:50] + b"\xf0\x9f" + b"x" + good[50:],
+    }[where]
+    start = len(server_response(7))
+    stream = server_response(7) + frame(TICKER.encode()) + frame(bad) + frame(TICKER.encode())
+    cuts = [
+        start,
+        start + len(frame(TICKER.encode())) + 20,
+        start + len(frame(TICKER.encode())) + 52,
+    ]
+    trace = assert_same(stream, cuts, max_size=1 << 20)
+    assert messages(trace) == [TICKER]
+    assert [c.code for c in closes(trace)] == [1007]
+
+
 def test_reader_splits_a_stream_into_texts_and_wsproto_bytes() -> None:
     reader = FastFrameReader(max_payload=1 << 20)
     ping, big = frame(b"x", opcode=0x9), frame(padded_json(70_000))
     pieces = list(reader.feed(frame(b"{}") + ping + big[:1000]))
-    assert pieces == ["{}", ping, big[:1000]]  # a long frame still arriving goes to wsproto
-    assert list(reader.feed(big[1000:] + frame(b"[]")[:1])) == [big[1000:]]
+    assert pieces == ["{}", ping]  # a text frame still arriving stays on the fast path
+    assert list(reader.feed(big[1000:5000])) == []
+    assert list(reader.feed(big[5000:] + frame(b"[]")[:1])) == [padded_json(70_000).decode()]
     assert list(reader.feed(frame(b"[]")[1:])) == ["[]"]  # a split header was held back
+    too_big = frame(padded_json(300))
+    small = FastFrameReader(max_payload=200)
+    assert small.feed(too_big[:100]) == [too_big[:100]]  # past the limit: wsproto refuses it
     assert list(reader.feed(frame(b"\xff") + frame(b"{}"))) == [
         InvalidText("'utf-8' codec can't decode byte 0xff in position 0: invalid start byte")
     ]
@@ -538,15 +574,9 @@ def rebuild(pieces: list[Piece]) -> bytes:
 
 def check_reader(frames: list[tuple[bytes, list[str]]], cuts: list[int], limit: int) -> None:
     """Feed `frames` cut at `cuts`: every byte must come out once, in order, and every plain
-    text frame that is whole within one read (once its header is in) must come out as text."""
+    text frame within the size limit must come out as text, wherever the reads cut it."""
     stream = b"".join(raw for raw, _ in frames)
-    expected, offset = [], 0
-    for raw, (text,) in frames:
-        payload_start = offset + len(raw) - len(text.encode())
-        end, offset = offset + len(raw), offset + len(raw)
-        whole = not any(payload_start <= cut < end for cut in cuts)
-        if raw[0] == 0x81 and whole and len(text.encode()) <= limit:
-            expected.append(text)
+    expected = [text for raw, (text,) in frames if raw[0] == 0x81 and len(text.encode()) <= limit]
     reader = FastFrameReader(max_payload=limit)
     pieces: list[Piece] = []
     for start, stop in zip([0, *cuts], [*cuts, len(stream)], strict=True):

@@ -418,8 +418,7 @@ class BaseClient(abc.ABC, Generic[TransportT]):
 
     @abc.abstractmethod
     def _default_transport(
-        self,
-        ssl_context: ssl.SSLContext, proxies: ProxyRoutes, user_agent: str
+        self, ssl_context: ssl.SSLContext, proxies: ProxyRoutes, user_agent: str
     ) -> TransportT:
         """The adapter's TCP transport, wrapping `wss://` connections in `ssl_context`, through
         the proxy `proxies` names for each endpoint (`user_agent` goes to HTTP proxies)."""
@@ -668,14 +667,16 @@ class BaseClient(abc.ABC, Generic[TransportT]):
                 session = self._hub.acquire(channel, self._clock())
                 acquired.append(channel)
                 await self._flush(session)
-            take = buffer.get
+            pending = buffer.pending
+            take = pending.popleft
             while True:
-                try:  # straight from the buffer while it has messages; waits only when empty
+                if pending:  # straight from the buffer while it has messages
                     message = take()
-                    if message is None:
+                else:  # waits only when it is empty
+                    try:
                         message = await waiting.get()
-                except BufferClosed:
-                    return
+                    except BufferClosed:
+                        return
                 if plan.follow_marks:
                     await self._follow_mark(message, acquired)
                 yield message

@@ -230,9 +230,7 @@ class WeexConfig:
     )
     """A PEM bundle of the CAs to trust instead of the system's (for `wss://`), e.g. a test
     server's or a TLS-inspecting proxy's. Loaded when the client is built."""
-    proxy: str | bool | None = attrs.field(
-        default=None, validator=_check_proxy, repr=_proxy_repr
-    )
+    proxy: str | bool | None = attrs.field(default=None, validator=_check_proxy, repr=_proxy_repr)
     """The proxy to connect through (`WEEX_PROXY`): `http://`, `socks5://` or `socks5h://`, with
     optional `user:password@`; False or "" for none; None to follow the environment
     (`HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`, ...). The client's `proxy=` option wins over it."""

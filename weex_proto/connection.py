@@ -69,6 +69,9 @@ from .subscriptions import SubscriptionBook
 from .wire import describe, encode_json, ping_server_time, text_of
 
 PongKey = Literal["mirror", "event", "type"]
+PushTuple = tuple[str, dict[str, Any], float, str]
+"""A data push as `take_events()` gives it: `PushFrame`'s fields, `(channel, frame, timestamp,
+raw)`, in a plain tuple."""
 JsonLoads = Callable[[str], Any]
 
 
@@ -153,7 +156,7 @@ class WeexConnection:
         self._ws = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
         self._frames: FastFrameReader | None = None  # set once the handshake is done
         self._state = ConnectionState.IDLE
-        self._events: deque[Event | PushFrame] = deque()  # a data push is held as itself
+        self._events: deque[Event | PushTuple] = deque()  # a data push as a plain tuple
         self._outgoing = bytearray()
         self._heartbeat = Heartbeat(
             interval=self.options.ping_interval,
@@ -213,18 +216,19 @@ class WeexConnection:
         if not self._events:
             return None
         event = self._events.popleft()
-        return MessageReceived(event) if isinstance(event, PushFrame) else event
+        return MessageReceived(PushFrame(*event)) if isinstance(event, tuple) else event
 
     def events(self) -> Iterator[Event]:
         """Drain the pending events."""
         while self._events:
             event = self._events.popleft()
-            yield MessageReceived(event) if isinstance(event, PushFrame) else event
+            yield MessageReceived(PushFrame(*event)) if isinstance(event, tuple) else event
 
-    def take_events(self) -> deque[Event | PushFrame]:
+    def take_events(self) -> deque[Event | PushTuple]:
         """Drain the pending events at once, for a caller that handles a whole received buffer
-        in one pass (the hub): what `events()` yields, except that a data push comes as its
-        `PushFrame` itself, without a `MessageReceived` built around each one."""
+        in one pass (the hub): what `events()` yields, except that a data push comes as the
+        plain `PushTuple` of its `PushFrame`'s fields, `(channel, frame, timestamp, raw)`, with
+        no object built around it (the hub builds a `PushFrame` only for those who read one)."""
         events, self._events = self._events, deque()
         return events
 
@@ -352,12 +356,13 @@ class WeexConnection:
     def _receive_frames(self, frames: FastFrameReader, data: bytes, now: float) -> None:
         """After the handshake: the fast path reads plain text frames, wsproto all the rest.
 
-        One pass over the buffer: each data push is decoded and queued as its `PushFrame`
-        right here (what `_handle_text` does, without a call per frame); any other text goes
-        to `_handle_other_text`."""
+        One pass over the buffer: each data push is decoded and queued right here, as a plain
+        `(channel, frame, wall_time, text)` tuple (what `_handle_text` does, without a call or
+        an event object per frame); any other text goes to `_handle_other_text`."""
         loads, queue, wall_time = self.options.json_loads, self._events, self._wall_time
+        pushed = False
         for piece in frames.feed(data):
-            if isinstance(piece, str):
+            if type(piece) is str:
                 try:
                     frame = loads(piece)
                 except (ValueError, RecursionError):
@@ -365,17 +370,20 @@ class WeexConnection:
                 if type(frame) is dict and frame.get("event") == "payload":
                     channel = frame.get("channel")
                     if type(channel) is str:
-                        self.last_payload_at = now
-                        queue.append(PushFrame(channel, frame, wall_time, piece))
+                        queue.append((channel, frame, wall_time, piece))
+                        pushed = True
                         continue
                 self._handle_other_text(piece, frame, now)
             elif isinstance(piece, InvalidText):
                 close = CloseReason.INVALID_FRAME_PAYLOAD_DATA
                 self._handle_close(ws.CloseConnection(code=close, reason=piece.reason))
             else:
+                assert isinstance(piece, bytes)
                 self._receive_ws(piece, now)
             if self._state is ConnectionState.CLOSED:
-                return
+                break
+        if pushed:
+            self.last_payload_at = now
 
     def _receive_ws(self, data: bytes, now: float) -> None:
         self._ws.receive_data(data)
@@ -524,7 +532,7 @@ class WeexConnection:
             channel = frame.get("channel")
             if type(channel) is str:
                 self.last_payload_at = now
-                self._events.append(PushFrame(channel, frame, self._wall_time, text))
+                self._events.append((channel, frame, self._wall_time, text))
                 return
         self._handle_other_text(text, frame, now)
 
@@ -545,7 +553,7 @@ class WeexConnection:
             channel = frame.get("channel")
             if isinstance(channel, str):
                 self.last_payload_at = now
-                self._events.append(PushFrame(channel, frame, self._wall_time, text))
+                self._events.append((channel, frame, self._wall_time, text))
             else:
                 self._emit(MessageSkipped("payload without a channel", text[:_SKIPPED_RAW_LIMIT]))
         elif event == "ping" or (event is None and frame.get("type") == "ping"):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Final, Generic, Protocol, TypeVar, cast
 
@@ -23,9 +23,14 @@ R = TypeVar("R")
 
 
 class RecordKind(Protocol):
-    """How a message turns its raw record into `.data` and `.record` (see `records.py`)."""
+    """How a message turns its raw record into `.data` and `.record` (see `records.py`).
 
-    def view(self, channel: str, source: Any, context: Any) -> dict[str, Any]: ...
+    `row_view`, when not None, builds `.data` from `(channel, row)` with no work of its own:
+    such a view is made with the message, the others on first access."""
+
+    @property
+    def row_view(self) -> Callable[[str, Any], Mapping[str, Any]] | None: ...
+    def data(self, channel: str, source: Any, context: Any) -> Mapping[str, Any]: ...
     def parse(self, channel: str, source: Any, index: int, context: Any) -> Any: ...
 
 
@@ -169,7 +174,7 @@ class WebSocketMessage(_MessageSlots, _Frozen, Generic[R]):
         view = self._view
         if view is None:
             if self.kind is not None:
-                view = MappingProxyType(self.kind.view(self.channel, self.source, self.context))
+                view = self.kind.data(self.channel, self.source, self.context)
             elif isinstance(self.source, Mapping):
                 view = self.source
             else:
@@ -200,6 +205,44 @@ class WebSocketMessage(_MessageSlots, _Frozen, Generic[R]):
             f"WebSocketMessage(channel={self.channel!r}, index={self.index}, "
             f"timestamp={self.timestamp!r}{gap})"
         )
+
+
+def messages_for_rows(
+    channel: str,
+    frame: Mapping[str, Any],
+    timestamp: float,
+    raw: str,
+    rows: list[Any],
+    kind: RecordKind,
+) -> list[WebSocketMessage[Any]]:
+    """One message per row of one push, with no context: what `WebSocketMessage(...)` builds
+    for each, in one call per push (the splitter's hot path: tickers, trades, depth)."""
+    messages: list[WebSocketMessage[Any]] = []
+    append = messages.append
+    new = object.__new__
+    cls = WebSocketMessage
+    row_view: Any = kind.row_view
+    view: Any = None
+    for index, row in enumerate(rows):
+        if row_view is not None:  # `row_view(channel, row)`, without a call to `__init__`
+            view = new(row_view)
+            view._channel = channel
+            view._row = row
+        message: Any = new(_MessageSlots)
+        message.channel = channel
+        message.frame = frame
+        message.timestamp = timestamp
+        message.raw = raw
+        message.gap = False
+        message.source = row
+        message.kind = kind
+        message.index = index
+        message.context = None
+        message._view = view
+        message._record = _UNSET
+        message.__class__ = cls
+        append(message)
+    return messages
 
 
 _set_view = _MessageSlots._view.__set__  # type: ignore[attr-defined]

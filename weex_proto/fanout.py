@@ -64,6 +64,12 @@ class MessageBuffer:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def pending(self) -> deque[WebSocketMessage[Any]]:
+        """The messages waiting, oldest first: a consumer may `popleft()` from it directly
+        while it is not empty (the stream's fast path), and calls `get()` once it is."""
+        return self._items
+
     def put(self, message: WebSocketMessage[Any]) -> None:
         if self._closed:
             return
@@ -151,6 +157,9 @@ class Router:
         self._handlers: list[_Route] = []
         self._buffers: list[_Route] = []
         self._cache: dict[str, tuple[list[Handler], list[MessageBuffer]]] = {}
+        self.cached_route = self._cache.get
+        """The route of a channel if it is cached, else None: `route` without a Python call,
+        for the hub's per-push path (the cache is only ever cleared, never replaced)."""
 
     def add_handler(self, pattern: str, handler: Handler) -> None:
         _check_pattern(pattern)

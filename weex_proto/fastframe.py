@@ -22,7 +22,7 @@ the one wsproto gives, and the connection closes with 1007 just as it does witho
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import codecs
 
 import attrs
 import wsproto
@@ -81,6 +81,20 @@ def _read_header(data: bytes, pos: int, end: int) -> _Header | bool | None:
     return _Header(2, length, opcode, fin)
 
 
+class _CutText:
+    """A plain text frame cut by a read boundary, decoded piece by piece as it arrives.
+
+    Its payload goes through an incremental UTF-8 decoder in the very chunks wsproto's own
+    decoder would see, so a bad byte is refused at the same read, with the same reason."""
+
+    __slots__ = ("decoder", "owed", "parts")
+
+    def __init__(self, owed: int) -> None:
+        self.decoder = codecs.getincrementaldecoder("utf-8")()
+        self.parts: list[str] = []
+        self.owed = owed  # payload bytes still to come
+
+
 class FastFrameReader:
     """Splits the bytes after the handshake between the fast path and wsproto.
 
@@ -94,58 +108,86 @@ class FastFrameReader:
         self._held = b""  # the start of a fast-path candidate's header, too short to judge
         self._passed_header = b""  # header bytes already given to wsproto, frame size unknown
         self._owed = 0  # bytes of the current frame still to give to wsproto
+        self._cut: _CutText | None = None  # a plain text frame still arriving
         self._in_message = False  # wsproto is inside a fragmented data message
 
-    def feed(self, data: bytes) -> Iterator[Piece]:
+    def feed(self, data: bytes) -> list[Piece]:
         """What to do with `data`, piece by piece in wire order."""
         if type(data) is not bytes:
             data = bytes(data)  # a bytearray or memoryview from some transports
         if self.disabled:
-            yield data
-            return
+            return [data]
         if self._held:
             data, self._held = self._held + data, b""
+        pieces: list[Piece] = []
+        append = pieces.append
         pos, end = 0, len(data)
         limit = self.max_payload
+        run = -1  # where the bytes for wsproto not yet handed over start (-1: none)
         while pos < end:
-            if self._owed:
+            if self._owed:  # consecutive frames for wsproto go to it in one piece
                 take = min(self._owed, end - pos)
                 self._owed -= take
-                yield data[pos : pos + take]
+                if run < 0:
+                    run = pos
                 pos += take
                 continue
+            if run >= 0 and (self._cut is not None or data[pos] == FAST_FIRST_BYTE):
+                append(data[run:pos])
+                run = -1
+            if self._cut is not None:
+                pos = self._continue_cut(self._cut, data, pos, end, pieces)
+                if self.disabled:
+                    return pieces
+                continue
             if data[pos] == FAST_FIRST_BYTE and not self._in_message and not self._passed_header:
-                # The common header forms inline: 7-bit length, or a minimal 16-bit one.
-                length = data[pos + 1] if pos + 1 < end else 0xFF
-                if length < 126:
-                    start = pos + 2
-                elif length == 126 and pos + 4 <= end and (data[pos + 2] or data[pos + 3] > 125):
-                    length = data[pos + 2] << 8 | data[pos + 3]
-                    start = pos + 4
-                else:
-                    header = _read_header(data, pos, end)
-                    if header is None:
-                        self._held = bytes(data[pos:])
-                        return
-                    if header is False:
+                # Whole plain text frames, one after another: the loop nearly every byte takes.
+                while True:
+                    length = data[pos + 1] if pos + 1 < end else 0xFF
+                    if length < 126:
+                        start = pos + 2
+                    elif length == 126 and pos + 4 <= end:
+                        length = data[pos + 2] << 8 | data[pos + 3]
+                        if length < 126:
+                            break  # not minimal: wsproto refuses it (`_read_header` below)
+                        start = pos + 4
+                    else:
+                        break
+                    stop = start + length
+                    if stop > end or length > limit:
+                        break
+                    try:
+                        append(data[start:stop].decode())
+                    except UnicodeDecodeError as exc:
                         self.disabled = True
-                        yield data[pos:]
-                        return
-                    assert isinstance(header, _Header)
-                    start, length = pos + header.size, header.payload
-                if length > limit or start + length > end:
-                    self._owed = start - pos + length  # wsproto reads it as it arrives
+                        append(InvalidText(str(exc)))
+                        return pieces
+                    pos = stop
+                    if pos == end or data[pos] != FAST_FIRST_BYTE:
+                        break
+                if pos == end or data[pos] != FAST_FIRST_BYTE:
                     continue
-                try:
-                    text = data[start : start + length].decode("utf-8")
-                except UnicodeDecodeError as exc:
+                header = _read_header(data, pos, end)
+                if header is None:
+                    self._held = bytes(data[pos:])
+                    return pieces
+                if header is False:
                     self.disabled = True
-                    yield InvalidText(str(exc))
-                    return
-                yield text
-                pos = start + length
+                    append(data[pos:])
+                    return pieces
+                assert isinstance(header, _Header)
+                if header.payload > limit:
+                    self._owed = header.size + header.payload  # wsproto refuses it by its header
+                    continue
+                # Cut by the end of this read: decode what is here, hold it for the rest.
+                self._cut = _CutText(header.payload)
+                pos = self._continue_cut(self._cut, data, pos + header.size, end, pieces)
+                if self.disabled:
+                    return pieces
                 continue
             # A frame for wsproto: its bytes go on as they come; its header says how many.
+            if run < 0:
+                run = pos
             prefix = self._passed_header
             if prefix:
                 window = prefix + data[pos : pos + 10]
@@ -154,15 +196,38 @@ class FastFrameReader:
                 header = _read_header(data, pos, end)
             if header is False or (isinstance(header, _Header) and not self._in_step(header)):
                 self.disabled = True
-                yield data[pos:]
-                return
+                append(data[run:])
+                return pieces
             if header is None:
                 self._passed_header = prefix + data[pos:]
-                yield data[pos:]
-                return
+                append(data[run:])
+                return pieces
             assert isinstance(header, _Header)
             self._passed_header = b""
             self._owed = header.size + header.payload - len(prefix)
+        if run >= 0:
+            append(data[run:pos])
+        return pieces
+
+    def _continue_cut(
+        self, cut: _CutText, data: bytes, pos: int, end: int, pieces: list[Piece]
+    ) -> int:
+        """Take the cut frame's payload bytes from `data[pos:]`; the text once it is whole.
+        Returns where the next frame starts (or `end`)."""
+        take = min(cut.owed, end - pos)
+        cut.owed -= take
+        finished = not cut.owed
+        try:
+            cut.parts.append(cut.decoder.decode(data[pos : pos + take], finished))
+        except UnicodeDecodeError as exc:
+            self.disabled = True
+            pieces.append(InvalidText(str(exc)))
+            self._cut = None
+            return end
+        if finished:
+            pieces.append("".join(cut.parts))
+            self._cut = None
+        return pos + take
 
     def _in_step(self, header: _Header) -> bool:
         """Follow fragmented messages; False for a frame out of sequence (wsproto refuses it)."""

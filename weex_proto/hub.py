@@ -22,7 +22,7 @@ import attrs
 
 from .channels import Depth, build_channel, channel_matches, is_private_channel, parse_channel
 from .config import WeexConfig
-from .connection import ConnectionOptions, WeexConnection
+from .connection import ConnectionOptions, PushTuple, WeexConnection
 from .error_codes import exception_for
 from .errors import ErrorKind, OrderBookError, SubscriptionLimitError, WeexError
 from .events import (
@@ -361,11 +361,11 @@ class ClientHub:
         last_push_at = 0.0
         deliver = self._deliver
         for event in conn.take_events():
-            if type(event) is PushFrame:
+            if type(event) is tuple:  # a data push: (channel, frame, timestamp, raw)
                 if not pushes:
                     session.delivered()  # the connection works: see backoff.py
                 pushes += 1
-                last_push_at = event.timestamp
+                last_push_at = event[2]
                 deliver(session, event, now)
                 continue
             if isinstance(event, PingAnswered | Subscribed | Unsubscribed):
@@ -475,8 +475,49 @@ class ClientHub:
 
     # ------------------------------------------------------------------ dispatch
 
-    def _deliver(self, session: WeexSession, push: PushFrame, now: float) -> None:
-        """Split the push into records once; each goes to every matching buffer and handler."""
+    def _deliver(self, session: WeexSession, push: PushTuple, now: float) -> None:
+        """Split the push into records once; each goes to every matching buffer and handler.
+
+        Nothing is built for nobody: a push no stream or handler reads is only observed (the
+        splitter keeps mark prices and open candles), and a `PushFrame` is made only for
+        frame handlers and order books."""
+        channel, frame, timestamp, raw = push
+        whole = None
+        if self.frame_handlers:
+            whole = PushFrame(channel, frame, timestamp, raw)
+            self._call_frame_handlers(whole)
+        router = self.routers[session.private]
+        handlers, buffers = router.cached_route(channel) or router.route(channel)
+        try:
+            if handlers or buffers:
+                records = self.splitter.split_push(channel, frame, timestamp, raw)
+            else:
+                self.splitter.observe(channel, frame, timestamp, raw)
+                records = []
+        except SplitError as exc:
+            self.health.skipped += 1
+            log.warning(
+                "skipped a push from %s: %s",
+                _endpoint_name(session),
+                exc,
+                extra={"weex_event": "skipped", "reason": str(exc), "raw": raw[:200]},
+            )
+            records = []
+        for message in records:
+            for buffer in buffers:
+                buffer.put(message)
+            for handler in handlers:
+                try:
+                    handler(message)
+                except Exception:
+                    self.handler_failed(message)
+        feed = self._books.get(channel)
+        if feed is not None:
+            if whole is None:
+                whole = PushFrame(channel, frame, timestamp, raw)
+            self._update_book(session, feed, whole, now)
+
+    def _call_frame_handlers(self, push: PushFrame) -> None:
         for pattern, frame_handler in self.frame_handlers:
             if channel_matches(pattern, push.channel):
                 try:
@@ -487,29 +528,6 @@ class ClientHub:
                         push.channel,
                         extra={"weex_event": "handler_error", "channel": push.channel},
                     )
-        try:
-            records = self.splitter.split(push)
-        except SplitError as exc:
-            self.health.skipped += 1
-            log.warning(
-                "skipped a push from %s: %s",
-                _endpoint_name(session),
-                exc,
-                extra={"weex_event": "skipped", "reason": str(exc), "raw": push.raw[:200]},
-            )
-            records = []
-        handlers, buffers = self.routers[session.private].route(push.channel)
-        for message in records:
-            for buffer in buffers:
-                buffer.put(message)
-            for handler in handlers:
-                try:
-                    handler(message)
-                except Exception:
-                    self.handler_failed(message)
-        feed = self._books.get(push.channel)
-        if feed is not None:
-            self._update_book(session, feed, push, now)
 
     def _update_book(
         self, session: WeexSession, feed: BookFeed, message: PushFrame, now: float

@@ -698,9 +698,7 @@ def parse_depth_levels(frame: Mapping[str, Any]) -> list[DepthLevels]:
         else:
             return result
     return [
-        DepthLevels.of(update)
-        for update in parse_push(frame)
-        if isinstance(update, DepthUpdate)
+        DepthLevels.of(update) for update in parse_push(frame) if isinstance(update, DepthUpdate)
     ]
 
 

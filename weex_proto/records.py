@@ -22,11 +22,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
-from typing import Any, Final
+from types import MappingProxyType
+from typing import Any, ClassVar, Final
 
 import attrs
 
-from .events import PushFrame, WebSocketMessage
+from .events import PushFrame, WebSocketMessage, messages_for_rows
 from .messages import (
     PRIVATE_RECORD_KEYS,
     Candle,
@@ -42,12 +43,17 @@ from .messages import (
 )
 
 __all__ = [
+    "DepthData",
     "Level",
     "OrderBookSnapshot",
     "RecordSplitter",
+    "RowView",
+    "TickerData",
+    "TradeData",
 ]
 
 Level = tuple[Decimal, Decimal]
+_Push = tuple[str, Mapping[str, Any], float, str]  # a push's channel, frame, timestamp, raw
 MAX_TRACKED_CHANNELS: Final = 4096
 """Channels whose mark price or open candle the splitter remembers: channel names come from the
 server, so the memory is bounded like the router's cache (oldest entry dropped first)."""
@@ -101,6 +107,130 @@ class OrderBookSnapshot(Mapping[str, Any]):
         return len(self._keys())
 
 
+# --- `.data` of the hot channels: the row itself, read through ------------------------------
+
+
+_ABSENT: Final[Any] = object()
+
+
+class RowView(Mapping[str, Any]):
+    """A record's `.data` on the channels that push most (tickers, trades, depth): WEEX's own
+    row, read through without a copy, and the documentation's names worked out from it when
+    asked for, so a message nobody reads costs nothing and `data.get("last")` costs one
+    lookup. `derived` maps each documented name to how it is read from the row (or the
+    channel); it holds exactly what a copy of the row with the documented names set on it
+    would: a documented name that can be worked out wins over a WEEX field of the same name,
+    one that cannot is the row's own field or absent (so `.get` gives the caller's default).
+    Read-only, like every `.data`."""
+
+    __slots__ = ("_channel", "_row")
+    derived: ClassVar[Mapping[str, Callable[[RowView], Any]]] = {}
+    _channel: str
+    _row: Mapping[str, Any]
+
+    def __init__(self, channel: str, row: Mapping[str, Any]) -> None:
+        self._channel = channel
+        self._row = row
+
+    def get(self, key: str, default: Any = None) -> Any:
+        derive = self.derived.get(key)
+        if derive is not None:
+            value = derive(self)
+            if value is not _ABSENT:
+                return value
+        return self._row.get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        derive = self.derived.get(key)
+        if derive is not None:
+            value = derive(self)
+            if value is not _ABSENT:
+                return value
+        return self._row[key]
+
+    def __contains__(self, key: object) -> bool:
+        if key in self._row:
+            return True
+        derive = self.derived.get(key) if type(key) is str else None
+        return derive is not None and derive(self) is not _ABSENT
+
+    def __iter__(self) -> Iterator[str]:
+        row = self._row
+        yield from row
+        for key, derive in self.derived.items():
+            if key not in row and derive(self) is not _ABSENT:
+                yield key
+
+    def __len__(self) -> int:
+        row = self._row
+        extra = sum(
+            1
+            for key, derive in self.derived.items()
+            if key not in row and derive(self) is not _ABSENT
+        )
+        return len(row) + extra
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({dict(self)!r})"
+
+
+def _field(wire: str) -> Callable[[RowView], Any]:
+    def read(view: RowView) -> Any:
+        return view._row.get(wire, _ABSENT)
+
+    read.__qualname__ = f"read {wire!r}"
+    return read
+
+
+def _ticker_change(view: RowView) -> Any:
+    fraction = view._row.get("priceChangePercent")
+    change = _percents.get(fraction, _percents) if type(fraction) is str else _percents
+    if change is _percents:  # not seen yet (or not a string): `_percent_text` works it out
+        change = _percent_text(fraction)
+    return _ABSENT if change is None else change
+
+
+class TickerData(RowView):
+    """A ticker's `.data`: `last`, `volume`, `mark` and `change` (a percentage) beside
+    WEEX's `lastPrice`, `size`, `markPrice` and `priceChangePercent` (a fraction)."""
+
+    __slots__ = ()
+    derived: ClassVar[Mapping[str, Callable[[RowView], Any]]] = {
+        "last": _field("lastPrice"),
+        "volume": _field("size"),
+        "mark": _field("markPrice"),
+        "change": _ticker_change,
+    }
+
+
+def _trade_symbol(view: RowView) -> Any:
+    return view._channel[len("trades.") :]
+
+
+def _trade_side(view: RowView) -> Any:
+    buyer_maker = _to_bool(view._row.get("buyerMaker"))
+    if buyer_maker is None:
+        return _ABSENT
+    return "sell" if buyer_maker else "buy"  # the buyer made the book: a seller took it
+
+
+class TradeData(RowView):
+    """A trade's `.data`: `symbol` (from the channel) and `side`, the taker's ("buy"/"sell",
+    from WEEX's `buyerMaker`), beside WEEX's fields."""
+
+    __slots__ = ()
+    derived: ClassVar[Mapping[str, Callable[[RowView], Any]]] = {
+        "symbol": _trade_symbol,
+        "side": _trade_side,
+    }
+
+
+class DepthData(RowView):
+    """A depth record's `.data`: WEEX's fields as they are."""
+
+    __slots__ = ()
+
+
 # --- record kinds: the documented view and the typed parse of one row --------------------
 
 
@@ -132,30 +262,6 @@ def _percent_text(fraction: object) -> str | None:
     return text
 
 
-def _ticker_view(channel: str, row: Any, context: Any) -> dict[str, Any]:
-    view = dict(row)
-    # `_alias`, inlined: a ticker view is built for nearly every message a client reads.
-    if "lastPrice" in row:
-        view["last"] = row["lastPrice"]
-    if "size" in row:
-        view["volume"] = row["size"]
-    if "markPrice" in row:
-        view["mark"] = row["markPrice"]
-    change = _percent_text(row.get("priceChangePercent"))
-    if change is not None:
-        view["change"] = change
-    return view
-
-
-def _trade_view(channel: str, row: Any, context: Any) -> dict[str, Any]:
-    view = dict(row)
-    view["symbol"] = channel[len("trades.") :]
-    buyer_maker = _to_bool(row.get("buyerMaker"))
-    if buyer_maker is not None:
-        view["side"] = "sell" if buyer_maker else "buy"  # the buyer made the book: a seller took
-    return view
-
-
 _ARRAY_CANDLE_FIELDS: Final = ("klineTime", "open", "high", "low", "close", "size")
 
 
@@ -172,10 +278,6 @@ def _candle_view(channel: str, row: Any, context: Any) -> dict[str, Any]:
         view["price_type"], view["interval"] = parts[1], parts[3]
     view["closed"] = bool(context)
     return view
-
-
-def _depth_view(channel: str, row: Any, context: Any) -> dict[str, Any]:
-    return dict(row)
 
 
 def _collateral_view(channel: str, row: Any, context: Any) -> dict[str, Any]:
@@ -258,22 +360,32 @@ def _position_parse(channel: str, row: Any, index: int, context: Any) -> RecordV
 
 @attrs.frozen
 class _Kind:
-    """One channel family's `RecordKind`: the documented view and the typed parse of a row."""
+    """One channel family's `RecordKind`: the documented view and the typed parse of a row.
+
+    The hot channels read their rows through a `RowView` (`row_view`); the others build
+    their view, a dict with the documented names computed, on first access (`view`)."""
 
     name: str
-    view: Callable[[str, Any, Any], dict[str, Any]]
     parse: Callable[[str, Any, int, Any], Any]
+    view: Callable[[str, Any, Any], dict[str, Any]] | None = None
+    row_view: type[RowView] | None = None
+
+    def data(self, channel: str, source: Any, context: Any) -> Mapping[str, Any]:
+        if self.row_view is not None:
+            return self.row_view(channel, source)
+        assert self.view is not None
+        return MappingProxyType(self.view(channel, source, context))
 
 
-TICKER = _Kind("ticker", _ticker_view, _plain_parse)
-TRADE = _Kind("trade", _trade_view, _plain_parse)
-CANDLE = _Kind("candle", _candle_view, _candle_parse)
-DEPTH = _Kind("depth", _depth_view, _plain_parse)
+TICKER = _Kind("ticker", _plain_parse, row_view=TickerData)
+TRADE = _Kind("trade", _plain_parse, row_view=TradeData)
+CANDLE = _Kind("candle", _candle_parse, _candle_view)
+DEPTH = _Kind("depth", _plain_parse, row_view=DepthData)
 _PRIVATE_KINDS: Final[Mapping[str, _Kind]] = {
-    "account": _Kind("collateral", _collateral_view, _plain_parse),
-    "positions": _Kind("position", _position_view, _position_parse),
-    "orders": _Kind("order", _order_view, _plain_parse),
-    "fill": _Kind("fill", _fill_view, _plain_parse),
+    "account": _Kind("collateral", _plain_parse, _collateral_view),
+    "positions": _Kind("position", _position_parse, _position_view),
+    "orders": _Kind("order", _plain_parse, _order_view),
+    "fill": _Kind("fill", _plain_parse, _fill_view),
 }
 _PUBLIC_KINDS: Final[Mapping[str, _Kind]] = {
     "ticker": TICKER,
@@ -291,7 +403,7 @@ class _OpenCandle:
 
     __slots__ = ("index", "kline_time", "push", "row")
 
-    def __init__(self, kline_time: int, row: Any, push: PushFrame, index: int) -> None:
+    def __init__(self, kline_time: int, row: Any, push: _Push, index: int) -> None:
         self.kline_time = kline_time
         self.row = row
         self.push = push
@@ -324,14 +436,14 @@ class RecordSplitter:
 
     def __init__(self) -> None:
         self.marks: dict[str, str] = {}
-        """Contract id -> the `markPrice` text of its latest ticker record."""
+        """Ticker channel -> the `markPrice` text of its latest record."""
         self._candles: dict[str, _OpenCandle] = {}
         self._kinds: dict[str, tuple[_Kind | None, str | None]] = {}
         """Channel -> its record kind and private record key: `_kind_of`, remembered."""
 
     def mark_price(self, contract_id: str) -> str | None:
         """The latest mark price seen for `contract_id` on its ticker channel, or None."""
-        return self.marks.get(contract_id)
+        return self.marks.get(f"ticker.{contract_id}")
 
     def forget_candles(self) -> None:
         """After a reconnect the open candles may have missed updates: closing them with the
@@ -340,12 +452,54 @@ class RecordSplitter:
 
     def split(self, push: PushFrame) -> list[WebSocketMessage[Any]]:
         """One message per record of `push`; raises `SplitError` if it has no record list."""
-        channel, frame = push.channel, push.frame
+        return self.split_push(push.channel, push.frame, push.timestamp, push.raw)
+
+    def split_push(
+        self, channel: str, frame: Mapping[str, Any], timestamp: float, raw: str
+    ) -> list[WebSocketMessage[Any]]:
+        """`split` for a push given as its fields (the hub's hot path builds no `PushFrame`)."""
         found = self._kinds.get(channel)
         if found is None:
             found = _kind_of(channel)
             _remember(self._kinds, channel, found)
         kind, private_key = found
+        rows = frame.get("data") if private_key is None else None
+        if type(rows) is not list or kind is None:  # a private push, or a bad one
+            rows = self._rows(channel, frame, kind, private_key)
+        assert kind is not None  # `_rows` refused an unknown channel
+        if not (len(rows) == 1 and type(rows[0]) is dict):  # one object: nearly every push
+            self._check_rows(channel, rows, kind, private_key)
+        if kind is TICKER:
+            mark = rows[-1].get("markPrice") if rows else None
+            if type(mark) is not str or mark != self.marks.get(channel):
+                self._note_marks(channel, rows)
+        elif kind is CANDLE:
+            return self._candle_messages((channel, frame, timestamp, raw), rows)
+        elif channel == "positions":
+            return self._position_messages(channel, frame, timestamp, raw, rows, kind)
+        return messages_for_rows(channel, frame, timestamp, raw, rows, kind)
+
+    def observe(self, channel: str, frame: Mapping[str, Any], timestamp: float, raw: str) -> None:
+        """What `split_push` does for a push nobody reads, without building its messages:
+        check it (`SplitError` as there) and keep what later records need from it, mark
+        prices (a position's PnL) and open candles."""
+        found = self._kinds.get(channel)
+        if found is None:
+            found = _kind_of(channel)
+            _remember(self._kinds, channel, found)
+        kind, private_key = found
+        rows = self._rows(channel, frame, kind, private_key)
+        if not (len(rows) == 1 and type(rows[0]) is dict):
+            self._check_rows(channel, rows, kind, private_key)
+        if kind is TICKER:
+            self._note_marks(channel, rows)
+        elif kind is CANDLE:
+            self._candle_messages((channel, frame, timestamp, raw), rows)
+
+    @staticmethod
+    def _rows(
+        channel: str, frame: Mapping[str, Any], kind: _Kind | None, private_key: str | None
+    ) -> list[Any]:
         if private_key is None:
             rows = frame.get("data")
         else:
@@ -357,52 +511,69 @@ class RecordSplitter:
         if type(rows) is not list:
             where = "data" if private_key is None else f"msg.data.{private_key}"
             raise SplitError(f"{channel[:80]} push: {where} is not an array")
+        return rows
+
+    @staticmethod
+    def _check_rows(
+        channel: str, rows: list[Any], kind: _Kind | None, private_key: str | None
+    ) -> None:
         for index, row in enumerate(rows):
             if type(row) is not dict and not (
                 isinstance(row, Mapping) or (kind is CANDLE and type(row) is list)
             ):
                 where = "data" if private_key is None else f"msg.data.{private_key}"
                 raise SplitError(f"{channel[:80]} push: {where}[{index}] is not an object")
-        if kind is CANDLE:
-            return self._candle_messages(push, rows)
-        if kind is TICKER:
-            self._note_marks(channel, rows)
-        elif channel == "positions":
-            return [
-                self._message(push, row, kind, index, self.marks.get(row.get("contractId")))
-                for index, row in enumerate(rows)
-            ]
-        channel, frame, timestamp, raw = push.channel, push.frame, push.timestamp, push.raw
-        return [
-            WebSocketMessage(channel, frame, timestamp, raw, False, row, kind, index, None)
-            for index, row in enumerate(rows)
-        ]
 
     @staticmethod
     def _message(
-        push: PushFrame, row: Any, kind: _Kind, index: int, context: Any = None
+        channel: str,
+        frame: Mapping[str, Any],
+        timestamp: float,
+        raw: str,
+        row: Any,
+        kind: _Kind,
+        index: int,
+        context: Any = None,
     ) -> WebSocketMessage[Any]:
-        return WebSocketMessage(
-            push.channel, push.frame, push.timestamp, push.raw, False, row, kind, index, context
-        )
+        return WebSocketMessage(channel, frame, timestamp, raw, False, row, kind, index, context)
+
+    def _position_messages(
+        self,
+        channel: str,
+        frame: Mapping[str, Any],
+        timestamp: float,
+        raw: str,
+        rows: list[Any],
+        kind: _Kind,
+    ) -> list[WebSocketMessage[Any]]:
+        """Positions carry the latest mark price of their contract, for the unrealized PnL.
+        (A method of its own: a comprehension in `split_push` would cost every push a cell
+        per variable it reads.)"""
+        return [
+            self._message(channel, frame, timestamp, raw, row, kind, index, self._mark_of(row))
+            for index, row in enumerate(rows)
+        ]
+
+    def _mark_of(self, position: Mapping[str, Any]) -> str | None:
+        contract = position.get("contractId")
+        return self.marks.get(f"ticker.{contract}") if type(contract) is str else None
 
     def _note_marks(self, channel: str, rows: list[Any]) -> None:
-        contract = channel[len("ticker.") :]
-        known = self.marks.get(contract)
+        known = self.marks.get(channel)
         for row in reversed(rows):
             mark = row.get("markPrice")
             if mark == known and type(mark) is str:
                 return  # unchanged since the last push: already checked and remembered
             if _to_decimal(mark) is not None:
-                _remember(self.marks, contract, mark if isinstance(mark, str) else str(mark))
+                _remember(self.marks, channel, mark if isinstance(mark, str) else str(mark))
                 return
 
-    def _candle_messages(self, push: PushFrame, rows: list[Any]) -> list[WebSocketMessage[Any]]:
+    def _candle_messages(self, push: _Push, rows: list[Any]) -> list[WebSocketMessage[Any]]:
         """Candles in order, each closed once a later `klineTime` has been seen. The open
         candle of an earlier push is sent again, closed (with the frame it came in), when
         the first later one arrives; within one push a candle followed by a later one is
         sent once, closed."""
-        channel = push.channel
+        channel = push[0]
         current = self._candles.get(channel)
         out: list[list[Any]] = []  # [push, row, index, closed]
         current_entry: list[Any] | None = None  # current's entry in `out`, if it is from here
@@ -425,6 +596,9 @@ class RecordSplitter:
             current, current_entry = _OpenCandle(kline_time, row, push, index), entry
         if current is not None:
             _remember(self._candles, channel, current)
-        return [
-            self._message(frame, row, CANDLE, index, closed) for frame, row, index, closed in out
-        ]
+        messages = []
+        for (channel, frame, timestamp, raw), row, index, closed in out:
+            messages.append(
+                self._message(channel, frame, timestamp, raw, row, CANDLE, index, closed)
+            )
+        return messages
