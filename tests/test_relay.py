@@ -229,10 +229,11 @@ def test_all_reads_a_file_or_a_list(tmp_path: Path) -> None:
     listing.write_text("# every contract we trade\nBTCUSDT\n\n  eth-usdt, SOL/USDT  # two\n")
     assert contracts_from(str(listing)) == ["cmt_btcusdt", "cmt_ethusdt", "cmt_solusdt"]
     assert contracts_from("cmt_btcusdt,ETHUSDT") == ["cmt_btcusdt", "cmt_ethusdt"]
+    assert contracts_from("cmt_btcusdt cmt_ethusdt") == ["cmt_btcusdt", "cmt_ethusdt"]
     listing.write_text("BTCUSDT\nnot a symbol!\n")
     with pytest.raises(ConfigError, match=r"contracts.txt:2: not a contract symbol"):
         contracts_from(str(listing))
-    with pytest.raises(ConfigError, match="no such file, and not a comma-separated list"):
+    with pytest.raises(ConfigError, match="no such file, and not a list of symbols"):
         contracts_from(str(tmp_path / "missing.txt"))
     listing.write_text("# nothing yet\n")
     with pytest.raises(ConfigError, match="no symbols"):

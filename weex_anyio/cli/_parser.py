@@ -379,7 +379,7 @@ def _relay_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> N
         dest="all",
         metavar="FILE|LIST",
         help="relay every contract listed: a file with one symbol per line (# comments), "
-        "or a comma-separated list such as cmt_btcusdt,cmt_ethusdt",
+        "or a list such as cmt_btcusdt,cmt_ethusdt",
     )
     relay.add_argument(
         "--channels",

@@ -100,18 +100,17 @@ def relay_channels(
 def contracts_from(source: str) -> list[str]:
     """`--all SOURCE`: the contracts listed in the file `source` (one or more per line,
     spaces or commas between, `#` starts a comment) or, when there is no such file, `source`
-    itself as a comma-separated list. A bad entry is a `ConfigError` saying where it is."""
+    itself as a list (commas or spaces between). A bad entry is a `ConfigError` saying where."""
     from weex_proto.channels import normalize_symbol
     from weex_proto.errors import ConfigError
 
     path = Path(source)
     if not path.is_file():
         try:
-            symbols = [normalize_symbol(part) for part in source.split(",") if part.strip()]
+            symbols = [normalize_symbol(part) for part in source.replace(",", " ").split()]
         except ValueError as exc:
             raise ConfigError(
-                f"--all {source[:200]!r}: no such file, and not a comma-separated list of "
-                f"symbols ({exc})"
+                f"--all {source[:200]!r}: no such file, and not a list of symbols ({exc})"
             ) from None
         if not symbols:
             raise ConfigError("--all names no symbols")
