@@ -31,6 +31,7 @@ from tests.natsserver import (
     running_nats_server,
     weex_ws_command,
 )
+from tests.proxyserver import free_port
 from tests.test_cli import terminal_session, wait_for_screen
 from tests.test_first_run import simulate_process
 from weex_anyio import WeexWebSocketClient
@@ -274,3 +275,17 @@ def _check_terminal_dashboard(nats_url: str) -> None:
         assert re.search(health_line, screen)
         finished = wait_for_screen(capture, lambda s: "EXIT=" in s)
         assert "EXIT=0" in finished
+
+
+def test_the_dashboard_without_nats_fails_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("nats", reason="nats-py is not installed (pip install 'weex-ws[nats]')")
+    from weex_anyio.cli import _relay, main
+
+    monkeypatch.setattr(_relay, "CONNECT_TIMEOUT", 0.5)
+    url = f"nats://someone:s3cret@127.0.0.1:{free_port()}"
+    assert main(["dashboard", "--nats", url, "--count", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot reach NATS" in err and "s3cret" not in err
+    assert len(err.strip().splitlines()) == 1

@@ -429,6 +429,8 @@ def test_every_record_arrives_once_in_order(nats_server: NatsServer) -> None:
             got = await _read_stream(nats_server.url, expected)
             tailed = await _tail(nats_server.url, "--json", "--count", str(sum(expected.values())))
             human = await _tail(nats_server.url, "--count", "4")
+            total = str(sum(expected.values()))
+            recent = await _tail(nats_server.url, "--json", "--count", total, "--since", "3600")
             relay.cancel()
         _check_once_in_order(reference, got)
         bodies = [json.loads(line) for line in tailed.splitlines()]
@@ -436,6 +438,7 @@ def test_every_record_arrives_once_in_order(nats_server: NatsServer) -> None:
             records = [body["data"] for body in bodies if body["channel"] == channel]
             assert records == reference.records[channel]
         assert all(body["gap"] is False for body in bodies)
+        assert sorted(recent.splitlines()) == sorted(tailed.splitlines())  # all in the hour
         lines = human.splitlines()
         assert len(lines) == 4
         assert all(line.split()[1] in ("ticker", "depth", "trade") for line in lines)

@@ -34,7 +34,8 @@ Stream, record and replay the WEEX futures WebSocket API v2 from the terminal.
                                         WEEX_PASSPHRASE)
   weex-ws record SYMBOL... --out FILE   raw frames to SQLite (.sqlite/.db) or JSON lines (.jsonl)
   weex-ws replay FILE                   a recording through the client, deterministically
-  weex-ws relay SYMBOL... --nats URL    publish records to NATS JetStream (subjects weex.<channel>)
+  weex-ws relay SYMBOL... --nats URL    publish records to NATS JetStream (subjects weex.<channel>;
+                                        --all FILE|LIST for every contract listed)
   weex-ws tail --nats URL SUBJECT...    print what relays published
 
 Exit codes: 0 done (also after SIGTERM), 1 connection or server failure, 2 bad arguments,
