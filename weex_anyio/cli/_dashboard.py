@@ -18,7 +18,7 @@ import os
 import shutil
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, TextIO
 
 import anyio
@@ -235,7 +235,8 @@ def _trades(state: DashboardState) -> list[str]:
 
 def _health_lines(health: Health, *, connected: bool, rate: float, width: int) -> list[str]:
     """`HEALTH  connected | rtt ... | ...`, wrapped at a ` | ` to fit `width`."""
-    public = health.endpoints.get("public")
+    # The public endpoint's (a WEEX client's), or the one endpoint of another source (NATS).
+    public = health.endpoints.get("public") or next(iter(health.endpoints.values()), None)
     rtt = public.round_trip if public is not None else None
     rtt_text = f"{rtt * 1000:.2f} ms" if rtt is not None else "n/a"
     pings = public.pings_answered if public is not None else 0
@@ -305,6 +306,9 @@ def wants_redraw(out: Output) -> bool:
 async def run_demo(args: argparse.Namespace, stopper: Stopper, out: Output) -> int:
     symbols = tuple(dict.fromkeys(args.symbols))
     state = DashboardState(symbols, depth=args.depth)
+    if getattr(args, "nats", None):
+        await _show_nats(args, state, stopper, out)
+        return 0
     if args.live or args.url:
         config = WeexConfig.from_env(**({"public_url": args.url} if args.url else {}))
         source = f"{'WEEX live' if args.live else 'server'} {config.public_url}"
@@ -323,6 +327,17 @@ async def run_demo(args: argparse.Namespace, stopper: Stopper, out: Output) -> i
     return 0
 
 
+@attrs.frozen
+class Source:
+    """Where the dashboard's messages come from: a description, the feed (which calls
+    `deliver` with each message until it ends), and its health and connection state."""
+
+    name: str
+    feed: Callable[[Callable[[WebSocketMessage[Any]], None]], Coroutine[Any, Any, None]]
+    health: Callable[[], Health]
+    connected: Callable[[], bool]
+
+
 async def _show(
     args: argparse.Namespace,
     config: WeexConfig,
@@ -332,53 +347,81 @@ async def _show(
     stopper: Stopper,
     out: Output,
 ) -> None:
-    redraw = wants_redraw(out)
-    meter = RateMeter()
-    if not redraw:
-        out.line(f"streaming from the {source} (Ctrl-C to stop)")
-
     async with WeexWebSocketClient(
         config, ping_interval=ping_interval, **client_options(args)
     ) as client:
-
-        def take(message: WebSocketMessage[Any]) -> None:
-            if args.count is not None and state.messages >= args.count:
-                return  # stopping; messages already buffered are not shown
-            state.update(message)
-            if not redraw:
-                out.line(describe(message, book_levels=1))
-            if args.count is not None and state.messages >= args.count:
-                stopper.stop()
-
-        def screen_lines(width: int | None = None, height: int | None = None) -> list[str]:
-            now = anyio.current_time()
-            meter.add(now, client.health.messages)
-            return render(
-                state,
-                client.health,
-                connected=client.is_connected,
-                rate=meter.rate,
-                source=source,
-                now=time.time(),
-                width=width,
-                height=height,
-            )
-
         streams: list[Stream] = [
             *(client.stream_tickers(symbol) for symbol in state.symbols),  # see _streams
             client.stream_order_book(state.symbols[0], level=state.depth),
             *(client.stream_trades(symbol) for symbol in state.symbols),
         ]
+
+        async def feed(deliver: Callable[[WebSocketMessage[Any]], None]) -> None:
+            await pump(streams, deliver)
+
+        shown = Source(source, feed, lambda: client.health, lambda: client.is_connected)
         # Inside the client, so that stopping still closes the connection cleanly.
-        with stopper.scope:
-            async with anyio.create_task_group() as task_group:
-                task_group.start_soon(pump, streams, take)
-                if redraw:
-                    await _redraw(AnsiScreen(out.stream), screen_lines)
-                else:
-                    while True:
-                        await anyio.sleep(PLAIN_HEALTH_INTERVAL)
-                        out.line(screen_lines()[-1].lower())
+        await _present(shown, args, state, stopper, out)
+
+
+async def _show_nats(
+    args: argparse.Namespace, state: DashboardState, stopper: Stopper, out: Output
+) -> None:
+    from ._nats_feed import DashboardFeed
+    from ._relay import close_nats, connect_nats, without_credentials
+
+    nc = await connect_nats(args.nats)
+    try:
+        feed = DashboardFeed(
+            nc, state.symbols, depth=state.depth, prefix=args.prefix, lookback=args.lookback
+        )
+        name = f"NATS {without_credentials(args.nats)} ({args.prefix}.>)"
+        shown = Source(name, feed.run, lambda: feed.health, lambda: feed.is_connected)
+        await _present(shown, args, state, stopper, out)
+    finally:
+        await close_nats(nc)
+
+
+async def _present(
+    source: Source, args: argparse.Namespace, state: DashboardState, stopper: Stopper, out: Output
+) -> None:
+    redraw = wants_redraw(out)
+    meter = RateMeter()
+    if not redraw:
+        out.line(f"streaming from the {source.name} (Ctrl-C to stop)")
+
+    def take(message: WebSocketMessage[Any]) -> None:
+        if args.count is not None and state.messages >= args.count:
+            return  # stopping; messages already buffered are not shown
+        state.update(message)
+        if not redraw:
+            out.line(describe(message, book_levels=1))
+        if args.count is not None and state.messages >= args.count:
+            stopper.stop()
+
+    def screen_lines(width: int | None = None, height: int | None = None) -> list[str]:
+        health = source.health()
+        meter.add(anyio.current_time(), health.messages)
+        return render(
+            state,
+            health,
+            connected=source.connected(),
+            rate=meter.rate,
+            source=source.name,
+            now=time.time(),
+            width=width,
+            height=height,
+        )
+
+    with stopper.scope:
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(source.feed, take)
+            if redraw:
+                await _redraw(AnsiScreen(out.stream), screen_lines)
+            else:
+                while True:
+                    await anyio.sleep(PLAIN_HEALTH_INTERVAL)
+                    out.line(screen_lines()[-1].lower())
 
 
 async def _redraw(screen: AnsiScreen, lines: Callable[[int, int], list[str]]) -> None:

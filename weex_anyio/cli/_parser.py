@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from weex_proto._version import __version__
-from weex_proto.channels import normalize_symbol
+from weex_proto.channels import KlineInterval, PriceType, normalize_symbol
 from weex_proto.config import parse_endpoint
 from weex_proto.errors import ConfigError
 from weex_proto.replay import parse_speed
@@ -25,7 +25,8 @@ SIMULATOR_PORT = 8765
 DESCRIPTION = """\
 Stream, record and replay the WEEX futures WebSocket API v2 from the terminal.
 
-  weex-ws demo [SYMBOLS...]             live dashboard from the built-in simulator (--live: WEEX)
+  weex-ws demo [SYMBOLS...]             live dashboard from the built-in simulator (--live: WEEX,
+                                        --nats URL: what relays publish); also 'dashboard'
   weex-ws simulate [--port N]           run the simulator alone, for the other commands' --url
   weex-ws tickers|book|trades SYMBOL... public streams from WEEX (--url for another server)
   weex-ws candles SYMBOL... [--interval] candles, each marked closed once final
@@ -33,7 +34,8 @@ Stream, record and replay the WEEX futures WebSocket API v2 from the terminal.
                                         WEEX_PASSPHRASE)
   weex-ws record SYMBOL... --out FILE   raw frames to SQLite (.sqlite/.db) or JSON lines (.jsonl)
   weex-ws replay FILE                   a recording through the client, deterministically
-  weex-ws relay SYMBOL... --nats URL    publish records to NATS JetStream (subjects weex.<channel>)
+  weex-ws relay SYMBOL... --nats URL    publish records to NATS JetStream (subjects weex.<channel>;
+                                        --all FILE|LIST for every contract listed)
   weex-ws tail --nats URL SUBJECT...    print what relays published
 
 Exit codes: 0 done (also after SIGTERM), 1 connection or server failure, 2 bad arguments,
@@ -122,6 +124,38 @@ def channel_kinds(text: str) -> tuple[str, ...]:
     return kinds
 
 
+RELAY_CHANNELS = (*RECORD_CHANNELS, "kline", "account", "positions", "orders", "fills")
+_RELAY_ALIASES = {"candles": "kline", "klines": "kline", "fill": "fills", "trade": "trades"}
+
+
+def relay_channel_kinds(text: str) -> tuple[str, ...]:
+    parts = (part.strip().lower() for part in text.split(",") if part.strip())
+    kinds = tuple(dict.fromkeys(_RELAY_ALIASES.get(part, part) for part in parts))
+    unknown = [kind for kind in kinds if kind not in RELAY_CHANNELS]
+    if unknown or not kinds:
+        raise ValueError(f"channels must be a comma-separated list of {', '.join(RELAY_CHANNELS)}")
+    return kinds
+
+
+def kline_intervals(text: str) -> tuple[KlineInterval, ...]:
+    intervals = []
+    for part in (part.strip().upper() for part in text.split(",") if part.strip()):
+        member = KlineInterval.__members__.get(part)
+        if member is None:
+            raise ValueError(f"unknown interval {part!r}; one of {', '.join(KlineInterval)}")
+        intervals.append(member)
+    if not intervals:
+        raise ValueError("name at least one interval, e.g. MINUTE_1")
+    return tuple(dict.fromkeys(intervals))
+
+
+def kline_price_type(text: str) -> PriceType:
+    member = PriceType.__members__.get(text.strip().upper())
+    if member is None:
+        raise ValueError(f"unknown price type {text!r}; one of {', '.join(PriceType)}")
+    return member
+
+
 def speed(text: str) -> float | None:
     return parse_speed(text)
 
@@ -194,12 +228,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.required = True
 
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text)
+    def command(name: str, help_text: str, *aliases: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text, aliases=aliases)
         _global_options(sub, defaults=False)
+        sub.set_defaults(command=name)  # the name, also when called by an alias
         return sub
 
-    demo = command("demo", "live terminal dashboard: tickers, order book, trades, health")
+    demo = command(
+        "demo", "live terminal dashboard: tickers, order book, trades, health", "dashboard"
+    )
     demo.add_argument(
         "symbols",
         nargs="*",
@@ -215,6 +252,24 @@ def build_parser() -> argparse.ArgumentParser:
         type=_checked(url),
         metavar="URL",
         help="stream from this public endpoint instead, e.g. one started by 'weex-ws simulate'",
+    )
+    source.add_argument(
+        "--nats",
+        metavar="URL",
+        help="read what 'weex-ws relay' publishes to NATS JetStream at URL instead "
+        "(needs weex-ws[nats])",
+    )
+    demo.add_argument(
+        "--prefix", default="weex", help="with --nats: the relays' subject prefix (default: weex)"
+    )
+    demo.add_argument(
+        "--lookback",
+        type=_checked(positive_float),
+        default=30.0,
+        metavar="S",
+        help="with --nats: start the book and trades S seconds back, so the book starts from "
+        "a relay's periodic snapshot at once; more than the relay's --snapshot-interval "
+        "(default: 30)",
     )
     demo.add_argument(
         "--depth", type=_checked(book_depth), default=10, metavar="N", help="ladder levels"
@@ -320,17 +375,38 @@ def _relay_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> N
     relay = command("relay", "publish SYMBOL...'s records to NATS JetStream (needs weex-ws[nats])")
     relay.add_argument("symbols", nargs="*", type=_checked(symbol), metavar="SYMBOL")
     relay.add_argument(
-        "--symbols-file", metavar="FILE", help="more symbols, one or more per line (# comments)"
+        "--all",
+        "--symbols-file",
+        dest="all",
+        metavar="FILE|LIST",
+        help="relay every contract listed: a file with one symbol per line (# comments), "
+        "or a list such as cmt_btcusdt,cmt_ethusdt",
     )
     relay.add_argument(
         "--channels",
-        type=_checked(channel_kinds),
+        type=_checked(relay_channel_kinds),
         default=RECORD_CHANNELS,
         metavar="LIST",
-        help="which channels per symbol, comma-separated (default: ticker,depth,trades)",
+        help="which channels, comma-separated: ticker, depth, trades, kline (per symbol), "
+        "account, positions, orders, fills (private: need WEEX_API_KEY, WEEX_SECRET_KEY, "
+        "WEEX_PASSPHRASE) (default: ticker,depth,trades)",
     )
     relay.add_argument(
         "--depth", type=_checked(wire_depth), default=15, metavar="15|200", help="depth channel"
+    )
+    relay.add_argument(
+        "--interval",
+        type=_checked(kline_intervals),
+        default=(KlineInterval.MINUTE_1,),
+        metavar="LIST",
+        help="kline intervals, comma-separated (default: MINUTE_1)",
+    )
+    relay.add_argument(
+        "--price-type",
+        type=_checked(kline_price_type),
+        default=PriceType.LAST_PRICE,
+        metavar="LAST_PRICE|MARK_PRICE",
+        help="which price the klines follow (default: LAST_PRICE)",
     )
     _nats_option(relay)
     relay.add_argument("--stream", default="WEEX", help="JetStream stream (default: WEEX)")
@@ -371,6 +447,12 @@ def _relay_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> N
     )
     _connection_options(relay, private=False)
     relay.add_argument(
+        "--private-url",
+        type=_checked(url),
+        metavar="URL",
+        help="private endpoint, for the private channels (default: $WEEX_WS_PRIVATE_URL or WEEX's)",
+    )
+    relay.add_argument(
         "--duration", type=_checked(positive_float), metavar="S", help="stop after S seconds"
     )
 
@@ -382,6 +464,12 @@ def _relay_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> N
         choices=("new", "all", "last"),
         default="new",
         help="start with new messages (default), all stored ones, or the last one",
+    )
+    tail.add_argument(
+        "--since",
+        type=_checked(positive_float),
+        metavar="S",
+        help="start with the messages of the last S seconds (instead of --deliver)",
     )
     tail.add_argument("--json", action="store_true", help="one JSON object per line")
     _stop_options(tail, "stop after N messages")

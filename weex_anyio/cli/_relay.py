@@ -16,11 +16,12 @@ import logging
 import time
 import urllib.parse
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import anyio
 
-from weex_proto.channels import build_channel
+from weex_proto.channels import build_channel, is_private_channel
 from weex_proto.errors import WeexError
 from weex_proto.events import WebSocketMessage
 from weex_proto.messages import DepthUpdate, PayloadError, parse_record
@@ -58,26 +59,85 @@ def import_nats() -> Any:
     return nats
 
 
-def relay_channels(kinds: Iterable[str], symbols: Iterable[str], depth: int) -> list[str]:
-    """The wire channels for every `kind` of every symbol, in a stable order."""
+PRIVATE_KINDS = {
+    "account": "account",
+    "positions": "positions",
+    "orders": "orders",
+    "fills": "fill",
+}
+"""`--channels` names of the private channels -> their wire names (account-wide, no symbol)."""
+CHANNELS_PER_CONNECTION = 100
+"""WEEX's limit per connection (protocol doc §5.1): more public channels use more clients."""
+
+
+def relay_channels(
+    kinds: Iterable[str],
+    symbols: Iterable[str],
+    depth: int,
+    intervals: Iterable[str] = ("MINUTE_1",),
+    price_type: str = "LAST_PRICE",
+) -> list[str]:
+    """The wire channels for every `kind` of every symbol, then the private ones, in a stable
+    order (a kline `kind` gives one channel per interval)."""
+    kinds = tuple(kinds)
     channels: list[str] = []
     for symbol in dict.fromkeys(symbols):
         for kind in kinds:
-            params: dict[str, Any] = {"level": depth} if kind == "depth" else {}
-            channels.append(build_channel(kind, symbol, **params))
+            if kind in PRIVATE_KINDS:
+                continue
+            if kind == "kline":
+                channels.extend(
+                    build_channel("kline", symbol, interval=interval, price_type=price_type)
+                    for interval in dict.fromkeys(intervals)
+                )
+            else:
+                params: dict[str, Any] = {"level": depth} if kind == "depth" else {}
+                channels.append(build_channel(kind, symbol, **params))
+    channels.extend(PRIVATE_KINDS[kind] for kind in kinds if kind in PRIVATE_KINDS)
     return channels
 
 
-def read_symbols_file(path: str) -> list[str]:
-    """Symbols from a file: one or more per line (spaces or commas), `#` starts a comment."""
+def contracts_from(source: str) -> list[str]:
+    """`--all SOURCE`: the contracts listed in the file `source` (one or more per line,
+    spaces or commas between, `#` starts a comment) or, when there is no such file, `source`
+    itself as a list (commas or spaces between). A bad entry is a `ConfigError` saying where."""
     from weex_proto.channels import normalize_symbol
+    from weex_proto.errors import ConfigError
 
-    symbols: list[str] = []
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
+    path = Path(source)
+    if not path.is_file():
+        try:
+            symbols = [normalize_symbol(part) for part in source.replace(",", " ").split()]
+        except ValueError as exc:
+            raise ConfigError(
+                f"--all {source[:200]!r}: no such file, and not a list of symbols ({exc})"
+            ) from None
+        if not symbols:
+            raise ConfigError("--all names no symbols")
+        return symbols
+    symbols = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
             text = line.split("#", 1)[0]
-            symbols.extend(normalize_symbol(part) for part in text.replace(",", " ").split())
+            try:
+                symbols.extend(normalize_symbol(part) for part in text.replace(",", " ").split())
+            except ValueError as exc:
+                raise ConfigError(f"{source}:{number}: {exc}") from None
+    if not symbols:
+        raise ConfigError(f"{source}: no symbols in the file")
     return symbols
+
+
+def connection_groups(
+    channels: Sequence[str], size: int = CHANNELS_PER_CONNECTION
+) -> list[list[str]]:
+    """The channels split into one group per client: public channels at most `size` to a
+    group (each client holds one public connection), private ones with the first group."""
+    public = [channel for channel in channels if not is_private_channel(channel)]
+    private = [channel for channel in channels if is_private_channel(channel)]
+    groups = [public[start : start + size] for start in range(0, len(public), size)] or [[]]
+    groups[0].extend(private)
+    return groups
 
 
 class Relay:
@@ -109,7 +169,10 @@ class Relay:
         channel = message.channel
         try:
             data = to_jsonable(dict(message.data))
-            msg_id = message_id(channel, message.frame, message.source, message.index)
+            closed = data.get("closed") is True  # a candle's: part of its id
+            msg_id = message_id(
+                channel, message.frame, message.source, message.index, closed=closed
+            )
             subject = subject_for(channel, self.prefix)
         except (TypeError, ValueError) as exc:
             log.warning("not relayed: a record of %s: %s", channel[:80], exc)
@@ -299,15 +362,20 @@ async def close_nats(nc: Any) -> None:
 
 
 async def run_relay(args: argparse.Namespace, stopper: Stopper) -> int:
-    symbols = list(args.symbols)
-    if args.symbols_file:
-        symbols.extend(read_symbols_file(args.symbols_file))
-    if not symbols:
-        from weex_proto.errors import ConfigError
+    from weex_proto.errors import ConfigError
 
-        raise ConfigError("name the contracts to relay: SYMBOL... or --symbols-file FILE")
-    channels = relay_channels(args.channels, symbols, args.depth)
+    symbols = list(args.symbols)
+    if args.all:
+        symbols.extend(contracts_from(args.all))
+    public_kinds = [kind for kind in args.channels if kind not in PRIVATE_KINDS]
+    if public_kinds and not symbols:
+        raise ConfigError("name the contracts to relay: SYMBOL... or --all FILE|LIST")
+    channels = relay_channels(
+        args.channels, symbols, args.depth, args.interval, str(args.price_type)
+    )
     config = config_for(args)
+    if any(is_private_channel(channel) for channel in channels):
+        config.require_credentials()
     nc = await connect_nats(args.nats)
     try:
         js = nc.jetstream()
@@ -320,28 +388,38 @@ async def run_relay(args: argparse.Namespace, stopper: Stopper) -> int:
             duplicate_window=args.duplicate_window,
         )
         relay = Relay(js, prefix=args.prefix, outbox_capacity=args.outbox)
-        async with WeexWebSocketClient(config, **client_options(args)) as client:
+        async with contextlib.AsyncExitStack() as clients:
+            groups = [
+                (
+                    await clients.enter_async_context(
+                        WeexWebSocketClient(config, **client_options(args))
+                    ),
+                    group,
+                )
+                for group in connection_groups(channels)
+            ]
             with stopper.scope:
-                await _relay(client, relay, channels, args)
+                await _relay(groups, relay, args)
     finally:
         await close_nats(nc)
     return 0
 
 
 async def _relay(
-    client: WeexWebSocketClient, relay: Relay, channels: list[str], args: argparse.Namespace
+    groups: list[tuple[WeexWebSocketClient, list[str]]], relay: Relay, args: argparse.Namespace
 ) -> None:
     async with anyio.create_task_group() as task_group:
         task_group.start_soon(relay.publish_forever)
-        for channel in channels:
-            client.add_message_handler(channel, relay.on_message)
-            if channel.startswith("depth."):
-                symbol = channel.split(".")[1]
-                relay.follow_book(channel, symbol, args.depth)
-                # The client's own book stream resubscribes the channel after a version
-                # gap, which brings a fresh WEEX snapshot to the relay's book too.
-                task_group.start_soon(_drain_book, client, symbol, args.depth)
-            await client.subscribe(channel)
+        for client, channels in groups:
+            for channel in channels:
+                client.add_message_handler(channel, relay.on_message)
+                if channel.startswith("depth."):
+                    symbol = channel.split(".")[1]
+                    relay.follow_book(channel, symbol, args.depth)
+                    # The client's own book stream resubscribes the channel after a version
+                    # gap, which brings a fresh WEEX snapshot to the relay's book too.
+                    task_group.start_soon(_drain_book, client, symbol, args.depth)
+                await client.subscribe(channel)
         if relay.books and args.snapshot_interval:
             task_group.start_soon(relay.snapshot_every, args.snapshot_interval)
 
