@@ -5,9 +5,10 @@ run a loop per endpoint that moves bytes and sleeps until deadlines, wake consum
 buffer says so, and run async handlers in tasks. Because the rest lives here, the two adapters
 behave identically, and this part is tested without any event loop.
 
-The hub knows: one `WeexSession` per endpoint (public, private); who holds which channel (user
-subscriptions and open streams share one subscription through reference counts); where each
-message goes (routers of handlers and bounded buffers); connection health; and what to log.
+The hub knows: one `SessionPool` per endpoint (public, private), a `WeexSession` for each of
+its connections (sessionpool.py); who holds which channel (user subscriptions and open streams
+share one subscription through reference counts); where each message goes (routers of handlers
+and bounded buffers); connection health; and what to log.
 """
 
 from __future__ import annotations
@@ -42,8 +43,10 @@ from .fanout import ChannelRefs, Handler, MessageBuffer, OverflowPolicy, Router
 from .health import Health
 from .messages import PayloadError, parse_depth_levels
 from .orderbook import Applied, NeedsResync, OrderBook, Rejected
+from .pool import ConnectionBudget
 from .records import OrderBookSnapshot, RecordSplitter, SplitError
 from .session import Decision, GiveUp, Reconnect, Stop, WeexSession, explain_error
+from .sessionpool import ConnectionHealth, PooledSession, SessionPool
 
 log = logging.getLogger("weex_ws")
 
@@ -136,6 +139,7 @@ class ClientHub:
         backoff_max: float = 30.0,
         buffer_size: int = 1024,
         on_gap: GapCallback | None = None,
+        budget: ConnectionBudget | None = None,
     ) -> None:
         if buffer_size < 1:
             raise ValueError("buffer_size must be at least 1")
@@ -145,11 +149,13 @@ class ClientHub:
         self.retry = (max_retries, backoff_base, backoff_max)
         self.buffer_size = buffer_size
         self.on_gap = on_gap
-        self.sessions: dict[bool, WeexSession] = {}
+        self.budget = budget if budget is not None else ConnectionBudget()
+        """WEEX's per-IP connection limits, shared by both endpoints' connections."""
+        self.endpoints: dict[bool, SessionPool] = {}
         self.routers = {False: Router(), True: Router()}
         self.refs = ChannelRefs()
         self.user_channels: set[str] = set()
-        self.health = Health()
+        self.health = Health(connections_of=self._connection_health)
         self._async_handlers: list[tuple[str, Handler, MessageBuffer]] = []
         self._books: dict[str, BookFeed] = {}
         self._ack_listeners: dict[str, list[Callable[[WeexError | None], None]]] = {}
@@ -160,56 +166,94 @@ class ClientHub:
 
     # ------------------------------------------------------------------ sessions
 
-    def session(self, private: bool) -> WeexSession:
-        session = self.sessions.get(private)
-        if session is None:
-            max_retries, base, maximum = self.retry
-            session = self.sessions[private] = WeexSession(
+    def endpoint(self, private: bool) -> SessionPool:
+        """The endpoint's connections (made on first use)."""
+        endpoint = self.endpoints.get(private)
+        if endpoint is None:
+            endpoint = self.endpoints[private] = SessionPool(
                 self.config,
                 private=private,
                 options=self.options,
                 rng=self.rng,
-                max_retries=max_retries,
-                backoff_base=base,
-                backoff_max=maximum,
+                retry=self.retry,
+                budget=self.budget,
             )
-        return session
+        return endpoint
+
+    def session(self, private: bool) -> WeexSession:
+        """The endpoint's first connection: the one `connect()` waits for and raw messages use."""
+        return self.endpoint(private).primary()
+
+    def sessions(self) -> list[PooledSession]:
+        """Every connection of both endpoints."""
+        return [s for endpoint in self.endpoints.values() for s in endpoint.sessions]
+
+    def wanted(self, session: WeexSession) -> bool:
+        """Should the adapter keep `session` connected? False once it is retired or stopped."""
+        return self.endpoint(session.private).wanted(session)
+
+    def granted(self, session: WeexSession) -> bool:
+        """May `session` start its next attempt now? (Its backoff and the budget allow it.)"""
+        return self.endpoint(session.private).granted(session)
+
+    def poll(self, now: float) -> bool:
+        """Let waiting connections go as far as the shared budget allows; True if any may."""
+        polled = [endpoint.poll(now) for endpoint in self.endpoints.values()]
+        return any(polled)
+
+    def next_connect_deadline(self) -> float | None:
+        """When `poll` must next be called, or None when no connection waits for a time."""
+        deadlines = [endpoint.next_deadline() for endpoint in self.endpoints.values()]
+        due = [deadline for deadline in deadlines if deadline is not None]
+        return min(due) if due else None
 
     @property
     def subscriptions(self) -> frozenset[str]:
         channels: set[str] = set()
-        for session in self.sessions.values():
-            channels.update(session.subscriptions.desired)
+        for endpoint in self.endpoints.values():
+            channels.update(endpoint.desired)
         return frozenset(channels)
+
+    def is_active(self, channel: str) -> bool:
+        """Has the server acknowledged `channel` on the connection it is placed on?"""
+        endpoint = self.endpoints.get(is_private_channel(channel))
+        session = None if endpoint is None else endpoint.session_of(channel)
+        return session is not None and channel in session.subscriptions.active
 
     @property
     def connection_attempts(self) -> int:
-        return sum(session.connection_attempts for session in self.sessions.values())
+        return sum(endpoint.connection_attempts for endpoint in self.endpoints.values())
+
+    def _connection_health(self) -> tuple[ConnectionHealth, ...]:
+        return tuple(c for endpoint in self.endpoints.values() for c in endpoint.health())
 
     # ------------------------------------------------------------------ who holds which channel
 
     def acquire(self, channel: str, now: float) -> WeexSession:
         """A user (stream or explicit subscribe) wants `channel`; subscribes on the first.
 
-        Returns the channel's session, whose connection may now have bytes to flush.
+        Returns the session of the connection it is placed on, which may now have bytes to
+        flush (or a new connection to open).
         """
         private = is_private_channel(channel)
         if private:
             self.config.require_credentials()
-        session = self.session(private)
+        endpoint = self.endpoint(private)
+        session: WeexSession | None = None
         if self.refs.count(channel) == 0:
-            session.subscribe(channel, now)  # may raise SubscriptionLimitError: nothing counted
+            session = endpoint.subscribe(channel, now)  # may raise: nothing counted
+        else:
+            session = endpoint.session_of(channel)  # None if the server refused it
         self.refs.acquire(channel)
-        return session
+        return session if session is not None else endpoint.primary()
 
     def release(self, channel: str, now: float) -> WeexSession | None:
-        """A user is done with `channel`; unsubscribes after the last one."""
+        """A user is done with `channel`; unsubscribes after the last one (closing its
+        connection when that was its last channel, unless it is the endpoint's first)."""
         if not self.refs.release(channel):
             return None
-        session = self.sessions.get(is_private_channel(channel))
-        if session is not None:
-            session.unsubscribe(channel, now)
-        return session
+        endpoint = self.endpoints.get(is_private_channel(channel))
+        return None if endpoint is None else endpoint.unsubscribe(channel, now)
 
     def user_subscribe(self, channel: str, now: float) -> WeexSession | None:
         """Explicit `subscribe()`: idempotent, holds one reference until `user_unsubscribe()`."""
@@ -331,15 +375,33 @@ class ClientHub:
         conn = session.start_attempt(now, wall_time=wall_time)
         log.info(
             "connecting to %s (attempt %d)",
-            _endpoint_name(session),
+            _connection_name(session),
             session.connection_attempts,
             extra={
                 "weex_event": "connecting",
                 "endpoint": _endpoint_name(session),
+                "connection": getattr(session, "index", 1),
                 "attempt": session.connection_attempts,
             },
         )
         return conn
+
+    def read_events(
+        self, session: WeexSession, conn: WeexConnection, now: float
+    ) -> Decision | None:
+        """`handle_events`, also counting this connection's share in `client.health`."""
+        endpoint = self.health.endpoint(_endpoint_name(session))
+        messages = endpoint.messages
+        stats = session.stats if isinstance(session, PooledSession) else None
+        handshakes = 0 if stats is None else stats.handshakes
+        decision = self.handle_events(session, conn, now)
+        if stats is not None:
+            if endpoint.messages != messages:
+                stats.messages += endpoint.messages - messages
+                stats.last_message_at = endpoint.last_message_at
+            if stats.handshakes != handshakes:
+                stats.connected_at = endpoint.connected_at
+        return decision
 
     def transport_failed(self, session: WeexSession, now: float, error: BaseException) -> Decision:
         log.warning(
@@ -440,18 +502,10 @@ class ClientHub:
         name = _endpoint_name(session)
         if isinstance(decision, Reconnect):
             self.health.reconnects += 1
-            for buffer in self.routers[session.private].buffers:  # streams and async handlers
-                buffer.mark_gap()
-            for feed in self._books.values() if not session.private else ():
-                for buffer, _ in feed.readers:
-                    buffer.mark_gap()
-            if not session.private:
-                for feed in self._books.values():
-                    feed.book.invalidate("reconnecting")  # the resubscribe brings a snapshot
-                self.splitter.forget_candles()
+            self._mark_gaps(session)
             log.warning(
                 "reconnecting to %s in %.2fs%s: %s",
-                name,
+                _connection_name(session),
                 decision.delay,
                 f" (attempt {decision.attempt})" if decision.attempt else "",
                 decision.reason,
@@ -472,6 +526,26 @@ class ClientHub:
                 buffer.close(decision.error)
         else:
             assert isinstance(decision, Stop)
+
+    def _mark_gaps(self, session: WeexSession) -> None:
+        """What this connection carried may have been missed: the streams and async handlers
+        fed by its channels see a gap flag, its books wait for the resubscribe's snapshot.
+        Streams of the endpoint's other connections are not affected."""
+        channels = session.subscriptions.desired
+        router = self.routers[session.private]
+        for channel in channels:
+            for buffer in router.route(channel)[1]:
+                buffer.mark_gap()
+        if session.private:
+            return
+        for channel in channels:
+            feed = self._books.get(channel)
+            if feed is not None:
+                for buffer, _ in feed.readers:
+                    buffer.mark_gap()
+                feed.book.invalidate("reconnecting")  # the resubscribe brings a snapshot
+        if any(channel.startswith("kline.") for channel in channels):
+            self.splitter.forget_candles()
 
     # ------------------------------------------------------------------ dispatch
 
@@ -688,3 +762,10 @@ def _book_message(
 
 def _endpoint_name(session: WeexSession) -> str:
     return "private" if session.private else "public"
+
+
+def _connection_name(session: WeexSession) -> str:
+    """For logs: the endpoint, and which of its connections when it is not the first."""
+    index = getattr(session, "index", 1)
+    name = _endpoint_name(session)
+    return name if index == 1 else f"{name} connection {index}"
