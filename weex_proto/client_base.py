@@ -787,13 +787,8 @@ class BaseClient(abc.ABC, Generic[TransportT]):
         finally:
             self._hub.close_stream(plan, buffer)
             with self._backend.shield():
-                released: dict[WeexSession, None] = {}
-                for channel in acquired:
-                    left = self._hub.release(channel, self._clock())
-                    if left is not None:
-                        released[left] = None
-                for left in released:
-                    await self._flush_released(left)
+                for session in self._hub.release_all(acquired, self._clock()):
+                    await self._flush_released(session)
 
     async def _follow_mark(self, message: WebSocketMessage[Any], acquired: list[str]) -> None:
         """Subscribe the ticker of a position's contract, so later records of it carry an

@@ -255,6 +255,33 @@ class ClientHub:
         endpoint = self.endpoints.get(is_private_channel(channel))
         return None if endpoint is None else endpoint.unsubscribe(channel, now)
 
+    def release_all(self, channels: Iterable[str], now: float) -> list[WeexSession]:
+        """A stream that ends lets go of its channels together: those it held last are
+        unsubscribed, and a connection they leave empty is closed instead, with no unsubscribe
+        spent (unless it is the endpoint's first). Returns the sessions with bytes to flush.
+
+        Never raises: a channel whose connection has no operation left for the unsubscribe
+        stays subscribed (and is logged); a later stream on it reuses it."""
+        last: dict[bool, list[str]] = {False: [], True: []}
+        for channel in channels:
+            if self.refs.release(channel):
+                last[is_private_channel(channel)].append(channel)
+        sessions: list[WeexSession] = []
+        for private, gone in last.items():
+            endpoint = self.endpoints.get(private)
+            if not gone or endpoint is None:
+                continue
+            flushed, refused = endpoint.unsubscribe_many(gone, now)
+            sessions += flushed
+            for channel, error in refused:
+                log.warning(
+                    "%s stays subscribed: %s",
+                    channel,
+                    error,
+                    extra={"weex_event": "unsubscribe_refused", "channel": channel},
+                )
+        return sessions
+
     def user_subscribe(self, channel: str, now: float) -> WeexSession | None:
         """Explicit `subscribe()`: idempotent, holds one reference until `user_unsubscribe()`."""
         if channel in self.user_channels:

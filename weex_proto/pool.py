@@ -60,7 +60,7 @@ import enum
 import itertools
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
 import attrs
@@ -406,6 +406,33 @@ class ConnectionPool:
         request = member.book.unsubscribe(channel, now)  # may raise: nothing changed yet
         del self._placement[channel]
         return [] if request is None else [Send(member.id, "unsubscribe", channel)]
+
+    def unsubscribe_emptying(
+        self, channels: Iterable[str], now: float
+    ) -> tuple[list[PoolAction], list[str]]:
+        """Stop wanting `channels` at once (a stream that ends), where that empties a
+        connection: such a connection is closed without spending a single unsubscribe.
+
+        Returns the actions, and the channels not handled so (their connections keep other
+        channels, or are held), for `unsubscribe` one at a time.
+        """
+        leaving: dict[int, list[str]] = {}
+        for channel in dict.fromkeys(channels):
+            connection = self._placement.get(channel)
+            if connection is not None:
+                leaving.setdefault(connection, []).append(channel)
+        actions: list[PoolAction] = []
+        rest: list[str] = []
+        for connection, gone in leaving.items():
+            member = self._members[connection]
+            if member.held or not set(member.book.desired) <= set(gone):
+                rest += gone
+                continue
+            for channel in gone:
+                del self._placement[channel]
+                member.book.on_rejected(channel)  # forget it without spending an operation
+            actions += self._retire(member)
+        return actions, rest
 
     # --- what the adapter reports -----------------------------------------------------------
 

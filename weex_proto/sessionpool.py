@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterable
 
 import attrs
 
 from .config import WeexConfig
 from .connection import ConnectionOptions, WeexConnection
+from .errors import SubscriptionLimitError
 from .events import ConnectionClosed
 from .pool import Close, Connect, ConnectionBudget, ConnectionPool, PoolAction, PooledState, Send
 from .session import Decision, Reconnect, SessionState, WeexSession
@@ -277,6 +279,24 @@ class SessionPool:
             return None
         self._carry_out(self.pool.unsubscribe(channel, now), now)
         return session
+
+    def unsubscribe_many(
+        self, channels: Iterable[str], now: float
+    ) -> tuple[list[PooledSession], list[tuple[str, SubscriptionLimitError]]]:
+        """Stop wanting all of `channels` (a stream that ends): a connection they leave empty
+        is closed without an unsubscribe spent. Returns the sessions with bytes to flush, and
+        the channels that stay subscribed because their connection has no operation left."""
+        channels = list(channels)
+        sessions = {s: None for c in channels if (s := self.session_of(c)) is not None}
+        actions, rest = self.pool.unsubscribe_emptying(channels, now)
+        self._carry_out(actions, now)
+        refused: list[tuple[str, SubscriptionLimitError]] = []
+        for channel in rest:
+            try:
+                self._carry_out(self.pool.unsubscribe(channel, now), now)
+            except SubscriptionLimitError as exc:
+                refused.append((channel, exc))
+        return list(sessions), refused
 
     def poll(self, now: float) -> bool:
         """Hand out the `Connect`s due at `now`; True if there were any."""
