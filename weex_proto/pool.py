@@ -28,7 +28,9 @@ Placement rules:
   channels on it; when it is back, exactly those channels are resubscribed (and its operation
   budget starts over, as WEEX's does), while the other connections keep streaming.
 * An emptied connection is closed at once (no unsubscribe is spent on its last channel). One
-  that never got a socket is simply forgotten.
+  that never got a socket is simply forgotten. Channels let go together (a stream that ends,
+  `unsubscribe_emptying`) close every connection they empty without spending any. A held
+  connection (`hold`) is never closed for being empty.
 * Past the limits the pool refuses with `SubscriptionLimitError`, changing nothing: no
   connection can take the channel and the connection cap is reached, or the channel's
   connection has no operation left to unsubscribe with (`retry_after` says when it will).
