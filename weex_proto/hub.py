@@ -1,7 +1,7 @@
 """`ClientHub`: everything the public client decides that is not I/O.
 
 Both adapters (`weex_anyio`, `weex_trio`) hold one hub and do only three things around it:
-run a loop per endpoint that moves bytes and sleeps until deadlines, wake consumers when their
+run a loop per connection that moves bytes and sleeps until deadlines, wake consumers when their
 buffer says so, and run async handlers in tasks. Because the rest lives here, the two adapters
 behave identically, and this part is tested without any event loop.
 
