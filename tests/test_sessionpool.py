@@ -192,6 +192,17 @@ class PoolSessionsMachine(RuleBasedStateMachine):
         for session in self.endpoint.sessions:
             assert not self.endpoint.wanted(session)
 
+    @rule()
+    def disconnect_and_use_again_at_once(self) -> None:
+        """Used again while the disconnect's closes are still under way."""
+        self.endpoint.stop(self.now)
+        self.endpoint.resume(self.now)
+        self.stopped = False
+        for session in list(self.sockets):
+            self.handle(session)
+        for session in self.endpoint.sessions:
+            assert session.state not in (SessionState.STOPPED, SessionState.FAILED)
+
     @precondition(lambda self: self.stopped)
     @rule()
     def use_again(self) -> None:
@@ -397,3 +408,24 @@ def test_a_session_no_longer_in_the_pool_cannot_start() -> None:
     endpoint.unsubscribe(CHANNELS[3], 0.0)
     with pytest.raises(RuntimeError, match="no longer"):
         second.start_attempt(0.0)
+
+
+def test_used_again_while_closing_reconnects_at_once() -> None:
+    endpoint = make_pool()
+    session = endpoint.subscribe(CHANNELS[0], 0.0)
+    conn = session.start_attempt(0.0)
+    peer = ServerPeer()
+    peer.receive(conn.data_to_send())
+    conn.receive_data(peer.accept(), 0.0)
+    for event in conn.events():
+        if isinstance(event, Connected):
+            session.connected(0.0)
+    endpoint.stop(1.0)  # the close handshake starts...
+    endpoint.resume(1.0)  # ...and the endpoint is wanted again before it ends
+    assert endpoint.wanted(session)
+    peer.receive(conn.data_to_send())
+    conn.receive_data(peer.close(), 1.5)
+    [closed] = [e for e in conn.events() if isinstance(e, ConnectionClosed)]
+    decision = session.connection_closed(1.5, closed)
+    assert decision == Reconnect(0.0, 0, "reconnect requested", (CHANNELS[0],))
+    assert endpoint.granted(session)  # at once: no backoff for a connection the user closed

@@ -136,14 +136,22 @@ class PooledSession(WeexSession):
     def connection_closed(self, now: float, event: ConnectionClosed) -> Decision:
         return self._owner._ended(self, now, super().connection_closed(now, event))
 
-    def revive(self) -> None:
+    def revive(self, now: float) -> None:
         """Stopped (the user disconnected) or given up: run again, with a fresh retry count
-        after giving up (an explicit new use starts afresh)."""
+        after giving up (an explicit new use starts afresh). A connection still closing from
+        the disconnect is followed by a new one at once."""
+        if self.state not in (SessionState.STOPPED, SessionState.FAILED):
+            return
         if self.state is SessionState.FAILED:
             self.policy.reset()
             self.error = None
-        if self.state in (SessionState.STOPPED, SessionState.FAILED):
+        connection = self.connection
+        if connection is None:
             self.state = SessionState.IDLE
+            return
+        opened = connection.opened_at is not None
+        self.state = SessionState.CONNECTED if opened else SessionState.CONNECTING
+        self.restart(now)
 
 
 class SessionPool:
@@ -314,7 +322,7 @@ class SessionPool:
             if session.state in (SessionState.STOPPED, SessionState.FAILED) and (
                 self.pool.state_of(session.index) is not PooledState.CLOSING
             ):
-                session.revive()
+                session.revive(now)
                 self._carry_out(self.pool.retry_now(session.index, now), now)
         self._carry_out(self.pool.poll(now), now)
 
