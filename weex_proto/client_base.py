@@ -262,14 +262,14 @@ class ConnectionRunner:
     async def _wait_for_turn(self) -> bool:
         """Until the core lets this connection start an attempt: its backoff is over and the
         shared connection budget allows a request. False when it is no longer wanted."""
-        hub, session = self.hub, self.session
-        while hub.wanted(session):
-            if hub.granted(session):
+        connections, session = self.hub.connections, self.session
+        while connections.wanted(session):
+            if connections.granted(session):
                 return True
-            if hub.poll(self._clock()):  # grants are due: ours, or other connections'
+            if connections.poll(self._clock()):  # grants are due: ours, or other connections'
                 self._kick()
                 continue
-            deadline = hub.next_connect_deadline()
+            deadline = connections.next_deadline()
             delay = None if deadline is None else max(0.0, deadline - self._clock())
             with self._backend.move_on_after(delay):
                 await self._wake.wait()
@@ -505,19 +505,19 @@ class BaseClient(abc.ABC, Generic[TransportT]):
         if self._closed:
             raise LocalProtocolError("the client is closed")
         await self._ensure_task_host()  # may refuse: then no runner is left registered
-        endpoint = self._hub.endpoint(private)
+        endpoint = self._hub.connections.endpoint(private)
         now = self._clock()
         endpoint.resume(now)
-        self._hub.poll(now)
+        self._hub.connections.poll(now)
         self._start_runners()
         return endpoint
 
     def _start_runners(self) -> None:
         """A runner for every connection the core wants and none runs for yet; then wake them
         all, since grants or retirements may concern any of them."""
-        for session in self._hub.sessions():
+        for session in self._hub.connections.sessions():
             runner = self._runners.get(session)
-            if (runner is None or not runner.running) and self._hub.wanted(session):
+            if (runner is None or not runner.running) and self._hub.connections.wanted(session):
                 runner = ConnectionRunner(
                     self._hub,
                     session,
@@ -574,7 +574,7 @@ class BaseClient(abc.ABC, Generic[TransportT]):
         """Close every connection (clean close handshakes) and end every open stream."""
         runners = list(self._runners.values())
         now = self._clock()
-        for endpoint in self._hub.endpoints.values():
+        for endpoint in self._hub.connections.endpoints.values():
             endpoint.stop(now)
         for runner in runners:
             runner.wake()
@@ -587,7 +587,7 @@ class BaseClient(abc.ABC, Generic[TransportT]):
     async def reconnect(self, private: bool = False) -> None:
         """Replace the endpoint's connections now (no backoff, paced by the connection
         budget); subscriptions and streams carry on. Returns once they are open again."""
-        endpoint = self._hub.endpoints.get(private)
+        endpoint = self._hub.connections.endpoints.get(private)
         runners = [r for r in self._runners.values() if r.session.private == private]
         if endpoint is None or not any(r.running for r in runners):
             await self.connect(private)
@@ -684,7 +684,7 @@ class BaseClient(abc.ABC, Generic[TransportT]):
         try:
             session = self._hub.user_subscribe(name, self._clock())
             await self._flush(session)
-            if self._hub.is_active(name):
+            if self._hub.connections.is_active(name):
                 return name  # already acknowledged earlier: no new answer will come
             with self._backend.move_on_after(ack_timeout):
                 await answered.wait()

@@ -5,10 +5,10 @@ run a loop per connection that moves bytes and sleeps until deadlines, wake cons
 buffer says so, and run async handlers in tasks. Because the rest lives here, the two adapters
 behave identically, and this part is tested without any event loop.
 
-The hub knows: one `SessionPool` per endpoint (public, private), a `WeexSession` for each of
-its connections (sessionpool.py); who holds which channel (user subscriptions and open streams
-share one subscription through reference counts); where each message goes (routers of handlers
-and bounded buffers); connection health; and what to log.
+The hub knows: the client's connections (`connections`: a `WeexSession` for each, as many per
+endpoint as its channels need, see connections.py); who holds which channel (user subscriptions
+and open streams share one subscription through reference counts); where each message goes
+(routers of handlers and bounded buffers); connection health; and what to log.
 """
 
 from __future__ import annotations
@@ -16,14 +16,13 @@ from __future__ import annotations
 import inspect
 import logging
 import random
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
-import attrs
-
-from .channels import Depth, build_channel, channel_matches, is_private_channel, parse_channel
+from .channels import Depth, channel_matches, is_private_channel, parse_channel
 from .config import WeexConfig
 from .connection import ConnectionOptions, WeexConnection
+from .connections import ClientConnections, connection_name
 from .error_codes import exception_for
 from .errors import ErrorKind, OrderBookError, SubscriptionLimitError, WeexError
 from .events import (
@@ -43,88 +42,26 @@ from .fanout import ChannelRefs, Handler, MessageBuffer, OverflowPolicy, Router
 from .health import Health
 from .messages import PayloadError, parse_depth_levels
 from .orderbook import Applied, NeedsResync, OrderBook, Rejected
+from .plans import DEFAULT_TICKER_SYMBOLS as DEFAULT_TICKER_SYMBOLS
+from .plans import StreamPlan as StreamPlan
+from .plans import mark_channel_for as mark_channel_for
+from .plans import plan_klines as plan_klines
+from .plans import plan_order_book as plan_order_book
+from .plans import plan_private as plan_private
+from .plans import plan_tickers as plan_tickers
+from .plans import plan_trades as plan_trades
 from .pool import ConnectionBudget
 from .records import OrderBookSnapshot, RecordSplitter, SplitError
 from .session import Decision, GiveUp, Reconnect, Stop, WeexSession, explain_error
-from .sessionpool import ConnectionHealth, PooledSession, SessionPool
+from .sessionpool import PooledSession
 
 log = logging.getLogger("weex_ws")
 
 GapCallback = Callable[[str, tuple[str, ...]], Any]
-DEFAULT_TICKER_SYMBOLS = ("cmt_btcusdt", "cmt_ethusdt")
 MAX_RESYNCS_WITHOUT_SNAPSHOT = 5
 """Resyncs in a row a book may ask for without one usable snapshot arriving; the next problem
 ends its streams with `OrderBookError`. Any usable snapshot starts the count again."""
 RESYNC_OPERATIONS = 2  # an unsubscribe and a subscribe
-
-
-@attrs.frozen
-class StreamPlan:
-    """What a `stream_*` generator subscribes to, and how its buffer behaves when full."""
-
-    channels: tuple[str, ...]
-    private: bool
-    policy: OverflowPolicy
-    patterns: tuple[str, ...] = ()
-    book_levels: int | None = None
-    """For order books: yield the top N levels of a local book instead of raw frames."""
-    follow_marks: bool = False
-    """For positions: also subscribe the ticker of each contract seen, for mark prices."""
-
-    @property
-    def name(self) -> str:
-        return ",".join((*self.channels, *self.patterns))
-
-
-def plan_tickers(symbols: Iterable[str] | str | None) -> StreamPlan:
-    """With None: every ticker the client receives, subscribing BTC and ETH to start with."""
-    if symbols is None:
-        channels = tuple(f"ticker.{s}" for s in DEFAULT_TICKER_SYMBOLS)
-        return StreamPlan(channels, False, OverflowPolicy.KEEP_LATEST, ("ticker.*",))
-    names = [symbols] if isinstance(symbols, str) else list(symbols)
-    if not names:
-        raise ValueError("stream_tickers needs at least one symbol (or None for the defaults)")
-    channels = tuple(dict.fromkeys(build_channel("ticker", s) for s in names))
-    return StreamPlan(channels, False, OverflowPolicy.KEEP_LATEST)
-
-
-def plan_order_book(symbol: str, level: int) -> StreamPlan:
-    """WEEX serves depth 15 and 200; smaller requests (the classic 5) use the 15 channel."""
-    if level < 1 or level > 200:
-        raise ValueError("order book level must be between 1 and 200")
-    wire_level = 15 if level <= 15 else 200
-    channel = build_channel("depth", symbol, level=wire_level)
-    return StreamPlan((channel,), False, OverflowPolicy.KEEP_LATEST, book_levels=level)
-
-
-def plan_trades(symbol: str) -> StreamPlan:
-    return StreamPlan((build_channel("trades", symbol),), False, OverflowPolicy.KEEP_LATEST)
-
-
-def plan_klines(symbol: str, interval: str, price_type: str) -> StreamPlan:
-    """Candles keep the latest on overflow (with a gap flag), like the other market data."""
-    channel = build_channel("kline", symbol, interval=interval, price_type=price_type)
-    return StreamPlan((channel,), False, OverflowPolicy.KEEP_LATEST)
-
-
-def plan_private(channel: str, *, follow_marks: bool = False) -> StreamPlan:
-    """Private streams must not lose updates silently: overflow raises instead."""
-    return StreamPlan(
-        (build_channel(channel),), True, OverflowPolicy.RAISE, follow_marks=follow_marks
-    )
-
-
-def mark_channel_for(message: WebSocketMessage[Any]) -> str | None:
-    """The ticker channel that gives a position record's contract its mark price, or None
-    when the record names no valid contract."""
-    source = message.source
-    contract = source.get("contractId") if isinstance(source, Mapping) else None
-    if not isinstance(contract, str):
-        return None
-    try:
-        return build_channel("ticker", contract)
-    except (TypeError, ValueError):
-        return None
 
 
 class ClientHub:
@@ -144,18 +81,17 @@ class ClientHub:
         if buffer_size < 1:
             raise ValueError("buffer_size must be at least 1")
         self.config = config
-        self.options = options
         self.rng = rng
         self.retry = (max_retries, backoff_base, backoff_max)
         self.buffer_size = buffer_size
         self.on_gap = on_gap
-        self.budget = budget if budget is not None else ConnectionBudget()
-        """WEEX's per-IP connection limits, shared by both endpoints' connections."""
-        self.endpoints: dict[bool, SessionPool] = {}
+        self.connections = ClientConnections(
+            config, options=options, rng=rng, retry=self.retry, budget=budget
+        )
         self.routers = {False: Router(), True: Router()}
         self.refs = ChannelRefs()
         self.user_channels: set[str] = set()
-        self.health = Health(connections_of=self._connection_health)
+        self.health = Health(connections_of=self.connections.health)
         self._async_handlers: list[tuple[str, Handler, MessageBuffer]] = []
         self._books: dict[str, BookFeed] = {}
         self._ack_listeners: dict[str, list[Callable[[WeexError | None], None]]] = {}
@@ -166,66 +102,26 @@ class ClientHub:
 
     # ------------------------------------------------------------------ sessions
 
-    def endpoint(self, private: bool) -> SessionPool:
-        """The endpoint's connections (made on first use)."""
-        endpoint = self.endpoints.get(private)
-        if endpoint is None:
-            endpoint = self.endpoints[private] = SessionPool(
-                self.config,
-                private=private,
-                options=self.options,
-                rng=self.rng,
-                retry=self.retry,
-                budget=self.budget,
-            )
-        return endpoint
+    @property
+    def options(self) -> ConnectionOptions:
+        """The options of connections made from now on."""
+        return self.connections.options
+
+    @options.setter
+    def options(self, options: ConnectionOptions) -> None:
+        self.connections.options = options
 
     def session(self, private: bool) -> WeexSession:
         """The endpoint's first connection: the one `connect()` waits for and raw messages use."""
-        return self.endpoint(private).primary()
-
-    def sessions(self) -> list[PooledSession]:
-        """Every connection of both endpoints."""
-        return [s for endpoint in self.endpoints.values() for s in endpoint.sessions]
-
-    def wanted(self, session: WeexSession) -> bool:
-        """Should the adapter keep `session` connected? False once it is retired or stopped."""
-        return self.endpoint(session.private).wanted(session)
-
-    def granted(self, session: WeexSession) -> bool:
-        """May `session` start its next attempt now? (Its backoff and the budget allow it.)"""
-        return self.endpoint(session.private).granted(session)
-
-    def poll(self, now: float) -> bool:
-        """Let waiting connections go as far as the shared budget allows; True if any may."""
-        polled = [endpoint.poll(now) for endpoint in self.endpoints.values()]
-        return any(polled)
-
-    def next_connect_deadline(self) -> float | None:
-        """When `poll` must next be called, or None when no connection waits for a time."""
-        deadlines = [endpoint.next_deadline() for endpoint in self.endpoints.values()]
-        due = [deadline for deadline in deadlines if deadline is not None]
-        return min(due) if due else None
+        return self.connections.endpoint(private).primary()
 
     @property
     def subscriptions(self) -> frozenset[str]:
-        channels: set[str] = set()
-        for endpoint in self.endpoints.values():
-            channels.update(endpoint.desired)
-        return frozenset(channels)
-
-    def is_active(self, channel: str) -> bool:
-        """Has the server acknowledged `channel` on the connection it is placed on?"""
-        endpoint = self.endpoints.get(is_private_channel(channel))
-        session = None if endpoint is None else endpoint.session_of(channel)
-        return session is not None and channel in session.subscriptions.active
+        return self.connections.desired
 
     @property
     def connection_attempts(self) -> int:
-        return sum(endpoint.connection_attempts for endpoint in self.endpoints.values())
-
-    def _connection_health(self) -> tuple[ConnectionHealth, ...]:
-        return tuple(c for endpoint in self.endpoints.values() for c in endpoint.health())
+        return self.connections.connection_attempts
 
     # ------------------------------------------------------------------ who holds which channel
 
@@ -238,22 +134,20 @@ class ClientHub:
         private = is_private_channel(channel)
         if private:
             self.config.require_credentials()
-        endpoint = self.endpoint(private)
         session: WeexSession | None = None
         if self.refs.count(channel) == 0:
-            session = endpoint.subscribe(channel, now)  # may raise: nothing counted
+            session = self.connections.subscribe(channel, now)  # may raise: nothing counted
         else:
-            session = endpoint.session_of(channel)  # None if the server refused it
+            session = self.connections.holder(channel)  # None if the server refused it
         self.refs.acquire(channel)
-        return session if session is not None else endpoint.primary()
+        return session if session is not None else self.session(private)
 
     def release(self, channel: str, now: float) -> WeexSession | None:
         """A user is done with `channel`; unsubscribes after the last one (closing its
         connection when that was its last channel, unless it is the endpoint's first)."""
         if not self.refs.release(channel):
             return None
-        endpoint = self.endpoints.get(is_private_channel(channel))
-        return None if endpoint is None else endpoint.unsubscribe(channel, now)
+        return self.connections.unsubscribe(channel, now)
 
     def release_all(self, channels: Iterable[str], now: float) -> list[WeexSession]:
         """A stream that ends lets go of its channels together: those it held last are
@@ -262,25 +156,16 @@ class ClientHub:
 
         Never raises: a channel whose connection has no operation left for the unsubscribe
         stays subscribed (and is logged); a later stream on it reuses it."""
-        last: dict[bool, list[str]] = {False: [], True: []}
-        for channel in channels:
-            if self.refs.release(channel):
-                last[is_private_channel(channel)].append(channel)
-        sessions: list[WeexSession] = []
-        for private, gone in last.items():
-            endpoint = self.endpoints.get(private)
-            if not gone or endpoint is None:
-                continue
-            flushed, refused = endpoint.unsubscribe_many(gone, now)
-            sessions += flushed
-            for channel, error in refused:
-                log.warning(
-                    "%s stays subscribed: %s",
-                    channel,
-                    error,
-                    extra={"weex_event": "unsubscribe_refused", "channel": channel},
-                )
-        return sessions
+        last = [channel for channel in channels if self.refs.release(channel)]
+        sessions, refused = self.connections.unsubscribe_many(last, now)
+        for channel, error in refused:
+            log.warning(
+                "%s stays subscribed: %s",
+                channel,
+                error,
+                extra={"weex_event": "unsubscribe_refused", "channel": channel},
+            )
+        return list(sessions)
 
     def user_subscribe(self, channel: str, now: float) -> WeexSession | None:
         """Explicit `subscribe()`: idempotent, holds one reference until `user_unsubscribe()`."""
@@ -402,12 +287,12 @@ class ClientHub:
         conn = session.start_attempt(now, wall_time=wall_time)
         log.info(
             "connecting to %s (attempt %d)",
-            _connection_name(session),
+            connection_name(session),
             session.connection_attempts,
             extra={
                 "weex_event": "connecting",
                 "endpoint": _endpoint_name(session),
-                "connection": getattr(session, "index", 1),
+                "connection": session.index if isinstance(session, PooledSession) else 1,
                 "attempt": session.connection_attempts,
             },
         )
@@ -532,7 +417,7 @@ class ClientHub:
             self._mark_gaps(session)
             log.warning(
                 "reconnecting to %s in %.2fs%s: %s",
-                _connection_name(session),
+                connection_name(session),
                 decision.delay,
                 f" (attempt {decision.attempt})" if decision.attempt else "",
                 decision.reason,
@@ -789,10 +674,3 @@ def _book_message(
 
 def _endpoint_name(session: WeexSession) -> str:
     return "private" if session.private else "public"
-
-
-def _connection_name(session: WeexSession) -> str:
-    """For logs: the endpoint, and which of its connections when it is not the first."""
-    index = getattr(session, "index", 1)
-    name = _endpoint_name(session)
-    return name if index == 1 else f"{name} connection {index}"
