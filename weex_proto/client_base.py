@@ -588,12 +588,13 @@ class BaseClient(abc.ABC, Generic[TransportT]):
         """Replace the endpoint's connections now (no backoff, paced by the connection
         budget); subscriptions and streams carry on. Returns once they are open again."""
         endpoint = self._hub.connections.endpoints.get(private)
-        runners = [r for r in self._runners.values() if r.session.private == private]
-        if endpoint is None or not any(r.running for r in runners):
+        running = any(r.session.private == private for r in self._runners.values())
+        if endpoint is None or not running:
             await self.connect(private)
             return
         endpoint.restart(self._clock())
-        self._kick()
+        await self._endpoint_in_use(private)  # given-up ones go again too, as after connect()
+        runners = [r for r in self._runners.values() if r.session.private == private]
         for runner in runners:
             await runner.flush()
         await self._primary_runner(private).wait_connected()
