@@ -3,6 +3,8 @@ per-connection and per-IP limits (protocol doc §5.1)."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -322,6 +324,7 @@ class PoolMachine(RuleBasedStateMachine):
         self.connect_times: list[float] = []
         self.operations: dict[int, list[float]] = {}  # per socket, since it opened
         self.server: dict[int, set[str]] = {}  # what the server holds per open socket
+        self.held: int | None = None
 
     # carrying out actions
 
@@ -390,7 +393,7 @@ class PoolMachine(RuleBasedStateMachine):
     def unsubscribe(self, data: st.DataObject) -> None:
         channel = data.draw(st.sampled_from(sorted(self.wanted)))
         connection = self.home[channel]
-        alone = self.pool.channels_of(connection) == (channel,)
+        alone = self.pool.channels_of(connection) == (channel,) and connection != self.held
         try:
             actions = self.pool.unsubscribe(channel, self.now)
         except SubscriptionLimitError:
@@ -402,6 +405,42 @@ class PoolMachine(RuleBasedStateMachine):
         if alone:
             assert not any(isinstance(a, Send) for a in actions)
         self.apply(actions)
+
+    @precondition(lambda self: bool(self.wanted))
+    @rule(data=st.data())
+    def end_a_stream(self, data: st.DataObject) -> None:
+        """Channels let go together: a connection they empty is closed, no unsubscribe spent."""
+        channels = data.draw(st.sets(st.sampled_from(sorted(self.wanted)), min_size=1))
+        emptied = {
+            c
+            for c in self.pool.connection_ids
+            if set(self.pool.channels_of(c)) <= channels and c != self.held
+        }
+        actions, rest = self.pool.unsubscribe_emptying(channels, self.now)
+        assert not any(isinstance(a, Send) for a in actions)
+        assert {a.connection for a in actions if isinstance(a, Close)} <= emptied
+        assert not set(self.pool.connection_ids) & {
+            c for c in emptied if self.sockets.get(c) is None
+        }  # never connected: simply forgotten
+        for channel in channels - set(rest):
+            self.wanted.remove(channel)
+            del self.home[channel]
+        self.apply(actions)
+        for channel in rest:
+            assert self.home[channel] not in emptied
+            try:
+                self.apply(self.pool.unsubscribe(channel, self.now))
+            except SubscriptionLimitError:
+                continue
+            self.wanted.remove(channel)
+            del self.home[channel]
+
+    @precondition(lambda self: self.held is None)
+    @rule()
+    def hold_one(self) -> None:
+        self.held = self.pool.hold()
+        assert self.pool.hold() == self.held  # one held connection, however often asked
+        self.apply(self.pool.poll(self.now))
 
     # rules: time and the network
 
@@ -442,6 +481,12 @@ class PoolMachine(RuleBasedStateMachine):
         self.apply(actions)
 
     # invariants: the limits and the bookkeeping
+
+    @invariant()
+    def the_held_connection_lives(self) -> None:
+        if self.held is not None:
+            assert self.held in self.pool.connection_ids
+            assert self.pool.state_of(self.held) is not PooledState.CLOSING
 
     @invariant()
     def connection_limits_hold(self) -> None:
@@ -493,3 +538,89 @@ test_pool_machine = PoolMachine.TestCase
 def test_pool_refuses_limits_a_connection_could_not_keep() -> None:
     with pytest.raises(ValueError, match="max_operations"):
         ConnectionPool(ConnectionBudget(), max_channels=10, max_operations=9)
+
+
+# --- what the client needs beyond placement -------------------------------------------------
+
+
+def test_a_held_connection_outlives_its_last_channel() -> None:
+    budget = ConnectionBudget()
+    pool = ConnectionPool(budget, max_channels=2)
+    held = pool.hold()
+    assert pool.connection_ids == (held,) and pool.state_of(held) is PooledState.WAITING
+    assert connects(pool.poll(0.0)) == [held]  # a held one waits for poll like any other
+    open_all(pool, pool.subscribe("a", 0.0), 0.0)  # channels fill the held one first
+    assert pool.placement == {"a": held}
+    pool.connected(held, 0.0)
+    pool.on_subscribed(held, "a")
+    assert pool.unsubscribe("a", 1.0) == [Send(held, "unsubscribe", "a")]  # not a Close
+    assert pool.connection_lost(held, 2.0) == [Connect(held)]  # empty, yet reconnected
+    assert budget.connections == 1
+
+
+def test_a_parked_connection_waits_for_retry_now_and_keeps_its_channels() -> None:
+    pool = ConnectionPool(ConnectionBudget())
+    open_all(pool, pool.subscribe("a", 0.0), 0.0)
+    assert pool.connection_lost(1, 1.0, retry_at=math.inf) == []
+    assert pool.next_deadline() is None and pool.poll(1e9) == []
+    assert pool.channels_of(1) == ("a",) and pool.budget.connections == 1
+    assert pool.retry_now(1, 5.0) == [Connect(1)]
+
+
+def test_retry_now_cuts_a_backoff_short_but_not_the_budget() -> None:
+    pool = ConnectionPool(ConnectionBudget(burst=1, rate=0.1))
+    open_all(pool, pool.subscribe("a", 0.0), 0.0)
+    assert pool.connection_lost(1, 1.0, retry_at=100.0) == []
+    assert pool.retry_now(1, 2.0) == []  # no token until t=10
+    assert pool.next_deadline() == pytest.approx(10.0)
+    assert pool.poll(10.0) == [Connect(1)]
+    assert pool.retry_now(1, 11.0) == []  # CONNECTING: left alone
+
+
+def test_a_connection_opened_without_poll_counts_its_request() -> None:
+    budget = ConnectionBudget(max_requests=1, window=10.0, burst=1)
+    pool = ConnectionPool(budget)
+    held = pool.hold()
+    pool.connect_now(held, 0.0)
+    assert pool.state_of(held) is PooledState.CONNECTING
+    assert budget.requests_in_window(0.0) == 1
+    assert budget.request(1.0) == ConnectLater(10.0)  # the window saw it
+    with pytest.raises(RuntimeError, match="not waiting"):
+        pool.connect_now(held, 1.0)
+
+
+def test_a_book_opened_by_its_connection_is_not_subscribed_twice() -> None:
+    pool = ConnectionPool(ConnectionBudget())
+    assert connects(pool.subscribe("a", 0.0)) == [1]
+    requests = pool.book(1).connection_opened(0.0)  # what a WeexConnection does on accept
+    assert requests == [{"event": "subscribe", "channel": "a"}]
+    assert pool.connected(1, 0.0) == []
+    assert pool.state_of(1) is PooledState.OPEN
+
+
+def test_a_channel_the_connection_already_forgot_still_empties_it() -> None:
+    pool = ConnectionPool(ConnectionBudget(), max_channels=1)
+    actions: list[PoolAction] = []
+    for channel in ("a", "b"):
+        actions += pool.subscribe(channel, 0.0)
+    open_all(pool, actions, 0.0)
+    pool.book(2).on_rejected("b")  # the connection saw the server refuse it
+    assert pool.on_rejected(2, "b") == [Close(2)]
+    assert "b" not in pool.placement
+    pool.book(1).on_rejected("a")
+    assert pool.unsubscribe("a", 1.0) == [Close(1)]  # no unsubscribe for a refused channel
+
+
+def test_channels_let_go_together_close_the_connections_they_empty() -> None:
+    pool = ConnectionPool(ConnectionBudget(), max_channels=2)
+    actions: list[PoolAction] = []
+    for channel in ("a", "b", "c", "d", "e"):
+        actions += pool.subscribe(channel, 0.0)
+    open_all(pool, actions, 0.0)
+    for connection in pool.connection_ids:
+        for channel in pool.channels_of(connection):
+            pool.on_subscribed(connection, channel)
+    closing, rest = pool.unsubscribe_emptying(["c", "d", "e", "b"], 1.0)
+    assert closing == [Close(2), Close(3)]
+    assert rest == ["b"]  # connection 1 keeps "a": "b" is unsubscribed on its own
+    assert pool.unsubscribe("b", 1.0) == [Send(1, "unsubscribe", "b")]

@@ -5,6 +5,10 @@ streams, plus the loop that keeps each endpoint connected. It imports no event-l
 what differs between asyncio/anyio and trio is a small `Backend` (events, locks, cancel scopes,
 sockets, spawning tasks), and each adapter package provides one. So both adapters behave the
 same by construction, and the decisions still come from `ClientHub` and `WeexSession`.
+
+Each connection (an endpoint has as many as its channels need, see sessionpool.py) runs in a
+`ConnectionRunner` task: it waits until the core lets it connect (its backoff, and the budget
+of connection requests shared by all of them), then moves bytes until the connection ends.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import ssl
 from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
-from .channels import KlineInterval, PriceType, build_channel, is_private_channel
+from .channels import KlineInterval, PriceType, build_channel
 from .config import DEFAULT_PRIVATE_URL, DEFAULT_PUBLIC_URL, Endpoint, WeexConfig
 from .connection import (
     NORMAL_CLOSURE,
@@ -42,9 +46,11 @@ from .hub import (
     plan_trades,
 )
 from .messages import Candle, Collateral, Fill, Order, Position, Ticker, Trade
+from .pool import ConnectionBudget
 from .proxy import ProxyChoice, ProxyRoutes
 from .records import OrderBookSnapshot
-from .session import Decision, GiveUp, Reconnect, SessionState, WeexSession
+from .session import Decision, GiveUp, Reconnect, WeexSession
+from .sessionpool import SessionPool
 from .tls import default_ssl_context, warn_if_unverified
 
 log = logging.getLogger("weex_ws")
@@ -148,11 +154,13 @@ class AsyncBuffer:
             await event.wait()
 
 
-# --------------------------------------------------------------------------- one endpoint
+# --------------------------------------------------------------------------- one connection
 
 
-class EndpointRunner:
-    """Keeps one endpoint connected: moves bytes, sleeps until the core's deadlines."""
+class ConnectionRunner:
+    """Keeps one connection of an endpoint going: waits for its turn to connect, moves bytes,
+    sleeps until the core's deadlines. Ends when the core no longer wants the connection
+    (retired, the client disconnected, or it gave up)."""
 
     def __init__(
         self,
@@ -163,6 +171,7 @@ class EndpointRunner:
         clock: Callable[[], float],
         wall_clock: Callable[[], float],
         connect_timeout: float,
+        kick: Callable[[], None],
     ) -> None:
         self.hub = hub
         self.session = session
@@ -170,6 +179,7 @@ class EndpointRunner:
         self._clock = clock
         self._wall_clock = wall_clock
         self._connect_timeout = connect_timeout
+        self._kick = kick
         self._stream: Any = None
         self._conn: WeexConnection | None = None  # the connection `_stream` carries
         self._send_lock = backend.lock()
@@ -185,12 +195,25 @@ class EndpointRunner:
         conn = self.session.connection
         return conn is not None and conn.state is ConnectionState.OPEN
 
+    @property
+    def name(self) -> str:
+        return f"weex-{'private' if self.session.private else 'public'}-{self.session_index}"
+
+    @property
+    def session_index(self) -> int:
+        index: int = getattr(self.session, "index", 1)
+        return index
+
     def _notify(self) -> None:
         self._changed.set()
         self._changed = self._backend.event()
 
+    def wake(self) -> None:
+        """Look again whether it may connect, or must stop (its state in the core changed)."""
+        self._wake.set()
+
     async def wait_connected(self) -> None:
-        """Until the endpoint is open; raises the reason if it gave up or was closed."""
+        """Until the connection is open; raises the reason if it gave up or was closed."""
         while not self.is_connected:
             if self.error is not None:
                 raise self.error
@@ -198,9 +221,16 @@ class EndpointRunner:
                 raise ConnectionClosedError(None, "the connection was closed")
             await self._changed.wait()
 
+    async def wait_settled(self) -> None:
+        """Until the connection is open or has ended without an error (it was retired)."""
+        while self.running and not self.is_connected:
+            await self._changed.wait()
+        if self.error is not None:
+            raise self.error
+
     async def run(self) -> None:
         try:
-            while True:
+            while await self._wait_for_turn():
                 conn = self.hub.start_attempt(
                     self.session, self._clock(), wall_time=self._wall_clock()
                 )
@@ -217,20 +247,34 @@ class EndpointRunner:
                 else:
                     decision = await self._pump(stream, conn)
                 self.hub.decided(self.session, decision)
+                self._kick()  # its end may let others connect (or change what they wait for)
                 if isinstance(decision, GiveUp):
                     self.error = decision.error
                 if not isinstance(decision, Reconnect):
                     return
                 self._notify()
-                with self._backend.move_on_after(decision.delay):
-                    await self._wake.wait()
-                self._wake = self._backend.event()
-                if self.session.state is SessionState.STOPPED:
-                    return
         finally:
             self.running = False
             self.done.set()
             self._notify()
+            self._kick()
+
+    async def _wait_for_turn(self) -> bool:
+        """Until the core lets this connection start an attempt: its backoff is over and the
+        shared connection budget allows a request. False when it is no longer wanted."""
+        connections, session = self.hub.connections, self.session
+        while connections.wanted(session):
+            if connections.granted(session):
+                return True
+            if connections.poll(self._clock()):  # grants are due: ours, or other connections'
+                self._kick()
+                continue
+            deadline = connections.next_deadline()
+            delay = None if deadline is None else max(0.0, deadline - self._clock())
+            with self._backend.move_on_after(delay):
+                await self._wake.wait()
+            self._wake = self._backend.event()
+        return False
 
     async def _pump(self, stream: Any, conn: WeexConnection) -> Decision:
         backend = self._backend
@@ -241,6 +285,8 @@ class EndpointRunner:
                 deadline = conn.next_deadline()
                 delay = None if deadline is None else max(0.0, deadline - self._clock())
                 data = b""
+                if conn.state is ConnectionState.CLOSED:
+                    delay = 0.0  # closed while the socket was being opened: nothing to read
                 self._receive_scope = scope = backend.move_on_after(delay)
                 with scope, contextlib.suppress(*backend.transport_errors):
                     data = await backend.receive(stream, RECEIVE_SIZE)
@@ -250,7 +296,7 @@ class EndpointRunner:
                     conn.handle_timer(now)
                 else:
                     conn.receive_data(data, now, wall_time=self._wall_clock())
-                decision = self.hub.handle_events(self.session, conn, now)
+                decision = self.hub.read_events(self.session, conn, now)
                 await self.flush()
                 if conn.is_open != was_open or decision is not None:
                     self._notify()
@@ -268,6 +314,7 @@ class EndpointRunner:
                 if conn.expects_peer_close:
                     await self._read_until_hangup(stream)
             self._stream = self._conn = None
+            self._receive_scope = None
             with backend.shield(), contextlib.suppress(*backend.transport_errors):
                 await backend.close_stream(stream)
 
@@ -296,18 +343,6 @@ class EndpointRunner:
                     conn.receive_data(None, self._clock())
         if conn.state is ConnectionState.CLOSED and self._receive_scope is not None:
             self._receive_scope.cancel()  # let the pump collect the close without waiting
-
-    async def close(self) -> None:
-        """Stop for good: a clean close handshake if open, and no more reconnects."""
-        self.session.stop(self._clock())
-        self._wake.set()
-        await self.flush()
-
-    async def reconnect(self) -> None:
-        """Replace the connection now (no backoff); streams carry on with a gap flag."""
-        self.session.restart(self._clock())
-        self._wake.set()
-        await self.flush()
 
 
 # --------------------------------------------------------------------------- the public client
@@ -348,6 +383,7 @@ class BaseClient(abc.ABC, Generic[TransportT]):
         clock: Callable[[], float] | None = None,
         wall_clock: Callable[[], float] | None = None,
         on_gap: GapCallback | None = None,
+        connection_budget: ConnectionBudget | None = None,
     ) -> None:
         """Build the client; nothing connects until a stream, `subscribe()` or `connect()`.
 
@@ -366,7 +402,13 @@ class BaseClient(abc.ABC, Generic[TransportT]):
         Two clocks, never mixed: `clock` (default: the event loop's, so trio's MockClock works)
         times every deadline; `wall_clock` (default: `time.time`, read at each use) signs the
         private handshake and stamps messages. A replay passes its recorded times as the wall
-        clock."""
+        clock.
+
+        Past 100 channels on an endpoint the client opens more connections to it.
+        `connection_budget` is WEEX's per-IP connection limits that all of them share
+        (default: `ConnectionBudget()`, the documented 100 connections and 300 requests per
+        5 minutes, paced as a burst of 20 and then one a second); give a lower one when other
+        programs connect from the same IP."""
         self.config = config if config is not None else WeexConfig.from_env()
         if transport is None:
             routes = ProxyRoutes.choose(proxy if proxy is not None else self.config.proxy)
@@ -396,12 +438,14 @@ class BaseClient(abc.ABC, Generic[TransportT]):
             backoff_max=backoff_max,
             buffer_size=buffer_size,
             on_gap=on_gap,
+            budget=connection_budget,
         )
         self._backend = self._make_backend(self.config, transport)
         self._clock = clock if clock is not None else self._backend.loop_time
         self._wall_clock = wall_clock if wall_clock is not None else self._backend.wall_time
         self._connect_timeout = connect_timeout
-        self._runners: dict[bool, EndpointRunner] = {}
+        self._runners: dict[WeexSession, ConnectionRunner] = {}
+        """The running connections, by session (several per endpoint past 100 channels)."""
         self._pending_workers: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._closed = False
 
@@ -454,30 +498,63 @@ class BaseClient(abc.ABC, Generic[TransportT]):
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def _runner(self, private: bool) -> EndpointRunner:
-        """The endpoint's runner, started if it is not running."""
-        runner = self._runners.get(private)
-        if runner is not None and runner.running:
-            return runner
+    async def _endpoint_in_use(self, private: bool) -> SessionPool:
+        """The endpoint's connections, each with its runner: parked ones (after a disconnect or
+        a give-up) go again, and the endpoint has its first connection."""
         if self._closed:
             raise LocalProtocolError("the client is closed")
         await self._ensure_task_host()  # may refuse: then no runner is left registered
-        runner = self._runners.get(private)
-        if runner is not None and runner.running:  # another task started one meanwhile
-            return runner
-        session = self._hub.session(private)
-        if runner is not None and runner.error is not None:
-            session.policy.reset()  # an explicit new connect after giving up starts afresh
-        runner = EndpointRunner(
-            self._hub,
-            session,
-            self._backend,
-            clock=self._clock,
-            wall_clock=self._wall_clock,
-            connect_timeout=self._connect_timeout,
-        )
-        self._runners[private] = runner
-        await self._spawn(runner.run, f"weex-{'private' if private else 'public'}")
+        endpoint = self._hub.connections.endpoint(private)
+        now = self._clock()
+        endpoint.resume(now)
+        self._hub.connections.poll(now)
+        self._start_runners()
+        return endpoint
+
+    def _start_runners(self) -> None:
+        """A runner for every connection the core wants and none runs for yet; then wake them
+        all, since grants or retirements may concern any of them."""
+        for session in self._hub.connections.sessions():
+            runner = self._runners.get(session)
+            if (runner is None or not runner.running) and self._hub.connections.wanted(session):
+                runner = ConnectionRunner(
+                    self._hub,
+                    session,
+                    self._backend,
+                    clock=self._clock,
+                    wall_clock=self._wall_clock,
+                    connect_timeout=self._connect_timeout,
+                    kick=self._kick,
+                )
+                if not self._start_soon(self._run_runner(runner), runner.name):
+                    break  # no task host (yet): started on the next use
+                self._runners[session] = runner
+        for runner in list(self._runners.values()):
+            runner.wake()
+
+    def _run_runner(self, runner: ConnectionRunner) -> Callable[[], Coroutine[Any, Any, None]]:
+        async def run() -> None:
+            try:
+                await runner.run()
+            finally:
+                if self._runners.get(runner.session) is runner:
+                    del self._runners[runner.session]
+
+        return run
+
+    def _kick(self) -> None:
+        """Something changed in the core (a connection ended, a grant is due): runners look
+        again, and new connections get theirs."""
+        if not self._closed:
+            self._start_runners()
+        else:
+            for runner in list(self._runners.values()):
+                runner.wake()
+
+    def _primary_runner(self, private: bool) -> ConnectionRunner:
+        runner = self._runners.get(self._hub.session(private))
+        if runner is None:
+            raise ConnectionClosedError(None, "the connection was closed")
         return runner
 
     async def connect(self, private: bool = False) -> None:
@@ -489,28 +566,39 @@ class BaseClient(abc.ABC, Generic[TransportT]):
         """
         if private:
             self.config.require_credentials()
-        runner = await self._runner(private)
-        await runner.wait_connected()
+        await self._endpoint_in_use(private)
+        await self._primary_runner(private).wait_connected()
 
     async def disconnect(self) -> None:
-        """Close both connections (clean close handshake) and end every open stream."""
+        """Close every connection (clean close handshakes) and end every open stream."""
         runners = list(self._runners.values())
-        self._runners.clear()
+        now = self._clock()
+        for endpoint in self._hub.connections.endpoints.values():
+            endpoint.stop(now)
         for runner in runners:
-            await runner.close()
+            runner.wake()
+            await runner.flush()
         with self._backend.move_on_after(self._hub.options.close_timeout + 1):
             for runner in runners:
                 await runner.done.wait()
         self._hub.end_all_streams()
 
     async def reconnect(self, private: bool = False) -> None:
-        """Drop the connection and connect again now; subscriptions and streams carry on."""
-        runner = self._runners.get(private)
-        if runner is None or not runner.running:
+        """Replace the endpoint's connections now (no backoff, paced by the connection
+        budget); subscriptions and streams carry on. Returns once they are open again."""
+        endpoint = self._hub.connections.endpoints.get(private)
+        running = any(r.session.private == private for r in self._runners.values())
+        if endpoint is None or not running:
             await self.connect(private)
             return
-        await runner.reconnect()
-        await runner.wait_connected()
+        endpoint.restart(self._clock())
+        await self._endpoint_in_use(private)  # given-up ones go again too, as after connect()
+        runners = [r for r in self._runners.values() if r.session.private == private]
+        for runner in runners:
+            await runner.flush()
+        await self._primary_runner(private).wait_connected()
+        for runner in runners:
+            await runner.wait_settled()
 
     async def close(self) -> None:
         """Disconnect for good; the client cannot be reused."""
@@ -521,22 +609,23 @@ class BaseClient(abc.ABC, Generic[TransportT]):
 
     @property
     def is_connected(self) -> bool:
-        """True while at least one endpoint (public or private) has an open connection."""
+        """True while at least one connection (public or private) is open."""
         return any(runner.is_connected for runner in self._runners.values())
 
     @property
     def subscriptions(self) -> frozenset[str]:
-        """Every channel wanted on either connection (acknowledged or about to be)."""
+        """Every channel wanted on any connection (acknowledged or about to be)."""
         return self._hub.subscriptions
 
     @property
     def connection_attempts(self) -> int:
-        """Connection attempts made so far, on both endpoints together."""
+        """Connection attempts made so far, on every connection of both endpoints together."""
         return self._hub.connection_attempts
 
     @property
     def health(self) -> Health:
-        """Round trips, message counts, reconnects, resyncs and skipped frames."""
+        """Round trips, message counts, reconnects, resyncs and skipped frames per endpoint,
+        and each connection on its own in `health.connections`."""
         return self._hub.health
 
     # ------------------------------------------------------------------ sending
@@ -544,8 +633,21 @@ class BaseClient(abc.ABC, Generic[TransportT]):
     async def _flush(self, session: WeexSession | None) -> None:
         """Put whatever the core queued for `session` on the wire (starting it if needed)."""
         if session is not None:
-            runner = await self._runner(session.private)
-            await runner.flush()
+            await self._endpoint_in_use(session.private)
+            runner = self._runners.get(session)
+            if runner is not None:
+                await runner.flush()
+
+    async def _flush_released(self, session: WeexSession | None) -> None:
+        """After a release: flush the session's runner (an unsubscribe, or the close of a
+        connection left empty) without restarting anything."""
+        if session is None:
+            return
+        runner = self._runners.get(session)
+        if runner is not None:
+            with contextlib.suppress(WeexError):
+                await runner.flush()
+        self._kick()
 
     async def subscribe(
         self,
@@ -582,7 +684,7 @@ class BaseClient(abc.ABC, Generic[TransportT]):
         try:
             session = self._hub.user_subscribe(name, self._clock())
             await self._flush(session)
-            if name in self._hub.session(is_private_channel(name)).subscriptions.active:
+            if self._hub.connections.is_active(name):
                 return name  # already acknowledged earlier: no new answer will come
             with self._backend.move_on_after(ack_timeout):
                 await answered.wait()
@@ -591,7 +693,8 @@ class BaseClient(abc.ABC, Generic[TransportT]):
         if not answer:
             raise TimeoutError(f"no answer to subscribing {name!r} within {ack_timeout:g}s")
         if answer[0] is not None:
-            self._hub.user_unsubscribe(name, self._clock())  # refused: it is not wanted any more
+            # Refused: it is not wanted any more (and a connection it was alone on closes).
+            await self._flush_released(self._hub.user_unsubscribe(name, self._clock()))
             raise answer[0]
         return name
 
@@ -600,25 +703,28 @@ class BaseClient(abc.ABC, Generic[TransportT]):
         name = build_channel(channel, symbol, **params)
         await self._flush(self._hub.user_unsubscribe(name, self._clock()))
 
-    async def _open_connection(self, private: bool) -> WeexConnection:
-        runner = await self._runner(private)
+    async def _open_connection(self, private: bool) -> tuple[ConnectionRunner, WeexConnection]:
+        """The endpoint's first connection, once open: raw messages go there."""
+        await self._endpoint_in_use(private)
+        runner = self._primary_runner(private)
         await runner.wait_connected()
         assert runner.session.connection is not None
-        return runner.session.connection
+        return runner, runner.session.connection
 
     async def send_message(self, message: dict[str, Any] | str, *, private: bool = False) -> None:
-        """Send any JSON object (or raw text) on the public or private connection."""
-        conn = await self._open_connection(private)
+        """Send any JSON object (or raw text) on the public or private endpoint's first
+        connection."""
+        runner, conn = await self._open_connection(private)
         conn.send_message(message)
-        await self._runners[private].flush()
+        await runner.flush()
 
     async def send_pong(
         self, time: str, *, private: bool = False, key: Literal["event", "type"] = "event"
     ) -> None:
         """Answer an application ping by hand; the client already answers them itself."""
-        conn = await self._open_connection(private)
+        runner, conn = await self._open_connection(private)
         conn.send_pong(time, key=key)
-        await self._runners[private].flush()
+        await runner.flush()
 
     # ------------------------------------------------------------------ handlers
 
@@ -683,12 +789,8 @@ class BaseClient(abc.ABC, Generic[TransportT]):
         finally:
             self._hub.close_stream(plan, buffer)
             with self._backend.shield():
-                for channel in acquired:
-                    released = self._hub.release(channel, self._clock())
-                    runner = self._runners.get(is_private_channel(channel))
-                    if released is not None and runner is not None:
-                        with contextlib.suppress(WeexError):
-                            await runner.flush()
+                for session in self._hub.release_all(acquired, self._clock()):
+                    await self._flush_released(session)
 
     async def _follow_mark(self, message: WebSocketMessage[Any], acquired: list[str]) -> None:
         """Subscribe the ticker of a position's contract, so later records of it carry an

@@ -1,10 +1,25 @@
-"""Connection health as numbers a dashboard or a watchdog can read: `client.health`."""
+"""Connection health as numbers a dashboard or a watchdog can read: `client.health`.
+
+`endpoints` sums up each endpoint ("public", "private") over all of its connections;
+`connections` shows each connection on its own (the client opens several per endpoint when
+it needs more than 100 channels there).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import attrs
 
 from .events import PingAnswered
+
+if TYPE_CHECKING:
+    from .sessionpool import ConnectionHealth
+
+
+def _no_connections() -> tuple[ConnectionHealth, ...]:
+    return ()
 
 
 @attrs.define
@@ -28,6 +43,21 @@ class Health:
     skipped: int = 0
     errors: int = 0
     book_resyncs: int = 0
+    connections_of: Callable[[], tuple[ConnectionHealth, ...]] = attrs.field(
+        default=_no_connections, repr=False, eq=False
+    )
+    """Where `connections` comes from (the client's hub)."""
+
+    @property
+    def connections(self) -> tuple[ConnectionHealth, ...]:
+        """Each connection of the client as it is now, public ones first, oldest first:
+        endpoint, index, state, connected, channels, messages, last message and connect
+        times, reconnects."""
+        return self.connections_of()
+
+    def endpoint(self, name: str) -> EndpointHealth:
+        """The numbers of endpoint `name` (made on first use)."""
+        return self._of(name)
 
     def _of(self, endpoint: str) -> EndpointHealth:
         found = self.endpoints.get(endpoint)

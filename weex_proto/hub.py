@@ -1,13 +1,14 @@
 """`ClientHub`: everything the public client decides that is not I/O.
 
 Both adapters (`weex_anyio`, `weex_trio`) hold one hub and do only three things around it:
-run a loop per endpoint that moves bytes and sleeps until deadlines, wake consumers when their
+run a loop per connection that moves bytes and sleeps until deadlines, wake consumers when their
 buffer says so, and run async handlers in tasks. Because the rest lives here, the two adapters
 behave identically, and this part is tested without any event loop.
 
-The hub knows: one `WeexSession` per endpoint (public, private); who holds which channel (user
-subscriptions and open streams share one subscription through reference counts); where each
-message goes (routers of handlers and bounded buffers); connection health; and what to log.
+The hub knows: the client's connections (`connections`: a `WeexSession` for each, as many per
+endpoint as its channels need, see connections.py); who holds which channel (user subscriptions
+and open streams share one subscription through reference counts); where each message goes
+(routers of handlers and bounded buffers); connection health; and what to log.
 """
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ from __future__ import annotations
 import inspect
 import logging
 import random
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
-import attrs
-
-from .channels import Depth, build_channel, channel_matches, is_private_channel, parse_channel
+from .channels import Depth, channel_matches, is_private_channel, parse_channel
 from .config import WeexConfig
 from .connection import ConnectionOptions, PushTuple, WeexConnection
+from .connections import ClientConnections, connection_name
 from .error_codes import exception_for
 from .errors import ErrorKind, OrderBookError, SubscriptionLimitError, WeexError
 from .events import (
@@ -42,86 +42,26 @@ from .fanout import ChannelRefs, Handler, MessageBuffer, OverflowPolicy, Router
 from .health import Health
 from .messages import PayloadError, parse_depth_levels
 from .orderbook import Applied, NeedsResync, OrderBook, Rejected
+from .plans import DEFAULT_TICKER_SYMBOLS as DEFAULT_TICKER_SYMBOLS
+from .plans import StreamPlan as StreamPlan
+from .plans import mark_channel_for as mark_channel_for
+from .plans import plan_klines as plan_klines
+from .plans import plan_order_book as plan_order_book
+from .plans import plan_private as plan_private
+from .plans import plan_tickers as plan_tickers
+from .plans import plan_trades as plan_trades
+from .pool import ConnectionBudget
 from .records import OrderBookSnapshot, RecordSplitter, SplitError
 from .session import Decision, GiveUp, Reconnect, Stop, WeexSession, explain_error
+from .sessionpool import PooledSession
 
 log = logging.getLogger("weex_ws")
 
 GapCallback = Callable[[str, tuple[str, ...]], Any]
-DEFAULT_TICKER_SYMBOLS = ("cmt_btcusdt", "cmt_ethusdt")
 MAX_RESYNCS_WITHOUT_SNAPSHOT = 5
 """Resyncs in a row a book may ask for without one usable snapshot arriving; the next problem
 ends its streams with `OrderBookError`. Any usable snapshot starts the count again."""
 RESYNC_OPERATIONS = 2  # an unsubscribe and a subscribe
-
-
-@attrs.frozen
-class StreamPlan:
-    """What a `stream_*` generator subscribes to, and how its buffer behaves when full."""
-
-    channels: tuple[str, ...]
-    private: bool
-    policy: OverflowPolicy
-    patterns: tuple[str, ...] = ()
-    book_levels: int | None = None
-    """For order books: yield the top N levels of a local book instead of raw frames."""
-    follow_marks: bool = False
-    """For positions: also subscribe the ticker of each contract seen, for mark prices."""
-
-    @property
-    def name(self) -> str:
-        return ",".join((*self.channels, *self.patterns))
-
-
-def plan_tickers(symbols: Iterable[str] | str | None) -> StreamPlan:
-    """With None: every ticker the client receives, subscribing BTC and ETH to start with."""
-    if symbols is None:
-        channels = tuple(f"ticker.{s}" for s in DEFAULT_TICKER_SYMBOLS)
-        return StreamPlan(channels, False, OverflowPolicy.KEEP_LATEST, ("ticker.*",))
-    names = [symbols] if isinstance(symbols, str) else list(symbols)
-    if not names:
-        raise ValueError("stream_tickers needs at least one symbol (or None for the defaults)")
-    channels = tuple(dict.fromkeys(build_channel("ticker", s) for s in names))
-    return StreamPlan(channels, False, OverflowPolicy.KEEP_LATEST)
-
-
-def plan_order_book(symbol: str, level: int) -> StreamPlan:
-    """WEEX serves depth 15 and 200; smaller requests (the classic 5) use the 15 channel."""
-    if level < 1 or level > 200:
-        raise ValueError("order book level must be between 1 and 200")
-    wire_level = 15 if level <= 15 else 200
-    channel = build_channel("depth", symbol, level=wire_level)
-    return StreamPlan((channel,), False, OverflowPolicy.KEEP_LATEST, book_levels=level)
-
-
-def plan_trades(symbol: str) -> StreamPlan:
-    return StreamPlan((build_channel("trades", symbol),), False, OverflowPolicy.KEEP_LATEST)
-
-
-def plan_klines(symbol: str, interval: str, price_type: str) -> StreamPlan:
-    """Candles keep the latest on overflow (with a gap flag), like the other market data."""
-    channel = build_channel("kline", symbol, interval=interval, price_type=price_type)
-    return StreamPlan((channel,), False, OverflowPolicy.KEEP_LATEST)
-
-
-def plan_private(channel: str, *, follow_marks: bool = False) -> StreamPlan:
-    """Private streams must not lose updates silently: overflow raises instead."""
-    return StreamPlan(
-        (build_channel(channel),), True, OverflowPolicy.RAISE, follow_marks=follow_marks
-    )
-
-
-def mark_channel_for(message: WebSocketMessage[Any]) -> str | None:
-    """The ticker channel that gives a position record's contract its mark price, or None
-    when the record names no valid contract."""
-    source = message.source
-    contract = source.get("contractId") if isinstance(source, Mapping) else None
-    if not isinstance(contract, str):
-        return None
-    try:
-        return build_channel("ticker", contract)
-    except (TypeError, ValueError):
-        return None
 
 
 class ClientHub:
@@ -136,20 +76,22 @@ class ClientHub:
         backoff_max: float = 30.0,
         buffer_size: int = 1024,
         on_gap: GapCallback | None = None,
+        budget: ConnectionBudget | None = None,
     ) -> None:
         if buffer_size < 1:
             raise ValueError("buffer_size must be at least 1")
         self.config = config
-        self.options = options
         self.rng = rng
         self.retry = (max_retries, backoff_base, backoff_max)
         self.buffer_size = buffer_size
         self.on_gap = on_gap
-        self.sessions: dict[bool, WeexSession] = {}
+        self.connections = ClientConnections(
+            config, options=options, rng=rng, retry=self.retry, budget=budget
+        )
         self.routers = {False: Router(), True: Router()}
         self.refs = ChannelRefs()
         self.user_channels: set[str] = set()
-        self.health = Health()
+        self.health = Health(connections_of=self.connections.health)
         self._async_handlers: list[tuple[str, Handler, MessageBuffer]] = []
         self._books: dict[str, BookFeed] = {}
         self._ack_listeners: dict[str, list[Callable[[WeexError | None], None]]] = {}
@@ -160,56 +102,70 @@ class ClientHub:
 
     # ------------------------------------------------------------------ sessions
 
+    @property
+    def options(self) -> ConnectionOptions:
+        """The options of connections made from now on."""
+        return self.connections.options
+
+    @options.setter
+    def options(self, options: ConnectionOptions) -> None:
+        self.connections.options = options
+
     def session(self, private: bool) -> WeexSession:
-        session = self.sessions.get(private)
-        if session is None:
-            max_retries, base, maximum = self.retry
-            session = self.sessions[private] = WeexSession(
-                self.config,
-                private=private,
-                options=self.options,
-                rng=self.rng,
-                max_retries=max_retries,
-                backoff_base=base,
-                backoff_max=maximum,
-            )
-        return session
+        """The endpoint's first connection: the one `connect()` waits for and raw messages use."""
+        return self.connections.endpoint(private).primary()
 
     @property
     def subscriptions(self) -> frozenset[str]:
-        channels: set[str] = set()
-        for session in self.sessions.values():
-            channels.update(session.subscriptions.desired)
-        return frozenset(channels)
+        return self.connections.desired
 
     @property
     def connection_attempts(self) -> int:
-        return sum(session.connection_attempts for session in self.sessions.values())
+        return self.connections.connection_attempts
 
     # ------------------------------------------------------------------ who holds which channel
 
     def acquire(self, channel: str, now: float) -> WeexSession:
         """A user (stream or explicit subscribe) wants `channel`; subscribes on the first.
 
-        Returns the channel's session, whose connection may now have bytes to flush.
+        Returns the session of the connection it is placed on, which may now have bytes to
+        flush (or a new connection to open).
         """
         private = is_private_channel(channel)
         if private:
             self.config.require_credentials()
-        session = self.session(private)
+        session: WeexSession | None = None
         if self.refs.count(channel) == 0:
-            session.subscribe(channel, now)  # may raise SubscriptionLimitError: nothing counted
+            session = self.connections.subscribe(channel, now)  # may raise: nothing counted
+        else:
+            session = self.connections.holder(channel)  # None if the server refused it
         self.refs.acquire(channel)
-        return session
+        return session if session is not None else self.session(private)
 
     def release(self, channel: str, now: float) -> WeexSession | None:
-        """A user is done with `channel`; unsubscribes after the last one."""
+        """A user is done with `channel`; unsubscribes after the last one (closing its
+        connection when that was its last channel, unless it is the endpoint's first)."""
         if not self.refs.release(channel):
             return None
-        session = self.sessions.get(is_private_channel(channel))
-        if session is not None:
-            session.unsubscribe(channel, now)
-        return session
+        return self.connections.unsubscribe(channel, now)
+
+    def release_all(self, channels: Iterable[str], now: float) -> list[WeexSession]:
+        """A stream that ends lets go of its channels together: those it held last are
+        unsubscribed, and a connection they leave empty is closed instead, with no unsubscribe
+        spent (unless it is the endpoint's first). Returns the sessions with bytes to flush.
+
+        Never raises: a channel whose connection has no operation left for the unsubscribe
+        stays subscribed (and is logged); a later stream on it reuses it."""
+        last = [channel for channel in channels if self.refs.release(channel)]
+        sessions, refused = self.connections.unsubscribe_many(last, now)
+        for channel, error in refused:
+            log.warning(
+                "%s stays subscribed: %s",
+                channel,
+                error,
+                extra={"weex_event": "unsubscribe_refused", "channel": channel},
+            )
+        return list(sessions)
 
     def user_subscribe(self, channel: str, now: float) -> WeexSession | None:
         """Explicit `subscribe()`: idempotent, holds one reference until `user_unsubscribe()`."""
@@ -331,15 +287,33 @@ class ClientHub:
         conn = session.start_attempt(now, wall_time=wall_time)
         log.info(
             "connecting to %s (attempt %d)",
-            _endpoint_name(session),
+            connection_name(session),
             session.connection_attempts,
             extra={
                 "weex_event": "connecting",
                 "endpoint": _endpoint_name(session),
+                "connection": session.index if isinstance(session, PooledSession) else 1,
                 "attempt": session.connection_attempts,
             },
         )
         return conn
+
+    def read_events(
+        self, session: WeexSession, conn: WeexConnection, now: float
+    ) -> Decision | None:
+        """`handle_events`, also counting this connection's share in `client.health`."""
+        endpoint = self.health.endpoint(_endpoint_name(session))
+        messages = endpoint.messages
+        stats = session.stats if isinstance(session, PooledSession) else None
+        handshakes = 0 if stats is None else stats.handshakes
+        decision = self.handle_events(session, conn, now)
+        if stats is not None:
+            if endpoint.messages != messages:
+                stats.messages += endpoint.messages - messages
+                stats.last_message_at = endpoint.last_message_at
+            if stats.handshakes != handshakes:
+                stats.connected_at = endpoint.connected_at
+        return decision
 
     def transport_failed(self, session: WeexSession, now: float, error: BaseException) -> Decision:
         log.warning(
@@ -440,18 +414,10 @@ class ClientHub:
         name = _endpoint_name(session)
         if isinstance(decision, Reconnect):
             self.health.reconnects += 1
-            for buffer in self.routers[session.private].buffers:  # streams and async handlers
-                buffer.mark_gap()
-            for feed in self._books.values() if not session.private else ():
-                for buffer, _ in feed.readers:
-                    buffer.mark_gap()
-            if not session.private:
-                for feed in self._books.values():
-                    feed.book.invalidate("reconnecting")  # the resubscribe brings a snapshot
-                self.splitter.forget_candles()
+            self._mark_gaps(session)
             log.warning(
                 "reconnecting to %s in %.2fs%s: %s",
-                name,
+                connection_name(session),
                 decision.delay,
                 f" (attempt {decision.attempt})" if decision.attempt else "",
                 decision.reason,
@@ -472,6 +438,26 @@ class ClientHub:
                 buffer.close(decision.error)
         else:
             assert isinstance(decision, Stop)
+
+    def _mark_gaps(self, session: WeexSession) -> None:
+        """What this connection carried may have been missed: the streams and async handlers
+        fed by its channels see a gap flag, its books wait for the resubscribe's snapshot.
+        Streams of the endpoint's other connections are not affected."""
+        channels = session.subscriptions.desired
+        router = self.routers[session.private]
+        for channel in channels:
+            for buffer in router.route(channel)[1]:
+                buffer.mark_gap()
+        if session.private:
+            return
+        for channel in channels:
+            feed = self._books.get(channel)
+            if feed is not None:
+                for buffer, _ in feed.readers:
+                    buffer.mark_gap()
+                feed.book.invalidate("reconnecting")  # the resubscribe brings a snapshot
+        if any(channel.startswith("kline.") for channel in channels):
+            self.splitter.forget_candles()
 
     # ------------------------------------------------------------------ dispatch
 

@@ -28,7 +28,9 @@ Placement rules:
   channels on it; when it is back, exactly those channels are resubscribed (and its operation
   budget starts over, as WEEX's does), while the other connections keep streaming.
 * An emptied connection is closed at once (no unsubscribe is spent on its last channel). One
-  that never got a socket is simply forgotten.
+  that never got a socket is simply forgotten. Channels let go together (a stream that ends,
+  `unsubscribe_emptying`) close every connection they empty without spending any. A held
+  connection (`hold`) is never closed for being empty.
 * Past the limits the pool refuses with `SubscriptionLimitError`, changing nothing: no
   connection can take the channel and the connection cap is reached, or the channel's
   connection has no operation left to unsubscribe with (`retry_after` says when it will).
@@ -44,8 +46,14 @@ Lifecycle of one pooled connection::
 A connection holds its budget slot from creation until it is gone, so a reconnecting connection
 keeps its place under the connection cap. Each `Connect` consumes one connection request.
 
-What is not here: the wiring into the client (the adapters still run one connection per
-endpoint); `poll()` and `next_deadline()` are what their timer loop will call.
+The client (`sessionpool.SessionPool`, one per endpoint) gives each pooled connection its own
+`WeexSession` whose `WeexConnection` keeps the member's book: the connection replays it on each
+handshake and applies the acks, so the pool is only told that a socket opened or closed.
+`connected()` then has nothing to send; a pure driver of the pool (the tests) gets the
+subscribes from it instead. The client also holds its first connection (`hold`), so an
+endpoint keeps one connection while it is in use, parks connections when the user disconnects
+or a connection gives up (`connection_lost(..., retry_at=math.inf)`, `retry_now`), and calls
+`poll()` when `next_deadline()` comes.
 """
 
 from __future__ import annotations
@@ -54,7 +62,7 @@ import enum
 import itertools
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
 import attrs
@@ -174,6 +182,14 @@ class ConnectionBudget:
         self._requests.append(now)
         return ConnectNow()
 
+    def count(self, now: float) -> None:
+        """Count a request that went out without asking (a caller pacing itself): the window
+        and the bucket still see it, so the requests asked for after it wait their turn."""
+        self._refill(now)
+        self._forget_old_requests(now)
+        self._tokens -= 1.0
+        self._requests.append(now)
+
     def available_at(self) -> float:
         """The earliest time the next request is allowed (in the past when it is allowed now)."""
         at = -math.inf
@@ -255,7 +271,10 @@ class PooledConnection:
     """Channels the server has acknowledged on its current socket."""
     operations_left: int
     not_before: float | None
-    """While WAITING: the earliest time it may reconnect (its own backoff), else None."""
+    """While WAITING: the earliest time it may reconnect (its own backoff; `math.inf` while
+    parked), else None."""
+    held: bool = False
+    """Kept even without channels (see `ConnectionPool.hold`)."""
 
 
 @attrs.define
@@ -264,6 +283,7 @@ class _Member:
     book: SubscriptionBook
     state: PooledState = PooledState.WAITING
     not_before: float = -math.inf
+    held: bool = False
 
 
 class ConnectionPool:
@@ -309,6 +329,16 @@ class ConnectionPool:
     def channels_of(self, connection: int) -> tuple[str, ...]:
         return self._member(connection).book.desired
 
+    def connection_of(self, channel: str) -> int | None:
+        """The connection `channel` is placed on, or None when it is not wanted."""
+        return self._placement.get(channel)
+
+    def book(self, connection: int) -> SubscriptionBook:
+        """The subscription book of `connection`, itself and not a copy: the `WeexConnection`
+        that carries the connection must keep this very book, so that its channel limit and
+        operation budget are the ones placement counts."""
+        return self._member(connection).book
+
     # --- what the user asks for -------------------------------------------------------------
 
     def subscribe(self, channel: str, now: float) -> list[PoolAction]:
@@ -333,8 +363,32 @@ class ConnectionPool:
             actions.append(Send(member.id, "subscribe", channel))
         return actions
 
+    def hold(self) -> int:
+        """Keep one connection even when it has no channel (the client's first one, which
+        `connect()` opens and which lives as long as the client uses the endpoint): the oldest
+        living connection, or a new one, which waits for `poll` like any other. Returns its id.
+
+        Raises `SubscriptionLimitError` when a new one is needed and the cap is reached.
+        """
+        for held in self._members.values():
+            if held.held:
+                return held.id
+        member = next(
+            (m for m in self._members.values() if m.state is not PooledState.CLOSING), None
+        )
+        if member is None:
+            if not self.budget.reserve_slot():
+                raise SubscriptionLimitError(
+                    f"cannot open a connection: the limit of {self.budget.max_connections} "
+                    "connections is reached"
+                )
+            member = self._new_member(-math.inf)
+        member.held = True
+        return member.id
+
     def unsubscribe(self, channel: str, now: float) -> list[PoolAction]:
-        """Stop wanting `channel`. Closes its connection instead when it was the last channel.
+        """Stop wanting `channel`. Closes its connection instead when it was the last channel
+        (unless the connection is held: then the unsubscribe goes out as usual).
 
         Raises `SubscriptionLimitError`, changing nothing, if the connection has no operation
         left for the unsubscribe (`retry_after` says when one comes back).
@@ -343,13 +397,44 @@ class ConnectionPool:
         if connection is None:
             return []
         member = self._members[connection]
-        if member.book.desired == (channel,):
+        desired = member.book.desired
+        if channel not in desired:  # refused by the server meanwhile: its book forgot it
+            del self._placement[channel]
+            return [] if desired or member.held else self._retire(member)
+        if desired == (channel,) and not member.held:
             del self._placement[channel]
             member.book.on_rejected(channel)  # forget it without spending an operation
             return self._retire(member)
         request = member.book.unsubscribe(channel, now)  # may raise: nothing changed yet
         del self._placement[channel]
         return [] if request is None else [Send(member.id, "unsubscribe", channel)]
+
+    def unsubscribe_emptying(
+        self, channels: Iterable[str], now: float
+    ) -> tuple[list[PoolAction], list[str]]:
+        """Stop wanting `channels` at once (a stream that ends), where that empties a
+        connection: such a connection is closed without spending a single unsubscribe.
+
+        Returns the actions, and the channels not handled so (their connections keep other
+        channels, or are held), for `unsubscribe` one at a time.
+        """
+        leaving: dict[int, list[str]] = {}
+        for channel in dict.fromkeys(channels):
+            connection = self._placement.get(channel)
+            if connection is not None:
+                leaving.setdefault(connection, []).append(channel)
+        actions: list[PoolAction] = []
+        rest: list[str] = []
+        for connection, gone in leaving.items():
+            member = self._members[connection]
+            if member.held or not set(member.book.desired) <= set(gone):
+                rest += gone
+                continue
+            for channel in gone:
+                del self._placement[channel]
+                member.book.on_rejected(channel)  # forget it without spending an operation
+            actions += self._retire(member)
+        return actions, rest
 
     # --- what the adapter reports -----------------------------------------------------------
 
@@ -367,20 +452,46 @@ class ConnectionPool:
         return actions
 
     def next_deadline(self) -> float | None:
-        """When `poll` must next be called, or None when no connection is waiting."""
+        """When `poll` must next be called, or None when no connection is waiting (parked
+        ones wait for `retry_now`, not for a time)."""
         waiting = self._waiting_in_turn()
-        if not waiting:
+        if not waiting or waiting[0].not_before == math.inf:
             return None
         return max(waiting[0].not_before, self.budget.available_at())
 
+    def retry_now(self, connection: int, now: float) -> list[PoolAction]:
+        """A waiting (or parked) `connection` may reconnect from `now` on, its backoff cut
+        short (the user asked); the shared budget still paces it. Returns the `Connect`s due.
+        Any other state is left alone."""
+        member = self._member(connection)
+        if member.state is PooledState.WAITING:
+            member.not_before = min(member.not_before, now)
+        return self.poll(now)
+
+    def connect_now(self, connection: int, now: float) -> None:
+        """A waiting `connection` is being opened without a `Connect` from `poll` (a caller
+        that paces itself): it is CONNECTING from now on, and its request is counted all the
+        same, so the budget's window still holds every request."""
+        member = self._member(connection)
+        if member.state is not PooledState.WAITING:
+            raise RuntimeError(f"connection {connection} is {member.state.value}, not waiting")
+        self.budget.count(now)
+        member.state = PooledState.CONNECTING
+
     def connected(self, connection: int, now: float) -> list[PoolAction]:
-        """The socket of `connection` is open: subscribe to its channels, and only those."""
+        """The socket of `connection` is open: subscribe to its channels, and only those.
+
+        When the book is already open, its carrier (a `WeexConnection` replays its book on
+        the handshake by itself) has sent those subscribes: nothing more is returned.
+        """
         member = self._member(connection)
         if member.state is PooledState.CLOSING:
             return []  # emptied while connecting: the `Close` already handed out stands
         if member.state is not PooledState.CONNECTING:
             raise RuntimeError(f"connection {connection} is {member.state.value}, not connecting")
         member.state = PooledState.OPEN
+        if member.book.connected:
+            return []
         return [
             Send(member.id, "subscribe", request["channel"])
             for request in member.book.connection_opened(now)
@@ -391,13 +502,16 @@ class ConnectionPool:
     ) -> list[PoolAction]:
         """The socket of `connection` is gone, or its attempt failed.
 
-        A CLOSING connection is gone for good and frees its slot. Any other waits to reconnect,
-        not before `retry_at` (the adapter's backoff) nor before the budget allows; its
-        channels stay on it. Returns the `Connect`s that may go out at once.
+        A CLOSING connection is gone for good and frees its slot, and so is one left with no
+        channel (unless held). Any other waits to reconnect, not before `retry_at` (the
+        adapter's backoff) nor before the budget allows; its channels stay on it. With
+        `retry_at=math.inf` it is parked: it keeps its channels and its slot, and waits for
+        `retry_now` (a client that disconnected, or gave up). Returns the `Connect`s that may
+        go out at once.
         """
         member = self._member(connection)
         member.book.connection_lost()
-        if member.state is PooledState.CLOSING or not member.book.desired:
+        if member.state is PooledState.CLOSING or not (member.book.desired or member.held):
             self._forget(member)
         else:
             member.state = PooledState.WAITING
@@ -412,13 +526,14 @@ class ConnectionPool:
 
     def on_rejected(self, connection: int, channel: str) -> list[PoolAction]:
         """The server refused `channel` on `connection`: stop wanting it (and close the
-        connection if it was its last channel)."""
+        connection if it was its last channel). The book may have been told already (a
+        `WeexConnection` tells its own)."""
         member = self._member(connection)
-        if not member.book.on_rejected(channel):
+        member.book.on_rejected(channel)
+        if self._placement.get(channel) != connection:
             return []
-        if self._placement.get(channel) == connection:
-            del self._placement[channel]
-        return [] if member.book.desired else self._retire(member)
+        del self._placement[channel]
+        return [] if member.book.desired or member.held else self._retire(member)
 
     # --- internals --------------------------------------------------------------------------
 
@@ -493,6 +608,7 @@ class ConnectionPool:
             active=member.book.active,
             operations_left=member.book.operations_left(now),
             not_before=member.not_before if member.state is PooledState.WAITING else None,
+            held=member.held,
         )
 
     def __repr__(self) -> str:

@@ -34,14 +34,18 @@ from .messages import (
     Ticker,
     Trade,
 )
+from .pool import ConnectionBudget
 from .records import OrderBookSnapshot
+from .sessionpool import ConnectionHealth
 
 __all__ = [
     "AuthenticationError",
     "Candle",
     "Collateral",
     "ConfigError",
+    "ConnectionBudget",
     "ConnectionClosedError",
+    "ConnectionHealth",
     "DepthUpdate",
     "Fill",
     "HandshakeRejectedError",

@@ -1,6 +1,7 @@
 """`WeexSession`: what outlives a single connection, and every reconnect decision.
 
-An adapter keeps one session per endpoint (public or private). The session owns the
+The client keeps one session per connection (an endpoint, public or private, has as many
+connections as its channels need: see sessionpool.py). The session owns the
 subscription book and the reconnect policy, makes a fresh `WeexConnection` (freshly signed) for
 each attempt, and when a connection ends says what to do next: reconnect after a delay, give up
 with a typed error, or stop because the user asked to. Adapters only carry the answer out.

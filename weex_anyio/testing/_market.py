@@ -112,14 +112,20 @@ class _Candle:
     value: Decimal = Decimal(0)
 
     def add(self, price: int, lots: int, value: Decimal) -> None:
-        self.high = max(self.high, price)
-        self.low = min(self.low, price)
+        if price > self.high:
+            self.high = price
+        elif price < self.low:
+            self.low = price
         self.close = price
         self.lots += lots
         self.value += value
 
 
 # -- one contract ---------------------------------------------------------------------------------
+
+
+_Views = tuple[dict[int, int], dict[int, int]]
+"""The asks and bids one depth channel shows."""
 
 
 @attrs.frozen
@@ -143,11 +149,15 @@ class _Contract:
         mid = int(self.spec.base_price * self._price_scale * Decimal(rng.uniform(0.95, 1.05)))
         self.bids: dict[int, int] = {}
         self.asks: dict[int, int] = {}
+        self._best: tuple[int, int] | None = None  # (bid, ask) while the book is unchanged
         self._build_book(mid)
         self.version = rng.randint(*_SNAPSHOT_START_VERSION)
         self.pending_gap = 0
         self._views = {n: self._view(n) for n in DEPTH_LEVELS}
-        self.changes: dict[int, tuple[int, int, Json]] = {}
+        # The latest step's depth changes: views before and after, formatted when first read
+        # (most contracts of a big market have no depth subscriber).
+        self._steps: dict[int, tuple[int, int, _Views, _Views]] = {}
+        self._changes: dict[int, tuple[int, int, Json]] = {}
         self.trades: list[_Trade] = []
         self.last = self.best_ask
         self._open_24h = self.last
@@ -168,11 +178,15 @@ class _Contract:
 
     @property
     def best_bid(self) -> int:
-        return max(self.bids)
+        if self._best is None:
+            self._best = (max(self.bids), min(self.asks))
+        return self._best[0]
 
     @property
     def best_ask(self) -> int:
-        return min(self.asks)
+        if self._best is None:
+            self._best = (max(self.bids), min(self.asks))
+        return self._best[1]
 
     @property
     def mark(self) -> int:
@@ -199,6 +213,7 @@ class _Contract:
     # -- order book -------------------------------------------------------------------------
 
     def _build_book(self, mid: int) -> None:
+        self._best = None
         self._fill_side(self.bids, mid - 1, -1)
         self._fill_side(self.asks, mid + 1, +1)
 
@@ -206,18 +221,22 @@ class _Contract:
         """Top the side up to BOOK_LEVELS levels, extending away from `best`, then trim."""
         if not side:
             side[best] = self._random_lots()
-        while len(side) < BOOK_LEVELS:
+        if len(side) < BOOK_LEVELS:
             deepest = min(side) if direction < 0 else max(side)
-            step = 1 if self._rng.random() < 0.9 else 2
-            price = deepest + direction * step
-            if price <= 0:
-                break
-            side[price] = self._random_lots()
-        ordered = sorted(side, reverse=direction < 0)
-        for price in ordered[BOOK_LEVELS:]:
-            del side[price]
+            while len(side) < BOOK_LEVELS:
+                step = 1 if self._rng.random() < 0.9 else 2
+                price = deepest + direction * step
+                if price <= 0:
+                    break
+                side[price] = self._random_lots()
+                deepest = price  # each new level is the deepest one
+        if len(side) > BOOK_LEVELS:
+            ordered = sorted(side, reverse=direction < 0)
+            for price in ordered[BOOK_LEVELS:]:
+                del side[price]
 
     def _move_book(self, mid: int) -> None:
+        self._best = None
         rng = self._rng
         spread = 1 if rng.random() < 0.7 else 2
         best_bid = max(mid - spread // 2, 1)
@@ -245,10 +264,18 @@ class _Contract:
         self._fill_side(self.bids, best_bid, -1)
         self._fill_side(self.asks, best_ask, +1)
 
-    def _view(self, levels: int) -> tuple[dict[int, int], dict[int, int]]:
-        asks = sorted(self.asks)[:levels]
-        bids = sorted(self.bids, reverse=True)[:levels]
-        return {p: self.asks[p] for p in asks}, {p: self.bids[p] for p in bids}
+    def _view(
+        self, levels: int, ordered: tuple[list[int], list[int]] | None = None
+    ) -> tuple[dict[int, int], dict[int, int]]:
+        asks, bids = ordered if ordered is not None else self._ordered()
+        return (
+            {p: self.asks[p] for p in asks[:levels]},
+            {p: self.bids[p] for p in bids[:levels]},
+        )
+
+    def _ordered(self) -> tuple[list[int], list[int]]:
+        """Ask prices and bid prices, best first (sorted once for every view of a step)."""
+        return sorted(self.asks), sorted(self.bids, reverse=True)
 
     def _levels(self, entries: Iterable[tuple[int, int]]) -> list[dict[str, str]]:
         # A removed level is written as a bare "0", as in the doc's CHANGED example.
@@ -285,18 +312,27 @@ class _Contract:
         start = self.version + 1 + self.pending_gap
         self.pending_gap = 0
         self.version = start + max(touched, 1) - 1
-        self.changes = {}
+        self._changes = {}
+        ordered = self._ordered()
+        self._best = (ordered[1][0], ordered[0][0])
         for levels in DEPTH_LEVELS:
-            old_asks, old_bids = self._views[levels]
-            new_asks, new_bids = self._view(levels)
-            self._views[levels] = (new_asks, new_bids)
-            body = {
-                "asks": self._levels(_diff(old_asks, new_asks, reverse=False)),
-                "bids": self._levels(_diff(old_bids, new_bids, reverse=True)),
-            }
-            self.changes[levels] = (start, self.version, body)
+            old = self._views[levels]
+            self._views[levels] = new = self._view(levels, ordered)
+            self._steps[levels] = (start, self.version, old, new)
         self._trade(now_ms)
         self._update_candles(now_ms)
+
+    @property
+    def changes(self) -> dict[int, tuple[int, int, Json]]:
+        """Per depth level: (startVersion, endVersion, body) of the latest step's CHANGED."""
+        for levels, (start, end, (old_asks, old_bids), (new_asks, new_bids)) in self._steps.items():
+            if levels not in self._changes:
+                body = {
+                    "asks": self._levels(_diff(old_asks, new_asks, reverse=False)),
+                    "bids": self._levels(_diff(old_bids, new_bids, reverse=True)),
+                }
+                self._changes[levels] = (start, end, body)
+        return self._changes
 
     def _trade(self, now_ms: int) -> None:
         self.trades = []
@@ -316,9 +352,11 @@ class _Contract:
     def _update_candles(self, now_ms: int) -> None:
         lots = sum(t.lots for t in self.trades)
         value = sum((t.value for t in self.trades), Decimal(0))
+        prices = {"LAST_PRICE": self.last, "MARK_PRICE": self.mark}  # the book is still now
+        starts = {interval: candle_start(interval, now_ms) for interval in KLINE_INTERVALS}
         for (price_type, interval), history in self._candles.items():
-            price = self._price_for(price_type)
-            start = candle_start(interval, now_ms)
+            price = prices[price_type]
+            start = starts[interval]
             if history[-1].start_ms != start:
                 history.append(_Candle(start, price, price, price, price))
             history[-1].add(price, lots, value)
@@ -371,14 +409,18 @@ class _Contract:
         ]
 
 
+def _changed(before: dict[int, int], after: dict[int, int]) -> set[int]:
+    """Prices whose size differs (added, removed or resized): the items in only one of them."""
+    return {price for price, _ in before.items() ^ after.items()}
+
+
 def _count_changes(before: dict[int, int], after: dict[int, int]) -> int:
-    return sum(1 for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+    return len(_changed(before, after))
 
 
 def _diff(old: dict[int, int], new: dict[int, int], *, reverse: bool) -> list[tuple[int, int]]:
     """Levels whose size changed, in book order; a level that left the view gets size 0."""
-    prices = sorted(old.keys() | new.keys(), reverse=reverse)
-    return [(p, new.get(p, 0)) for p in prices if old.get(p) != new.get(p)]
+    return [(p, new.get(p, 0)) for p in sorted(_changed(old, new), reverse=reverse)]
 
 
 # -- the market -----------------------------------------------------------------------------------

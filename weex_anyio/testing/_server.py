@@ -402,12 +402,18 @@ class SimulatedWeexServer:
 
     # -- fault injection --------------------------------------------------------------------------
 
-    async def drop_connections(self, *, reset: bool = False) -> int:
+    async def drop_connections(
+        self, *, reset: bool = False, ids: Iterable[int] | None = None
+    ) -> int:
         """Close every open connection's TCP socket without a close frame; return how many.
 
-        With `reset=True` the socket is closed with an RST instead of a FIN.
+        With `reset=True` the socket is closed with an RST instead of a FIN. With `ids`, only
+        the open connections with those ids (`ConnectionInfo.id`, see `connections`) drop.
         """
         victims = list(self._open.values())
+        if ids is not None:
+            chosen = set(ids)
+            victims = [connection for connection in victims if connection.id in chosen]
         for connection in victims:
             connection.abort(reset=reset)
         for connection in victims:
