@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_peers.py [--messages 100000] [--repeat 5]
 
-The loopback server of `bench_throughput.py` (a child process) streams N ticker pushes of 185
+The loopback server of `bench_throughput.py` (a child process) streams N ticker pushes of 289
 bytes to each client in turn. Every client connects, subscribes, decodes each push with orjson
 and reads its last price, the way its own documentation would:
 
@@ -32,7 +32,7 @@ from typing import Any
 import orjson
 import trio
 import websockets.asyncio.client
-from bench_throughput import SYMBOL, Counter, start_server, weex_config
+from bench_throughput import SYMBOL, Counter, start_server, ticker_frame, weex_config
 
 import weex_anyio
 import weex_trio
@@ -210,7 +210,10 @@ def main() -> None:
         server.join()
     medians = {name: statistics.median(values) for name, values in rates.items()}
     baseline = medians["websockets + orjson"]
-    print(f"{messages:,} ticker pushes of 185 bytes, median of {repeat} alternating runs")
+    print(
+        f"{messages:,} ticker pushes of {len(ticker_frame(0))} bytes, "
+        f"median of {repeat} alternating runs"
+    )
     for name, rate in medians.items():
         spread = f"{min(rates[name]):,.0f}..{max(rates[name]):,.0f}"
         print(f"  {name:<30} {rate:>10,.0f} msg/s  {rate / baseline:5.2f}x   ({spread})")
