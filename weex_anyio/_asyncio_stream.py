@@ -14,6 +14,7 @@ On trio, anyio's streams are used as before: this module is asyncio only.
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 from collections import deque
 from collections.abc import Mapping
@@ -233,14 +234,21 @@ async def open_protocol_stream(
     if not 0 <= low_water <= high_water or high_water < 1:
         raise ValueError("need 0 <= low_water <= high_water and high_water >= 1")
     loop = asyncio.get_running_loop()
-    transport, protocol = await loop.create_connection(
-        lambda: _ReadProtocol(high_water, low_water),
-        host,
-        port,
-        ssl=ssl_context,
-        server_hostname=server_hostname if ssl_context is not None else None,
-        happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY,
-    )
+    try:
+        transport, protocol = await loop.create_connection(
+            lambda: _ReadProtocol(high_water, low_water),
+            host,
+            port,
+            ssl=ssl_context,
+            server_hostname=server_hostname if ssl_context is not None else None,
+            happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY,
+        )
+    except OSError as exc:
+        if exc.errno is None or isinstance(exc, ssl.SSLError):
+            raise
+        # asyncio says "Connect call failed (address)"; the reason itself ("Connection
+        # refused") is what a person needs to read, as anyio's streams give it.
+        raise OSError(exc.errno, os.strerror(exc.errno)) from exc
     protocol.tls = ssl_context is not None
     return ProtocolStream(transport, protocol)
 
