@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_peers.py [--messages 100000] [--repeat 5]
 
-The loopback server of `bench_throughput.py` (a child process) streams N ticker pushes of 185
+The loopback server of `bench_throughput.py` (a child process) streams N ticker pushes of 289
 bytes to each client in turn. Every client connects, subscribes, decodes each push with orjson
 and reads its last price, the way its own documentation would:
 
@@ -12,7 +12,9 @@ and reads its last price, the way its own documentation would:
   `message.data.get("last")` as the README does;
 * `weex_anyio` through a sync handler (`add_message_handler`), same read;
 * `weex_trio` through `async for`, same read;
-* `trio-websocket` with `get_message()` + `orjson.loads`, when installed.
+* `trio-websocket` with `get_message()` + `orjson.loads`, when installed;
+* with `--anyio-streams`, both `weex_anyio` cases again on anyio's socket streams
+  (`tcp_transport(asyncio_protocol=False)`) instead of the default `asyncio.Protocol` reader.
 
 Repetitions alternate between the clients (so a noisy neighbour hurts all of them alike) and
 the median of each is reported, as messages per second and as a ratio to the yardstick.
@@ -30,7 +32,7 @@ from typing import Any
 import orjson
 import trio
 import websockets.asyncio.client
-from bench_throughput import SYMBOL, Counter, start_server, weex_config
+from bench_throughput import SYMBOL, Counter, start_server, ticker_frame, weex_config
 
 import weex_anyio
 import weex_trio
@@ -92,9 +94,17 @@ async def run_picows(port: int, messages: int) -> float:
     return counter.rate
 
 
-async def run_weex_anyio_stream(port: int, messages: int) -> float:
+def anyio_client(port: int, protocol: bool) -> weex_anyio.WeexWebSocketClient:
+    """The client under test: the default transport, or anyio's streams (`protocol` False)."""
+    transport = None if protocol else weex_anyio.tcp_transport(asyncio_protocol=False)
+    return weex_anyio.WeexWebSocketClient(
+        weex_config(port), ping_interval=None, transport=transport
+    )
+
+
+async def run_weex_anyio_stream(port: int, messages: int, protocol: bool = True) -> float:
     counter = Counter(messages)
-    async with weex_anyio.WeexWebSocketClient(weex_config(port), ping_interval=None) as client:
+    async with anyio_client(port, protocol) as client:
         async for message in client.stream_tickers([SYMBOL]):
             assert message.data.get("last")
             if counter.tick():
@@ -102,7 +112,7 @@ async def run_weex_anyio_stream(port: int, messages: int) -> float:
     return counter.rate
 
 
-async def run_weex_anyio_handler(port: int, messages: int) -> float:
+async def run_weex_anyio_handler(port: int, messages: int, protocol: bool = True) -> float:
     counter = Counter(messages)
     done = asyncio.Event()
 
@@ -111,7 +121,7 @@ async def run_weex_anyio_handler(port: int, messages: int) -> float:
         if counter.tick():
             done.set()
 
-    async with weex_anyio.WeexWebSocketClient(weex_config(port), ping_interval=None) as client:
+    async with anyio_client(port, protocol) as client:
         client.add_message_handler(CHANNEL, on_ticker)
         await client.subscribe(CHANNEL)
         await done.wait()
@@ -155,6 +165,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--anyio-streams", action="store_true", help="also weex_anyio on anyio's socket streams"
+    )
     args = parser.parse_args()
     messages, repeat = args.messages, args.repeat
 
@@ -172,6 +185,17 @@ def main() -> None:
         ("weex_anyio: sync handler", on_asyncio(run_weex_anyio_handler)),
         ("weex_trio: async for", on_trio(run_weex_trio)),
     ]
+    if args.anyio_streams:
+        cases += [
+            (
+                "weex_anyio: async for, anyio",
+                lambda: asyncio.run(run_weex_anyio_stream(port, messages, False)),
+            ),
+            (
+                "weex_anyio: handler, anyio",
+                lambda: asyncio.run(run_weex_anyio_handler(port, messages, False)),
+            ),
+        ]
     if available("picows"):
         cases.insert(1, ("picows + orjson", on_asyncio(run_picows)))
     if available("trio_websocket"):
@@ -186,10 +210,13 @@ def main() -> None:
         server.join()
     medians = {name: statistics.median(values) for name, values in rates.items()}
     baseline = medians["websockets + orjson"]
-    print(f"{messages:,} ticker pushes of 185 bytes, median of {repeat} alternating runs")
+    print(
+        f"{messages:,} ticker pushes of {len(ticker_frame(0))} bytes, "
+        f"median of {repeat} alternating runs"
+    )
     for name, rate in medians.items():
         spread = f"{min(rates[name]):,.0f}..{max(rates[name]):,.0f}"
-        print(f"  {name:<26} {rate:>10,.0f} msg/s  {rate / baseline:5.2f}x   ({spread})")
+        print(f"  {name:<30} {rate:>10,.0f} msg/s  {rate / baseline:5.2f}x   ({spread})")
     trio_ws = medians.get("trio-websocket + orjson")
     if trio_ws:
         print(f"  weex_trio / trio-websocket: {medians['weex_trio: async for'] / trio_ws:.2f}x")

@@ -15,8 +15,13 @@ work: connect, subscribe, receive every frame, decode its JSON and hand it to a 
 * `weex_anyio` with the standard-library `json`, with the fast path on and off (off: wsproto
   parses every frame, as before the fast path existed).
 
-The best of `--repeat` runs is reported for each, as messages per second and as a ratio to the
-bare `websockets` loop. Loopback only; bounded by the message count.
+* `weex_anyio` on anyio's socket streams (`tcp_transport(asyncio_protocol=False)`) rather than
+  the default `asyncio.Protocol` reader.
+
+Repetitions alternate between the clients (`--repeat` rounds); the median of each is reported, as
+messages per second and as a ratio to the bare `websockets` loop (the ratio of the bests in
+brackets). Loopback only; bounded by the message count. The same server also paces stamped
+pushes for `bench_latency.py` and floods without end for `bench_memory.py`.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import json
 import multiprocessing
 import multiprocessing.connection
 import socket
+import statistics
 import struct
 import time
 from collections.abc import Callable, Coroutine
@@ -58,7 +64,12 @@ SYMBOL = "cmt_btcusdt"
 
 def ticker_frame(n: int) -> bytes:
     """One unmasked text frame holding a ticker push shaped like the reference's example."""
-    push = {
+    return text_frame(json.dumps(ticker_push(n), separators=(",", ":")).encode())
+
+
+def ticker_push(n: int) -> dict[str, Any]:
+    """The `n`th ticker push (trades and last price vary with `n`)."""
+    return {
         "event": "payload",
         "channel": f"ticker.{SYMBOL}",
         "data": [
@@ -76,7 +87,6 @@ def ticker_frame(n: int) -> bytes:
             }
         ],
     }
-    return text_frame(json.dumps(push, separators=(",", ":")).encode())
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -124,7 +134,8 @@ def read_client_frame(sock: socket.socket, buffer: bytearray) -> tuple[int, byte
     return opcode, body
 
 
-def serve_one(sock: socket.socket, blob: bytes) -> None:
+def serve_one(sock: socket.socket, send_pushes: Callable[[socket.socket], None]) -> None:
+    """Answer the upgrade and the subscribe, `send_pushes`, then wait for the client's close."""
     buffer = bytearray()
     end = read_until(sock, buffer, b"\r\n\r\n")
     request = bytes(buffer[:end]).decode("latin-1")
@@ -143,7 +154,8 @@ def serve_one(sock: socket.socket, blob: bytes) -> None:
     )
     read_client_frame(sock, buffer)  # the subscribe
     ack = json.dumps({"event": "subscribed", "channel": f"ticker.{SYMBOL}"}).encode()
-    sock.sendall(text_frame(ack) + blob)
+    sock.sendall(text_frame(ack))
+    send_pushes(sock)
     while True:  # until the client closes: answer its close frame, ignore anything else
         opcode, body = read_client_frame(sock, buffer)
         if opcode == 0x8:
@@ -151,24 +163,79 @@ def serve_one(sock: socket.socket, blob: bytes) -> None:
             return
 
 
-def start_server(messages: int) -> tuple[multiprocessing.Process, int]:
+@attrs.frozen
+class Pushes:
+    """What the server sends each client after the subscribe ack.
+
+    `rate` None: `messages` ticker pushes as fast as the socket takes them (512 distinct frames,
+    repeated, so memory does not grow with `messages`). With a `rate` (pushes per second): paced,
+    each push stamped with `time.monotonic_ns()` as `"ts"` beside `"data"` just before it is
+    written (CLOCK_MONOTONIC is one clock for every process on the machine). With `end_marker`,
+    one more ticker push follows, with `"end": true`, for a client that cannot count on getting
+    every push (a slow consumer whose buffer drops the oldest).
+    """
+
+    messages: int
+    rate: float | None = None
+    end_marker: bool = False
+
+    def send(self, sock: socket.socket) -> None:
+        if self.rate is None:
+            batch = b"".join(ticker_frame(n) for n in range(BATCH))
+            whole, rest = divmod(self.messages, BATCH)
+            for _ in range(whole):
+                sock.sendall(batch)
+            sock.sendall(b"".join(ticker_frame(n) for n in range(rest)))
+        else:
+            send_paced(sock, self.messages, self.rate)
+        if self.end_marker:
+            sock.sendall(text_frame(ticker_payload(0, end=True)))
+
+
+def ticker_payload(n: int, *, ts: int | None = None, end: bool = False) -> bytes:
+    push = ticker_push(n)
+    if ts is not None:
+        push["ts"] = ts
+    if end:
+        push["end"] = True
+    return json.dumps(push, separators=(",", ":")).encode()
+
+
+def send_paced(sock: socket.socket, messages: int, rate: float) -> None:
+    """`messages` stamped pushes at `rate` a second: each one's send time is its schedule (or
+    later, when the server fell behind); the server sleeps between them, never spins."""
+    head, tail = ticker_payload(0)[:-1].split(b',"data":', 1)
+    start = time.monotonic()
+    for n in range(messages):
+        delay = start + n / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        stamp = str(time.monotonic_ns()).encode()
+        sock.sendall(text_frame(head + b',"ts":' + stamp + b',"data":' + tail + b"}"))
+
+
+def start_server(
+    messages: int, *, rate: float | None = None, end_marker: bool = False
+) -> tuple[multiprocessing.Process, int]:
     """`server_main` in a child process; returns it (terminate it when done) and its port."""
     receiver, sender = multiprocessing.Pipe(duplex=False)
-    server = multiprocessing.Process(target=server_main, args=(sender, messages), daemon=True)
+    pushes = Pushes(messages, rate, end_marker)
+    server = multiprocessing.Process(target=server_main, args=(sender, pushes), daemon=True)
     server.start()
     port: int = receiver.recv()
     return server, port
 
 
-def server_main(port_out: multiprocessing.connection.Connection, messages: int) -> None:
-    frames = [ticker_frame(n) for n in range(BATCH)]
-    blob = b"".join(frames[n % BATCH] for n in range(messages))
+def server_main(port_out: multiprocessing.connection.Connection, pushes: Pushes) -> None:
     listener = socket.create_server(("127.0.0.1", 0))
     port_out.send(listener.getsockname()[1])
     while True:
         sock, _ = listener.accept()
+        # As a real server does: each paced push leaves at once, not held back by Nagle's
+        # algorithm until the client's (delayed) ACK of the one before.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with sock, contextlib.suppress(ConnectionError, OSError):
-            serve_one(sock, blob)
+            serve_one(sock, pushes.send)
 
 
 # --------------------------------------------------------------------------- the clients
@@ -212,10 +279,18 @@ JsonLoads = Callable[[str], Any]
 
 
 async def run_weex_anyio(
-    port: int, messages: int, *, fast_path: bool = True, json_loads: JsonLoads | None = None
+    port: int,
+    messages: int,
+    *,
+    fast_path: bool = True,
+    json_loads: JsonLoads | None = None,
+    asyncio_protocol: bool = True,
 ) -> float:
     counter = Counter(messages)
-    client = weex_anyio.WeexWebSocketClient(weex_config(port), ping_interval=None)
+    transport = weex_anyio.tcp_transport(asyncio_protocol=False) if not asyncio_protocol else None
+    client = weex_anyio.WeexWebSocketClient(
+        weex_config(port), ping_interval=None, transport=transport
+    )
     if not fast_path or json_loads is not None:
         # Not public API: the connection options, changed before the first session exists.
         hub = client._hub
@@ -267,23 +342,24 @@ def main() -> None:
 
     server, port = start_server(messages)
 
-    def asyncio_best(run: Callable[[], Coroutine[Any, Any, float]]) -> float:
-        return max(asyncio.run(run()) for _ in range(repeat))
+    def on_asyncio(run: Callable[[], Coroutine[Any, Any, float]]) -> Callable[[], float]:
+        return lambda: asyncio.run(run())
 
     cases: list[tuple[str, Callable[[], float]]] = [
+        ("websockets: recv + json.loads", on_asyncio(lambda: run_websockets(port, messages))),
+        ("weex_anyio on asyncio", on_asyncio(lambda: run_weex_anyio(port, messages))),
         (
-            "websockets: recv + json.loads",
-            lambda: asyncio_best(lambda: run_websockets(port, messages)),
+            "weex_anyio, anyio's socket streams",
+            on_asyncio(lambda: run_weex_anyio(port, messages, asyncio_protocol=False)),
         ),
-        ("weex_anyio on asyncio", lambda: asyncio_best(lambda: run_weex_anyio(port, messages))),
-        ("weex_trio", lambda: max(trio.run(run_weex_trio, port, messages) for _ in range(repeat))),
+        ("weex_trio", lambda: trio.run(run_weex_trio, port, messages)),
         (
             "weex_anyio, fast path, json.loads",
-            lambda: asyncio_best(lambda: run_weex_anyio(port, messages, json_loads=json.loads)),
+            on_asyncio(lambda: run_weex_anyio(port, messages, json_loads=json.loads)),
         ),
         (
             "weex_anyio, wsproto only, json.loads",
-            lambda: asyncio_best(
+            on_asyncio(
                 lambda: run_weex_anyio(port, messages, fast_path=False, json_loads=json.loads)
             ),
         ),
@@ -292,17 +368,29 @@ def main() -> None:
         cases.append(
             (
                 "websockets: recv + orjson.loads",
-                lambda: asyncio_best(lambda: run_websockets(port, messages, loads=orjson.loads)),
+                on_asyncio(lambda: run_websockets(port, messages, loads=orjson.loads)),
             )
         )
+    rates: dict[str, list[float]] = {name: [] for name, _ in cases}
     try:
-        results = [Result(name, run()) for name, run in cases]
+        for _ in range(repeat):  # alternate: every client once per round
+            for name, run in cases:
+                rates[name].append(run())
     finally:
         server.terminate()
+        server.join()
+    results = [Result(name, statistics.median(values)) for name, values in rates.items()]
     baseline = results[0].rate
-    print(f"{messages:,} ticker pushes of {len(ticker_frame(0))} bytes, best of {repeat}")
+    print(
+        f"{messages:,} ticker pushes of {len(ticker_frame(0))} bytes, "
+        f"median of {repeat} alternating runs (best in brackets)"
+    )
     for result in results:
-        print(f"  {result.name:<38} {result.rate:>10,.0f} msg/s  {result.rate / baseline:5.2f}x")
+        best = max(rates[result.name])
+        print(
+            f"  {result.name:<38} {result.rate:>10,.0f} msg/s  {result.rate / baseline:5.2f}x"
+            f"  ({best / max(rates[results[0].name]):.2f}x)"
+        )
 
 
 if __name__ == "__main__":

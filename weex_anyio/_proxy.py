@@ -1,7 +1,8 @@
 """Connecting through a proxy with anyio: TCP to the proxy, its handshake, then TLS in the tunnel.
 
 The handshake itself is `weex_proto.proxy`'s; this module only moves its bytes. Bytes the proxy
-sent after its reply are the exchange's, so they are put back in front of the stream.
+sent after its reply are the exchange's, so they are put back in front of the stream. On asyncio
+the tunnel is a `ProtocolStream`, and TLS inside it is asyncio's `start_tls`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from weex_proto.config import Endpoint
 from weex_proto.proxy import ProxyURL, establish_tunnel, proxy_handshake, unreachable
 from weex_proto.tls import default_ssl_context
 
+from ._asyncio_stream import ProtocolStream, open_protocol_stream
+
 STREAM_ERRORS = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
 
 
@@ -27,11 +30,17 @@ async def connect_through(
     endpoint: Endpoint,
     ssl_context: ssl.SSLContext | None,
     user_agent: str | None,
+    *,
+    asyncio_protocol: bool = False,
 ) -> anyio.abc.ByteStream:
     """A stream to `endpoint` through `proxy`, TLS-wrapped (verified for the exchange's name)
-    for `wss://`."""
+    for `wss://`; with `asyncio_protocol` (on asyncio only) a `ProtocolStream`."""
+    tcp: anyio.abc.ByteStream
     try:
-        tcp = await anyio.connect_tcp(proxy.host, proxy.port)
+        if asyncio_protocol:
+            tcp = await open_protocol_stream(proxy.host, proxy.port)
+        else:
+            tcp = await anyio.connect_tcp(proxy.host, proxy.port)
     except OSError as exc:
         raise unreachable(proxy, exc) from None
     try:
@@ -45,7 +54,15 @@ async def connect_through(
                 return b""
 
         trailing = await establish_tunnel(handshake, proxy, tcp.send, receive, STREAM_ERRORS)
-        stream: anyio.abc.ByteStream = tcp if not trailing else PrefixedStream(tcp, trailing)
+        stream: anyio.abc.ByteStream
+        if isinstance(tcp, ProtocolStream):
+            tcp.unread(trailing)
+            if endpoint.secure and not trailing:
+                await tcp.start_tls(ssl_context or default_ssl_context(), endpoint.host)
+                return tcp
+            stream = tcp  # bytes already here before TLS must pass through it: anyio's below
+        else:
+            stream = tcp if not trailing else PrefixedStream(tcp, trailing)
         if not endpoint.secure:
             return stream
         return await TLSStream.wrap(

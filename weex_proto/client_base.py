@@ -283,16 +283,20 @@ class ConnectionRunner:
             await self.flush()
             while True:
                 deadline = conn.next_deadline()
-                delay = None if deadline is None else max(0.0, deadline - self._clock())
+                delay = None if deadline is None else deadline - self._clock()
                 data = b""
                 if conn.state is ConnectionState.CLOSED:
                     delay = 0.0  # closed while the socket was being opened: nothing to read
-                self._receive_scope = scope = backend.move_on_after(delay)
-                with scope, contextlib.suppress(*backend.transport_errors):
-                    data = await backend.receive(stream, RECEIVE_SIZE)
+                timed_out = delay is not None and delay <= 0
+                if not timed_out:  # a timer already due is handled without reading first,
+                    # so a stream that returns buffered bytes without waiting cannot starve it
+                    self._receive_scope = scope = backend.move_on_after(delay)
+                    with scope, contextlib.suppress(*backend.transport_errors):
+                        data = await backend.receive(stream, RECEIVE_SIZE)
+                    timed_out = scope.cancelled_caught  # a deadline, or flush() saw a close
                 now = self._clock()
                 was_open = conn.is_open
-                if scope.cancelled_caught:  # a deadline, or flush() saw a close
+                if timed_out:
                     conn.handle_timer(now)
                 else:
                     conn.receive_data(data, now, wall_time=self._wall_clock())
