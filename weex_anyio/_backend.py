@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from weex_proto.client_base import Backend, EventLike, LockLike, ScopeLike
+from weex_proto.backend import Backend, EventLike, LockLike, ScopeLike
 from weex_proto.config import Endpoint
 
 from ._interface import Transport, TransportStream

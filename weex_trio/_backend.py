@@ -8,7 +8,7 @@ from typing import Any
 
 import trio
 
-from weex_proto.client_base import Backend, EventLike, LockLike, ScopeLike
+from weex_proto.backend import Backend, EventLike, LockLike, ScopeLike
 from weex_proto.config import Endpoint
 
 from ._interface import Transport, TransportStream

@@ -17,7 +17,8 @@ from typing import Any
 
 import trio
 
-from weex_proto.client_base import Backend, BaseClient
+from weex_proto.backend import Backend
+from weex_proto.client_base import BaseClient
 from weex_proto.config import WeexConfig
 from weex_proto.errors import LocalProtocolError
 from weex_proto.proxy import ProxyRoutes

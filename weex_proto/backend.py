@@ -1,0 +1,106 @@
+"""What an event loop must provide to run the client, and waiting on a core buffer with it.
+
+The client (`client_base.BaseClient`) and its connection runners (`runner.py`) import no
+event-loop library: each adapter package supplies one small `Backend` (events, locks, cancel
+scopes, clocks, sockets), so asyncio/anyio and trio behave the same by construction.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, Protocol
+
+from .config import Endpoint
+from .errors import ProxyError
+from .events import WebSocketMessage
+from .fanout import MessageBuffer
+
+
+class EventLike(Protocol):
+    def set(self) -> None: ...
+    async def wait(self) -> Any: ...
+
+
+class ScopeLike(Protocol):
+    @property
+    def cancelled_caught(self) -> bool: ...
+
+    def cancel(self) -> None: ...
+    def __enter__(self) -> Any: ...
+    def __exit__(self, *exc_info: Any) -> bool | None: ...
+
+
+class LockLike(Protocol):
+    async def __aenter__(self) -> Any: ...
+    async def __aexit__(self, *exc_info: Any) -> bool | None: ...
+
+
+class Backend(abc.ABC):
+    """The event-loop primitives the client needs; one small subclass per adapter."""
+
+    transport_errors: tuple[type[BaseException], ...] = (OSError, TimeoutError)
+
+    @property
+    def connect_errors(self) -> tuple[type[BaseException], ...]:
+        """What a failed `open_stream` raises: the stream's errors, or a proxy's typed one."""
+        return (*self.transport_errors, ProxyError)
+
+    @abc.abstractmethod
+    def event(self) -> EventLike: ...
+
+    @abc.abstractmethod
+    def lock(self) -> LockLike: ...
+
+    @abc.abstractmethod
+    def move_on_after(self, delay: float | None) -> ScopeLike: ...
+
+    @abc.abstractmethod
+    def shield(self) -> ScopeLike: ...
+
+    @abc.abstractmethod
+    def loop_time(self) -> float:
+        """The loop's monotonic clock: the default `now` for every deadline."""
+
+    @abc.abstractmethod
+    def wall_time(self) -> float:
+        """Seconds since the epoch, read fresh: for signing and for stamping messages only."""
+
+    @abc.abstractmethod
+    async def open_stream(self, endpoint: Endpoint) -> Any: ...
+
+    @abc.abstractmethod
+    async def receive(self, stream: Any, max_bytes: int) -> bytes:
+        """Bytes from the stream; b"" at end of stream."""
+
+    @abc.abstractmethod
+    async def send(self, stream: Any, data: bytes) -> None: ...
+
+    @abc.abstractmethod
+    async def close_stream(self, stream: Any) -> None: ...
+
+
+# --------------------------------------------------------------------------- waiting on buffers
+
+
+class AsyncBuffer:
+    """The core's plain buffer, made awaitable with one backend event per sleeping consumer."""
+
+    def __init__(self, buffer: MessageBuffer, backend: Backend) -> None:
+        self.buffer = buffer
+        self._backend = backend
+        self._wakeup: EventLike | None = None
+        buffer.waker = self._notify
+
+    def _notify(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup.set()
+            self._wakeup = None
+
+    async def get(self) -> WebSocketMessage[Any]:
+        """Next message; raises `BufferClosed` at the normal end, or the stream's error."""
+        while True:
+            message = self.buffer.get()
+            if message is not None:
+                return message
+            self._wakeup = event = self._backend.event()
+            await event.wait()
