@@ -19,12 +19,14 @@ import random
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .channels import Depth, channel_matches, is_private_channel, parse_channel
+from .books import MAX_RESYNCS_WITHOUT_SNAPSHOT as MAX_RESYNCS_WITHOUT_SNAPSHOT
+from .books import BookFeed, OrderBooks
+from .channels import channel_matches, is_private_channel
 from .config import WeexConfig
 from .connection import ConnectionOptions, PushTuple, WeexConnection
 from .connections import ClientConnections, connection_name
 from .error_codes import exception_for
-from .errors import ErrorKind, OrderBookError, SubscriptionLimitError, WeexError
+from .errors import ErrorKind, WeexError
 from .events import (
     Connected,
     ConnectionClosed,
@@ -40,8 +42,6 @@ from .events import (
 )
 from .fanout import ChannelRefs, Handler, MessageBuffer, OverflowPolicy, Router
 from .health import Health
-from .messages import PayloadError, parse_depth_levels
-from .orderbook import Applied, NeedsResync, OrderBook, Rejected
 from .plans import DEFAULT_TICKER_SYMBOLS as DEFAULT_TICKER_SYMBOLS
 from .plans import StreamPlan as StreamPlan
 from .plans import mark_channel_for as mark_channel_for
@@ -51,17 +51,13 @@ from .plans import plan_private as plan_private
 from .plans import plan_tickers as plan_tickers
 from .plans import plan_trades as plan_trades
 from .pool import ConnectionBudget
-from .records import OrderBookSnapshot, RecordSplitter, SplitError
+from .records import RecordSplitter, SplitError
 from .session import Decision, GiveUp, Reconnect, Stop, WeexSession, explain_error
 from .sessionpool import PooledSession
 
 log = logging.getLogger("weex_ws")
 
 GapCallback = Callable[[str, tuple[str, ...]], Any]
-MAX_RESYNCS_WITHOUT_SNAPSHOT = 5
-"""Resyncs in a row a book may ask for without one usable snapshot arriving; the next problem
-ends its streams with `OrderBookError`. Any usable snapshot starts the count again."""
-RESYNC_OPERATIONS = 2  # an unsubscribe and a subscribe
 
 
 class ClientHub:
@@ -93,7 +89,8 @@ class ClientHub:
         self.user_channels: set[str] = set()
         self.health = Health(connections_of=self.connections.health)
         self._async_handlers: list[tuple[str, Handler, MessageBuffer]] = []
-        self._books: dict[str, BookFeed] = {}
+        self.books = OrderBooks(self.health)
+        self._books = self.books.feeds
         self._ack_listeners: dict[str, list[Callable[[WeexError | None], None]]] = {}
         self.splitter = RecordSplitter()
         """Splits each push into one message per record, once for every consumer."""
@@ -501,7 +498,7 @@ class ClientHub:
         if feed is not None:
             if whole is None:
                 whole = PushFrame(channel, frame, timestamp, raw)
-            self._update_book(session, feed, whole, now)
+            self.books.update(session, feed, whole, now)
 
     def _call_frame_handlers(self, push: PushFrame) -> None:
         for pattern, frame_handler in self.frame_handlers:
@@ -514,111 +511,6 @@ class ClientHub:
                         push.channel,
                         extra={"weex_event": "handler_error", "channel": push.channel},
                     )
-
-    def _update_book(
-        self, session: WeexSession, feed: BookFeed, message: PushFrame, now: float
-    ) -> None:
-        try:
-            updates = parse_depth_levels(message.frame)
-        except PayloadError as exc:
-            log.warning(
-                "unusable depth push on %s: %s",
-                feed.channel,
-                exc,
-                extra={"weex_event": "book_bad_push", "channel": feed.channel},
-            )
-            self._resync(session, feed, feed.book.invalidate("unusable depth push"), message, now)
-            return
-        for update in updates:
-            result = feed.book.apply_levels(update)
-            if isinstance(result, Applied):
-                if update.depth_type == "SNAPSHOT":
-                    feed.resyncs_without_snapshot = 0
-                feed.publish(message)
-            elif isinstance(result, Rejected):
-                log.warning(
-                    "skipped a depth push on %s: %s",
-                    feed.channel,
-                    result.reason,
-                    extra={"weex_event": "book_bad_push", "channel": feed.channel},
-                )
-            elif isinstance(result, NeedsResync):
-                self._resync(session, feed, result, message, now)
-                return
-
-    def _resync(
-        self,
-        session: WeexSession,
-        feed: BookFeed,
-        problem: NeedsResync,
-        message: PushFrame,
-        now: float,
-    ) -> None:
-        """Get a fresh snapshot without ever dropping the channel; readers are told first.
-
-        The cheap way is to resubscribe on this connection, an unsubscribe and a subscribe of
-        its operation budget, and only if both fit. Otherwise the connection is replaced: a
-        fresh one has a fresh budget and its resubscribe brings a snapshot (other streams on
-        it see a gap flag, which is the truth). While a resubscribe or reconnect is already
-        under way nothing more is asked: a snapshot is coming. After
-        `MAX_RESYNCS_WITHOUT_SNAPSHOT` resyncs in a row without a usable snapshot, the book
-        cannot be rebuilt and its streams end with `OrderBookError`.
-        """
-        channel = feed.channel
-        log.warning(
-            "order book %s needs a new snapshot: %s",
-            channel,
-            problem.reason,
-            extra={"weex_event": "book_resync", "channel": channel, "reason": problem.reason},
-        )
-        feed.publish_resync(problem.reason, message)
-        conn = session.connection
-        if (
-            conn is None
-            or not conn.is_open
-            or session.subscriptions.pending.get(channel) == "subscribe"
-        ):
-            return  # a reconnect or a resubscribe is under way; its snapshot is coming
-        self.health.book_resyncs += 1
-        feed.resyncs_without_snapshot += 1
-        if feed.resyncs_without_snapshot > MAX_RESYNCS_WITHOUT_SNAPSHOT:
-            self._end_book(
-                feed,
-                OrderBookError(
-                    f"order book {channel} cannot be rebuilt: "
-                    f"{MAX_RESYNCS_WITHOUT_SNAPSHOT} resyncs brought no usable snapshot "
-                    f"(last problem: {problem.reason})"
-                ),
-            )
-            return
-        if session.subscriptions.operations_left(now) >= RESYNC_OPERATIONS:
-            try:
-                session.unsubscribe(channel, now)
-                session.subscribe(channel, now)
-            except SubscriptionLimitError as exc:  # cannot happen after the check; never silent
-                self._end_book(feed, OrderBookError(f"cannot resubscribe {channel}: {exc}"))
-            return
-        log.warning(
-            "order book %s: this connection's subscription budget is spent; "
-            "reconnecting for a fresh snapshot",
-            channel,
-            extra={"weex_event": "book_resync_reconnect", "channel": channel},
-        )
-        session.restart(now)
-
-    def _end_book(self, feed: BookFeed, error: WeexError) -> None:
-        """End the streams reading `feed` with `error`: a book that cannot be kept is not
-        left silent. A new stream on the channel starts a new book."""
-        log.error(
-            "order book stream %s ends: %s",
-            feed.channel,
-            error,
-            extra={"weex_event": "book_failed", "channel": feed.channel},
-        )
-        if self._books.get(feed.channel) is feed:
-            del self._books[feed.channel]
-        for buffer, _ in feed.readers:
-            buffer.close(error)
 
     def _server_error(self, session: WeexSession, event: ErrorReceived) -> None:
         self.health.errors += 1
@@ -647,47 +539,7 @@ class ClientHub:
                 buffer.close(error)
         feed = self._books.get(event.channel)
         if feed is not None and not session.private:
-            self._end_book(feed, error)  # without the channel the book would go silent
-
-
-class BookFeed:
-    """One depth channel's local book and the streams reading it (each with its own depth)."""
-
-    def __init__(self, channel: str) -> None:
-        spec = parse_channel(channel)
-        assert isinstance(spec, Depth)
-        self.channel = channel
-        self.book = OrderBook(spec.symbol, spec.level)
-        self.readers: list[tuple[MessageBuffer, int]] = []
-        self.resyncs_without_snapshot = 0
-
-    def publish(self, source: PushFrame) -> None:
-        """One consistent book per reader (each at its own depth), for the push just applied."""
-        book = self.book
-        for buffer, levels in self.readers:
-            snapshot = OrderBookSnapshot(
-                book.symbol,
-                tuple(book.bids(levels)),
-                tuple(book.asks(levels)),
-                book.version,
-                source.timestamp,
-            )
-            buffer.put(_book_message(self.channel, snapshot, source))
-
-    def publish_resync(self, reason: str, source: PushFrame) -> None:
-        """Tell every reader the book is being rebuilt; they see no stale book meanwhile."""
-        snapshot = OrderBookSnapshot(
-            self.book.symbol, (), (), None, source.timestamp, resyncing=True, reason=reason
-        )
-        for buffer, _ in self.readers:
-            message = _book_message(self.channel, snapshot, source)
-            buffer.put(message.with_gap())
-
-
-def _book_message(
-    channel: str, snapshot: OrderBookSnapshot, source: PushFrame
-) -> WebSocketMessage[OrderBookSnapshot]:
-    return WebSocketMessage(channel, source.frame, source.timestamp, source.raw, source=snapshot)
+            self.books.end(feed, error)  # without the channel the book would go silent
 
 
 def _endpoint_name(session: WeexSession) -> str:

@@ -1,0 +1,179 @@
+"""The client's local order books: one per depth channel that a stream reads.
+
+Each `BookFeed` keeps its channel's `OrderBook` and the streams reading it (each at its own
+depth). `OrderBooks` applies each depth push, hands every reader one consistent book per
+update, and when the book can no longer be trusted gets a fresh snapshot without ever dropping
+the channel (see `_resync`), or ends its streams with `OrderBookError` when it cannot.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .channels import Depth, parse_channel
+from .errors import OrderBookError, SubscriptionLimitError, WeexError
+from .events import PushFrame, WebSocketMessage
+from .fanout import MessageBuffer
+from .health import Health
+from .messages import PayloadError, parse_depth_levels
+from .orderbook import Applied, NeedsResync, OrderBook, Rejected
+from .records import OrderBookSnapshot
+from .session import WeexSession
+
+log = logging.getLogger("weex_ws")
+
+MAX_RESYNCS_WITHOUT_SNAPSHOT = 5
+"""Resyncs in a row a book may ask for without one usable snapshot arriving; the next problem
+ends its streams with `OrderBookError`. Any usable snapshot starts the count again."""
+RESYNC_OPERATIONS = 2  # an unsubscribe and a subscribe
+
+
+class OrderBooks:
+    """Every local book of the client, by depth channel."""
+
+    def __init__(self, health: Health) -> None:
+        self.feeds: dict[str, BookFeed] = {}
+        self._health = health
+
+    def update(self, session: WeexSession, feed: BookFeed, message: PushFrame, now: float) -> None:
+        try:
+            updates = parse_depth_levels(message.frame)
+        except PayloadError as exc:
+            log.warning(
+                "unusable depth push on %s: %s",
+                feed.channel,
+                exc,
+                extra={"weex_event": "book_bad_push", "channel": feed.channel},
+            )
+            self._resync(session, feed, feed.book.invalidate("unusable depth push"), message, now)
+            return
+        for update in updates:
+            result = feed.book.apply_levels(update)
+            if isinstance(result, Applied):
+                if update.depth_type == "SNAPSHOT":
+                    feed.resyncs_without_snapshot = 0
+                feed.publish(message)
+            elif isinstance(result, Rejected):
+                log.warning(
+                    "skipped a depth push on %s: %s",
+                    feed.channel,
+                    result.reason,
+                    extra={"weex_event": "book_bad_push", "channel": feed.channel},
+                )
+            elif isinstance(result, NeedsResync):
+                self._resync(session, feed, result, message, now)
+                return
+
+    def _resync(
+        self,
+        session: WeexSession,
+        feed: BookFeed,
+        problem: NeedsResync,
+        message: PushFrame,
+        now: float,
+    ) -> None:
+        """Get a fresh snapshot without ever dropping the channel; readers are told first.
+
+        The cheap way is to resubscribe on this connection, an unsubscribe and a subscribe of
+        its operation budget, and only if both fit. Otherwise the connection is replaced: a
+        fresh one has a fresh budget and its resubscribe brings a snapshot (other streams on
+        it see a gap flag, which is the truth). While a resubscribe or reconnect is already
+        under way nothing more is asked: a snapshot is coming. After
+        `MAX_RESYNCS_WITHOUT_SNAPSHOT` resyncs in a row without a usable snapshot, the book
+        cannot be rebuilt and its streams end with `OrderBookError`.
+        """
+        channel = feed.channel
+        log.warning(
+            "order book %s needs a new snapshot: %s",
+            channel,
+            problem.reason,
+            extra={"weex_event": "book_resync", "channel": channel, "reason": problem.reason},
+        )
+        feed.publish_resync(problem.reason, message)
+        conn = session.connection
+        if (
+            conn is None
+            or not conn.is_open
+            or session.subscriptions.pending.get(channel) == "subscribe"
+        ):
+            return  # a reconnect or a resubscribe is under way; its snapshot is coming
+        self._health.book_resyncs += 1
+        feed.resyncs_without_snapshot += 1
+        if feed.resyncs_without_snapshot > MAX_RESYNCS_WITHOUT_SNAPSHOT:
+            self.end(
+                feed,
+                OrderBookError(
+                    f"order book {channel} cannot be rebuilt: "
+                    f"{MAX_RESYNCS_WITHOUT_SNAPSHOT} resyncs brought no usable snapshot "
+                    f"(last problem: {problem.reason})"
+                ),
+            )
+            return
+        if session.subscriptions.operations_left(now) >= RESYNC_OPERATIONS:
+            try:
+                session.unsubscribe(channel, now)
+                session.subscribe(channel, now)
+            except SubscriptionLimitError as exc:  # cannot happen after the check; never silent
+                self.end(feed, OrderBookError(f"cannot resubscribe {channel}: {exc}"))
+            return
+        log.warning(
+            "order book %s: this connection's subscription budget is spent; "
+            "reconnecting for a fresh snapshot",
+            channel,
+            extra={"weex_event": "book_resync_reconnect", "channel": channel},
+        )
+        session.restart(now)
+
+    def end(self, feed: BookFeed, error: WeexError) -> None:
+        """End the streams reading `feed` with `error`: a book that cannot be kept is not
+        left silent. A new stream on the channel starts a new book."""
+        log.error(
+            "order book stream %s ends: %s",
+            feed.channel,
+            error,
+            extra={"weex_event": "book_failed", "channel": feed.channel},
+        )
+        if self.feeds.get(feed.channel) is feed:
+            del self.feeds[feed.channel]
+        for buffer, _ in feed.readers:
+            buffer.close(error)
+
+
+class BookFeed:
+    """One depth channel's local book and the streams reading it (each with its own depth)."""
+
+    def __init__(self, channel: str) -> None:
+        spec = parse_channel(channel)
+        assert isinstance(spec, Depth)
+        self.channel = channel
+        self.book = OrderBook(spec.symbol, spec.level)
+        self.readers: list[tuple[MessageBuffer, int]] = []
+        self.resyncs_without_snapshot = 0
+
+    def publish(self, source: PushFrame) -> None:
+        """One consistent book per reader (each at its own depth), for the push just applied."""
+        book = self.book
+        for buffer, levels in self.readers:
+            snapshot = OrderBookSnapshot(
+                book.symbol,
+                tuple(book.bids(levels)),
+                tuple(book.asks(levels)),
+                book.version,
+                source.timestamp,
+            )
+            buffer.put(_book_message(self.channel, snapshot, source))
+
+    def publish_resync(self, reason: str, source: PushFrame) -> None:
+        """Tell every reader the book is being rebuilt; they see no stale book meanwhile."""
+        snapshot = OrderBookSnapshot(
+            self.book.symbol, (), (), None, source.timestamp, resyncing=True, reason=reason
+        )
+        for buffer, _ in self.readers:
+            message = _book_message(self.channel, snapshot, source)
+            buffer.put(message.with_gap())
+
+
+def _book_message(
+    channel: str, snapshot: OrderBookSnapshot, source: PushFrame
+) -> WebSocketMessage[OrderBookSnapshot]:
+    return WebSocketMessage(channel, source.frame, source.timestamp, source.raw, source=snapshot)
