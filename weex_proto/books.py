@@ -152,15 +152,8 @@ class BookFeed:
 
     def publish(self, source: PushFrame) -> None:
         """One consistent book per reader (each at its own depth), for the push just applied."""
-        book = self.book
         for buffer, levels in self.readers:
-            snapshot = OrderBookSnapshot(
-                book.symbol,
-                tuple(book.bids(levels)),
-                tuple(book.asks(levels)),
-                book.version,
-                source.timestamp,
-            )
+            snapshot = book_snapshot(self.book, levels, source.timestamp)
             buffer.put(_book_message(self.channel, snapshot, source))
 
     def publish_resync(self, reason: str, source: PushFrame) -> None:
@@ -171,6 +164,17 @@ class BookFeed:
         for buffer, _ in self.readers:
             message = _book_message(self.channel, snapshot, source)
             buffer.put(message.with_gap())
+
+
+def book_snapshot(book: OrderBook, levels: int, timestamp: float) -> OrderBookSnapshot:
+    """The top `levels` levels of each side of `book`, as `stream_order_book` yields it."""
+    return OrderBookSnapshot(
+        book.symbol,
+        tuple(book.bids(levels)),
+        tuple(book.asks(levels)),
+        book.version,
+        timestamp,
+    )
 
 
 def _book_message(

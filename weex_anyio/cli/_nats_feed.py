@@ -20,6 +20,7 @@ from typing import Any
 
 import anyio
 
+from weex_proto.books import book_snapshot
 from weex_proto.events import PushFrame, WebSocketMessage
 from weex_proto.health import EndpointHealth, Health
 from weex_proto.messages import PRIVATE_RECORD_KEYS, DepthUpdate, PayloadError
@@ -143,13 +144,7 @@ def book_message(
     channel: str, book: OrderBook, levels: int, source: WebSocketMessage[Any]
 ) -> WebSocketMessage[OrderBookSnapshot]:
     """The local book as `stream_order_book` yields it: top `levels` levels a side."""
-    snapshot = OrderBookSnapshot(
-        book.symbol,
-        tuple(book.bids(levels)),
-        tuple(book.asks(levels)),
-        book.version,
-        source.timestamp,
-    )
+    snapshot = book_snapshot(book, levels, source.timestamp)
     return WebSocketMessage(channel, source.frame, source.timestamp, source=snapshot)
 
 
