@@ -134,6 +134,69 @@ def test_budget_never_exceeds_its_window_and_its_promises_hold(
         assert len(later) <= burst + (later[-1] - t) * rate + 1e-6
 
 
+def test_a_reserved_request_counts_until_it_is_sent_then_from_when_it_went() -> None:
+    budget = ConnectionBudget(max_requests=2, window=10.0, burst=2, rate=100.0)
+    assert budget.reserve(0.0) == ConnectNow()
+    assert budget.requests_in_window(100.0) == 1  # held: the window never forgets it
+    budget.sent(100.0)  # the grant was used late: WEEX sees the request now
+    assert budget.held == 0
+    assert budget.requests_in_window(109.9) == 1
+    assert budget.requests_in_window(110.0) == 0
+    assert budget.reserve(110.0) == ConnectNow()
+    assert budget.reserve(110.0) == ConnectNow()
+    assert budget.available_at() == math.inf  # only a send (or release) can free the window
+    assert budget.reserve(1e9) == ConnectLater(math.inf)
+    budget.release()  # one will not go out: forgotten, not counted
+    assert budget.requests_in_window(110.0) == 1
+    assert budget.reserve(110.0) == ConnectNow()
+    for _ in range(2):
+        budget.sent(111.0)
+    assert budget.held == 0 and budget.available_at() == pytest.approx(121.0)
+    with pytest.raises(RuntimeError, match="without a reserved request"):
+        budget.sent(200.0)
+    with pytest.raises(RuntimeError, match="without a reserved request"):
+        budget.release()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    max_requests=st.integers(1, 6),
+    rate=st.floats(0.05, 50.0),
+    steps=st.lists(
+        st.tuples(st.floats(0.0, 8.0), st.sampled_from(["reserve", "send", "release"])),
+        min_size=1,
+        max_size=80,
+    ),
+)
+def test_requests_sent_whenever_after_their_reservation_never_exceed_the_window(
+    max_requests: int, rate: float, steps: list[tuple[float, str]]
+) -> None:
+    window = 10.0
+    budget = ConnectionBudget(
+        max_requests=max_requests, window=window, burst=max_requests, rate=rate
+    )
+    held = 0
+    sent: list[float] = []
+    now = 0.0
+    for gap, step in steps:
+        now += gap
+        if step == "reserve":
+            verdict = budget.reserve(now)
+            if isinstance(verdict, ConnectNow):
+                held += 1
+            else:
+                assert verdict.not_before > now
+        elif held and step == "send":
+            budget.sent(now)
+            held -= 1
+            sent.append(now)
+        elif held:
+            budget.release()
+            held -= 1
+        assert budget.held == held
+    assert max_in_any_window(sent, window) <= max_requests
+
+
 # --- ConnectionPool: examples -------------------------------------------------------------------
 
 
@@ -624,3 +687,76 @@ def test_channels_let_go_together_close_the_connections_they_empty() -> None:
     assert closing == [Close(2), Close(3)]
     assert rest == ["b"]  # connection 1 keeps "a": "b" is unsubscribed on its own
     assert pool.unsubscribe("b", 1.0) == [Send(1, "unsubscribe", "b")]
+
+
+def test_a_grant_used_late_counts_from_when_its_attempt_started() -> None:
+    budget = ConnectionBudget(max_requests=2, window=10.0, burst=2, rate=100.0)
+    pool = ConnectionPool(budget, max_channels=1)
+    actions = pool.subscribe("a", 0.0) + pool.subscribe("b", 0.0)
+    assert connects(actions) == [1, 2] and pool.granted(1) and pool.granted(2)
+    for connection in (1, 2):  # used only at t=60, long after the grants
+        pool.attempt_started(connection, 60.0)
+        assert not pool.granted(connection)
+    assert budget.requests_in_window(60.0) == 2
+    # Both fail at once: the window holds the two attempts of t=60, so neither goes again
+    # before t=70 (counted from their grants they would both go at once).
+    assert pool.connection_lost(1, 60.0) == []
+    assert pool.connection_lost(2, 60.0) == []
+    assert pool.next_deadline() == pytest.approx(70.0)
+    assert connects(pool.poll(70.0)) == [1, 2]
+
+
+def test_grants_not_started_yet_hold_the_window_until_they_start() -> None:
+    budget = ConnectionBudget(max_requests=2, window=10.0, burst=2, rate=100.0)
+    pool = ConnectionPool(budget, max_channels=1)
+    actions: list[PoolAction] = []
+    for channel in ("a", "b", "c"):
+        actions += pool.subscribe(channel, 0.0)
+    assert connects(actions) == [1, 2]
+    assert pool.state_of(3) is PooledState.WAITING
+    assert pool.next_deadline() is None  # no time frees the window: a start does
+    assert pool.poll(1000.0) == []
+    pool.attempt_started(1, 1000.0)  # counts from now; the other grant still holds its place
+    assert pool.next_deadline() == pytest.approx(1010.0)
+    assert pool.poll(1009.9) == []
+    assert connects(pool.poll(1010.0)) == [3]
+
+
+def test_a_grant_reported_only_by_connected_or_lost_counts_from_then() -> None:
+    budget = ConnectionBudget(max_requests=1, window=10.0, burst=1, rate=100.0)
+    pool = ConnectionPool(budget)
+    assert connects(pool.subscribe("a", 0.0)) == [1]
+    pool.connected(1, 30.0)  # a driver that does not report starts: it went by t=30
+    assert budget.held == 0
+    assert pool.connection_lost(1, 31.0) == []
+    assert pool.next_deadline() == pytest.approx(40.0)
+    assert pool.poll(40.0) == [Connect(1)]
+    assert pool.connection_lost(1, 45.0) == []  # failed before it was reported: counted at 45
+    assert pool.next_deadline() == pytest.approx(55.0)
+
+
+def test_a_withdrawn_grant_frees_its_request() -> None:
+    budget = ConnectionBudget(max_requests=1, window=10.0, burst=1, rate=100.0)
+    pool = ConnectionPool(budget)
+    assert connects(pool.subscribe("a", 0.0)) == [1]
+    pool.withdraw_grant(1)  # stopped before its attempt went out
+    pool.withdraw_grant(1)  # nothing outstanding: nothing happens
+    assert budget.held == 0 and budget.requests_in_window(0.0) == 0
+    assert pool.connection_lost(1, 0.1, retry_at=math.inf) == []
+    assert pool.retry_now(1, 0.2) == [Connect(1)]  # the window has room: it was never used
+
+
+def test_an_attempt_the_pool_did_not_grant_is_refused() -> None:
+    budget = ConnectionBudget()
+    pool = ConnectionPool(budget)
+    assert connects(pool.subscribe("a", 0.0)) == [1]
+    pool.attempt_started(1, 0.0)
+    with pytest.raises(RuntimeError, match="connecting and was granted no attempt"):
+        pool.attempt_started(1, 0.5)
+    pool.connected(1, 1.0)
+    with pytest.raises(RuntimeError, match="open and was granted no attempt"):
+        pool.attempt_started(1, 2.0)
+    assert budget.requests_in_window(2.0) == 1  # the refused ones were not counted
+    pool.connection_lost(1, 3.0, retry_at=5.0)
+    pool.attempt_started(1, 3.0)  # waiting: a caller that paces itself, counted
+    assert budget.requests_in_window(3.0) == 2

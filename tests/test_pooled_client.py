@@ -270,6 +270,37 @@ async def test_without_a_budget_within_the_limits_the_same_drops_get_http_429(
         tg.cancel_scope.cancel()
 
 
+@on_every_adapter(
+    virtual_time=True,
+    symbols=SYMBOLS[:250],
+    tick_interval=QUIET_MARKET,
+    max_connection_requests=2,
+    connection_request_window=2.0,
+)
+async def test_used_again_with_more_connections_than_the_window_allows_all_come_back_paced(
+    h: Harness,
+) -> None:
+    # 250 tickers need three connections; the budget allows 2 requests per 3 s (the server 2
+    # per 2 s). Used again after a disconnect, the first two are granted at once and hold the
+    # window until their attempts start: no time frees it for the third, only those starts do
+    # (its turn counts from them), in whatever order the loop runs the connections' tasks.
+    budget = ConnectionBudget(max_requests=2, window=3.0, burst=2)
+    wanted = set(tickers(SYMBOLS[:250]))
+    async with h.client(connection_budget=budget) as client:
+        for channel in sorted(wanted):
+            await client.subscribe(channel)
+        await h.server.wait_until(holding(h, wanted), timeout=LIMIT)
+        await client.disconnect()
+        await h.server.wait_for_connections(0, exact=True)
+        await anyio.sleep(5.0)  # the window is empty again
+        await client.connect()
+        await h.server.wait_until(holding(h, wanted), timeout=LIMIT)
+        assert len(public(h)) == 3
+        stats = h.server.stats
+        assert stats.rate_limited == 0 and stats.accepted == 6
+        assert client.connection_attempts == 6
+
+
 # --------------------------------------------------------------------------- coming and going
 
 

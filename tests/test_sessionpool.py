@@ -429,3 +429,93 @@ def test_used_again_while_closing_reconnects_at_once() -> None:
     decision = session.connection_closed(1.5, closed)
     assert decision == Reconnect(0.0, 0, "reconnect requested", (CHANNELS[0],))
     assert endpoint.granted(session)  # at once: no backoff for a connection the user closed
+
+
+def test_a_grant_used_late_then_a_disconnect_used_again_stays_within_the_window() -> None:
+    """Found by the machine: three `Connect`s granted at t=0 were used at t=60, when the
+    window had already forgotten requests counted at their grant; the disconnect-and-use-again
+    that followed reconnected all three at once: six connects at t=60, five allowed per 50 s.
+    Requests count from when the attempt starts, so the third reconnect waits its turn."""
+    machine = PoolSessionsMachine()
+    machine.start(burst=3, rate=0.05)
+    machine.open_a_stream(channels=CHANNELS[:7])  # three connections, all granted at t=0
+    machine.advance(seconds=60.0)
+    machine.everything_granted_connects()
+    assert machine.connect_times == [60.0] * 3
+    machine.limits_hold()
+    machine.disconnect_and_use_again_at_once()
+    machine.limits_hold()
+    machine.everything_granted_connects()
+    machine.limits_hold()
+    assert len(machine.connect_times) == MAX_REQUESTS  # all the window allows...
+    [late] = [s for s in machine.endpoint.sessions if s not in machine.sockets]
+    # ...and the last one waits in the pool for the budget, its channels kept.
+    assert machine.endpoint.pool.state_of(late.index) is PooledState.WAITING
+    assert machine.endpoint.wanted(late) and not machine.endpoint.granted(late)
+    assert machine.endpoint.next_deadline() == pytest.approx(60.0 + REQUESTS_WINDOW)
+    machine.advance(seconds=REQUESTS_WINDOW - 0.5)
+    assert not machine.endpoint.granted(late)
+    machine.advance(seconds=0.5)
+    machine.everything_granted_connects()
+    machine.limits_hold()
+    assert late in machine.sockets and late.state is SessionState.CONNECTED
+    machine.each_wanted_channel_is_on_exactly_one_connection()
+    machine.open_connections_hold_what_their_books_want()
+
+
+def open_session(endpoint: SessionPool, session: PooledSession, now: float) -> ServerPeer:
+    """Start the session's attempt and complete its handshake against a scripted server."""
+    conn = session.start_attempt(now)
+    peer = ServerPeer()
+    peer.receive(conn.data_to_send())
+    conn.receive_data(peer.accept(), now)
+    for event in conn.events():
+        if isinstance(event, Connected):
+            session.connected(now)
+    assert endpoint.pool.state_of(session.index) is PooledState.OPEN
+    return peer
+
+
+def test_used_again_while_closing_without_budget_waits_in_the_pool_for_its_turn() -> None:
+    budget = ConnectionBudget(max_requests=1, window=10.0, burst=1, rate=100.0)
+    endpoint = make_pool(budget)
+    session = endpoint.subscribe(CHANNELS[0], 0.0)
+    peer = open_session(endpoint, session, 5.0)
+    endpoint.stop(6.0)
+    endpoint.resume(6.0)  # wanted again before the close has ended
+    conn = session.connection
+    assert conn is not None
+    peer.receive(conn.data_to_send())
+    conn.receive_data(peer.close(), 7.0)
+    [closed] = [e for e in conn.events() if isinstance(e, ConnectionClosed)]
+    assert isinstance(session.connection_closed(7.0, closed), Reconnect)
+    # The window still holds the attempt of t=5: no attempt goes out past the budget.
+    assert endpoint.pool.state_of(session.index) is PooledState.WAITING
+    assert not endpoint.granted(session) and endpoint.next_deadline() == pytest.approx(15.0)
+    assert not endpoint.poll(14.9)
+    assert endpoint.poll(15.0) and endpoint.granted(session)
+    session.start_attempt(15.0)
+    assert budget.requests_in_window(15.0) == 1
+
+
+def test_an_attempt_on_a_connection_already_under_way_is_refused_uncounted() -> None:
+    budget = ConnectionBudget()
+    endpoint = make_pool(budget)
+    session = endpoint.subscribe(CHANNELS[0], 0.0)
+    open_session(endpoint, session, 0.0)
+    with pytest.raises(RuntimeError, match="open and was granted no attempt"):
+        session.start_attempt(1.0)
+    assert budget.requests_in_window(1.0) == 1
+    assert session.connection_attempts == 1
+
+
+def test_a_grant_the_disconnect_left_unused_is_released() -> None:
+    budget = ConnectionBudget(max_requests=1, window=10.0, burst=1, rate=100.0)
+    endpoint = make_pool(budget)
+    session = endpoint.subscribe(CHANNELS[0], 0.0)
+    assert endpoint.granted(session)
+    endpoint.stop(1.0)  # before the attempt went out
+    assert not endpoint.granted(session)
+    assert budget.held == 0 and budget.requests_in_window(1.0) == 0
+    endpoint.resume(2.0)
+    assert endpoint.granted(session)  # the window had room: nothing went out

@@ -12,7 +12,10 @@ monotonic `now`):
   token bucket (a small burst, then `rate` per second) under a sliding-window log that holds
   the hard limit exactly: never more than `max_requests` in any `window` seconds, however the
   burst and rate are set. `request(now)` answers `ConnectNow` (and counts it) or
-  `ConnectLater(not_before)`.
+  `ConnectLater(not_before)`. The pool asks with `reserve(now)` instead: a `Connect` it hands
+  out may be used a while later, and WEEX counts the request when the socket is opened, so the
+  granted request is held in the window (as if it went out at every moment) until `sent(now)`
+  stamps it with the time the attempt really started, or `release()` drops an unused one.
 * `ConnectionPool`, one per endpoint: which connection each channel goes to. Each pooled
   connection keeps its own `SubscriptionBook`, so its channel limit and operation budget are
   counted exactly as a single connection's are. The pool hands out actions (`Connect`,
@@ -44,7 +47,11 @@ Lifecycle of one pooled connection::
     emptied: WAITING --> gone;  CONNECTING / OPEN --Close--> CLOSING --connection_lost()--> gone
 
 A connection holds its budget slot from creation until it is gone, so a reconnecting connection
-keeps its place under the connection cap. Each `Connect` consumes one connection request.
+keeps its place under the connection cap. Each `Connect` consumes one connection request,
+held in the budget until the attempt is reported: `attempt_started` (the client's sessions
+say when their attempt went out), else `connected` or `connection_lost`, which stamp it then
+(no earlier than it went, so the window never undercounts); `withdraw_grant` releases one that
+will not be used.
 
 The client (`sessionpool.SessionPool`, one per endpoint) gives each pooled connection its own
 `WeexSession` whose `WeexConnection` keeps the member's book: the connection replays it on each
@@ -144,6 +151,7 @@ class ConnectionBudget:
         self._tokens = float(burst)
         self._tokens_at: float | None = None  # when `_tokens` was last brought up to date
         self._requests: deque[float] = deque()  # times of the requests still in the window
+        self._held = 0  # reserved requests not sent yet: in the window until they are
 
     # --- concurrent connections -------------------------------------------------------------
 
@@ -166,20 +174,55 @@ class ConnectionBudget:
 
     # --- connection requests ----------------------------------------------------------------
 
+    @property
+    def held(self) -> int:
+        """Reserved requests not yet `sent` (or `release`d)."""
+        return self._held
+
     def requests_in_window(self, now: float) -> int:
-        """Connection requests counted in the `window` seconds up to `now`."""
+        """Connection requests counted in the `window` seconds up to `now`, the reserved ones
+        not yet sent included."""
         self._forget_old_requests(now)
-        return len(self._requests)
+        return len(self._requests) + self._held
 
     def request(self, now: float) -> ConnectVerdict:
         """May a connection request go out at `now`? Counts it when the answer is yes."""
+        verdict = self._take(now)
+        if isinstance(verdict, ConnectNow):
+            self._requests.append(now)
+        return verdict
+
+    def reserve(self, now: float) -> ConnectVerdict:
+        """May a connection request go out from `now` on? When the answer is yes the request
+        is held: it counts in the window at every moment until `sent` (or `release`), so a
+        grant used late still cannot put more than `max_requests` in any window."""
+        verdict = self._take(now)
+        if isinstance(verdict, ConnectNow):
+            self._held += 1
+        return verdict
+
+    def sent(self, now: float) -> None:
+        """A reserved request went out at `now`: from now on it counts from that time."""
+        if self._held <= 0:
+            raise RuntimeError("sent() without a reserved request")
+        self._forget_old_requests(now)
+        self._held -= 1
+        self._requests.append(now)
+
+    def release(self) -> None:
+        """A reserved request will not go out: the window forgets it (its token stays spent,
+        the bucket never refunds)."""
+        if self._held <= 0:
+            raise RuntimeError("release() without a reserved request")
+        self._held -= 1
+
+    def _take(self, now: float) -> ConnectVerdict:
         self._refill(now)
         self._forget_old_requests(now)
         not_before = self.available_at()
         if not_before > now:
             return ConnectLater(not_before)
         self._tokens -= 1.0
-        self._requests.append(now)
         return ConnectNow()
 
     def count(self, now: float) -> None:
@@ -191,12 +234,16 @@ class ConnectionBudget:
         self._requests.append(now)
 
     def available_at(self) -> float:
-        """The earliest time the next request is allowed (in the past when it is allowed now)."""
+        """The earliest time the next request is allowed (in the past when it is allowed now;
+        `math.inf` while reserved requests alone fill the window: one must be sent first)."""
         at = -math.inf
         if self._tokens < 1.0 - _TOKEN_SLACK and self._tokens_at is not None:
             at = self._tokens_at + (1.0 - self._tokens) / self.rate
-        if len(self._requests) >= self.max_requests:
-            at = max(at, self._requests[-self.max_requests] + self.window)
+        room = self.max_requests - self._held  # what the sent requests may fill
+        if room <= 0:
+            return math.inf
+        if len(self._requests) >= room:
+            at = max(at, self._requests[-room] + self.window)
         return at
 
     def _refill(self, now: float) -> None:
@@ -214,7 +261,8 @@ class ConnectionBudget:
     def __repr__(self) -> str:
         return (
             f"ConnectionBudget(connections={self._slots}/{self.max_connections}, "
-            f"requests={len(self._requests)}/{self.max_requests} per {self.window:g}s)"
+            f"requests={len(self._requests) + self._held}/{self.max_requests} per "
+            f"{self.window:g}s)"
         )
 
 
@@ -230,7 +278,8 @@ class PooledState(enum.Enum):
 
 @attrs.frozen
 class Connect:
-    """Open a socket for pooled connection `connection` (its request is already counted)."""
+    """Open a socket for pooled connection `connection` (its request is reserved in the budget,
+    and counts from when the attempt is reported: see `ConnectionPool.attempt_started`)."""
 
     connection: int
 
@@ -284,6 +333,7 @@ class _Member:
     state: PooledState = PooledState.WAITING
     not_before: float = -math.inf
     held: bool = False
+    granted: bool = False  # a `Connect` handed out, its attempt not reported: request reserved
 
 
 class ConnectionPool:
@@ -332,6 +382,10 @@ class ConnectionPool:
     def connection_of(self, channel: str) -> int | None:
         """The connection `channel` is placed on, or None when it is not wanted."""
         return self._placement.get(channel)
+
+    def granted(self, connection: int) -> bool:
+        """Was `connection` handed a `Connect` whose attempt has not been reported yet?"""
+        return self._member(connection).granted
 
     def book(self, connection: int) -> SubscriptionBook:
         """The subscription book of `connection`, itself and not a copy: the `WeexConnection`
@@ -445,19 +499,22 @@ class ConnectionPool:
         for member in self._waiting_in_turn():
             if member.not_before > now:
                 break
-            if isinstance(self.budget.request(now), ConnectLater):
+            if isinstance(self.budget.reserve(now), ConnectLater):
                 break
             member.state = PooledState.CONNECTING
+            member.granted = True
             actions.append(Connect(member.id))
         return actions
 
     def next_deadline(self) -> float | None:
-        """When `poll` must next be called, or None when no connection is waiting (parked
-        ones wait for `retry_now`, not for a time)."""
+        """When `poll` must next be called, or None when no connection waits for a time
+        (parked ones wait for `retry_now`; and while granted attempts not started yet fill the
+        budget's window, the next start is what frees it)."""
         waiting = self._waiting_in_turn()
         if not waiting or waiting[0].not_before == math.inf:
             return None
-        return max(waiting[0].not_before, self.budget.available_at())
+        deadline = max(waiting[0].not_before, self.budget.available_at())
+        return None if deadline == math.inf else deadline
 
     def retry_now(self, connection: int, now: float) -> list[PoolAction]:
         """A waiting (or parked) `connection` may reconnect from `now` on, its backoff cut
@@ -467,6 +524,23 @@ class ConnectionPool:
         if member.state is PooledState.WAITING:
             member.not_before = min(member.not_before, now)
         return self.poll(now)
+
+    def attempt_started(self, connection: int, now: float) -> None:
+        """The attempt of `connection` goes out at `now`. A granted one's reserved request
+        counts from now on (WEEX counts it when the socket opens, however long ago the
+        `Connect` was handed out); a waiting one is opened without a grant (`connect_now`).
+
+        Raises `RuntimeError` for any other connection (already connecting or open, closing):
+        such an attempt would escape the budget, so it is refused before it goes out."""
+        member = self._member(connection)
+        if member.granted:
+            self._settle(member, now)
+        elif member.state is PooledState.WAITING:
+            self.connect_now(connection, now)
+        else:
+            raise RuntimeError(
+                f"connection {connection} is {member.state.value} and was granted no attempt"
+            )
 
     def connect_now(self, connection: int, now: float) -> None:
         """A waiting `connection` is being opened without a `Connect` from `poll` (a caller
@@ -478,6 +552,15 @@ class ConnectionPool:
         self.budget.count(now)
         member.state = PooledState.CONNECTING
 
+    def withdraw_grant(self, connection: int) -> None:
+        """The `Connect` handed out to `connection` will not be used (the client stopped or
+        closed it before its attempt): its reserved request is released. Its state is left
+        to `connection_lost`. Nothing happens without a grant outstanding."""
+        member = self._member(connection)
+        if member.granted:
+            member.granted = False
+            self.budget.release()
+
     def connected(self, connection: int, now: float) -> list[PoolAction]:
         """The socket of `connection` is open: subscribe to its channels, and only those.
 
@@ -485,6 +568,7 @@ class ConnectionPool:
         the handshake by itself) has sent those subscribes: nothing more is returned.
         """
         member = self._member(connection)
+        self._settle(member, now)  # a driver that did not report the start: it went by now
         if member.state is PooledState.CLOSING:
             return []  # emptied while connecting: the `Close` already handed out stands
         if member.state is not PooledState.CONNECTING:
@@ -510,6 +594,7 @@ class ConnectionPool:
         go out at once.
         """
         member = self._member(connection)
+        self._settle(member, now)  # its attempt, if it was not reported, may have gone out
         member.book.connection_lost()
         if member.state is PooledState.CLOSING or not (member.book.desired or member.held):
             self._forget(member)
@@ -590,7 +675,14 @@ class ConnectionPool:
         member.state = PooledState.CLOSING
         return [Close(member.id)]
 
+    def _settle(self, member: _Member, now: float) -> None:
+        """The granted attempt of `member` went out, at `now` at the latest."""
+        if member.granted:
+            member.granted = False
+            self.budget.sent(now)
+
     def _forget(self, member: _Member) -> None:
+        assert not member.granted, "a forgotten connection would keep its request reserved"
         del self._members[member.id]
         for channel in member.book.desired:
             self._placement.pop(channel, None)

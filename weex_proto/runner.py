@@ -104,6 +104,7 @@ class ConnectionRunner:
                 conn = self.hub.start_attempt(
                     self.session, self._clock(), wall_time=self._wall_clock()
                 )
+                self._kick()  # its request counts from now, not its grant: others may go sooner
                 stream = None
                 with self._backend.move_on_after(self._connect_timeout) as timer:
                     try:

@@ -39,7 +39,7 @@ from .config import WeexConfig
 from .connection import ConnectionOptions, WeexConnection
 from .errors import SubscriptionLimitError
 from .events import ConnectionClosed
-from .pool import Close, Connect, ConnectionBudget, ConnectionPool, PoolAction, PooledState, Send
+from .pool import Close, ConnectionBudget, ConnectionPool, PoolAction, PooledState, Send
 from .session import Decision, Reconnect, SessionState, WeexSession
 from .subscriptions import SubscriptionBook
 
@@ -139,7 +139,8 @@ class PooledSession(WeexSession):
     def revive(self, now: float) -> None:
         """Stopped (the user disconnected) or given up: run again, with a fresh retry count
         after giving up (an explicit new use starts afresh). A connection still closing from
-        the disconnect is followed by a new one at once."""
+        the disconnect is replaced without a backoff: once its socket is gone it waits in the
+        pool, and its attempt goes when the shared budget grants it (at once if it can)."""
         if self.state not in (SessionState.STOPPED, SessionState.FAILED):
             return
         if self.state is SessionState.FAILED:
@@ -181,7 +182,6 @@ class SessionPool:
             budget, max_channels=max_channels, max_operations=max_operations, window=window
         )
         self._sessions: dict[int, PooledSession] = {}  # by pool id, oldest first
-        self._granted: set[int] = set()  # a `Connect` was handed out, the attempt not started
         self._primary: int | None = None
         self._past_attempts = 0  # attempts of connections that are gone
 
@@ -229,7 +229,10 @@ class SessionPool:
 
     def granted(self, session: WeexSession) -> bool:
         """May `session` start its next attempt now (the pool handed out its `Connect`)?"""
-        return isinstance(session, PooledSession) and session.index in self._granted
+        if not self.owns(session):
+            return False
+        assert isinstance(session, PooledSession)
+        return self.pool.granted(session.index)
 
     def next_deadline(self) -> float | None:
         """When `poll` must next be called, or None when no connection waits for a time."""
@@ -344,18 +347,18 @@ class SessionPool:
                 continue  # forgotten meanwhile
             session.stop(now)
             if session.connection is None:  # no socket: park it now
-                self._granted.discard(session.index)
+                self.pool.withdraw_grant(session.index)  # a grant it had will not be used
                 self._carry_out(self.pool.connection_lost(session.index, now, retry_at=PARKED), now)
 
     # --- what the sessions report -----------------------------------------------------------
 
     def _attempt_started(self, session: PooledSession, now: float) -> None:
+        """Every attempt is counted by the shared budget, at the time it starts: a granted
+        one's reserved request, or a waiting one opened by a caller that paces itself. Any
+        other (connecting or open already, or closing) is refused before it goes out."""
         if not self.owns(session):
             raise RuntimeError(f"{session!r} is no longer a connection of this endpoint")
-        if session.index in self._granted:
-            self._granted.discard(session.index)
-        elif self.pool.state_of(session.index) is PooledState.WAITING:
-            self.pool.connect_now(session.index, now)  # the caller paces itself
+        self.pool.attempt_started(session.index, now)
 
     def _opened(self, session: PooledSession, now: float) -> None:
         if self.owns(session):
@@ -376,22 +379,19 @@ class SessionPool:
 
     def _carry_out(self, actions: list[PoolAction], now: float) -> None:
         self._sync()
-        for action in actions:
-            if isinstance(action, Connect):
-                self._granted.add(action.connection)
-            elif isinstance(action, Send):
+        for action in actions:  # a `Connect` is kept by the pool, which `granted()` asks
+            if isinstance(action, Send):
                 connection = self._sessions[action.connection].connection
                 if connection is not None and connection.is_open:
                     connection.send_message(action.message)
-            else:
-                assert isinstance(action, Close)
+            elif isinstance(action, Close):
                 self._close(action.connection, now)
         self._sync()
 
     def _close(self, index: int, now: float) -> None:
         """The pool emptied this connection: close it for good."""
         session = self._sessions[index]
-        self._granted.discard(index)
+        self.pool.withdraw_grant(index)  # a grant it had will not be used
         session.stop(now)  # a clean close if open; its end makes the pool forget it
         if session.connection is None:  # no socket to wait for
             self._carry_out(self.pool.connection_lost(index, now), now)
@@ -414,7 +414,6 @@ class SessionPool:
         if len(self._sessions) != len(living):
             for index in [i for i in self._sessions if i not in living]:
                 session = self._sessions.pop(index)
-                self._granted.discard(index)
                 self._past_attempts += session.connection_attempts
                 if session.state is not SessionState.FAILED:
                     session.stop()  # its runner, if waiting, sees it is not wanted
