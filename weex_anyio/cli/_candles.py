@@ -16,23 +16,16 @@ from weex_proto.events import WebSocketMessage
 from weex_proto.messages import Candle
 
 from ..client import WeexWebSocketClient
-from ._parser import _checked, _connection_options, _stop_options, symbol
+from ._parser import (
+    _checked,
+    _connection_options,
+    _stop_options,
+    kline_interval,
+    kline_price_type,
+    symbol,
+)
 from ._runtime import Output, Stopper, client_options
 from ._streams import Stream, config_for, pump
-
-
-def interval(text: str) -> KlineInterval:
-    member = KlineInterval.__members__.get(text.strip().upper())
-    if member is None:
-        raise ValueError(f"unknown interval {text!r}; one of {', '.join(KlineInterval)}")
-    return member
-
-
-def price_type(text: str) -> PriceType:
-    member = PriceType.__members__.get(text.strip().upper())
-    if member is None:
-        raise ValueError(f"unknown price type {text!r}; one of {', '.join(PriceType)}")
-    return member
 
 
 def add_arguments(sub: argparse.ArgumentParser) -> None:
@@ -40,14 +33,14 @@ def add_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("symbols", nargs="+", type=_checked(symbol), metavar="SYMBOL")
     sub.add_argument(
         "--interval",
-        type=_checked(interval),
+        type=_checked(kline_interval),
         default=KlineInterval.MINUTE_1,
         metavar="INTERVAL",
         help="candle width: MINUTE_1 (default), MINUTE_5, ..., HOUR_1, ..., DAY_1, WEEK_1, MONTH_1",
     )
     sub.add_argument(
         "--price-type",
-        type=_checked(price_type),
+        type=_checked(kline_price_type),
         default=PriceType.LAST_PRICE,
         metavar="LAST_PRICE|MARK_PRICE",
         help="which price the candles follow (default: LAST_PRICE)",

@@ -137,13 +137,15 @@ def relay_channel_kinds(text: str) -> tuple[str, ...]:
     return kinds
 
 
+def kline_interval(text: str) -> KlineInterval:
+    member = KlineInterval.__members__.get(text.strip().upper())
+    if member is None:
+        raise ValueError(f"unknown interval {text!r}; one of {', '.join(KlineInterval)}")
+    return member
+
+
 def kline_intervals(text: str) -> tuple[KlineInterval, ...]:
-    intervals = []
-    for part in (part.strip().upper() for part in text.split(",") if part.strip()):
-        member = KlineInterval.__members__.get(part)
-        if member is None:
-            raise ValueError(f"unknown interval {part!r}; one of {', '.join(KlineInterval)}")
-        intervals.append(member)
+    intervals = [kline_interval(part) for part in text.split(",") if part.strip()]
     if not intervals:
         raise ValueError("name at least one interval, e.g. MINUTE_1")
     return tuple(dict.fromkeys(intervals))
