@@ -155,20 +155,18 @@ class RowView(Mapping[str, Any]):
         return derive is not None and derive(self) is not _ABSENT
 
     def __iter__(self) -> Iterator[str]:
+        yield from self._row
+        yield from self._added_names()
+
+    def __len__(self) -> int:
+        return len(self._row) + sum(1 for _ in self._added_names())
+
+    def _added_names(self) -> Iterator[str]:
+        """The documented names present that are not WEEX fields of the row."""
         row = self._row
-        yield from row
         for key, derive in self.derived.items():
             if key not in row and derive(self) is not _ABSENT:
                 yield key
-
-    def __len__(self) -> int:
-        row = self._row
-        extra = sum(
-            1
-            for key, derive in self.derived.items()
-            if key not in row and derive(self) is not _ABSENT
-        )
-        return len(row) + extra
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({dict(self)!r})"
@@ -183,10 +181,7 @@ def _field(wire: str) -> Callable[[RowView], Any]:
 
 
 def _ticker_change(view: RowView) -> Any:
-    fraction = view._row.get("priceChangePercent")
-    change = _percents.get(fraction, _percents) if type(fraction) is str else _percents
-    if change is _percents:  # not seen yet (or not a string): `_percent_text` works it out
-        change = _percent_text(fraction)
+    change = _percent_text(view._row.get("priceChangePercent"))
     return _ABSENT if change is None else change
 
 
@@ -450,6 +445,13 @@ class RecordSplitter:
         last values seen would present an incomplete candle as final, so they are dropped."""
         self._candles.clear()
 
+    def _learn_kind(self, channel: str) -> tuple[_Kind | None, str | None]:
+        """`_kind_of(channel)`, remembered in `_kinds` (a bounded memo: names come from the
+        server)."""
+        found = _kind_of(channel)
+        _remember(self._kinds, channel, found)
+        return found
+
     def split(self, push: PushFrame) -> list[WebSocketMessage[Any]]:
         """One message per record of `push`; raises `SplitError` if it has no record list."""
         return self.split_push(push.channel, push.frame, push.timestamp, push.raw)
@@ -458,11 +460,7 @@ class RecordSplitter:
         self, channel: str, frame: Mapping[str, Any], timestamp: float, raw: str
     ) -> list[WebSocketMessage[Any]]:
         """`split` for a push given as its fields (the hub's hot path builds no `PushFrame`)."""
-        found = self._kinds.get(channel)
-        if found is None:
-            found = _kind_of(channel)
-            _remember(self._kinds, channel, found)
-        kind, private_key = found
+        kind, private_key = self._kinds.get(channel) or self._learn_kind(channel)
         rows = frame.get("data") if private_key is None else None
         if type(rows) is not list or kind is None:  # a private push, or a bad one
             rows = self._rows(channel, frame, kind, private_key)
@@ -483,11 +481,7 @@ class RecordSplitter:
         """What `split_push` does for a push nobody reads, without building its messages:
         check it (`SplitError` as there) and keep what later records need from it, mark
         prices (a position's PnL) and open candles."""
-        found = self._kinds.get(channel)
-        if found is None:
-            found = _kind_of(channel)
-            _remember(self._kinds, channel, found)
-        kind, private_key = found
+        kind, private_key = self._kinds.get(channel) or self._learn_kind(channel)
         rows = self._rows(channel, frame, kind, private_key)
         if not (len(rows) == 1 and type(rows[0]) is dict):
             self._check_rows(channel, rows, kind, private_key)
