@@ -9,8 +9,12 @@ import json
 from collections.abc import AsyncGenerator
 from typing import Any
 
+import pytest
+
 from tests.adapters import Harness, on_every_adapter, take
+from weex_proto.errors import RateLimitError
 from weex_proto.events import WebSocketMessage
+from weex_proto.subscriptions import MAX_REFUSED_RESUBSCRIBES
 
 SYMBOL = "cmt_btcusdt"
 BOOK = f"depth.{SYMBOL}.15"
@@ -126,3 +130,23 @@ async def test_hostile_depth_pushes_never_corrupt_the_book_or_kill_the_client(
         await stream.aclose()
         assert client.is_connected
     assert versions == sorted(versions)  # never a book from an older snapshot
+
+
+@on_every_adapter(tick_interval=0.01, virtual_time=True, max_operations_per_hour=2)
+async def test_a_resync_the_server_keeps_refusing_is_asked_again_then_ends_the_book(
+    h: Harness,
+) -> None:
+    """The server served the channel, so its refusal of the resync's subscribe (here its
+    tighter operation limit) is taken as a refusal of that request: asked again a bounded
+    number of times, then the book's readers get the server's typed error, never silence."""
+    async with h.client() as client:
+        stream = client.stream_order_book("BTCUSDT", level=5)
+        assert isinstance(stream, AsyncGenerator)
+        await next_book(stream, 5)
+        h.server.inject_depth_gap(SYMBOL, skipped=3)
+        with pytest.raises(RateLimitError):
+            while True:
+                await take(stream)
+        assert client.is_connected  # the other channels' connection lives on
+    retries = ["subscribe"] * MAX_REFUSED_RESUBSCRIBES
+    assert book_operations(h) == ["subscribe", "unsubscribe", "subscribe", *retries]

@@ -209,6 +209,12 @@ async def read_book(book: AsyncIterator[WebSocketMessage[Any]]) -> None:
 )
 @given(script=scripts)
 @example(script=[*KILLERS, "ticker", "depth", "trade"])
+@example(  # a bad depth push resyncs the book; an error naming its channel refused the resync
+    script=[
+        '{"event":"payload","channel":"depth.cmt_btcusdt.15","data":"\u00b2","msg":"\u00b2"}',
+        '{"event":"error","code":"\u00b2","msg":"\u00b2","channel":"depth.cmt_btcusdt.15"}',
+    ]
+)
 def test_hostile_frames_never_reach_the_user_and_valid_pushes_keep_flowing(
     adapter: Adapter, script: list[str]
 ) -> None:

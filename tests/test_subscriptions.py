@@ -16,7 +16,7 @@ from hypothesis.stateful import (
 )
 
 from weex_proto.errors import RateLimitError, SubscriptionLimitError
-from weex_proto.subscriptions import SubscriptionBook
+from weex_proto.subscriptions import MAX_REFUSED_RESUBSCRIBES, SubscriptionBook
 
 BTC = "ticker.cmt_btcusdt"
 ETH = "ticker.cmt_ethusdt"
@@ -282,6 +282,51 @@ def test_rejected_channel_is_no_longer_desired_nor_resent() -> None:
     assert book.pending == {}
     book.connection_lost()
     assert book.connection_opened(2.0) == [sub(BTC)]
+
+
+def test_a_refused_new_channel_is_dropped_like_a_rejected_one() -> None:
+    book = open_book(BTC)
+    book.subscribe(ETH, 1.0)
+    assert book.on_refused(ETH, 1.0) is None
+    assert book.desired == (BTC,)
+    assert book.pending == {}
+
+
+def test_a_refused_resubscribe_of_a_served_channel_is_asked_again_then_dropped() -> None:
+    book = open_book(BTC, ETH)
+    book.connection_lost()
+    book.connection_opened(1.0)  # both resubscribed; the server served both before
+    assert book.on_subscribed(ETH)
+    for attempt in range(MAX_REFUSED_RESUBSCRIBES):
+        assert book.on_refused(BTC, 2.0 + attempt) == sub(BTC), attempt
+        assert book.pending == {BTC: "subscribe"}
+        assert book.desired == (BTC, ETH)
+    assert book.on_refused(BTC, 9.0) is None  # refused every time: refused for good
+    assert book.desired == (ETH,)
+    assert book.pending == {}
+    book.subscribe(BTC, 10.0)  # asked for anew, it is a new channel again
+    assert book.on_refused(BTC, 10.0) is None
+
+
+def test_an_ack_between_refusals_starts_the_count_again() -> None:
+    book = open_book(BTC)
+    for round_ in range(3):
+        book.unsubscribe(BTC, float(round_))
+        book.subscribe(BTC, float(round_))  # a book's resync
+        assert book.on_unsubscribed(BTC)
+        for _ in range(MAX_REFUSED_RESUBSCRIBES):
+            assert book.on_refused(BTC, float(round_)) == sub(BTC)
+        assert book.on_subscribed(BTC)
+        assert book.active == {BTC}
+
+
+def test_a_refused_resubscribe_is_not_asked_again_past_the_budget() -> None:
+    book = open_book(BTC, max_channels=1, max_operations=3)
+    book.unsubscribe(BTC, 1.0)
+    book.subscribe(BTC, 1.0)  # with the connect's subscribe, three: the budget is spent
+    assert book.operations_left(1.0) == 0
+    assert book.on_refused(BTC, 1.0) is None
+    assert book.desired == ()
 
 
 def test_rejecting_an_unknown_channel_changes_nothing() -> None:

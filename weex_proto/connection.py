@@ -561,7 +561,7 @@ class WeexConnection:
         elif event == "subscribed" or event == "unsubscribed":
             self._handle_ack(event, frame.get("channel"), text, now)
         elif event == "error" or (event is None and "code" in frame):
-            self._handle_error(frame, text)
+            self._handle_error(frame, text, now)
         elif event == "pong" or frame.get("type") == "pong":
             pass  # traffic already counted by the heartbeat
         else:
@@ -597,15 +597,21 @@ class WeexConnection:
             self.subscriptions.on_unsubscribed(channel)
             self._emit(Unsubscribed(channel))
 
-    def _handle_error(self, frame: Mapping[str, Any], text: str) -> None:
+    def _handle_error(self, frame: Mapping[str, Any], text: str, now: float) -> None:
         raw_code = frame.get("code")
         code = None if raw_code is None else _bounded(text_of(raw_code), _ERROR_CODE_LIMIT)
         message = _bounded(text_of(frame.get("msg", frame.get("message", ""))), _ERROR_TEXT_LIMIT)
         channel = frame.get("channel")
         channel = channel if isinstance(channel, str) else None
         kind = error_codes.classify(code, message)
-        if channel is not None and self.subscriptions.pending.get(channel) == "subscribe":
-            self.subscriptions.on_rejected(channel)
+        if (
+            channel is not None
+            and self._state is ConnectionState.OPEN  # else the pending request dies with it
+            and self.subscriptions.pending.get(channel) == "subscribe"
+        ):
+            retry = self.subscriptions.on_refused(channel, now)
+            if retry is not None:  # a channel it served before: ask again
+                self._send_json(retry)
         self._emit(ErrorReceived(kind, code, message, channel, text[:_SKIPPED_RAW_LIMIT]))
 
     # ----------------------------------------------------------------- helpers

@@ -26,6 +26,10 @@ __all__ = ["Operation", "SubscriptionBook"]
 
 Operation = Literal["subscribe", "unsubscribe"]
 
+MAX_REFUSED_RESUBSCRIBES = 3
+"""Refusals in a row (no ack between them) of a channel the server has served before, each
+answered by asking again, after which it is refused for good like any other channel."""
+
 
 class SubscriptionBook:
     """Desired channels (kept across connections) versus the current connection's state."""
@@ -48,6 +52,8 @@ class SubscriptionBook:
         self._pending: dict[str, Operation] = {}
         self._connected = False
         self._sent: deque[float] = deque()  # send times of this connection's operations
+        self._served: set[str] = set()  # acked at least once, on any connection
+        self._refusals: dict[str, int] = {}  # of served channels, since their last ack
 
     # --- what is known --------------------------------------------------------------------
 
@@ -154,6 +160,8 @@ class SubscriptionBook:
         if operation == "subscribe":
             del self._pending[channel]
             self._active.add(channel)
+            self._served.add(channel)
+            self._refusals.pop(channel, None)
             return True
         if operation == "unsubscribe" and channel not in self._active:
             # Subscribe then unsubscribe were both sent; this acks the first. The server
@@ -176,10 +184,33 @@ class SubscriptionBook:
             return True
         return False
 
+    def on_refused(self, channel: str, now: float) -> dict[str, str] | None:
+        """The server answered our pending subscribe of `channel` with an error.
+
+        A channel it has served before (a resubscribe after a reconnect, or a book's resync)
+        has a good name, so the error is about this request (a limit, a hiccup, or noise),
+        not the channel: it is asked for again, returning the request to send, while this
+        connection's budget lasts and up to `MAX_REFUSED_RESUBSCRIBES` times in a row.
+        Anything else is `on_rejected`: stop wanting it (returns None).
+        """
+        refusals = self._refusals.get(channel, 0) + 1
+        if (
+            channel in self._served
+            and self._pending.get(channel) == "subscribe"
+            and refusals <= MAX_REFUSED_RESUBSCRIBES
+            and self.operations_left(now) > 0
+        ):
+            self._refusals[channel] = refusals
+            return self._send(channel, "subscribe", now)
+        self.on_rejected(channel)
+        return None
+
     def on_rejected(self, channel: str) -> bool:
         """The server refused `channel`: stop wanting it, so reconnects do not retry it."""
         if channel not in self._desired and channel not in self._pending:
             return False
+        self._served.discard(channel)
+        self._refusals.pop(channel, None)
         self._desired.pop(channel, None)
         self._pending.pop(channel, None)
         self._active.discard(channel)
