@@ -132,6 +132,11 @@ async def test_hostile_depth_pushes_never_corrupt_the_book_or_kill_the_client(
     assert versions == sorted(versions)  # never a book from an older snapshot
 
 
+async def read_to_the_end(stream: AsyncGenerator[WebSocketMessage[Any], None]) -> None:
+    while True:
+        await take(stream)
+
+
 @on_every_adapter(tick_interval=0.01, virtual_time=True, max_operations_per_hour=2)
 async def test_a_resync_the_server_keeps_refusing_is_asked_again_then_ends_the_book(
     h: Harness,
@@ -145,8 +150,7 @@ async def test_a_resync_the_server_keeps_refusing_is_asked_again_then_ends_the_b
         await next_book(stream, 5)
         h.server.inject_depth_gap(SYMBOL, skipped=3)
         with pytest.raises(RateLimitError):
-            while True:
-                await take(stream)
+            await read_to_the_end(stream)
         assert client.is_connected  # the other channels' connection lives on
     retries = ["subscribe"] * MAX_REFUSED_RESUBSCRIBES
     assert book_operations(h) == ["subscribe", "unsubscribe", "subscribe", *retries]
