@@ -333,6 +333,35 @@ def test_a_reconnect_forgets_open_candles_rather_than_close_them_with_missed_val
     assert [m.gap for m in messages] == [False, True]
 
 
+def test_a_dropped_connection_forgets_only_the_candles_it_carried() -> None:
+    """Kline channels on two pooled connections (100 channels each): one drops, and only its
+    candles are forgotten; the other's open candle still closes when a later one comes."""
+    hub = make_hub()
+    kept, dropped = KLINE_PUSH["channel"], KLINE_PUSH["channel"].replace("btc", "eth")
+    fillers = [f"ticker.cmt_x{n}usdt" for n in range(99)]
+    buffers = {}
+    sessions = {}
+    for channel in [kept, *fillers, dropped]:
+        plan = StreamPlan((channel,), False, OverflowPolicy.KEEP_LATEST)
+        buffers[channel] = hub.open_stream(plan)
+        sessions[channel] = hub.acquire(channel, T0)
+    assert sessions[kept] is not sessions[dropped]
+    peers = {channel: connect(hub, sessions[channel]) for channel in (kept, dropped)}
+    for channel in (kept, dropped):
+        frame = {**public_push(KLINE_PUSH, candle(60_000, "1")), "channel": channel}
+        push(hub, sessions[channel], peers[channel], frame)
+    hub.decided(sessions[dropped], Reconnect(0.0, 0, "test"))
+    for channel in (kept, dropped):
+        frame = {**public_push(KLINE_PUSH, candle(120_000, "2")), "channel": channel}
+        push(hub, sessions[channel], peers[channel], frame)
+    assert closes(drain(buffers[kept])) == [
+        ("60000", "1", False),
+        ("60000", "1", True),  # closed by the later candle: its memory was kept
+        ("120000", "2", False),
+    ]
+    assert closes(drain(buffers[dropped])) == [("60000", "1", False), ("120000", "2", False)]
+
+
 # --------------------------------------------------------------------------- the hub's split
 
 

@@ -453,8 +453,7 @@ class ClientHub:
                 for buffer, _ in feed.readers:
                     buffer.mark_gap()
                 feed.book.invalidate("reconnecting")  # the resubscribe brings a snapshot
-        if any(channel.startswith("kline.") for channel in channels):
-            self.splitter.forget_candles()
+        self.splitter.forget_candles(channels)
 
     # ------------------------------------------------------------------ dispatch
 

@@ -20,7 +20,7 @@ candle per kline channel (a later `klineTime` is what closes a candle).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, ClassVar, Final
@@ -440,10 +440,12 @@ class RecordSplitter:
         """The latest mark price seen for `contract_id` on its ticker channel, or None."""
         return self.marks.get(f"ticker.{contract_id}")
 
-    def forget_candles(self) -> None:
-        """After a reconnect the open candles may have missed updates: closing them with the
-        last values seen would present an incomplete candle as final, so they are dropped."""
-        self._candles.clear()
+    def forget_candles(self, channels: Iterable[str]) -> None:
+        """After a reconnect the open candles of its `channels` may have missed updates:
+        closing them with the last values seen would present an incomplete candle as final,
+        so they are dropped. Candles carried by other connections are kept."""
+        for channel in channels:
+            self._candles.pop(channel, None)
 
     def _learn_kind(self, channel: str) -> tuple[_Kind | None, str | None]:
         """`_kind_of(channel)`, remembered in `_kinds` (a bounded memo: names come from the
