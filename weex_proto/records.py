@@ -125,6 +125,9 @@ class RowView(Mapping[str, Any]):
 
     __slots__ = ("_channel", "_row")
     derived: ClassVar[Mapping[str, Callable[[RowView], Any]]] = {}
+    renamed: ClassVar[Mapping[str, str]] = {}
+    """The documented names that are only another name for one WEEX field (each also in
+    `derived`): `get`, the call every reader makes, reads them without a call."""
     _channel: str
     _row: Mapping[str, Any]
 
@@ -133,6 +136,10 @@ class RowView(Mapping[str, Any]):
         self._row = row
 
     def get(self, key: str, default: Any = None) -> Any:
+        wire = self.renamed.get(key)
+        if wire is not None:
+            value = self._row.get(wire, _ABSENT)
+            return self._row.get(key, default) if value is _ABSENT else value
         derive = self.derived.get(key)
         if derive is not None:
             value = derive(self)
@@ -190,10 +197,13 @@ class TickerData(RowView):
     WEEX's `lastPrice`, `size`, `markPrice` and `priceChangePercent` (a fraction)."""
 
     __slots__ = ()
+    renamed: ClassVar[Mapping[str, str]] = {
+        "last": "lastPrice",
+        "volume": "size",
+        "mark": "markPrice",
+    }
     derived: ClassVar[Mapping[str, Callable[[RowView], Any]]] = {
-        "last": _field("lastPrice"),
-        "volume": _field("size"),
-        "mark": _field("markPrice"),
+        **{name: _field(wire) for name, wire in renamed.items()},
         "change": _ticker_change,
     }
 
