@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
 from weex_proto.backend import Backend, EventLike, LockLike, ScopeLike
 from weex_proto.config import Endpoint
@@ -39,6 +40,9 @@ class AnyioBackend(Backend):
 
     def shield(self) -> ScopeLike:
         return anyio.CancelScope(shield=True)
+
+    async def checkpoint(self) -> None:
+        await anyio.lowlevel.checkpoint()
 
     def loop_time(self) -> float:
         return anyio.current_time()

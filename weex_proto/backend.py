@@ -58,6 +58,10 @@ class Backend(abc.ABC):
     def shield(self) -> ScopeLike: ...
 
     @abc.abstractmethod
+    async def checkpoint(self) -> None:
+        """Let every other ready task run before this one continues (and be cancelled)."""
+
+    @abc.abstractmethod
     def loop_time(self) -> float:
         """The loop's monotonic clock: the default `now` for every deadline."""
 

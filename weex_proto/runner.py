@@ -23,7 +23,13 @@ log = logging.getLogger("weex_ws")
 
 RECEIVE_SIZE = 262144
 """Bytes asked of the stream per read: as much as asyncio buffers at once (256 KiB), so a busy
-feed is read, and handled, in few large batches rather than many small ones."""
+feed is read in few large reads rather than many small ones."""
+FEED_SIZE = 16384
+"""Bytes of a read handed to the core at a time, with a checkpoint between, so the consumers
+drain each slice's messages (some fifty tickers) before the next is decoded. Decoding a whole
+read first would hold its thousand messages alive at once: enough allocations to set off
+Python's cyclic garbage collector several times per read, whose passes over the whole heap
+then cost more than the decoding itself. A slice's messages are freed as they are consumed."""
 CLOSE_ON_CANCEL_TIMEOUT = 1.0  # seconds to get our close frame out (and the peer to hang up)
 
 
@@ -169,9 +175,9 @@ class ConnectionRunner:
                 was_open = conn.is_open
                 if timed_out:
                     conn.handle_timer(now)
+                    decision = self.hub.read_events(self.session, conn, now)
                 else:
-                    conn.receive_data(data, now, wall_time=self._wall_clock())
-                decision = self.hub.read_events(self.session, conn, now)
+                    decision = await self._feed(conn, data, now)
                 await self.flush()
                 if conn.is_open != was_open or decision is not None:
                     self._notify()
@@ -192,6 +198,27 @@ class ConnectionRunner:
             self._receive_scope = None
             with backend.shield(), contextlib.suppress(*backend.transport_errors):
                 await backend.close_stream(stream)
+
+    async def _feed(self, conn: WeexConnection, data: bytes, now: float) -> Decision | None:
+        """Hand one read to the core, `FEED_SIZE` bytes at a time; a decision once it has closed.
+
+        Between slices the pump checkpoints, so the tasks its messages woke (stream consumers,
+        async handlers) run and drop them before the next slice is decoded: a busy feed is
+        still handled in few passes, but with a slice, not a whole read, of messages alive.
+        """
+        wall_time = self._wall_clock()  # every slice was read at once
+        if len(data) <= FEED_SIZE:  # nearly every read of a quiet feed; b"" is the end
+            conn.receive_data(data, now, wall_time=wall_time)
+            return self.hub.read_events(self.session, conn, now)
+        start, size = 0, len(data)
+        while True:
+            stop = start + FEED_SIZE
+            conn.receive_data(data[start:stop], now, wall_time=wall_time)
+            decision = self.hub.read_events(self.session, conn, now)
+            if decision is not None or stop >= size:
+                return decision
+            start = stop
+            await self._backend.checkpoint()
 
     async def _read_until_hangup(self, stream: Any) -> None:
         """Drop what the peer still sends until it closes the stream (the caller bounds it)."""

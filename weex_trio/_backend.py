@@ -38,6 +38,9 @@ class TrioBackend(Backend):
     def shield(self) -> ScopeLike:
         return trio.CancelScope(shield=True)
 
+    async def checkpoint(self) -> None:
+        await trio.lowlevel.checkpoint()
+
     def loop_time(self) -> float:
         return trio.current_time()
 

@@ -1,0 +1,77 @@
+"""A busy stream shares the event loop: other tasks keep running while a flood is consumed.
+
+The receive loop hands a large read to the core a slice (`FEED_SIZE` bytes) at a time and
+checkpoints between slices, and a stream's consumer waits, yielding, only once its buffer is
+empty. So a consumer drains at most a few slices' messages between two turns of any other task,
+never a whole read's worth, however fast the pushes come.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import itertools
+import json
+
+import anyio
+import anyio.lowlevel
+
+from tests import fixtures_messages as fixtures
+from tests.adapters import Harness, on_every_adapter
+from weex_anyio.testing._connection import text_frame
+from weex_proto.messages import Ticker
+from weex_proto.runner import FEED_SIZE, RECEIVE_SIZE
+
+BTC = "ticker.cmt_btcusdt"
+FLOOD_PRICE = "1.5"
+
+
+def flood_frame() -> bytes:
+    """One BTC ticker push, as a text frame, marked by its last price."""
+    push = copy.deepcopy(fixtures.TICKER_PUSH)
+    push["data"][0]["lastPrice"] = FLOOD_PRICE
+    return text_frame(json.dumps(push).encode())
+
+
+@on_every_adapter(tick_interval=1000.0)  # the flood is the only market traffic
+async def test_other_tasks_run_between_slices_of_a_flooded_stream(h: Harness) -> None:
+    frame = flood_frame()
+    flood = 3 * RECEIVE_SIZE // len(frame)  # several full reads' worth, in one write
+    per_slice = FEED_SIZE // len(frame) + 1  # a slice may also end a frame the last one began
+    consumed = 0
+    turns: list[int] = []  # how many flood messages were consumed at each turn of the other task
+
+    async def other_task() -> None:
+        while True:
+            turns.append(consumed)
+            await anyio.lowlevel.checkpoint()
+
+    async with (
+        h.client(buffer_size=flood) as client,
+        contextlib.aclosing(client.stream_tickers("BTCUSDT")) as stream,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(other_task)
+
+        async def send_flood() -> None:
+            await h.server.wait_for_subscription(BTC)
+            await h.server.send_raw_bytes(frame * flood)
+
+        tg.start_soon(send_flood)
+        with anyio.fail_after(30):
+            async for message in stream:
+                assert isinstance(message.record, Ticker)
+                if str(message.record.last_price) == FLOOD_PRICE:
+                    consumed += 1
+                    if consumed == flood:
+                        break
+        tg.cancel_scope.cancel()
+
+    during = sorted(set(turns))
+    assert during[0] == 0 and during[-1] < flood  # it ran before, and all along
+    steps = [b - a for a, b in itertools.pairwise(during)]
+    # On trio the ready tasks run in batches, in either order: the consumer may drain the
+    # slices of two turns of the receive loop at once, and the other task may run just before
+    # one pass of the consumer and just after the next: four slices, not a read (~850 here).
+    assert max(steps) <= 4 * per_slice
+    assert 4 * per_slice < RECEIVE_SIZE // len(frame)
