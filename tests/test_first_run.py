@@ -271,7 +271,9 @@ async def test_a_sqlite_recording_killed_with_sigkill_replays(tmp_path: Path) ->
                 process.kill()
             await process.wait()
             await process.aclose()
-    assert process.returncode == -signal.SIGKILL
+    # Killed, not ended: asyncio's child watcher on 3.11 reports 255 ("Unknown child process
+    # pid") when it loses the race for the exit status on a loaded machine.
+    assert process.returncode in (-signal.SIGKILL, 255)
     rows = sqlite_rows(out)  # read-only, as replay opens it
     assert rows >= 30
     replayed = await run_cli("replay", str(out), "--speed", "max", "--json")
