@@ -681,68 +681,107 @@ def parse_depth_levels(frame: Mapping[str, Any]) -> list[DepthLevels]:
     """`parse_push` of a depth push, as `DepthLevels`: the same values, the same checks, the
     same `PayloadError`s (anything but the documented shape goes through `parse_push` itself,
     which says exactly what is wrong). The fast way into a local book."""
-    rows = frame.get("data") if type(frame) is dict else None
-    channel = frame.get("channel") if type(frame) is dict else None
-    if (
-        type(rows) is list
-        and type(channel) is str
-        and channel.startswith("depth.")
-        and frame.get("event", "payload") == "payload"
-    ):
-        result = []
-        for row in rows:
-            levels = _plain_depth_row(row) if type(row) is dict else None
-            if levels is None:
-                break
-            result.append(levels)
-        else:
+    if type(frame) is dict:
+        try:
+            result = _plain_depth(frame)
+        except (KeyError, TypeError):  # a missing key, or an unhashable value as text
+            result = None
+        if result is not None:
             return result
     return [
         DepthLevels.of(update) for update in parse_push(frame) if isinstance(update, DepthUpdate)
     ]
 
 
-def _plain_depth_row(row: dict[str, Any]) -> DepthLevels | None:
-    """A depth row in exactly the documented shape, or None (then `parse_push` decides)."""
-    type_value = row.get("depthType")
-    depth_type = _DEPTH_TYPES.get(type_value) if type(type_value) is str else None
-    symbol = row.get("symbol")
-    start, end = _to_int(row.get("startVersion")), _to_int(row.get("endVersion"))
+_new_tuple: Final = tuple.__new__
+
+
+def _plain_depth(frame: dict[str, Any]) -> list[DepthLevels] | None:
+    """A depth push in exactly the documented shape, or None (then `parse_push` decides).
+
+    One function, no helper calls per row or level: a call costs about as much as a level.
+    Raises KeyError or TypeError for a shape it does not read (the caller falls back too)."""
+    rows, channel = frame["data"], frame["channel"]
     if (
-        depth_type is None
-        or type(symbol) is not str
-        or start is None
-        or end is None
-        or start > end
-        or _to_int(row.get("level")) is None
+        type(rows) is not list
+        or type(channel) is not str
+        or not channel.startswith("depth.")
+        or frame.get("event", "payload") != "payload"
     ):
         return None
-    bids, asks = _plain_levels(row.get("bids")), _plain_levels(row.get("asks"))
-    if bids is None or asks is None:
-        return None
-    return DepthLevels(symbol, depth_type, start, end, bids, asks)
-
-
-def _plain_levels(levels: object) -> list[tuple[Decimal, Decimal]] | None:
-    """`{price, size}` objects of decimal text, price > 0 and size >= 0, or None."""
-    if type(levels) is not list:
-        return None
-    known = _decimals
+    known = _level_decimals.get
     result = []
-    for level in levels:
-        if type(level) is not dict:
+    for row in rows:
+        if type(row) is not dict:
             return None
-        price_text, size_text = level.get("price"), level.get("size")
-        price = known.get(price_text) if type(price_text) is str else None
-        if price is None:
-            price = _to_decimal(price_text)
-        size = known.get(size_text) if type(size_text) is str else None
-        if size is None:
-            size = _to_decimal(size_text)
-        if price is None or size is None or not (price > _ZERO and size >= _ZERO):
+        depth_type = _DEPTH_TYPES[row["depthType"]]
+        symbol, start, end = row["symbol"], row["startVersion"], row["endVersion"]
+        # Versions are plain ASCII digits (then int() is exact); anything else goes by the rule.
+        if type(start) is str and start.isdigit() and start.isascii() and len(start) <= 30:
+            start = int(start)
+        else:
+            start = _to_int(start)
+        if type(end) is str and end.isdigit() and end.isascii() and len(end) <= 30:
+            end = int(end)
+        else:
+            end = _to_int(end)
+        level = row["level"]
+        if (
+            type(symbol) is not str
+            or start is None
+            or end is None
+            or start > end
+            or (type(level) is not int and _to_int(level) is None)
+        ):
             return None
-        result.append((price, size))
+        bids: list[tuple[Decimal, Decimal]] = []
+        asks: list[tuple[Decimal, Decimal]] = []
+        for side, levels in ((bids, row["bids"]), (asks, row["asks"])):
+            if type(levels) is not list:
+                return None
+            for entry in levels:
+                if type(entry) is not dict:
+                    return None
+                price_text, size_text = entry["price"], entry["size"]
+                # A str subclass may hit an equal str's entry: the same characters, one value.
+                price, size = known(price_text), known(size_text)
+                if price is None:
+                    price = _new_level_decimal(price_text)
+                if size is None:
+                    size = _new_level_decimal(size_text)
+                if not price or size is None:  # a price from the cache is >= 0: true is > 0
+                    return None
+                side.append((price, size))
+        result.append(_new_tuple(DepthLevels, (symbol, depth_type, start, end, bids, asks)))
     return result
+
+
+_LEVEL_CACHE_SIZE: Final = 16384
+_level_decimals: dict[str, Decimal] = {}
+"""Depth price and size text -> its `Decimal`, only for decimal text >= 0: a hit is a value
+already checked, so a level in the common case costs two lookups. The `Decimal` is built from
+that exact text ("1.0" and "1.00" stay apart, as the exchange sent them). Emptied when full,
+so its memory is bounded (a few MiB)."""
+
+
+def _new_level_decimal(text: object) -> Decimal | None:
+    """`text` as a `Decimal` >= 0 (remembered), or None: not decimal text, or negative."""
+    if type(text) is not str:
+        return None
+    # The usual text is ASCII digits with at most one dot: decimal text by the pattern, and
+    # never negative. Anything else (a sign, an exponent, junk) is decided by the pattern.
+    if text.isascii() and text.replace(".", "", 1).isdigit():
+        value = Decimal(text)
+    elif _DECIMAL_TEXT.fullmatch(text):
+        value = Decimal(text)
+        if value < _ZERO:
+            return None
+    else:
+        return None
+    if len(_level_decimals) >= _LEVEL_CACHE_SIZE:
+        _level_decimals.clear()
+    _level_decimals[text] = value
+    return value
 
 
 def _trade(symbol: str, row: _Record) -> Trade:

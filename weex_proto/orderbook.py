@@ -25,6 +25,7 @@ from __future__ import annotations
 import enum
 from bisect import bisect_left, insort
 from decimal import Decimal
+from typing import Final
 
 import attrs
 
@@ -78,8 +79,9 @@ class OrderBook:
         self.depth = depth
         self.state = BookState.AWAITING_SNAPSHOT
         self.version: int | None = None
-        self._bids: dict[Decimal, Decimal] = {}
-        self._asks: dict[Decimal, Decimal] = {}
+        # price -> its level, the (price, size) tuple as parsed: reading hands it out as is.
+        self._bids: dict[Decimal, Level] = {}
+        self._asks: dict[Decimal, Level] = {}
         self._bid_prices: list[Decimal] = []  # ascending: the best bid is last
         self._ask_prices: list[Decimal] = []  # ascending: the best ask is first
 
@@ -100,33 +102,36 @@ class OrderBook:
     def apply_levels(self, update: DepthLevels) -> ApplyResult:
         """`apply` for an update from `parse_depth_levels`, whose levels are already checked
         (price > 0, size >= 0, finite): the fast way from a raw depth frame into the book."""
-        if update.symbol != self.symbol and not _same_contract(update.symbol, self.symbol):
-            return Rejected(f"push for {update.symbol[:40]!r} on the book of {self.symbol!r}")
-        if update.depth_type == "SNAPSHOT":
-            if self.version is not None and update.end_version < self.version:
+        symbol, depth_type, start_version, end_version, bids, asks = update
+        if symbol != self.symbol and not _same_contract(symbol, self.symbol):
+            return Rejected(f"push for {symbol[:40]!r} on the book of {self.symbol!r}")
+        version = self.version
+        if depth_type == "SNAPSHOT":
+            if version is not None and end_version < version:
                 return Rejected(
-                    f"snapshot at version {update.end_version} is older than "
-                    f"the live book at {self.version}"
+                    f"snapshot at version {end_version} is older than the live book at {version}"
                 )
-            self._bids = _levels(update.bids)
-            self._asks = _levels(update.asks)
+            self._bids = _levels(bids)
+            self._asks = _levels(asks)
             self._bid_prices = sorted(self._bids)
             self._ask_prices = sorted(self._asks)
-            self.version = update.end_version
+            self.version = end_version
             self.state = BookState.LIVE
             self._truncate()
             return self._check_crossed()
-        if self.state is not BookState.LIVE or self.version is None:
+        if version is None or self.state is not _LIVE:
             return Ignored("delta before the snapshot")
-        if update.end_version <= self.version:
-            return Ignored(f"stale delta up to version {update.end_version}")
-        if update.start_version > self.version + 1:
-            missing = f"{self.version + 1}..{update.start_version - 1}"
-            return self.invalidate(f"version gap: missed {missing}")
-        _merge(self._bids, self._bid_prices, update.bids)
-        _merge(self._asks, self._ask_prices, update.asks)
-        self.version = update.end_version
-        self._truncate()
+        if end_version <= version:
+            return Ignored(f"stale delta up to version {end_version}")
+        if start_version > version + 1:
+            return self.invalidate(f"version gap: missed {version + 1}..{start_version - 1}")
+        # Only a side that gained a level can be too long; empty sides cost nothing.
+        grew = bool(bids) and _merge(self._bids, self._bid_prices, bids)
+        if asks and _merge(self._asks, self._ask_prices, asks):
+            grew = True
+        self.version = end_version
+        if grew:
+            self._truncate()
         return self._check_crossed()
 
     def invalidate(self, reason: str) -> NeedsResync:
@@ -141,33 +146,39 @@ class OrderBook:
 
     def bids(self, limit: int | None = None) -> list[Level]:
         """Best (highest) first; only the `limit` best are read."""
-        prices = self._bid_prices
-        top = prices if limit is None else prices[-limit:] if limit > 0 else []
-        book = self._bids
-        return [(price, book[price]) for price in reversed(top)]
+        return list(map(self._bids.__getitem__, self._best_bid_prices(limit)))
 
     def asks(self, limit: int | None = None) -> list[Level]:
         """Best (lowest) first; only the `limit` best are read."""
-        prices = self._ask_prices
-        top = prices if limit is None else prices[: max(limit, 0)]
-        book = self._asks
-        return [(price, book[price]) for price in top]
+        return list(map(self._asks.__getitem__, self._best_ask_prices(limit)))
+
+    def top(self, limit: int) -> tuple[tuple[Level, ...], tuple[Level, ...]]:
+        """The `limit` best bids and asks, best first, as tuples (what a snapshot holds): the
+        levels are the book's own immutable tuples, so nothing per level is built."""
+        return (
+            tuple(map(self._bids.__getitem__, self._best_bid_prices(limit))),
+            tuple(map(self._asks.__getitem__, self._best_ask_prices(limit))),
+        )
 
     @property
     def best_bid(self) -> Level | None:
-        """The highest bid, or None: one lookup, the book is not copied."""
-        if not self._bid_prices:
-            return None
-        price = self._bid_prices[-1]
-        return price, self._bids[price]
+        """The highest bid, or None: one lookup, nothing is copied or built."""
+        prices = self._bid_prices
+        return self._bids[prices[-1]] if prices else None
 
     @property
     def best_ask(self) -> Level | None:
-        """The lowest ask, or None: one lookup, the book is not copied."""
-        if not self._ask_prices:
-            return None
-        price = self._ask_prices[0]
-        return price, self._asks[price]
+        """The lowest ask, or None: one lookup, nothing is copied or built."""
+        prices = self._ask_prices
+        return self._asks[prices[0]] if prices else None
+
+    def _best_bid_prices(self, limit: int | None) -> list[Decimal]:
+        if limit is None:
+            return self._bid_prices[::-1]
+        return self._bid_prices[: -limit - 1 : -1] if limit > 0 else []
+
+    def _best_ask_prices(self, limit: int | None) -> list[Decimal]:
+        return self._ask_prices if limit is None else self._ask_prices[: max(limit, 0)]
 
     def _truncate(self) -> None:
         """Keep only `depth` levels a side: a 15-level feed never tells us about level 16."""
@@ -182,11 +193,13 @@ class OrderBook:
             del self._ask_prices[self.depth :]
 
     def _check_crossed(self) -> ApplyResult:
-        if self._bid_prices and self._ask_prices:
-            bid, ask = self._bid_prices[-1], self._ask_prices[0]
-            if bid >= ask:
-                return self.invalidate(f"crossed book: bid {bid} >= ask {ask}")
+        bids, asks = self._bid_prices, self._ask_prices
+        if bids and asks and bids[-1] >= asks[0]:
+            return self.invalidate(f"crossed book: bid {bids[-1]} >= ask {asks[0]}")
         return APPLIED
+
+
+_LIVE: Final = BookState.LIVE
 
 
 def _same_contract(pushed: str, ours: str) -> bool:
@@ -210,17 +223,21 @@ def _unusable(update: DepthUpdate) -> str | None:
     return None
 
 
-def _levels(levels: list[Level]) -> dict[Decimal, Decimal]:
-    return {price: size for price, size in levels if size != 0}
+def _levels(levels: list[Level]) -> dict[Decimal, Level]:
+    return {level[0]: level for level in levels if level[1]}
 
 
-def _merge(side: dict[Decimal, Decimal], prices: list[Decimal], changes: list[Level]) -> None:
-    """Apply absolute sizes to one side, keeping its sorted prices in step."""
-    for price, size in changes:
-        if size == 0:
-            if side.pop(price, None) is not None:
-                del prices[bisect_left(prices, price)]
-        else:
+def _merge(side: dict[Decimal, Level], prices: list[Decimal], changes: list[Level]) -> bool:
+    """Apply absolute sizes to one side, keeping its sorted prices in step; True if a price
+    was added (then the side may be longer than the book's depth)."""
+    grew = False
+    for level in changes:
+        price = level[0]
+        if level[1]:  # a size > 0 (a Decimal is false only at zero)
             if price not in side:
                 insort(prices, price)
-            side[price] = size
+                grew = True
+            side[price] = level
+        elif side.pop(price, None) is not None:
+            del prices[bisect_left(prices, price)]
+    return grew
