@@ -699,8 +699,9 @@ _new_tuple: Final = tuple.__new__
 def _plain_depth(frame: dict[str, Any]) -> list[DepthLevels] | None:
     """A depth push in exactly the documented shape, or None (then `parse_push` decides).
 
-    One function, no helper calls per row or level: a call costs about as much as a level.
-    Raises KeyError or TypeError for a shape it does not read (the caller falls back too)."""
+    One function, no helper call per row or level while the texts are known: a call costs
+    about as much as a level. Raises KeyError or TypeError for a shape it does not read (the
+    caller falls back then too)."""
     rows, channel = frame["data"], frame["channel"]
     if (
         type(rows) is not list
@@ -709,22 +710,24 @@ def _plain_depth(frame: dict[str, Any]) -> list[DepthLevels] | None:
         or frame.get("event", "payload") != "payload"
     ):
         return None
-    known = _level_decimals.get
+    known = _level_decimals.young.get
     result = []
     for row in rows:
         if type(row) is not dict:
             return None
         depth_type = _DEPTH_TYPES[row["depthType"]]
-        symbol, start, end = row["symbol"], row["startVersion"], row["endVersion"]
-        # Versions are plain ASCII digits (then int() is exact); anything else goes by the rule.
-        if type(start) is str and start.isdigit() and start.isascii() and len(start) <= 30:
-            start = int(start)
+        symbol, start_text, end_text = row["symbol"], row["startVersion"], row["endVersion"]
+        # A version is plain ASCII digits (then int() is exact), else it goes by the pattern.
+        if type(start_text) is str and start_text.isascii() and start_text.isdigit():
+            start = int(start_text) if len(start_text) <= 30 else None
         else:
-            start = _to_int(start)
-        if type(end) is str and end.isdigit() and end.isascii() and len(end) <= 30:
-            end = int(end)
+            start = _to_int(start_text)
+        if end_text == start_text:  # one version a push is the usual case
+            end = start
+        elif type(end_text) is str and end_text.isascii() and end_text.isdigit():
+            end = int(end_text) if len(end_text) <= 30 else None
         else:
-            end = _to_int(end)
+            end = _to_int(end_text)
         level = row["level"]
         if (
             type(symbol) is not str
@@ -746,42 +749,55 @@ def _plain_depth(frame: dict[str, Any]) -> list[DepthLevels] | None:
                 # A str subclass may hit an equal str's entry: the same characters, one value.
                 price, size = known(price_text), known(size_text)
                 if price is None:
-                    price = _new_level_decimal(price_text)
+                    price = _level_decimals.convert(price_text)
                 if size is None:
-                    size = _new_level_decimal(size_text)
-                if not price or size is None:  # a price from the cache is >= 0: true is > 0
+                    size = _level_decimals.convert(size_text)
+                if not price or size is None:  # a known price is >= 0, so a true one is > 0
                     return None
                 side.append((price, size))
         result.append(_new_tuple(DepthLevels, (symbol, depth_type, start, end, bids, asks)))
     return result
 
 
-_LEVEL_CACHE_SIZE: Final = 16384
-_level_decimals: dict[str, Decimal] = {}
-"""Depth price and size text -> its `Decimal`, only for decimal text >= 0: a hit is a value
-already checked, so a level in the common case costs two lookups. The `Decimal` is built from
-that exact text ("1.0" and "1.00" stay apart, as the exchange sent them). Emptied when full,
-so its memory is bounded (a few MiB)."""
+class _LevelDecimals:
+    """Depth price and size texts -> their `Decimal`s, only for decimal text >= 0: a hit is a
+    value already checked, so a level costs two lookups. Each `Decimal` is built from its
+    exact text ("1.0" and "1.00" stay apart, as the exchange sent them).
+
+    Two generations bound the memory (at most 2 x `size` entries, a few MiB): when the young
+    one is full it becomes the old one and the previous old one goes. A text found in the old
+    generation moves back to the young one, so the texts in use (the prices near the top, the
+    usual sizes) survive the turnover instead of being parsed again."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.young: dict[str, Decimal] = {}
+        self.old: dict[str, Decimal] = {}
+
+    def convert(self, text: object) -> Decimal | None:
+        """`text` (not in the young generation) as a `Decimal` >= 0, or None: not decimal
+        text, or negative."""
+        value = self.old.get(text) if type(text) is str else None
+        if value is None:
+            if type(text) is not str:
+                return None
+            # The usual text is ASCII digits with at most one dot: decimal text by the pattern,
+            # and never negative. Anything else (a sign, an exponent, junk) goes by the pattern.
+            if text.isascii() and text.replace(".", "", 1).isdigit():
+                value = Decimal(text)
+            elif _DECIMAL_TEXT.fullmatch(text):
+                value = Decimal(text)
+                if value < _ZERO:
+                    return None
+            else:
+                return None
+        if len(self.young) >= self.size:
+            self.old, self.young = self.young, {}
+        self.young[text] = value
+        return value
 
 
-def _new_level_decimal(text: object) -> Decimal | None:
-    """`text` as a `Decimal` >= 0 (remembered), or None: not decimal text, or negative."""
-    if type(text) is not str:
-        return None
-    # The usual text is ASCII digits with at most one dot: decimal text by the pattern, and
-    # never negative. Anything else (a sign, an exponent, junk) is decided by the pattern.
-    if text.isascii() and text.replace(".", "", 1).isdigit():
-        value = Decimal(text)
-    elif _DECIMAL_TEXT.fullmatch(text):
-        value = Decimal(text)
-        if value < _ZERO:
-            return None
-    else:
-        return None
-    if len(_level_decimals) >= _LEVEL_CACHE_SIZE:
-        _level_decimals.clear()
-    _level_decimals[text] = value
-    return value
+_level_decimals: Final = _LevelDecimals(16384)
 
 
 def _trade(symbol: str, row: _Record) -> Trade:

@@ -126,13 +126,16 @@ class OrderBook:
         if start_version > version + 1:
             return self.invalidate(f"version gap: missed {version + 1}..{start_version - 1}")
         # Only a side that gained a level can be too long; empty sides cost nothing.
-        grew = bool(bids) and _merge(self._bids, self._bid_prices, bids)
-        if asks and _merge(self._asks, self._ask_prices, asks):
+        bid_prices, ask_prices = self._bid_prices, self._ask_prices
+        grew = bool(bids) and _merge(self._bids, bid_prices, bids)
+        if asks and _merge(self._asks, ask_prices, asks):
             grew = True
         self.version = end_version
-        if grew:
+        if grew and (len(bid_prices) > self.depth or len(ask_prices) > self.depth):
             self._truncate()
-        return self._check_crossed()
+        if bid_prices and ask_prices and bid_prices[-1] >= ask_prices[0]:
+            return self._check_crossed()
+        return APPLIED
 
     def invalidate(self, reason: str) -> NeedsResync:
         """Forget everything until the next snapshot."""
