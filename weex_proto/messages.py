@@ -777,10 +777,10 @@ class _LevelDecimals:
     def convert(self, text: object) -> Decimal | None:
         """`text` (not in the young generation) as a `Decimal` >= 0, or None: not decimal
         text, or negative."""
-        value = self.old.get(text) if type(text) is str else None
+        if type(text) is not str:
+            return None
+        value = self.old.get(text)
         if value is None:
-            if type(text) is not str:
-                return None
             # The usual text is ASCII digits with at most one dot: decimal text by the pattern,
             # and never negative. Anything else (a sign, an exponent, junk) goes by the pattern.
             if text.isascii() and text.replace(".", "", 1).isdigit():
