@@ -739,7 +739,8 @@ def _plain_depth(frame: dict[str, Any]) -> list[DepthLevels] | None:
             return None
         bids: list[tuple[Decimal, Decimal]] = []
         asks: list[tuple[Decimal, Decimal]] = []
-        for side, levels in ((bids, row["bids"]), (asks, row["asks"])):
+        side, levels = bids, row["bids"]
+        while True:  # the bids, then the asks (cheaper than a loop over a tuple of pairs)
             if type(levels) is not list:
                 return None
             for entry in levels:
@@ -755,6 +756,9 @@ def _plain_depth(frame: dict[str, Any]) -> list[DepthLevels] | None:
                 if not price or size is None:  # a known price is >= 0, so a true one is > 0
                     return None
                 side.append((price, size))
+            if side is asks:
+                break
+            side, levels = asks, row["asks"]
         result.append(_new_tuple(DepthLevels, (symbol, depth_type, start, end, bids, asks)))
     return result
 

@@ -23,7 +23,7 @@ copying the book.
 from __future__ import annotations
 
 import enum
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from decimal import Decimal
 from typing import Final
 
@@ -79,16 +79,17 @@ class OrderBook:
         self.depth = depth
         self.state = BookState.AWAITING_SNAPSHOT
         self.version: int | None = None
-        # price -> its level, the (price, size) tuple as parsed: reading hands it out as is.
-        self._bids: dict[Decimal, Level] = {}
-        self._asks: dict[Decimal, Level] = {}
-        self._bid_prices: list[Decimal] = []  # ascending: the best bid is last
-        self._ask_prices: list[Decimal] = []  # ascending: the best ask is first
+        # Each side: its prices ascending, and beside them their levels, the (price, size)
+        # tuples as parsed, so reading hands out slices of the book's own tuples.
+        self._bid_prices: list[Decimal] = []  # the best bid is last
+        self._bid_levels: list[Level] = []
+        self._ask_prices: list[Decimal] = []  # the best ask is first
+        self._ask_levels: list[Level] = []
 
     def __repr__(self) -> str:
         return (
             f"<OrderBook {self.symbol} {self.state.value} v={self.version} "
-            f"bids={len(self._bids)} asks={len(self._asks)}>"
+            f"bids={len(self._bid_prices)} asks={len(self._ask_prices)}>"
         )
 
     def apply(self, update: DepthUpdate) -> ApplyResult:
@@ -111,10 +112,8 @@ class OrderBook:
                 return Rejected(
                     f"snapshot at version {end_version} is older than the live book at {version}"
                 )
-            self._bids = _levels(bids)
-            self._asks = _levels(asks)
-            self._bid_prices = sorted(self._bids)
-            self._ask_prices = sorted(self._asks)
+            self._bid_prices, self._bid_levels = _sorted_side(bids)
+            self._ask_prices, self._ask_levels = _sorted_side(asks)
             self.version = end_version
             self.state = BookState.LIVE
             self._truncate()
@@ -127,8 +126,8 @@ class OrderBook:
             return self.invalidate(f"version gap: missed {version + 1}..{start_version - 1}")
         # Only a side that gained a level can be too long; empty sides cost nothing.
         bid_prices, ask_prices = self._bid_prices, self._ask_prices
-        grew = bool(bids) and _merge(self._bids, bid_prices, bids)
-        if asks and _merge(self._asks, ask_prices, asks):
+        grew = bool(bids) and _merge(bid_prices, self._bid_levels, bids)
+        if asks and _merge(ask_prices, self._ask_levels, asks):
             grew = True
         self.version = end_version
         if grew and (len(bid_prices) > self.depth or len(ask_prices) > self.depth):
@@ -139,61 +138,52 @@ class OrderBook:
 
     def invalidate(self, reason: str) -> NeedsResync:
         """Forget everything until the next snapshot."""
-        self._bids.clear()
-        self._asks.clear()
         self._bid_prices.clear()
+        self._bid_levels.clear()
         self._ask_prices.clear()
+        self._ask_levels.clear()
         self.version = None
         self.state = BookState.AWAITING_SNAPSHOT
         return NeedsResync(reason)
 
     def bids(self, limit: int | None = None) -> list[Level]:
         """Best (highest) first; only the `limit` best are read."""
-        return list(map(self._bids.__getitem__, self._best_bid_prices(limit)))
+        if limit is None:
+            return self._bid_levels[::-1]
+        return self._bid_levels[: -limit - 1 : -1] if limit > 0 else []
 
     def asks(self, limit: int | None = None) -> list[Level]:
         """Best (lowest) first; only the `limit` best are read."""
-        return list(map(self._asks.__getitem__, self._best_ask_prices(limit)))
+        return self._ask_levels[:] if limit is None else self._ask_levels[: max(limit, 0)]
 
     def top(self, limit: int) -> tuple[tuple[Level, ...], tuple[Level, ...]]:
-        """The `limit` best bids and asks, best first, as tuples (what a snapshot holds): the
-        levels are the book's own immutable tuples, so nothing per level is built."""
-        return (
-            tuple(map(self._bids.__getitem__, self._best_bid_prices(limit))),
-            tuple(map(self._asks.__getitem__, self._best_ask_prices(limit))),
-        )
+        """The `limit` best bids and asks, best first, as tuples (what a snapshot holds): slices
+        of the book's own immutable levels, nothing is built per level."""
+        if limit < 1:
+            return (), ()
+        return tuple(self._bid_levels[: -limit - 1 : -1]), tuple(self._ask_levels[:limit])
 
     @property
     def best_bid(self) -> Level | None:
-        """The highest bid, or None: one lookup, nothing is copied or built."""
-        prices = self._bid_prices
-        return self._bids[prices[-1]] if prices else None
+        """The highest bid, or None: nothing is copied or built."""
+        levels = self._bid_levels
+        return levels[-1] if levels else None
 
     @property
     def best_ask(self) -> Level | None:
-        """The lowest ask, or None: one lookup, nothing is copied or built."""
-        prices = self._ask_prices
-        return self._asks[prices[0]] if prices else None
-
-    def _best_bid_prices(self, limit: int | None) -> list[Decimal]:
-        if limit is None:
-            return self._bid_prices[::-1]
-        return self._bid_prices[: -limit - 1 : -1] if limit > 0 else []
-
-    def _best_ask_prices(self, limit: int | None) -> list[Decimal]:
-        return self._ask_prices if limit is None else self._ask_prices[: max(limit, 0)]
+        """The lowest ask, or None: nothing is copied or built."""
+        levels = self._ask_levels
+        return levels[0] if levels else None
 
     def _truncate(self) -> None:
         """Keep only `depth` levels a side: a 15-level feed never tells us about level 16."""
         excess = len(self._bid_prices) - self.depth
         if excess > 0:  # the lowest bids go
-            for price in self._bid_prices[:excess]:
-                del self._bids[price]
             del self._bid_prices[:excess]
+            del self._bid_levels[:excess]
         if len(self._ask_prices) > self.depth:  # the highest asks go
-            for price in self._ask_prices[self.depth :]:
-                del self._asks[price]
             del self._ask_prices[self.depth :]
+            del self._ask_levels[self.depth :]
 
     def _check_crossed(self) -> ApplyResult:
         bids, asks = self._bid_prices, self._ask_prices
@@ -226,21 +216,30 @@ def _unusable(update: DepthUpdate) -> str | None:
     return None
 
 
-def _levels(levels: list[Level]) -> dict[Decimal, Level]:
-    return {level[0]: level for level in levels if level[1]}
+def _sorted_side(levels: list[Level]) -> tuple[list[Decimal], list[Level]]:
+    """A snapshot's side: its prices ascending and their levels (size 0 levels dropped; of one
+    price listed twice, the last)."""
+    by_price = {level[0]: level for level in levels if level[1]}
+    ordered = sorted(by_price.values())  # the prices differ, so the sizes are never compared
+    return [level[0] for level in ordered], ordered
 
 
-def _merge(side: dict[Decimal, Level], prices: list[Decimal], changes: list[Level]) -> bool:
-    """Apply absolute sizes to one side, keeping its sorted prices in step; True if a price
-    was added (then the side may be longer than the book's depth)."""
+def _merge(prices: list[Decimal], levels: list[Level], changes: list[Level]) -> bool:
+    """Apply absolute sizes to one side, prices and levels in step; True if a price was added
+    (then the side may be longer than the book's depth). No hashing: a new price's `Decimal`
+    hash costs more than the few comparisons of finding its place."""
     grew = False
     for level in changes:
         price = level[0]
-        if level[1]:  # a size > 0 (a Decimal is false only at zero)
-            if price not in side:
-                insort(prices, price)
-                grew = True
-            side[price] = level
-        elif side.pop(price, None) is not None:
-            del prices[bisect_left(prices, price)]
+        index = bisect_left(prices, price)
+        if index < len(prices) and (prices[index] is price or prices[index] == price):
+            if level[1]:  # a size > 0 (a Decimal is false only at zero)
+                levels[index] = level
+            else:
+                del prices[index]
+                del levels[index]
+        elif level[1]:
+            prices.insert(index, price)
+            levels.insert(index, level)
+            grew = True
     return grew
