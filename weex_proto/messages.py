@@ -778,6 +778,11 @@ class _LevelDecimals:
         self.young: dict[str, Decimal] = {}
         self.old: dict[str, Decimal] = {}
 
+    def clear(self) -> None:
+        """Forget every text (for tests and benchmarks: the cache is never wrong, only warm)."""
+        self.young.clear()
+        self.old.clear()
+
     def convert(self, text: object) -> Decimal | None:
         """`text` (not in the young generation) as a `Decimal` >= 0, or None: not decimal
         text, or negative."""
