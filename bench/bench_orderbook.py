@@ -1,27 +1,42 @@
 """Order book delta application speed: updates per second for depth 15 and 200.
 
-    .venv/bin/python bench/bench_orderbook.py
+    .venv/bin/python bench/bench_orderbook.py [--repeat N]
 
 Each update changes a handful of levels near the top (a few sizes, one level removed, one
 added), like a real CHANGED frame; half the updates touch each side. "apply" times
 `OrderBook.apply` alone; "decode+apply+best" adds decoding the JSON text (with the client's
 decoder: orjson when installed) and `parse_depth_levels`, fed to `OrderBook.apply_levels` as
 `stream_order_book` does, then reads the best bid and ask;
-"...+top" reads the top N levels of each side instead, which is what `stream_order_book`
-hands its reader per push.
+"...+top" builds what `stream_order_book` hands its reader per push instead (`book_snapshot`:
+the top N levels of each side).
+
+Each timed pass starts with the decoder's decimal caches empty, so no pass reads texts an
+earlier one already converted (otherwise the order of the passes would decide the figures).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
+import statistics
 import time
 from decimal import Decimal
 from typing import Any
 
+from weex_proto import messages
+from weex_proto.books import book_snapshot
 from weex_proto.connection import ConnectionOptions
 from weex_proto.messages import DepthUpdate, parse_depth_levels, parse_push
 from weex_proto.orderbook import Applied, OrderBook
+
+
+def forget_decimals() -> None:
+    """Empty the decimal caches of `weex_proto.messages`, whichever it has."""
+    for name in ("_decimals", "_level_decimals"):
+        cache = getattr(messages, name, None)
+        if cache is not None:
+            cache.clear()
 
 
 def make_frames(depth: int, count: int, seed: int = 1) -> list[dict[str, Any]]:
@@ -92,6 +107,7 @@ def run(depth: int, count: int) -> tuple[float, float, float]:
         assert book.apply(update) == Applied()
     apply_rate = count / (time.perf_counter() - start)
 
+    forget_decimals()
     book = OrderBook("cmt_btcusdt", depth)
     start = time.perf_counter()
     for text in texts:
@@ -100,22 +116,27 @@ def run(depth: int, count: int) -> tuple[float, float, float]:
         assert book.best_bid is not None and book.best_ask is not None
     best_rate = count / (time.perf_counter() - start)
 
+    forget_decimals()
     book = OrderBook("cmt_btcusdt", depth)
     start = time.perf_counter()
     for text in texts:
         for levels in parse_depth_levels(loads(text)):
             book.apply_levels(levels)
-        book.bids(depth)
-        book.asks(depth)
+        book_snapshot(book, depth, 0.0)
     top_rate = count / (time.perf_counter() - start)
     assert book.bids(1)[0][0] > Decimal(0)
     return apply_rate, best_rate, top_rate
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=1, help="runs per depth; medians shown")
+    repeat = parser.parse_args().repeat
     print(f"{'depth':>5} {'apply':>14} {'decode+apply+best':>18} {'decode+apply+top':>18}")
     for depth in (15, 200):
-        apply_rate, best_rate, top_rate = run(depth, 20_000)
+        runs = [run(depth, 20_000) for _ in range(repeat)]
+        columns = zip(*runs, strict=True)
+        apply_rate, best_rate, top_rate = (statistics.median(column) for column in columns)
         print(f"{depth:>5} {apply_rate:>10,.0f} u/s {best_rate:>14,.0f} u/s {top_rate:>14,.0f} u/s")
 
 

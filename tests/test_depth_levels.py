@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import copy
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from weex_proto.messages import DepthUpdate, PayloadError, parse_depth_levels, parse_push
+from weex_proto.messages import (
+    DepthUpdate,
+    PayloadError,
+    _LevelDecimals,
+    parse_depth_levels,
+    parse_push,
+)
 from weex_proto.orderbook import OrderBook
 from weex_proto.strategies import depth_sequences, depth_snapshots
 
@@ -120,3 +127,41 @@ def test_a_book_fed_levels_equals_a_book_fed_updates(frames: list[dict[str, Any]
         assert fast.best_bid == (fast.bids(1)[0] if fast.bids(1) else None)
         assert fast.best_ask == (fast.asks(1)[0] if fast.asks(1) else None)
         assert fast.version == slow.version
+
+
+def depth_frame(bids: list[tuple[str, str]]) -> dict[str, Any]:
+    row = {
+        "startVersion": "7",
+        "endVersion": "7",
+        "level": 15,
+        "depthType": "SNAPSHOT",
+        "symbol": "cmt_btcusdt",
+        "bids": [{"price": p, "size": s} for p, s in bids],
+        "asks": [],
+    }
+    return {"event": "payload", "channel": "depth.cmt_btcusdt.15", "data": [row]}
+
+
+def test_cached_level_texts_keep_the_exact_decimal_the_exchange_sent() -> None:
+    """Equal values written differently ("1.0", "1.00") stay apart through the cache."""
+    for _ in range(2):  # the second time every text is a cache hit
+        (levels,) = parse_depth_levels(depth_frame([("100.0", "1.0"), ("99.50", "1.00")]))
+        assert [(str(p), str(s)) for p, s in levels.bids] == [("100.0", "1.0"), ("99.50", "1.00")]
+
+
+def test_the_level_cache_stays_bounded_and_keeps_the_texts_in_use() -> None:
+    cache = _LevelDecimals(4)
+    for n in range(50):
+        assert cache.convert(f"{n}.5") == Decimal(f"{n}.5")
+        if cache.young.get("1.25") is None:  # a text in use is read back from either generation
+            assert cache.convert("1.25") == Decimal("1.25")
+        assert len(cache.young) <= 4 and len(cache.old) <= 4
+    assert "1.25" in cache.young or "1.25" in cache.old
+    assert "0.5" not in cache.young and "0.5" not in cache.old  # long gone
+
+
+@pytest.mark.parametrize("text", ["-1", "NaN", "Infinity", "1e", "", " 1", "1.5."])
+def test_the_level_cache_refuses_what_is_not_decimal_text_or_is_negative(text: str) -> None:
+    cache = _LevelDecimals(4)
+    assert cache.convert(text) is None
+    assert text not in cache.young and text not in cache.old

@@ -168,13 +168,8 @@ class BookFeed:
 
 def book_snapshot(book: OrderBook, levels: int, timestamp: float) -> OrderBookSnapshot:
     """The top `levels` levels of each side of `book`, as `stream_order_book` yields it."""
-    return OrderBookSnapshot(
-        book.symbol,
-        tuple(book.bids(levels)),
-        tuple(book.asks(levels)),
-        book.version,
-        timestamp,
-    )
+    bids, asks = book.top(levels)
+    return OrderBookSnapshot(book.symbol, bids, asks, book.version, timestamp)
 
 
 def _book_message(

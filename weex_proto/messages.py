@@ -681,68 +681,132 @@ def parse_depth_levels(frame: Mapping[str, Any]) -> list[DepthLevels]:
     """`parse_push` of a depth push, as `DepthLevels`: the same values, the same checks, the
     same `PayloadError`s (anything but the documented shape goes through `parse_push` itself,
     which says exactly what is wrong). The fast way into a local book."""
-    rows = frame.get("data") if type(frame) is dict else None
-    channel = frame.get("channel") if type(frame) is dict else None
-    if (
-        type(rows) is list
-        and type(channel) is str
-        and channel.startswith("depth.")
-        and frame.get("event", "payload") == "payload"
-    ):
-        result = []
-        for row in rows:
-            levels = _plain_depth_row(row) if type(row) is dict else None
-            if levels is None:
-                break
-            result.append(levels)
-        else:
+    if type(frame) is dict:
+        try:
+            result = _plain_depth(frame)
+        except (KeyError, TypeError):  # a missing key, or an unhashable value as text
+            result = None
+        if result is not None:
             return result
     return [
         DepthLevels.of(update) for update in parse_push(frame) if isinstance(update, DepthUpdate)
     ]
 
 
-def _plain_depth_row(row: dict[str, Any]) -> DepthLevels | None:
-    """A depth row in exactly the documented shape, or None (then `parse_push` decides)."""
-    type_value = row.get("depthType")
-    depth_type = _DEPTH_TYPES.get(type_value) if type(type_value) is str else None
-    symbol = row.get("symbol")
-    start, end = _to_int(row.get("startVersion")), _to_int(row.get("endVersion"))
+_new_tuple: Final = tuple.__new__
+
+
+def _plain_depth(frame: dict[str, Any]) -> list[DepthLevels] | None:
+    """A depth push in exactly the documented shape, or None (then `parse_push` decides).
+
+    One function, no helper call per row or level while the texts are known: a call costs
+    about as much as a level. Raises KeyError or TypeError for a shape it does not read (the
+    caller falls back then too)."""
+    rows, channel = frame["data"], frame["channel"]
     if (
-        depth_type is None
-        or type(symbol) is not str
-        or start is None
-        or end is None
-        or start > end
-        or _to_int(row.get("level")) is None
+        type(rows) is not list
+        or type(channel) is not str
+        or not channel.startswith("depth.")
+        or frame.get("event", "payload") != "payload"
     ):
         return None
-    bids, asks = _plain_levels(row.get("bids")), _plain_levels(row.get("asks"))
-    if bids is None or asks is None:
-        return None
-    return DepthLevels(symbol, depth_type, start, end, bids, asks)
-
-
-def _plain_levels(levels: object) -> list[tuple[Decimal, Decimal]] | None:
-    """`{price, size}` objects of decimal text, price > 0 and size >= 0, or None."""
-    if type(levels) is not list:
-        return None
-    known = _decimals
+    known = _level_decimals.young.get
     result = []
-    for level in levels:
-        if type(level) is not dict:
+    for row in rows:
+        if type(row) is not dict:
             return None
-        price_text, size_text = level.get("price"), level.get("size")
-        price = known.get(price_text) if type(price_text) is str else None
-        if price is None:
-            price = _to_decimal(price_text)
-        size = known.get(size_text) if type(size_text) is str else None
-        if size is None:
-            size = _to_decimal(size_text)
-        if price is None or size is None or not (price > _ZERO and size >= _ZERO):
+        depth_type = _DEPTH_TYPES[row["depthType"]]
+        symbol, start_text, end_text = row["symbol"], row["startVersion"], row["endVersion"]
+        # A version is plain ASCII digits (then int() is exact), else it goes by the pattern.
+        if type(start_text) is str and start_text.isascii() and start_text.isdigit():
+            start = int(start_text) if len(start_text) <= 30 else None
+        else:
+            start = _to_int(start_text)
+        if end_text == start_text:  # one version a push is the usual case
+            end = start
+        elif type(end_text) is str and end_text.isascii() and end_text.isdigit():
+            end = int(end_text) if len(end_text) <= 30 else None
+        else:
+            end = _to_int(end_text)
+        level = row["level"]
+        if (
+            type(symbol) is not str
+            or start is None
+            or end is None
+            or start > end
+            or (type(level) is not int and _to_int(level) is None)
+        ):
             return None
-        result.append((price, size))
+        bids: list[tuple[Decimal, Decimal]] = []
+        asks: list[tuple[Decimal, Decimal]] = []
+        side, levels = bids, row["bids"]
+        while True:  # the bids, then the asks (cheaper than a loop over a tuple of pairs)
+            if type(levels) is not list:
+                return None
+            for entry in levels:
+                if type(entry) is not dict:
+                    return None
+                price_text, size_text = entry["price"], entry["size"]
+                # A str subclass may hit an equal str's entry: the same characters, one value.
+                price, size = known(price_text), known(size_text)
+                if price is None:
+                    price = _level_decimals.convert(price_text)
+                if size is None:
+                    size = _level_decimals.convert(size_text)
+                if not price or size is None:  # a known price is >= 0, so a true one is > 0
+                    return None
+                side.append((price, size))
+            if side is asks:
+                break
+            side, levels = asks, row["asks"]
+        result.append(_new_tuple(DepthLevels, (symbol, depth_type, start, end, bids, asks)))
     return result
+
+
+class _LevelDecimals:
+    """Depth price and size texts -> their `Decimal`s, only for decimal text >= 0: a hit is a
+    value already checked, so a level costs two lookups. Each `Decimal` is built from its
+    exact text ("1.0" and "1.00" stay apart, as the exchange sent them).
+
+    Two generations bound the memory (at most 2 x `size` entries, a few MiB): when the young
+    one is full it becomes the old one and the previous old one goes. A text found in the old
+    generation moves back to the young one, so the texts in use (the prices near the top, the
+    usual sizes) survive the turnover instead of being parsed again."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.young: dict[str, Decimal] = {}
+        self.old: dict[str, Decimal] = {}
+
+    def clear(self) -> None:
+        """Forget every text (for tests and benchmarks: the cache is never wrong, only warm)."""
+        self.young.clear()
+        self.old.clear()
+
+    def convert(self, text: object) -> Decimal | None:
+        """`text` (not in the young generation) as a `Decimal` >= 0, or None: not decimal
+        text, or negative."""
+        if type(text) is not str:
+            return None
+        value = self.old.get(text)
+        if value is None:
+            # The usual text is ASCII digits with at most one dot: decimal text by the pattern,
+            # and never negative. Anything else (a sign, an exponent, junk) goes by the pattern.
+            if text.isascii() and text.replace(".", "", 1).isdigit():
+                value = Decimal(text)
+            elif _DECIMAL_TEXT.fullmatch(text):
+                value = Decimal(text)
+                if value < _ZERO:
+                    return None
+            else:
+                return None
+        if len(self.young) >= self.size:
+            self.old, self.young = self.young, {}
+        self.young[text] = value
+        return value
+
+
+_level_decimals: Final = _LevelDecimals(16384)
 
 
 def _trade(symbol: str, row: _Record) -> Trade:

@@ -23,8 +23,9 @@ copying the book.
 from __future__ import annotations
 
 import enum
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from decimal import Decimal
+from typing import Final
 
 import attrs
 
@@ -78,15 +79,17 @@ class OrderBook:
         self.depth = depth
         self.state = BookState.AWAITING_SNAPSHOT
         self.version: int | None = None
-        self._bids: dict[Decimal, Decimal] = {}
-        self._asks: dict[Decimal, Decimal] = {}
-        self._bid_prices: list[Decimal] = []  # ascending: the best bid is last
-        self._ask_prices: list[Decimal] = []  # ascending: the best ask is first
+        # Each side: its prices ascending, and beside them their levels, the (price, size)
+        # tuples as parsed, so reading hands out slices of the book's own tuples.
+        self._bid_prices: list[Decimal] = []  # the best bid is last
+        self._bid_levels: list[Level] = []
+        self._ask_prices: list[Decimal] = []  # the best ask is first
+        self._ask_levels: list[Level] = []
 
     def __repr__(self) -> str:
         return (
             f"<OrderBook {self.symbol} {self.state.value} v={self.version} "
-            f"bids={len(self._bids)} asks={len(self._asks)}>"
+            f"bids={len(self._bid_prices)} asks={len(self._ask_prices)}>"
         )
 
     def apply(self, update: DepthUpdate) -> ApplyResult:
@@ -100,93 +103,96 @@ class OrderBook:
     def apply_levels(self, update: DepthLevels) -> ApplyResult:
         """`apply` for an update from `parse_depth_levels`, whose levels are already checked
         (price > 0, size >= 0, finite): the fast way from a raw depth frame into the book."""
-        if update.symbol != self.symbol and not _same_contract(update.symbol, self.symbol):
-            return Rejected(f"push for {update.symbol[:40]!r} on the book of {self.symbol!r}")
-        if update.depth_type == "SNAPSHOT":
-            if self.version is not None and update.end_version < self.version:
+        symbol, depth_type, start_version, end_version, bids, asks = update
+        if symbol != self.symbol and not _same_contract(symbol, self.symbol):
+            return Rejected(f"push for {symbol[:40]!r} on the book of {self.symbol!r}")
+        version = self.version
+        if depth_type == "SNAPSHOT":
+            if version is not None and end_version < version:
                 return Rejected(
-                    f"snapshot at version {update.end_version} is older than "
-                    f"the live book at {self.version}"
+                    f"snapshot at version {end_version} is older than the live book at {version}"
                 )
-            self._bids = _levels(update.bids)
-            self._asks = _levels(update.asks)
-            self._bid_prices = sorted(self._bids)
-            self._ask_prices = sorted(self._asks)
-            self.version = update.end_version
+            self._bid_prices, self._bid_levels = _sorted_side(bids)
+            self._ask_prices, self._ask_levels = _sorted_side(asks)
+            self.version = end_version
             self.state = BookState.LIVE
             self._truncate()
             return self._check_crossed()
-        if self.state is not BookState.LIVE or self.version is None:
+        if version is None or self.state is not _LIVE:
             return Ignored("delta before the snapshot")
-        if update.end_version <= self.version:
-            return Ignored(f"stale delta up to version {update.end_version}")
-        if update.start_version > self.version + 1:
-            missing = f"{self.version + 1}..{update.start_version - 1}"
-            return self.invalidate(f"version gap: missed {missing}")
-        _merge(self._bids, self._bid_prices, update.bids)
-        _merge(self._asks, self._ask_prices, update.asks)
-        self.version = update.end_version
-        self._truncate()
-        return self._check_crossed()
+        if end_version <= version:
+            return Ignored(f"stale delta up to version {end_version}")
+        if start_version > version + 1:
+            return self.invalidate(f"version gap: missed {version + 1}..{start_version - 1}")
+        # Only a side that gained a level can be too long; empty sides cost nothing.
+        bid_prices, ask_prices = self._bid_prices, self._ask_prices
+        grew = bool(bids) and _merge(bid_prices, self._bid_levels, bids)
+        if asks and _merge(ask_prices, self._ask_levels, asks):
+            grew = True
+        self.version = end_version
+        if grew and (len(bid_prices) > self.depth or len(ask_prices) > self.depth):
+            self._truncate()
+        if bid_prices and ask_prices and bid_prices[-1] >= ask_prices[0]:
+            return self._check_crossed()
+        return APPLIED
 
     def invalidate(self, reason: str) -> NeedsResync:
         """Forget everything until the next snapshot."""
-        self._bids.clear()
-        self._asks.clear()
         self._bid_prices.clear()
+        self._bid_levels.clear()
         self._ask_prices.clear()
+        self._ask_levels.clear()
         self.version = None
         self.state = BookState.AWAITING_SNAPSHOT
         return NeedsResync(reason)
 
     def bids(self, limit: int | None = None) -> list[Level]:
         """Best (highest) first; only the `limit` best are read."""
-        prices = self._bid_prices
-        top = prices if limit is None else prices[-limit:] if limit > 0 else []
-        book = self._bids
-        return [(price, book[price]) for price in reversed(top)]
+        if limit is None:
+            return self._bid_levels[::-1]
+        return self._bid_levels[: -limit - 1 : -1] if limit > 0 else []
 
     def asks(self, limit: int | None = None) -> list[Level]:
         """Best (lowest) first; only the `limit` best are read."""
-        prices = self._ask_prices
-        top = prices if limit is None else prices[: max(limit, 0)]
-        book = self._asks
-        return [(price, book[price]) for price in top]
+        return self._ask_levels[:] if limit is None else self._ask_levels[: max(limit, 0)]
+
+    def top(self, limit: int) -> tuple[tuple[Level, ...], tuple[Level, ...]]:
+        """The `limit` best bids and asks, best first, as tuples (what a snapshot holds): slices
+        of the book's own immutable levels, nothing is built per level."""
+        if limit < 1:
+            return (), ()
+        return tuple(self._bid_levels[: -limit - 1 : -1]), tuple(self._ask_levels[:limit])
 
     @property
     def best_bid(self) -> Level | None:
-        """The highest bid, or None: one lookup, the book is not copied."""
-        if not self._bid_prices:
-            return None
-        price = self._bid_prices[-1]
-        return price, self._bids[price]
+        """The highest bid, or None: nothing is copied or built."""
+        levels = self._bid_levels
+        return levels[-1] if levels else None
 
     @property
     def best_ask(self) -> Level | None:
-        """The lowest ask, or None: one lookup, the book is not copied."""
-        if not self._ask_prices:
-            return None
-        price = self._ask_prices[0]
-        return price, self._asks[price]
+        """The lowest ask, or None: nothing is copied or built."""
+        levels = self._ask_levels
+        return levels[0] if levels else None
 
     def _truncate(self) -> None:
         """Keep only `depth` levels a side: a 15-level feed never tells us about level 16."""
         excess = len(self._bid_prices) - self.depth
         if excess > 0:  # the lowest bids go
-            for price in self._bid_prices[:excess]:
-                del self._bids[price]
             del self._bid_prices[:excess]
+            del self._bid_levels[:excess]
         if len(self._ask_prices) > self.depth:  # the highest asks go
-            for price in self._ask_prices[self.depth :]:
-                del self._asks[price]
             del self._ask_prices[self.depth :]
+            del self._ask_levels[self.depth :]
 
     def _check_crossed(self) -> ApplyResult:
-        if self._bid_prices and self._ask_prices:
-            bid, ask = self._bid_prices[-1], self._ask_prices[0]
-            if bid >= ask:
-                return self.invalidate(f"crossed book: bid {bid} >= ask {ask}")
+        bids, asks = self._bid_prices, self._ask_prices
+        if bids and asks and bids[-1] >= asks[0]:
+            return self.invalidate(f"crossed book: bid {bids[-1]} >= ask {asks[0]}")
         return APPLIED
+
+
+_LIVE: Final = BookState.LIVE
 
 
 def _same_contract(pushed: str, ours: str) -> bool:
@@ -210,17 +216,30 @@ def _unusable(update: DepthUpdate) -> str | None:
     return None
 
 
-def _levels(levels: list[Level]) -> dict[Decimal, Decimal]:
-    return {price: size for price, size in levels if size != 0}
+def _sorted_side(levels: list[Level]) -> tuple[list[Decimal], list[Level]]:
+    """A snapshot's side: its prices ascending and their levels (size 0 levels dropped; of one
+    price listed twice, the last)."""
+    by_price = {level[0]: level for level in levels if level[1]}
+    ordered = sorted(by_price.values())  # the prices differ, so the sizes are never compared
+    return [level[0] for level in ordered], ordered
 
 
-def _merge(side: dict[Decimal, Decimal], prices: list[Decimal], changes: list[Level]) -> None:
-    """Apply absolute sizes to one side, keeping its sorted prices in step."""
-    for price, size in changes:
-        if size == 0:
-            if side.pop(price, None) is not None:
-                del prices[bisect_left(prices, price)]
-        else:
-            if price not in side:
-                insort(prices, price)
-            side[price] = size
+def _merge(prices: list[Decimal], levels: list[Level], changes: list[Level]) -> bool:
+    """Apply absolute sizes to one side, prices and levels in step; True if a price was added
+    (then the side may be longer than the book's depth). No hashing: a new price's `Decimal`
+    hash costs more than the few comparisons of finding its place."""
+    grew = False
+    for level in changes:
+        price = level[0]
+        index = bisect_left(prices, price)
+        if index < len(prices) and (prices[index] is price or prices[index] == price):
+            if level[1]:  # a size > 0 (a Decimal is false only at zero)
+                levels[index] = level
+            else:
+                del prices[index]
+                del levels[index]
+        elif level[1]:
+            prices.insert(index, price)
+            levels.insert(index, level)
+            grew = True
+    return grew
