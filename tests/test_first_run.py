@@ -193,9 +193,9 @@ async def test_demo_url_streams_from_that_server() -> None:
     # Tickers, the book and trades are merged: which of them fill the first 5 lines is timing.
     streamed = lines[1:]
     assert len(streamed) >= 5
-    assert all(
-        re.search(r"  (ticker|book  |trade ) cmt_btcusdt ", line) for line in streamed
-    ), streamed
+    assert all(re.search(r"  (ticker|book  |trade ) cmt_btcusdt ", line) for line in streamed), (
+        streamed
+    )
 
 
 # --------------------------------------------------------------------------- failing fast

@@ -190,9 +190,7 @@ def test_order_record_has_documented_names_and_status_and_keeps_weex_status() ->
         ("SOMETHING_NEW", "0.1", "0.1", None),
     ],
 )
-def test_order_status_derivation(
-    status: str, size: str, filled: str, expected: str | None
-) -> None:
+def test_order_status_derivation(status: str, size: str, filled: str, expected: str | None) -> None:
     assert order_status(status, Decimal(size), Decimal(filled)) == expected
     row = {**doc_row(ORDERS_PUSH, "order"), "status": status, "size": size, "cumFillSize": filled}
     data = only(RecordSplitter(), private_push(ORDERS_PUSH, "order", row)).data

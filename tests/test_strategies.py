@@ -230,9 +230,7 @@ def test_depth_sequences_with_gaps_make_the_book_resync(frames: list[dict[str, A
 
 def open_hub() -> tuple[ClientHub, dict[bool, tuple[WeexSession, ServerPeer]], list[Any]]:
     """A hub with a public and a private connection open and streams of every kind."""
-    hub = ClientHub(
-        CONFIG, options=ConnectionOptions(), rng=random.Random(1), max_retries=None
-    )
+    hub = ClientHub(CONFIG, options=ConnectionOptions(), rng=random.Random(1), max_retries=None)
     plans = [
         plan_tickers(["cmt_btcusdt"]),
         plan_trades("cmt_btcusdt"),
