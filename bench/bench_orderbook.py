@@ -1,6 +1,6 @@
 """Order book delta application speed: updates per second for depth 15 and 200.
 
-    .venv/bin/python bench/bench_orderbook.py [--repeat N]
+    .venv/bin/python bench/bench_orderbook.py [--repeat N] [--instructions]
 
 Each update changes a handful of levels near the top (a few sizes, one level removed, one
 added), like a real CHANGED frame; half the updates touch each side. "apply" times
@@ -12,6 +12,12 @@ the top N levels of each side).
 
 Each timed pass starts with the decoder's decimal caches empty, so no pass reads texts an
 earlier one already converted (otherwise the order of the passes would decide the figures).
+
+Updates per second on this shared machine move by up to 1.5x between hours, even when it is
+idle. `--instructions` counts instead (`valgrind --tool=callgrind`, a few minutes): the
+decode+apply+best pass runs in a child under callgrind once for N and once for 3N updates of
+the same frames, and the difference over 2N is what one more update costs, the same on any
+load.
 """
 
 from __future__ import annotations
@@ -19,7 +25,11 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
+import shutil
 import statistics
+import subprocess
+import sys
 import time
 from decimal import Decimal
 from typing import Any
@@ -128,10 +138,62 @@ def run(depth: int, count: int) -> tuple[float, float, float]:
     return apply_rate, best_rate, top_rate
 
 
+def decode_apply_best(depth: int, updates: int, frames: int) -> None:
+    """The decode+apply+best pass alone, over the first `updates` of `frames` made updates
+    (the same frames whatever `updates` is, so two runs differ by the updates alone)."""
+    texts = [json.dumps(f) for f in make_frames(depth, frames)][: updates + 1]
+    loads = ConnectionOptions().json_loads
+    forget_decimals()
+    book = OrderBook("cmt_btcusdt", depth)
+    for text in texts:
+        for levels in parse_depth_levels(loads(text)):
+            book.apply_levels(levels)
+        assert book.best_bid is not None and book.best_ask is not None
+
+
+_COLLECTED = re.compile(r"Collected : (\d+)")
+
+
+def instructions(depth: int, updates: int, frames: int) -> int:
+    """Instructions a child ran (start to exit) for `decode_apply_best`."""
+    command = [
+        *("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable),
+        *(__file__, "--child", f"{depth},{updates},{frames}"),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+    counts = _COLLECTED.findall(done.stderr)
+    if done.returncode != 0 or not counts:
+        raise RuntimeError(f"depth {depth} under callgrind failed:\n{done.stderr[-2000:]}")
+    return int(counts[-1])
+
+
+def count_instructions(updates: int) -> None:
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind on PATH")
+    print(f"decode+apply+best, instructions per update ({updates:,} and {3 * updates:,} updates)")
+    for depth in (15, 200):
+        low = instructions(depth, updates, 3 * updates)
+        high = instructions(depth, 3 * updates, 3 * updates)
+        print(f"{depth:>5} {(high - low) / (2 * updates):>10,.0f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=1, help="runs per depth; medians shown")
-    repeat = parser.parse_args().repeat
+    parser.add_argument(
+        "--instructions", action="store_true", help="count instructions under callgrind instead"
+    )
+    parser.add_argument("--updates", type=int, default=5_000, help="N for --instructions")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        depth, updates, frames = (int(part) for part in args.child.split(","))
+        decode_apply_best(depth, updates, frames)
+        return
+    if args.instructions:
+        count_instructions(args.updates)
+        return
+    repeat = args.repeat
     print(f"{'depth':>5} {'apply':>14} {'decode+apply+best':>18} {'decode+apply+top':>18}")
     for depth in (15, 200):
         runs = [run(depth, 20_000) for _ in range(repeat)]
