@@ -19,10 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
-import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,6 +34,7 @@ from bench_peers import (
     run_weex_trio,
 )
 from bench_throughput import start_server, ticker_frame
+from callgrind import instructions, require_valgrind
 
 CLIENTS: dict[str, tuple[Callable[[int, int], Any], str]] = {
     "websockets + orjson": (run_websockets, "asyncio"),
@@ -48,7 +45,6 @@ CLIENTS: dict[str, tuple[Callable[[int, int], Any], str]] = {
     "trio-websocket + orjson": (run_trio_websocket, "trio"),
 }
 NEEDS = {"picows + orjson": "picows", "trio-websocket + orjson": "trio_websocket"}
-_COLLECTED = re.compile(r"Collected : (\d+)")
 
 
 def run_client(name: str, port: int, messages: int) -> None:
@@ -60,28 +56,12 @@ def run_client(name: str, port: int, messages: int) -> None:
         asyncio.run(run(port, messages))
 
 
-def instructions(name: str, port: int, messages: int) -> int:
+def client_instructions(name: str, port: int, messages: int) -> int:
     """Instructions the client process ran, start to exit, for `messages` pushes."""
-    command = [
-        "valgrind",
-        "--tool=callgrind",
-        "--callgrind-out-file=/dev/null",
-        sys.executable,
-        __file__,
-        "--client",
-        name,
-        "--port",
-        str(port),
-        "--messages",
-        str(messages),
-    ]
+    arguments = [__file__, "--client", name, "--port", str(port), "--messages", str(messages)]
     bench = str(Path(__file__).resolve().parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([bench, os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)  # noqa: S603
-    counts = _COLLECTED.findall(done.stderr)
-    if done.returncode != 0 or not counts:
-        raise RuntimeError(f"{name} under callgrind failed:\n{done.stderr[-2000:]}")
-    return int(counts[-1])
+    return instructions(arguments, name, env)
 
 
 def main() -> None:
@@ -93,8 +73,7 @@ def main() -> None:
     if args.client:
         run_client(args.client, args.port, args.messages)
         return
-    if shutil.which("valgrind") is None:
-        sys.exit("bench_instructions.py needs valgrind on PATH")
+    require_valgrind("bench_instructions.py")
     names = [name for name in CLIENTS if available(NEEDS.get(name, "asyncio"))]
     small, large = args.messages, 3 * args.messages
     per_message: dict[str, float] = {}
@@ -103,7 +82,7 @@ def main() -> None:
         for messages in (small, large):
             server, port = start_server(messages)
             try:
-                counts.append(instructions(name, port, messages))
+                counts.append(client_instructions(name, port, messages))
             finally:
                 server.terminate()
                 server.join()

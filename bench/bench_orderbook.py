@@ -25,14 +25,12 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
-import shutil
 import statistics
-import subprocess
-import sys
 import time
 from decimal import Decimal
 from typing import Any
+
+from callgrind import instructions, require_valgrind
 
 from weex_proto import messages
 from weex_proto.books import book_snapshot
@@ -103,6 +101,18 @@ def make_frames(depth: int, count: int, seed: int = 1) -> list[dict[str, Any]]:
     return frames
 
 
+def decode_apply_best(texts: list[str], depth: int) -> None:
+    """What `stream_order_book` does with each depth frame's text, then the best bid and ask,
+    from empty decimal caches."""
+    loads = ConnectionOptions().json_loads
+    forget_decimals()
+    book = OrderBook("cmt_btcusdt", depth)
+    for text in texts:
+        for levels in parse_depth_levels(loads(text)):
+            book.apply_levels(levels)
+        assert book.best_bid is not None and book.best_ask is not None
+
+
 def run(depth: int, count: int) -> tuple[float, float, float]:
     frames = make_frames(depth, count)
     texts = [json.dumps(f) for f in frames]
@@ -117,13 +127,8 @@ def run(depth: int, count: int) -> tuple[float, float, float]:
         assert book.apply(update) == Applied()
     apply_rate = count / (time.perf_counter() - start)
 
-    forget_decimals()
-    book = OrderBook("cmt_btcusdt", depth)
     start = time.perf_counter()
-    for text in texts:
-        for levels in parse_depth_levels(loads(text)):
-            book.apply_levels(levels)
-        assert book.best_bid is not None and book.best_ask is not None
+    decode_apply_best(texts, depth)
     best_rate = count / (time.perf_counter() - start)
 
     forget_decimals()
@@ -138,42 +143,21 @@ def run(depth: int, count: int) -> tuple[float, float, float]:
     return apply_rate, best_rate, top_rate
 
 
-def decode_apply_best(depth: int, updates: int, frames: int) -> None:
-    """The decode+apply+best pass alone, over the first `updates` of `frames` made updates
-    (the same frames whatever `updates` is, so two runs differ by the updates alone)."""
-    texts = [json.dumps(f) for f in make_frames(depth, frames)][: updates + 1]
-    loads = ConnectionOptions().json_loads
-    forget_decimals()
-    book = OrderBook("cmt_btcusdt", depth)
-    for text in texts:
-        for levels in parse_depth_levels(loads(text)):
-            book.apply_levels(levels)
-        assert book.best_bid is not None and book.best_ask is not None
-
-
-_COLLECTED = re.compile(r"Collected : (\d+)")
-
-
-def instructions(depth: int, updates: int, frames: int) -> int:
-    """Instructions a child ran (start to exit) for `decode_apply_best`."""
-    command = [
-        *("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable),
-        *(__file__, "--child", f"{depth},{updates},{frames}"),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
-    counts = _COLLECTED.findall(done.stderr)
-    if done.returncode != 0 or not counts:
-        raise RuntimeError(f"depth {depth} under callgrind failed:\n{done.stderr[-2000:]}")
-    return int(counts[-1])
+def child(depth: int, updates: int, frames: int) -> None:
+    """`decode_apply_best` alone, over the first `updates` of `frames` made updates (the same
+    frames whatever `updates` is, so two runs differ by the updates alone)."""
+    texts = [json.dumps(f) for f in make_frames(depth, frames)]
+    decode_apply_best(texts[: updates + 1], depth)
 
 
 def count_instructions(updates: int) -> None:
-    if shutil.which("valgrind") is None:
-        raise SystemExit("--instructions needs valgrind on PATH")
+    require_valgrind("--instructions")
     print(f"decode+apply+best, instructions per update ({updates:,} and {3 * updates:,} updates)")
     for depth in (15, 200):
-        low = instructions(depth, updates, 3 * updates)
-        high = instructions(depth, 3 * updates, 3 * updates)
+        low, high = (
+            instructions([__file__, "--child", f"{depth},{n},{3 * updates}"], f"depth {depth}")
+            for n in (updates, 3 * updates)
+        )
         print(f"{depth:>5} {(high - low) / (2 * updates):>10,.0f}")
 
 
@@ -188,7 +172,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         depth, updates, frames = (int(part) for part in args.child.split(","))
-        decode_apply_best(depth, updates, frames)
+        child(depth, updates, frames)
         return
     if args.instructions:
         count_instructions(args.updates)
