@@ -615,6 +615,35 @@ def test_stale_and_heartbeat_deadlines_combine() -> None:
     assert conn.next_deadline() == T0 + 15
 
 
+def test_stale_timeout_bounds_a_subscribe_the_server_never_answers() -> None:
+    options = ConnectionOptions(ping_interval=20, ping_timeout=10, stale_timeout=15)
+    conn, peer, _ = open_pair(options=options)
+    conn.subscribe("ticker.cmt_btcusdt", T0 + 100)  # long after the open: its own clock
+    conn.receive_data(peer.text({"event": "ping", "time": "1"}), T0 + 105)  # pings answered
+    conn.subscribe("trades.cmt_btcusdt", T0 + 110)
+    drain(conn)
+    assert conn.next_deadline() == T0 + 115  # the oldest unanswered subscribe + 15
+    conn.receive_data(peer.text({"event": "subscribed", "channel": "ticker.cmt_btcusdt"}), T0 + 112)
+    assert conn.next_deadline() == T0 + 125  # the trades subscribe is still unanswered
+    push = {"event": "payload", "channel": "ticker.cmt_btcusdt", "data": []}
+    conn.receive_data(peer.text(push), T0 + 124)
+    drain(conn)
+    conn.handle_timer(T0 + 125)  # data flows on one channel, the other was never answered
+    assert conn.state is ConnectionState.CLOSING
+    peer.receive(conn.data_to_send())
+    assert peer.closes == [(1001, "no answer to subscribe trades.cmt_btcusdt for 15s")]
+
+
+def test_an_answered_or_refused_subscribe_no_longer_bounds_the_connection() -> None:
+    options = ConnectionOptions(ping_interval=None, stale_timeout=15)
+    conn, peer, _ = open_pair(options=options)
+    conn.subscribe("ticker.cmt_nosuchusdt", T0)
+    assert conn.next_deadline() == T0 + 15
+    error = {"event": "error", "code": "40020", "msg": "bad", "channel": "ticker.cmt_nosuchusdt"}
+    conn.receive_data(peer.text(error), T0 + 1)
+    assert conn.next_deadline() is None  # refused: nothing is awaited any more
+
+
 def test_ping_arriving_while_our_close_is_pending_is_ignored() -> None:
     conn, peer, _ = open_pair()
     pings = peer.text({"event": "ping", "time": "5"}) + peer.text("ping")  # already in flight

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.wspeer import ServerPeer
+from weex_proto.books import MAX_RESYNCS_WITHOUT_SNAPSHOT
 from weex_proto.config import WeexConfig
 from weex_proto.connection import ConnectionOptions
 from weex_proto.errors import (
@@ -22,6 +23,7 @@ from weex_proto.errors import (
 from weex_proto.events import WebSocketMessage
 from weex_proto.fanout import BufferClosed, OverflowPolicy
 from weex_proto.hub import ClientHub, plan_order_book, plan_private, plan_tickers, plan_trades
+from weex_proto.orderbook import MAX_STALE_DELTAS
 from weex_proto.session import GiveUp, Reconnect, WeexSession
 
 T0 = 1_700_000_000.0
@@ -413,3 +415,80 @@ def test_server_refusing_a_depth_channel_ends_the_book_stream() -> None:
     push(hub, session, peer, error)
     with pytest.raises(ServerError, match="bad channel"):
         buffer.get()
+
+
+# --------------------------------------------------------------------------- a misbehaving server
+
+
+def test_an_error_naming_a_channel_this_connection_never_asked_for_ends_nothing() -> None:
+    hub, session, peer, buffer = live_book_stream()
+    trades = hub.open_stream(plan_trades("DOGEUSDT"))  # its buffer is named after its channel
+    hub.acquire("trades.cmt_dogeusdt", T0)
+    push(hub, session, peer, {"event": "subscribed", "channel": "trades.cmt_dogeusdt"})
+    for channel in ("depth.cmt_ethusdt.15", "trades.cmt_ethusdt", BOOK, "trades.cmt_dogeusdt"):
+        push(
+            hub, session, peer, {"event": "error", "code": "40020", "msg": "x", "channel": channel}
+        )
+    push(hub, session, peer, depth_frame("CHANGED", 101, bid="99"))
+    [book] = drain(buffer)
+    assert book.data["version"] == 101
+    assert trades.get() is None and not trades.closed
+    assert {BOOK, "trades.cmt_dogeusdt"} <= hub.subscriptions
+    assert hub.health.errors == 4
+
+
+def test_a_book_acked_without_a_snapshot_asks_again_when_its_deadline_passes() -> None:
+    hub = make_hub(snapshot_timeout=3.0)
+    buffer = hub.open_stream(plan_order_book("BTCUSDT", 5))
+    session = hub.acquire(BOOK, T0)
+    peer = connect(hub, session)
+    assert sent(peer, session) == [SUBSCRIBE]
+    push(hub, session, peer, ack("subscribed"))  # acked at T0: the snapshot is due by T0 + 3
+    push(hub, session, peer, depth_frame("CHANGED", 101))  # only deltas come
+    assert hub.next_deadline(session) == T0 + 3.0
+    hub.handle_timer(session, T0 + 2.9)
+    assert sent(peer, session) == []
+    hub.handle_timer(session, T0 + 3.0)
+    assert sent(peer, session) == [UNSUBSCRIBE, SUBSCRIBE]
+    assert hub.health.book_resyncs == 1
+    assert hub.next_deadline(session) == T0 + 6.0
+    resubscribe(hub, session, peer, depth_frame("SNAPSHOT", 200))
+    [book] = drain(buffer)
+    assert book.data["version"] == 200
+    assert hub.next_deadline(session) is None  # a live book has no deadline
+
+
+def test_a_book_whose_snapshots_never_come_ends_after_the_allowed_resyncs() -> None:
+    hub = make_hub(snapshot_timeout=1.0)
+    buffer = hub.open_stream(plan_order_book("BTCUSDT", 5))
+    session = hub.acquire(BOOK, T0)
+    peer = connect(hub, session)
+    assert sent(peer, session) == [SUBSCRIBE]
+    now = T0
+    for _ in range(MAX_RESYNCS_WITHOUT_SNAPSHOT):  # the subscribe itself is never answered
+        deadline = hub.next_deadline(session)
+        assert deadline is not None and deadline > now
+        now = deadline
+        hub.handle_timer(session, now)
+        assert sent(peer, session) == [UNSUBSCRIBE, SUBSCRIBE]
+    deadline = hub.next_deadline(session)
+    assert deadline is not None
+    hub.handle_timer(session, deadline)
+    assert sent(peer, session) == []
+    with pytest.raises(OrderBookError, match="no snapshot within 1s"):
+        buffer.get()
+    assert hub.next_deadline(session) is None
+
+
+def test_deltas_that_restart_below_the_live_book_resync_it() -> None:
+    hub, session, peer, buffer = live_book_stream()  # live at version 100
+    push(hub, session, peer, depth_frame("CHANGED", 90))  # a repeat: ignored
+    push(hub, session, peer, depth_frame("CHANGED", 101))
+    assert len(drain(buffer)) == 1 and sent(peer, session) == []
+    for version in range(1, MAX_STALE_DELTAS + 1):  # the server restarted its sequence
+        push(hub, session, peer, depth_frame("CHANGED", version))
+    assert drain(buffer) == [] and sent(peer, session) == []
+    push(hub, session, peer, depth_frame("CHANGED", MAX_STALE_DELTAS + 1))
+    [notice] = drain(buffer)
+    assert notice.data["resyncing"] and "versions went backwards" in notice.data["reason"]
+    assert sent(peer, session) == [UNSUBSCRIBE, SUBSCRIBE]

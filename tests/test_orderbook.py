@@ -12,7 +12,15 @@ from hypothesis import strategies as st
 
 from tests.fixtures_messages import DEPTH_PUSH
 from weex_proto.messages import DepthUpdate, PriceLevel, parse_push
-from weex_proto.orderbook import Applied, BookState, Ignored, NeedsResync, OrderBook, Rejected
+from weex_proto.orderbook import (
+    MAX_STALE_DELTAS,
+    Applied,
+    BookState,
+    Ignored,
+    NeedsResync,
+    OrderBook,
+    Rejected,
+)
 
 Side = dict[Decimal, Decimal]
 
@@ -216,3 +224,19 @@ def test_any_valid_delta_sequence_equals_a_fresh_snapshot(
     assert book.version == fresh.version == version
     expected_bids = sorted(states[-1][0].items(), reverse=True)
     assert book.bids() == expected_bids
+
+
+def test_repeated_deltas_are_ignored_but_a_sequence_that_restarted_resyncs() -> None:
+    book = OrderBook("cmt_btcusdt", 15)
+    bids, asks = {D(100): D(1)}, {D(101): D(1)}
+    assert book.apply(snapshot(5000, bids, asks)) == Applied()
+    for live in (5000, 5001):  # repeats of what the book holds, then the sequence goes on
+        for version in range(live - MAX_STALE_DELTAS + 1, live + 1):
+            assert isinstance(book.apply(update("CHANGED", version, version, bids, asks)), Ignored)
+        assert book.apply(update("CHANGED", live + 1, live + 1, {D(100): D(2)}, {})) == Applied()
+    for version in range(101, 101 + MAX_STALE_DELTAS):  # a restarted server's versions
+        assert isinstance(book.apply(update("CHANGED", version, version, bids, asks)), Ignored)
+    result = book.apply(update("CHANGED", 200, 210, bids, asks))
+    assert isinstance(result, NeedsResync) and "versions went backwards" in result.reason
+    assert book.state is BookState.AWAITING_SNAPSHOT
+    assert book.apply(snapshot(211, bids, asks)) == Applied()  # the new sequence's snapshot

@@ -4,6 +4,11 @@ Each `BookFeed` keeps its channel's `OrderBook` and the streams reading it (each
 depth). `OrderBooks` applies each depth push, hands every reader one consistent book per
 update, and when the book can no longer be trusted gets a fresh snapshot without ever dropping
 the channel (see `_resync`), or ends its streams with `OrderBookError` when it cannot.
+
+A book waiting for a snapshot has a deadline (`snapshot_timeout` from when it was asked for,
+on an open connection): a server that acks the subscribe and then sends only deltas, or never
+answers, would otherwise leave the book silent for ever. A missed deadline counts as a failed
+resync and asks again, so such a book ends with `OrderBookError` rather than wait.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from .events import PushFrame, WebSocketMessage
 from .fanout import MessageBuffer
 from .health import Health
 from .messages import PayloadError, parse_depth_levels
-from .orderbook import Applied, NeedsResync, OrderBook, Rejected
+from .orderbook import Applied, BookState, NeedsResync, OrderBook, Rejected
 from .records import OrderBookSnapshot
 from .session import WeexSession
 
@@ -26,14 +31,57 @@ MAX_RESYNCS_WITHOUT_SNAPSHOT = 5
 """Resyncs in a row a book may ask for without one usable snapshot arriving; the next problem
 ends its streams with `OrderBookError`. Any usable snapshot starts the count again."""
 RESYNC_OPERATIONS = 2  # an unsubscribe and a subscribe
+SNAPSHOT_TIMEOUT = 10.0
+"""Seconds a book waits for its snapshot after asking for one (subscribing, resubscribing, or
+reconnecting) before it asks again."""
 
 
 class OrderBooks:
     """Every local book of the client, by depth channel."""
 
-    def __init__(self, health: Health) -> None:
+    def __init__(self, health: Health, *, snapshot_timeout: float = SNAPSHOT_TIMEOUT) -> None:
+        if not snapshot_timeout > 0:
+            raise ValueError("snapshot_timeout must be positive")
         self.feeds: dict[str, BookFeed] = {}
+        self.snapshot_timeout = snapshot_timeout
         self._health = health
+
+    # --- the snapshot deadline ------------------------------------------------------------
+
+    def awaiting(self, channels: tuple[str, ...] | list[str], now: float) -> None:
+        """These channels were just asked for (a subscribe, or a connection's resubscribe):
+        each of their books that has no snapshot yet must get one by `now + snapshot_timeout`."""
+        feeds = self.feeds
+        for channel in channels:
+            feed = feeds.get(channel)
+            if feed is not None and not feed.live:
+                feed.snapshot_due = now + self.snapshot_timeout
+
+    def next_deadline(self, session: WeexSession) -> float | None:
+        """The earliest snapshot deadline of the books carried by `session`'s connection."""
+        feeds = self.feeds.values()
+        waiting = [(f.snapshot_due, f.channel) for f in feeds if f.snapshot_due is not None]
+        if not waiting:  # nearly always: every book is live
+            return None
+        wants = session.subscriptions.wants
+        dues = [due for due, channel in waiting if due is not None and wants(channel)]
+        return min(dues) if dues else None
+
+    def handle_timer(self, session: WeexSession, now: float) -> None:
+        """Resync every book of `session` whose snapshot is overdue (a failed resync each)."""
+        wants = session.subscriptions.wants
+        for feed in list(self.feeds.values()):
+            due = feed.snapshot_due
+            if due is None or due > now or not wants(feed.channel):
+                continue
+            feed.snapshot_due = None
+            conn = session.connection
+            if conn is None or not conn.is_open:
+                continue  # the reconnect asks again (and sets a new deadline)
+            reason = f"no snapshot within {self.snapshot_timeout:g}s of asking for one"
+            self._resync(session, feed, NeedsResync(reason), None, now, overdue=True)
+
+    # --- depth pushes ---------------------------------------------------------------------
 
     def update(self, session: WeexSession, feed: BookFeed, message: PushFrame, now: float) -> None:
         try:
@@ -52,6 +100,7 @@ class OrderBooks:
             if isinstance(result, Applied):
                 if update.depth_type == "SNAPSHOT":
                     feed.resyncs_without_snapshot = 0
+                    feed.snapshot_due = None
                 feed.publish(message)
             elif isinstance(result, Rejected):
                 log.warning(
@@ -69,8 +118,10 @@ class OrderBooks:
         session: WeexSession,
         feed: BookFeed,
         problem: NeedsResync,
-        message: PushFrame,
+        message: PushFrame | None,
         now: float,
+        *,
+        overdue: bool = False,
     ) -> None:
         """Get a fresh snapshot without ever dropping the channel; readers are told first.
 
@@ -78,9 +129,10 @@ class OrderBooks:
         its operation budget, and only if both fit. Otherwise the connection is replaced: a
         fresh one has a fresh budget and its resubscribe brings a snapshot (other streams on
         it see a gap flag, which is the truth). While a resubscribe or reconnect is already
-        under way nothing more is asked: a snapshot is coming. After
-        `MAX_RESYNCS_WITHOUT_SNAPSHOT` resyncs in a row without a usable snapshot, the book
-        cannot be rebuilt and its streams end with `OrderBookError`.
+        under way nothing more is asked: a snapshot is coming (unless it is `overdue`: then
+        the request is taken as lost and made again). After `MAX_RESYNCS_WITHOUT_SNAPSHOT`
+        resyncs in a row without a usable snapshot, the book cannot be rebuilt and its streams
+        end with `OrderBookError`.
         """
         channel = feed.channel
         log.warning(
@@ -89,14 +141,13 @@ class OrderBooks:
             problem.reason,
             extra={"weex_event": "book_resync", "channel": channel, "reason": problem.reason},
         )
-        feed.publish_resync(problem.reason, message)
+        if message is not None:
+            feed.publish_resync(problem.reason, message)
         conn = session.connection
-        if (
-            conn is None
-            or not conn.is_open
-            or session.subscriptions.pending.get(channel) == "subscribe"
-        ):
-            return  # a reconnect or a resubscribe is under way; its snapshot is coming
+        if conn is None or not conn.is_open:
+            return  # a reconnect is under way; its resubscribe brings a snapshot
+        if not overdue and session.subscriptions.pending.get(channel) == "subscribe":
+            return  # a resubscribe is under way; its snapshot is coming
         self._health.book_resyncs += 1
         feed.resyncs_without_snapshot += 1
         if feed.resyncs_without_snapshot > MAX_RESYNCS_WITHOUT_SNAPSHOT:
@@ -115,6 +166,8 @@ class OrderBooks:
                 session.subscribe(channel, now)
             except SubscriptionLimitError as exc:  # cannot happen after the check; never silent
                 self.end(feed, OrderBookError(f"cannot resubscribe {channel}: {exc}"))
+                return
+            feed.snapshot_due = now + self.snapshot_timeout
             return
         log.warning(
             "order book %s: this connection's subscription budget is spent; "
@@ -149,6 +202,13 @@ class BookFeed:
         self.book = OrderBook(spec.symbol, spec.level)
         self.readers: list[tuple[MessageBuffer, int]] = []
         self.resyncs_without_snapshot = 0
+        self.snapshot_due: float | None = None
+        """Monotonic time by which the snapshot asked for must have arrived; None when the
+        book is live or nothing has been asked on an open connection yet."""
+
+    @property
+    def live(self) -> bool:
+        return self.book.state is BookState.LIVE
 
     def publish(self, source: PushFrame) -> None:
         """One consistent book per reader (each at its own depth), for the push just applied."""

@@ -83,6 +83,7 @@ class BaseClient(abc.ABC, Generic[TransportT]):
         ping_timeout: float = 10.0,
         pong_key: PongKey = "mirror",
         stale_timeout: float | None = None,
+        snapshot_timeout: float = 10.0,
         max_message_size: int = 1 << 20,
         connect_timeout: float = 10.0,
         buffer_size: int = 1024,
@@ -99,7 +100,8 @@ class BaseClient(abc.ABC, Generic[TransportT]):
 
         `config` defaults to `WeexConfig.from_env()`. The options are described in the
         README: reconnecting (`max_retries`, `backoff_base`, `backoff_max`), heartbeats
-        (`ping_interval`, `ping_timeout`, `pong_key`, `stale_timeout`), limits
+        (`ping_interval`, `ping_timeout`, `pong_key`, `stale_timeout`), order books
+        (`snapshot_timeout`), limits
         (`max_message_size`, `buffer_size`, `connect_timeout`) and `on_gap(endpoint, channels)`.
 
         `transport` is an async callable taking an `Endpoint` and returning a connected byte
@@ -149,6 +151,7 @@ class BaseClient(abc.ABC, Generic[TransportT]):
             buffer_size=buffer_size,
             on_gap=on_gap,
             budget=connection_budget,
+            snapshot_timeout=snapshot_timeout,
         )
         self._backend = self._make_backend(self.config, transport)
         self._clock = clock if clock is not None else self._backend.loop_time

@@ -247,10 +247,19 @@ class WeexConnection:
         return None
 
     def _stale_deadline(self) -> float | None:
+        """With `stale_timeout`: when data last came plus the timeout, while subscribed, and
+        when the oldest unanswered subscribe went out plus the timeout (a server that answers
+        pings but never acks must not leave a stream waiting without bound)."""
         timeout = self.options.stale_timeout
-        if timeout is None or self.last_payload_at is None or not self.subscriptions.active:
+        if timeout is None:
             return None
-        return self.last_payload_at + timeout
+        deadline = None
+        if self.last_payload_at is not None and self.subscriptions.active:
+            deadline = self.last_payload_at + timeout
+        unanswered = self.subscriptions.unanswered_since()
+        if unanswered is not None and (deadline is None or unanswered[0] + timeout < deadline):
+            deadline = unanswered[0] + timeout
+        return deadline
 
     # ----------------------------------------------------------------- commands
 
@@ -405,7 +414,7 @@ class WeexConnection:
         elif state is ConnectionState.OPEN:
             stale = self._stale_deadline()
             if stale is not None and now >= stale:
-                self.close(now, GOING_AWAY, f"no data for {self.options.stale_timeout:g}s")
+                self.close(now, GOING_AWAY, self._stale_reason(now))
                 return
             action = self._heartbeat.poll(now)
             if action is HeartbeatAction.SEND_PING:
@@ -416,6 +425,13 @@ class WeexConnection:
                 self._finish(
                     ABNORMAL_CLOSURE, f"no traffic for {timeout:g}s", CloseInitiator.TIMEOUT
                 )
+
+    def _stale_reason(self, now: float) -> str:
+        timeout = self.options.stale_timeout
+        unanswered = self.subscriptions.unanswered_since()
+        if unanswered is not None and timeout is not None and now >= unanswered[0] + timeout:
+            return f"no answer to subscribe {unanswered[1]} for {timeout:g}s"
+        return f"no data for {timeout:g}s"
 
     # ----------------------------------------------------------------- WebSocket events
 
@@ -604,6 +620,7 @@ class WeexConnection:
         channel = frame.get("channel")
         channel = channel if isinstance(channel, str) else None
         kind = error_codes.classify(code, message)
+        refused = False
         if (
             channel is not None
             and self._state is ConnectionState.OPEN  # else the pending request dies with it
@@ -612,7 +629,10 @@ class WeexConnection:
             retry = self.subscriptions.on_refused(channel, now)
             if retry is not None:  # a channel it served before: ask again
                 self._send_json(retry)
-        self._emit(ErrorReceived(kind, code, message, channel, text[:_SKIPPED_RAW_LIMIT]))
+            else:
+                refused = True
+        raw = text[:_SKIPPED_RAW_LIMIT]
+        self._emit(ErrorReceived(kind, code, message, channel, raw, refused=refused))
 
     # ----------------------------------------------------------------- helpers
 

@@ -371,6 +371,11 @@ class ErrorReceived(Event):
     message: str
     channel: str | None
     raw: str = attrs.field(default="", repr=False)
+    refused: bool = False
+    """The error answered this connection's pending subscribe of `channel` and the channel is
+    given up (see `SubscriptionBook.on_refused`): only then does it end the channel's streams.
+    An error naming a channel this connection did not ask for, or one asked for again, refuses
+    nothing."""
 
 
 @attrs.frozen

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .books import MAX_RESYNCS_WITHOUT_SNAPSHOT as MAX_RESYNCS_WITHOUT_SNAPSHOT
-from .books import BookFeed, OrderBooks
+from .books import SNAPSHOT_TIMEOUT, BookFeed, OrderBooks
 from .channels import channel_matches, is_private_channel
 from .config import WeexConfig
 from .connection import ConnectionOptions, PushTuple, WeexConnection
@@ -73,6 +73,7 @@ class ClientHub:
         buffer_size: int = 1024,
         on_gap: GapCallback | None = None,
         budget: ConnectionBudget | None = None,
+        snapshot_timeout: float = SNAPSHOT_TIMEOUT,
     ) -> None:
         if buffer_size < 1:
             raise ValueError("buffer_size must be at least 1")
@@ -89,7 +90,7 @@ class ClientHub:
         self.user_channels: set[str] = set()
         self.health = Health(connections_of=self.connections.health)
         self._async_handlers: list[tuple[str, Handler, MessageBuffer]] = []
-        self.books = OrderBooks(self.health)
+        self.books = OrderBooks(self.health, snapshot_timeout=snapshot_timeout)
         self._books = self.books.feeds
         self._ack_listeners: dict[str, list[Callable[[WeexError | None], None]]] = {}
         self.splitter = RecordSplitter()
@@ -137,6 +138,7 @@ class ClientHub:
         else:
             session = self.connections.holder(channel)  # None if the server refused it
         self.refs.acquire(channel)
+        self.books.awaiting((channel,), now)
         return session if session is not None else self.session(private)
 
     def release(self, channel: str, now: float) -> WeexSession | None:
@@ -312,6 +314,15 @@ class ClientHub:
                 stats.connected_at = endpoint.connected_at
         return decision
 
+    def next_deadline(self, session: WeexSession) -> float | None:
+        """When `handle_timer` must next be called for `session`, beside its connection's
+        own deadlines: the snapshot deadlines of the books it carries."""
+        return self.books.next_deadline(session)
+
+    def handle_timer(self, session: WeexSession, now: float) -> None:
+        """Act on `session`'s due deadlines (books whose snapshot is overdue resync)."""
+        self.books.handle_timer(session, now)
+
     def transport_failed(self, session: WeexSession, now: float, error: BaseException) -> Decision:
         log.warning(
             "could not connect to %s: %s",
@@ -348,6 +359,7 @@ class ClientHub:
             elif isinstance(event, Subscribed | Unsubscribed):
                 if isinstance(event, Subscribed):
                     self._answer_listeners(event.channel, None)
+                    self.books.awaiting((event.channel,), now)
                 log.debug(
                     "%s %s",
                     type(event).__name__.lower(),
@@ -367,6 +379,7 @@ class ClientHub:
                 )
             elif isinstance(event, Connected):
                 session.connected(now)
+                self.books.awaiting(event.resubscribed, now)
                 self.health.connected(_endpoint_name(session), event.opened_at)
                 log.info(
                     "connected to %s",
@@ -453,6 +466,7 @@ class ClientHub:
                 for buffer, _ in feed.readers:
                     buffer.mark_gap()
                 feed.book.invalidate("reconnecting")  # the resubscribe brings a snapshot
+                feed.snapshot_due = None  # set again when the new connection asks for it
         self.splitter.forget_candles(channels)
 
     # ------------------------------------------------------------------ dispatch
@@ -526,8 +540,8 @@ class ClientHub:
                 "channel": event.channel,
             },
         )
-        if event.channel is None or event.channel in session.subscriptions.desired:
-            return
+        if event.channel is None or not event.refused:
+            return  # not an answer to a subscribe of this connection: nothing is refused
         # The server refused a channel: streams that asked for exactly it cannot get data.
         error: WeexError = exception_for(
             event.kind, event.code, event.message, channel=event.channel

@@ -8,6 +8,11 @@ harmless; a frame that starts beyond the next version means updates were lost. A
 a crossed book, or a delta before any snapshot all mean the same thing: this book cannot be
 trusted until a fresh snapshot arrives, which the caller gets by resubscribing.
 
+A delta at or below the live version is a repeat of what the book holds (WEEX may resend a
+few around a snapshot) and is ignored, but not for ever: `MAX_STALE_DELTAS` of them in a row
+mean the server's sequence restarted below the book (a server restart), and the book would
+otherwise stay frozen while the market moves, so that too invalidates it.
+
 Nothing from the wire is trusted. A push about another contract, or a snapshot older than the
 live book, is rejected (skipped; the book stays as it was). An update that cannot be applied
 as sent (a price that is not a finite number > 0, a size that is negative or not finite,
@@ -70,6 +75,10 @@ class NeedsResync:
 ApplyResult = Applied | Ignored | Rejected | NeedsResync
 APPLIED = Applied()
 
+MAX_STALE_DELTAS = 5
+"""Deltas in a row at or below the live version that are taken as repeats; the next one means
+the server's versions went backwards (its sequence restarted), and the book resyncs."""
+
 
 class OrderBook:
     def __init__(self, symbol: str, depth: int) -> None:
@@ -79,6 +88,8 @@ class OrderBook:
         self.depth = depth
         self.state = BookState.AWAITING_SNAPSHOT
         self.version: int | None = None
+        self.stale_in_a_row = 0
+        """Deltas at or below the live version since the last one applied."""
         # Each side: its prices ascending, and beside them their levels, the (price, size)
         # tuples as parsed, so reading hands out slices of the book's own tuples.
         self._bid_prices: list[Decimal] = []  # the best bid is last
@@ -116,12 +127,20 @@ class OrderBook:
             self._ask_prices, self._ask_levels = _sorted_side(asks)
             self.version = end_version
             self.state = BookState.LIVE
+            self.stale_in_a_row = 0
             self._truncate()
             return self._check_crossed()
         if version is None or self.state is not _LIVE:
             return Ignored("delta before the snapshot")
         if end_version <= version:
+            self.stale_in_a_row += 1
+            if self.stale_in_a_row > MAX_STALE_DELTAS:
+                return self.invalidate(
+                    f"versions went backwards: {self.stale_in_a_row} deltas in a row at or "
+                    f"below the live version {version} (the last up to {end_version})"
+                )
             return Ignored(f"stale delta up to version {end_version}")
+        self.stale_in_a_row = 0
         if start_version > version + 1:
             return self.invalidate(f"version gap: missed {version + 1}..{start_version - 1}")
         # Only a side that gained a level can be too long; empty sides cost nothing.
@@ -144,6 +163,7 @@ class OrderBook:
         self._ask_levels.clear()
         self.version = None
         self.state = BookState.AWAITING_SNAPSHOT
+        self.stale_in_a_row = 0
         return NeedsResync(reason)
 
     def bids(self, limit: int | None = None) -> list[Level]:

@@ -158,8 +158,12 @@ class ConnectionRunner:
         self._stream, self._conn = stream, conn
         try:
             await self.flush()
+            hub, session = self.hub, self.session
             while True:
                 deadline = conn.next_deadline()
+                books = hub.next_deadline(session)
+                if books is not None and (deadline is None or books < deadline):
+                    deadline = books
                 delay = None if deadline is None else deadline - self._clock()
                 data = b""
                 if conn.state is ConnectionState.CLOSED:
@@ -175,7 +179,8 @@ class ConnectionRunner:
                 was_open = conn.is_open
                 if timed_out:
                     conn.handle_timer(now)
-                    decision = self.hub.read_events(self.session, conn, now)
+                    hub.handle_timer(session, now)
+                    decision = hub.read_events(session, conn, now)
                 else:
                     decision = await self._feed(conn, data, now)
                 await self.flush()

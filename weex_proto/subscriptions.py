@@ -50,6 +50,7 @@ class SubscriptionBook:
         self._desired: dict[str, None] = {}  # a dict keeps insertion order
         self._active: set[str] = set()
         self._pending: dict[str, Operation] = {}
+        self._asked_at: dict[str, float] = {}  # when each pending subscribe was sent
         self._connected = False
         self._sent: deque[float] = deque()  # send times of this connection's operations
         self._served: set[str] = set()  # acked at least once, on any connection
@@ -61,6 +62,10 @@ class SubscriptionBook:
     def desired(self) -> tuple[str, ...]:
         """Channels the user asked for, in the order asked; replayed on every connect."""
         return tuple(self._desired)
+
+    def wants(self, channel: str) -> bool:
+        """Whether `channel` is desired (`channel in desired`, without building the tuple)."""
+        return channel in self._desired
 
     @property
     def active(self) -> frozenset[str]:
@@ -75,6 +80,15 @@ class SubscriptionBook:
     @property
     def connected(self) -> bool:
         return self._connected
+
+    def unanswered_since(self) -> tuple[float, str] | None:
+        """When the oldest subscribe still unanswered on this connection was sent, and its
+        channel; None when every subscribe has been answered. A server that never answers
+        would otherwise leave the channel's readers waiting with nothing to time out."""
+        asked = self._asked_at
+        if not asked:
+            return None
+        return min((at, channel) for channel, at in asked.items())
 
     def operations_left(self, now: float) -> int:
         """Subscribe/unsubscribe requests this connection may still send at `now`.
@@ -140,6 +154,7 @@ class SubscriptionBook:
         self._connected = True
         self._active.clear()
         self._pending.clear()
+        self._asked_at.clear()
         self._sent.clear()
         return [self._send(channel, "subscribe", now) for channel in self._desired]
 
@@ -148,6 +163,7 @@ class SubscriptionBook:
         self._connected = False
         self._active.clear()
         self._pending.clear()
+        self._asked_at.clear()
         self._sent.clear()
 
     def on_subscribed(self, channel: str) -> bool:
@@ -159,6 +175,7 @@ class SubscriptionBook:
         operation = self._pending.get(channel)
         if operation == "subscribe":
             del self._pending[channel]
+            self._asked_at.pop(channel, None)
             self._active.add(channel)
             self._served.add(channel)
             self._refusals.pop(channel, None)
@@ -213,6 +230,7 @@ class SubscriptionBook:
         self._refusals.pop(channel, None)
         self._desired.pop(channel, None)
         self._pending.pop(channel, None)
+        self._asked_at.pop(channel, None)
         self._active.discard(channel)
         return True
 
@@ -237,6 +255,10 @@ class SubscriptionBook:
 
     def _send(self, channel: str, operation: Operation, now: float) -> dict[str, str]:
         self._pending[channel] = operation
+        if operation == "subscribe":
+            self._asked_at[channel] = now
+        else:
+            self._asked_at.pop(channel, None)
         self._sent.append(now)
         return {"event": operation, "channel": channel}
 

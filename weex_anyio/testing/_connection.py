@@ -453,6 +453,8 @@ class ServerConnection:
             key = "event" if event == "ping" else "type"
             self.send_text(encode({key: "pong", "time": message.get("time")}))
         elif event in ("subscribe", "unsubscribe"):
+            if event == "subscribe" and self._host.faults.take_ignored_subscribe():
+                return  # a server that never answers (the request was recorded)
             self._on_operation(event == "subscribe", message.get("channel"))
         else:
             self.send_text(error_message("40020", "Parameter event is invalid"))

@@ -22,6 +22,10 @@ class FaultState:
         self.reject_remaining = 0
         self.reject_status = 503
         self.depth_gaps: set[str] = set()
+        self.withheld_snapshots: int | None = 0
+        """Depth subscribes still to be acked without their snapshot (None: every one)."""
+        self.ignored_subscribes: int | None = 0
+        """Subscribe requests still to go unanswered (None: every one)."""
         self._stalled_until: float | None = None
         self._resumed: anyio.Event | None = None
 
@@ -72,3 +76,34 @@ class FaultState:
             return None
         self.reject_remaining -= 1
         return self.reject_status
+
+    # -- answers withheld -----------------------------------------------------------------------
+
+    def withhold_snapshots(self, count: int | None) -> None:
+        if count is not None and count < 0:
+            raise ValueError("count must be >= 0 or None")
+        self.withheld_snapshots = count
+
+    def take_withheld_snapshot(self) -> bool:
+        """Whether the snapshot of the depth subscribe being acked is to be left out."""
+        return _take(self, "withheld_snapshots")
+
+    def ignore_subscribes(self, count: int | None) -> None:
+        if count is not None and count < 0:
+            raise ValueError("count must be >= 0 or None")
+        self.ignored_subscribes = count
+
+    def take_ignored_subscribe(self) -> bool:
+        """Whether the subscribe request being read is to go unanswered."""
+        return _take(self, "ignored_subscribes")
+
+
+def _take(faults: FaultState, name: str) -> bool:
+    """Use up one of a countdown switch (None: unlimited); False once it is at 0."""
+    left = getattr(faults, name)
+    if left is None:
+        return True
+    if left <= 0:
+        return False
+    setattr(faults, name, left - 1)
+    return True

@@ -448,6 +448,11 @@ class Market:
     def depth_version(self, symbol: str) -> int:
         return self._contracts[symbol].version
 
+    def restart_versions(self, symbol: str, version: int) -> None:
+        """`symbol`'s depth versions start again at `version` (the next CHANGED starts one
+        past it), as after a server restart; the book itself is unchanged."""
+        self._contracts[symbol].version = version
+
     def inject_gap(self, symbol: str, skipped: int) -> None:
         """Make the next CHANGED frame of `symbol` start `skipped` versions too late."""
         self._contracts[symbol].pending_gap += skipped

@@ -487,6 +487,23 @@ class SimulatedWeexServer:
             raise ValueError("skipped must be >= 1")
         self._market.inject_gap(self._known(symbol), skipped)
 
+    def withhold_snapshots(self, count: int | None = None) -> None:
+        """Ack the next `count` depth subscribes (None: every one, until called with 0) but
+        send no SNAPSHOT after them: only the CHANGED deltas follow."""
+        self._faults.withhold_snapshots(count)
+
+    def ignore_subscribes(self, count: int | None = None) -> None:
+        """Leave the next `count` subscribe requests (None: every one, until called with 0)
+        unanswered: no ack, no error, no data. Pings are still answered."""
+        self._faults.ignore_subscribes(count)
+
+    def restart_depth_versions(self, symbol: str, version: int = 100) -> None:
+        """Make `symbol`'s depth versions start again at `version`, as a restarted server
+        would: the next CHANGED frames of every depth channel of it run from `version + 1`."""
+        if version < 0:
+            raise ValueError("version must be >= 0")
+        self._market.restart_versions(self._known(symbol), version)
+
     def reject_handshakes(self, count: int, status: int = 503) -> None:
         """Refuse the next `count` upgrade requests with HTTP `status`."""
         self._faults.reject_handshakes(count, status)
@@ -638,6 +655,9 @@ class SimulatedWeexServer:
     def subscribed(self, connection: ServerConnection, channel: str) -> None:
         parsed = None if connection.private else parse_public_channel(channel, self._symbols)
         if parsed is not None:
+            if parsed.kind == "depth" and self._faults.take_withheld_snapshot():
+                self._notify()
+                return
             for message in self._market.initial_messages(parsed):
                 connection.send_text(encode(message))
         self._notify()
