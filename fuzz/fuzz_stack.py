@@ -3,16 +3,24 @@
     python fuzz/fuzz_stack.py [fuzz/corpus/stack] [-atheris_runs=N]
 
 The other harnesses stop at `WeexConnection` or `parse_push`; a ping whose `time` was "²"
-passed them all and still ended the client, because it broke in the hub. Here a public and a
-private connection are handshaken inside one hub with streams open (tickers by name and by
-pattern, trades, an order book, orders and account, a sync and an async handler), and every
-frame goes through `receive_data`, `ClientHub.handle_events` and the buffers, as the adapters
-drive them.
+passed them all and still ended the client, because it broke in the hub. Here one hub holds
+two public connections (100 filler tickers fill the first, as WEEX's channel limit makes a
+client do, so the streams sit on the second) and a private one, with streams open (tickers by
+name and by pattern, trades, an order book, orders and account, a sync and an async handler),
+and every frame goes through `receive_data`, `ClientHub.handle_events` and the buffers, and
+every timer through `handle_timer` of the connection and of the hub, as the adapters drive
+them. Nothing answers the client's subscribes unless an input says so.
 
 An input is one step per line; the line's first byte says what the rest is (capital: public
 connection, small letter: private):
 
+    C    choose the public connection the capital letters go to (the byte, modulo their number)
     J/j  text: one text frame, as it is (JSON or not)
+    A/a  answer: ack every request the connection has outstanding; for the book's channel, the
+         first byte's low bit says whether its SNAPSHOT follows (else it is withheld)
+    V    version: a depth delta for the book from the server's sequence, the byte saying how:
+         the next versions, a gap, a repeat at or below the live version, or restarted far below
+    E/e  error: an error frame naming one channel of all the client knows (the byte picks it)
     M/m  recipe: a valid WEEX frame (first byte picks it) with fields replaced by hostile values
          (each further pair of bytes picks a field and a value)
     P/p  ping: a ping whose `time` is the rest, as a string
@@ -22,8 +30,11 @@ connection, small letter: private):
     anything else: the whole line as a public text frame
 
 Invariants: `receive_data`, `handle_timer`, `handle_events` and `decided` raise nothing; a
-buffer never holds more than its size; reading a stream yields messages or ends with
-`BufferClosed` or a `WeexError` (a refused channel, an overflowed private stream); a message's
+buffer never holds more than its size; an error frame closes a stream only when it answers a
+subscribe of that stream's channel pending on the connection it came on; a book that is not
+live on an open connection always has a snapshot deadline (it is never left silent); reading a
+stream yields messages or ends with `BufferClosed` or a `WeexError` (a refused channel, an
+overflowed private stream); a message's
 `parse()` raises nothing but `PayloadError`; an order book reader gets at most its levels,
 bids falling and asks rising; the clock offset is None or finite; handlers see only messages
 for their pattern; and at the end every stream is closed.
@@ -63,7 +74,12 @@ from weex_proto.session import GiveUp, Reconnect, WeexSession
 BUFFER_SIZE = 8
 BOOK_LEVELS = 5
 MAX_RECONNECTS = 16  # per input: each costs a handshake, and the fuzzer wants many inputs
-OPTIONS = ConnectionOptions(ping_interval=5.0, ping_timeout=5.0, max_message_size=16384)
+OPTIONS = ConnectionOptions(
+    ping_interval=5.0, ping_timeout=5.0, max_message_size=16384, stale_timeout=60.0
+)
+FILLERS = tuple(f"ticker.cmt_fill{i}usdt" for i in range(100))
+"""Channels that fill the first public connection (WEEX allows 100 on one)."""
+BOOK_CHANNEL = "depth.cmt_btcusdt.15"
 
 _DEPTH_LINES = (CORPUS / "depth" / "snapshot_then_doc_delta.jsonl").read_text().splitlines()
 TEMPLATES: tuple[Any, ...] = (
@@ -189,6 +205,8 @@ class Stack:
             plan_private("orders"),
             plan_private("account"),
         )
+        for channel in FILLERS:
+            self.hub.user_subscribe(channel, self.now)
         self.streams: list[tuple[StreamPlan, MessageBuffer]] = []
         for plan in self.plans:
             self.streams.append((plan, self.hub.open_stream(plan)))
@@ -205,9 +223,14 @@ class Stack:
         assert handler_buffer is not None
         self.handler_buffer = handler_buffer
         self.reconnects = 0
-        self.sessions = {private: self.hub.session(private) for private in (False, True)}
-        for session in self.sessions.values():
+        self.public = list(self.hub.connections.endpoint(False).sessions)
+        assert len(self.public) == 2, self.public
+        self.sessions = {False: self.public[1], True: self.hub.session(True)}
+        for session in [*self.public, self.sessions[True]]:
             self.connect(session)
+        held = sorted(set(self.hub.subscriptions) - set(FILLERS))  # sorted: inputs replay
+        self.channels = (*FILLERS[:3], *held, "ticker.cmt_nobodyusdt")
+        self.server_version = 5000  # of the book's channel
 
     def connect(self, session: WeexSession) -> None:
         conn = self.hub.start_attempt(session, self.now)
@@ -239,11 +262,80 @@ class Stack:
 
     def wait(self, seconds: float) -> None:
         self.now += seconds
-        for session in self.sessions.values():
+        for session in [*self.public, self.sessions[True]]:
             conn = session.connection
             if conn is not None:
                 conn.handle_timer(self.now)
+                self.hub.handle_timer(session, self.now)
                 self.settle(session, conn)
+
+    def choose(self, index: int) -> None:
+        self.sessions[False] = self.public[index % len(self.public)]
+
+    def answer(self, private: bool, snapshot: bool) -> None:
+        """The server acks what the connection asked for, the book's snapshot with it or not."""
+        conn = self.sessions[private].connection
+        if conn is None or conn.state is not ConnectionState.OPEN:
+            return
+        frames = []
+        for channel, operation in conn.subscriptions.pending.items():
+            frames.append({"event": f"{operation}d", "channel": channel})
+            if channel == BOOK_CHANNEL and operation == "subscribe" and snapshot:
+                frames.append(self.depth("SNAPSHOT", self.server_version, self.server_version))
+        for frame in frames:
+            self.feed(private, text_frame(json.dumps(frame).encode()))
+
+    def delta(self, how: int) -> None:
+        """A depth delta from the server's sequence: next, a gap, a repeat, or a restart."""
+        kind = how % 4
+        if kind == 3:
+            self.server_version = how  # far below anything the book has seen
+        start = self.server_version + (5 if kind == 1 else 1)
+        if kind == 2:
+            start = max(self.server_version - how % 8, 0)
+        end = max(start, self.server_version) if kind == 2 else start + how % 3
+        self.server_version = max(self.server_version, end)
+        holder = self.hub.connections.holder(BOOK_CHANNEL)
+        if holder is not None and holder is self.sessions[False]:
+            self.feed(False, text_frame(json.dumps(self.depth("CHANGED", start, end)).encode()))
+
+    def depth(self, kind: str, start: int, end: int) -> dict[str, Any]:
+        row = {
+            "startVersion": str(start),
+            "endVersion": str(end),
+            "level": 15,
+            "depthType": kind,
+            "symbol": "cmt_btcusdt",
+            "asks": [{"price": str(101 + end % 5), "size": "1"}],
+            "bids": [{"price": str(100 - end % 3), "size": str(end % 2)}],
+        }
+        return {"event": "payload", "channel": BOOK_CHANNEL, "data": [row]}
+
+    def error(self, private: bool, pick: int) -> None:
+        """An error frame naming any channel; it may end only what it refuses."""
+        channel = self.channels[pick % len(self.channels)]
+        conn = self.sessions[private].connection
+        if conn is None or conn.state is not ConnectionState.OPEN:
+            return
+        asked = conn.subscriptions.pending.get(channel) == "subscribe"
+        open_before = [buffer for _, buffer in self.streams if not buffer.closed]
+        frame = {"event": "error", "code": "40020", "msg": "refused", "channel": channel}
+        self.feed(private, text_frame(json.dumps(frame).encode()))
+        ended = [
+            plan
+            for plan, buffer in self.streams
+            if buffer.closed and any(buffer is b for b in open_before)
+        ]
+        for plan in ended:
+            assert asked and channel in plan.channels, (channel, plan, asked)
+
+    def check_never_silent(self) -> None:
+        """A book waiting for its snapshot on an open connection has a deadline to ask again."""
+        for feed in self.hub.books.feeds.values():
+            holder = self.hub.connections.holder(feed.channel)
+            conn = None if holder is None else holder.connection
+            if feed.readers and not feed.live and conn is not None and conn.is_open:
+                assert feed.snapshot_due is not None, feed.channel
 
     def drain(self) -> None:
         for plan, buffer in self.streams:
@@ -269,10 +361,10 @@ class Stack:
                 _check_book(message.data, book_levels)
 
     def finish(self) -> None:
-        for session in self.sessions.values():
+        for session in [*self.public, self.sessions[True]]:
             session.stop(self.now)
         self.wait(3600.0)  # close handshakes time out
-        for session in self.sessions.values():
+        for session in [*self.public, self.sessions[True]]:
             assert session.connection is None or session.connection.state is ConnectionState.CLOSED
         self.hub.end_all_streams()
         self.drain()
@@ -350,10 +442,19 @@ def run(data: bytes) -> None:
             stack.feed(private, rest)
         elif kind == b"T":
             stack.wait(float(rest[0]) if rest else 1.0)
+        elif op == b"C":
+            stack.choose(rest[0] if rest else 0)
+        elif kind == b"A":
+            stack.answer(private, bool(rest[0] & 1) if rest else True)
+        elif op == b"V":
+            stack.delta(rest[0] if rest else 0)
+        elif kind == b"E":
+            stack.error(private, rest[0] if rest else 0)
         elif op == b"D":
             stack.drain()
         else:
             stack.feed(False, text_frame(line))
+        stack.check_never_silent()
     stack.drain()
     stack.finish()
 

@@ -147,7 +147,9 @@ class OrderBooks:
         if conn is None or not conn.is_open:
             return  # a reconnect is under way; its resubscribe brings a snapshot
         if not overdue and session.subscriptions.pending.get(channel) == "subscribe":
-            return  # a resubscribe is under way; its snapshot is coming
+            if feed.snapshot_due is None:  # its snapshot is coming, but not without bound
+                feed.snapshot_due = now + self.snapshot_timeout
+            return  # a resubscribe is under way
         self._health.book_resyncs += 1
         feed.resyncs_without_snapshot += 1
         if feed.resyncs_without_snapshot > MAX_RESYNCS_WITHOUT_SNAPSHOT:
