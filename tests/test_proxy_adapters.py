@@ -3,18 +3,22 @@
 HTTP CONNECT, SOCKS5 and SOCKS5h, with and without a login, for the public and the private
 endpoint, `ws://` and `wss://` (TLS inside the tunnel, checked against the exchange's name);
 the environment's proxy and NO_PROXY; and the failures: a refused login is a typed error that
-is not retried, a proxy that is down is retried and named in the final error. The proxy's
-credentials must show up nowhere: not in logs, errors or reprs.
+is not retried, a proxy that is down is retried and named in the final error. Replies pproxy
+never sends (a 20 KiB header, a SOCKS5 "no acceptable methods") come from `scripted_proxy`.
+The proxy's credentials must show up nowhere: not in logs, errors or reprs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import ssl
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import anyio
+import anyio.abc
+import attrs
 import pytest
 import trustme
 
@@ -24,6 +28,7 @@ from tests.test_adapters import BTC, causes, generator, server_context_signed_by
 from weex_proto.errors import (
     ProxyAuthenticationError,
     ProxyConnectionError,
+    ProxyProtocolError,
     ReconnectExhaustedError,
 )
 
@@ -181,9 +186,121 @@ async def test_a_refused_proxy_login_is_a_typed_error_and_not_retried(
     async with h.client(proxy=login_proxy.url("http", ""), max_retries=5) as client:
         with pytest.raises(ProxyAuthenticationError, match="user:password@"):
             await client.connect()
+    for scheme in ("socks5", "socks5h"):
+        async with h.client(proxy=login_proxy.url(scheme, ""), max_retries=5) as client:
+            with pytest.raises(ProxyAuthenticationError, match=f"{scheme}://user:pass@host:port"):
+                await client.connect()
+            assert client.connection_attempts == 1
     assert h.server.stats.accepted == 0
     assert_no_secret(caplog.text)
     assert "wrong" not in caplog.text
+
+
+@attrs.define
+class ScriptedProxy:
+    """A proxy on loopback that answers every connection with `answer` (see `scripted_proxy`)."""
+
+    port: int
+    received: list[bytes] = attrs.field(factory=list)
+    """What each connection sent it before its answer, one entry per connection."""
+
+    def url(self, scheme: str) -> str:
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+
+Answer = Callable[[anyio.abc.SocketStream, list[bytes]], Awaitable[None]]
+"""Reads the client's opening, appends it to the list (before replying), replies."""
+
+
+@contextlib.asynccontextmanager
+async def scripted_proxy(answer: Answer) -> AsyncIterator[ScriptedProxy]:
+    """A hostile or picky proxy in the test's own event loop: `answer` reads the client's
+    opening and replies; the connection then stays open until the client hangs up, so a client
+    that gave up did so on the reply, not on a closed socket."""
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    proxy = ScriptedProxy(listener.extra(anyio.abc.SocketAttribute.local_port))  # noqa: S610
+
+    async def handle(client: anyio.abc.SocketStream) -> None:
+        async with client:
+            with contextlib.suppress(
+                anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, OSError
+            ):
+                await answer(client, proxy.received)
+                async for _ in client:
+                    pass
+
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, handle)
+        yield proxy
+        tg.cancel_scope.cancel()
+
+
+async def read_until(client: anyio.abc.SocketStream, done: Callable[[bytes], bool]) -> bytes:
+    data = b""
+    while not done(data):
+        data += await client.receive()
+    return data
+
+
+def huge_header_answer(headers: int, reads: int) -> Answer:
+    """A `200 OK` with 20 KiB of headers spread over `headers` headers, sent in `reads` writes."""
+
+    async def answer(client: anyio.abc.SocketStream, received: list[bytes]) -> None:
+        received.append(await read_until(client, lambda data: b"\r\n\r\n" in data))
+        value = b"a" * (20 * 1024 // headers)
+        reply = b"HTTP/1.1 200 OK\r\n"
+        reply += b"".join(b"X-Pad-%d: %s\r\n" % (number, value) for number in range(headers))
+        reply += b"\r\n"
+        size = -(-len(reply) // reads)
+        for start in range(0, len(reply), size):
+            await client.send(reply[start : start + size])
+
+    return answer
+
+
+def whole_greeting(data: bytes) -> bool:
+    """A SOCKS5 method offer is in: version, count, that many methods."""
+    return len(data) >= 2 and len(data) >= 2 + data[1]
+
+
+async def socks_no_acceptable_method(client: anyio.abc.SocketStream, received: list[bytes]) -> None:
+    received.append(await read_until(client, whole_greeting))
+    await client.send(b"\x05\xff")
+
+
+async def socks_hang_up_on_greeting(client: anyio.abc.SocketStream, received: list[bytes]) -> None:
+    received.append(await read_until(client, whole_greeting))
+    await client.aclose()
+
+
+@on_every_adapter(tick_interval=0.02)
+async def test_a_reply_with_headers_over_16_kib_is_refused_at_once(h: Harness) -> None:
+    for headers, reads in ((1, 1), (1, 5), (400, 1), (400, 7)):
+        async with scripted_proxy(huge_header_answer(headers, reads)) as proxy:
+            async with h.client(proxy=proxy.url("http"), max_retries=5) as client:
+                with pytest.raises(ProxyProtocolError, match="headers over 16384 bytes") as caught:
+                    await client.connect()
+                assert client.connection_attempts == 1
+            assert not caught.value.retryable
+            assert len(proxy.received) == 1  # no second connection
+            assert proxy.received[0].startswith(b"CONNECT 127.0.0.1:")
+    assert h.server.stats.accepted == 0
+
+
+@on_every_adapter(tick_interval=0.02)
+async def test_a_socks5_proxy_wanting_a_login_we_lack_is_an_auth_error_at_once(h: Harness) -> None:
+    for answer in (socks_hang_up_on_greeting, socks_no_acceptable_method):
+        async with scripted_proxy(answer) as proxy:
+            for scheme in ("socks5", "socks5h"):
+                async with h.client(proxy=proxy.url(scheme), max_retries=5) as client:
+                    with pytest.raises(ProxyAuthenticationError) as caught:
+                        await client.connect()
+                    assert client.connection_attempts == 1
+                assert not caught.value.retryable
+                assert "requires a username and password" in str(caught.value)
+                assert f"{scheme}://user:pass@host:port" in str(caught.value)
+            assert proxy.received == [b"\x05\x01\x00"] * 2  # one connection each, no login
+    assert h.server.stats.accepted == 0
 
 
 @on_every_adapter(tick_interval=0.02)

@@ -156,12 +156,102 @@ def test_oversized_headers_are_refused_before_the_buffer_grows_without_end() -> 
     handshake.receive_data(b"HTTP/1.1 200 OK\r\n")
     header = b"X-Padding: " + b"a" * 1000 + b"\r\n"
     fed = 0
-    with pytest.raises(ProxyProtocolError, match="not valid HTTP") as caught:  # noqa: PT012
+    with pytest.raises(ProxyProtocolError, match="headers over 16384 bytes") as caught:  # noqa: PT012
         while fed <= 2 * MAX_REPLY_SIZE:
             handshake.receive_data(header)
             fed += len(header)
     assert fed <= MAX_REPLY_SIZE + len(header)
     assert not caught.value.retryable
+
+
+def reply_head(size: int, *, headers: int = 1, status: bytes = b"200 OK") -> bytes:
+    """A valid reply head (status line, `headers` padding headers, blank line) of `size` bytes."""
+    start, end = b"HTTP/1.1 " + status + b"\r\n", b"\r\n"
+    names = [f"X-Pad-{number}: ".encode() for number in range(headers)]
+    room = size - len(start) - len(end) - sum(len(name) + 2 for name in names)
+    assert room >= headers, "too small for that many headers"
+    values = [b"a" * (room // headers + (number < room % headers)) for number in range(headers)]
+    head = (
+        start
+        + b"".join(name + value + b"\r\n" for name, value in zip(names, values, strict=True))
+        + end
+    )
+    assert len(head) == size
+    return head
+
+
+def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
+    """`data` as reads ending at `cuts` (no empty read: that would mean end of stream)."""
+    edges = sorted({cut for cut in cuts if 0 < cut < len(data)})
+    reads = [data[a:b] for a, b in zip([0, *edges], [*edges, len(data)], strict=True)]
+    return reads if data else []
+
+
+def test_a_whole_reply_with_headers_over_the_limit_in_one_read_is_refused() -> None:
+    for head in (reply_head(20 * 1024), reply_head(20 * 1024, headers=400)):
+        handshake = HttpConnectHandshake(HTTP, "weex.test", 443)
+        with pytest.raises(ProxyProtocolError, match="headers over 16384 bytes") as caught:
+            handshake.receive_data(head + WEBSOCKET_BYTES)
+        assert not caught.value.retryable
+        assert_clean(caught.value)
+        with pytest.raises(LocalProtocolError):
+            handshake.receive_data(b"")
+
+
+def test_the_limit_counts_the_head_not_the_tunnel_bytes_after_it() -> None:
+    tunnel_bytes = WEBSOCKET_BYTES * 2000  # far more than MAX_REPLY_SIZE, in the same read
+    handshake = HttpConnectHandshake(HTTP, "weex.test", 443)
+    event = handshake.receive_data(reply_head(MAX_REPLY_SIZE) + tunnel_bytes)
+    assert event == TunnelEstablished(tunnel_bytes)
+    with pytest.raises(ProxyProtocolError, match="headers over"):
+        HttpConnectHandshake(HTTP, "weex.test", 443).receive_data(
+            reply_head(MAX_REPLY_SIZE + 1) + tunnel_bytes
+        )
+
+
+def test_an_oversized_refusal_is_refused_for_its_size_whatever_its_status() -> None:
+    head = reply_head(MAX_REPLY_SIZE + 1, status=b"407 Proxy Authentication Required")
+    with pytest.raises(ProxyProtocolError, match="headers over"):
+        HttpConnectHandshake(HTTP, "weex.test", 443).receive_data(head)
+
+
+def test_interim_replies_count_towards_the_limit() -> None:
+    interim = reply_head(MAX_REPLY_SIZE // 2, status=b"100 Continue")
+    handshake = HttpConnectHandshake(HTTP, "weex.test", 443)
+    with pytest.raises(ProxyProtocolError, match="headers over"):
+        handshake.receive_data(interim + reply_head(MAX_REPLY_SIZE // 2 + 1))
+    handshake = HttpConnectHandshake(HTTP, "weex.test", 443)
+    event = handshake.receive_data(interim + reply_head(MAX_REPLY_SIZE // 2) + b"tail")
+    assert event == TunnelEstablished(b"tail")
+
+
+@given(
+    size=st.one_of(
+        st.integers(min_value=MAX_REPLY_SIZE - 64, max_value=MAX_REPLY_SIZE + 64),
+        st.integers(min_value=1024, max_value=3 * MAX_REPLY_SIZE),
+    ),
+    headers=st.integers(min_value=1, max_value=60),
+    trailing=st.binary(max_size=64),
+    cuts=st.lists(st.integers(min_value=0, max_value=4 * MAX_REPLY_SIZE), max_size=8),
+)
+def test_any_split_of_a_reply_into_reads_gives_the_same_verdict(
+    size: int, headers: int, trailing: bytes, cuts: list[int]
+) -> None:
+    """Over the limit is refused, at or under it opens the tunnel with the bytes after it."""
+    data = reply_head(size, headers=headers) + trailing
+    handshake = HttpConnectHandshake(HTTP, "weex.test", 443)
+    reads = split_at(data, cuts)
+    if size > MAX_REPLY_SIZE:
+        with pytest.raises(ProxyProtocolError, match="headers over"):  # noqa: PT012
+            for chunk in reads:
+                assert handshake.receive_data(chunk) is None
+        return
+    for number, chunk in enumerate(reads):
+        event = handshake.receive_data(chunk)
+        if event is not None:
+            assert event.trailing_data + b"".join(reads[number + 1 :]) == trailing
+            return
+    raise AssertionError("the tunnel never opened")
 
 
 def test_garbage_and_a_socks_reply_are_protocol_errors() -> None:
@@ -246,11 +336,71 @@ def test_socks5_login_refused_by_status_or_by_hanging_up() -> None:
     assert lenient.data_to_send().startswith(b"\x05\x01\x00\x03")
 
 
+LOGIN_ADVICE = r"requires a username and password .*socks5://user:pass@host:port"
+
+
 def test_socks5_no_acceptable_method_is_an_authentication_error() -> None:
-    with pytest.raises(ProxyAuthenticationError, match="user:password@"):
-        Socks5Handshake(SOCKS_ANONYMOUS, "weex.test", 443).receive_data(b"\x05\xff")
-    with pytest.raises(ProxyAuthenticationError, match="none of our"):
+    handshake = Socks5Handshake(SOCKS_ANONYMOUS, "weex.test", 443)
+    assert handshake.data_to_send() == b"\x05\x01\x00"  # "no authentication", nothing else
+    with pytest.raises(ProxyAuthenticationError, match=LOGIN_ADVICE) as caught:
+        feed_bytewise(handshake, b"\x05\xff")
+    assert not caught.value.retryable
+    assert "no acceptable methods" in str(caught.value)
+    with pytest.raises(ProxyAuthenticationError, match="none of our") as caught:
         Socks5Handshake(SOCKS, "weex.test", 443).receive_data(b"\x05\xff")
+    assert "user:pass@" not in str(caught.value)  # we gave a login: the advice would be wrong
+    assert_clean(caught.value)
+
+
+def test_socks5_hanging_up_on_a_greeting_without_login_says_a_login_is_required() -> None:
+    handshake = Socks5Handshake(parse_proxy_url("socks5h://127.0.0.1:1080"), "weex.test", 443)
+    assert handshake.data_to_send() == b"\x05\x01\x00"
+    with pytest.raises(ProxyAuthenticationError, match=LOGIN_ADVICE.replace("5:", "5h:")) as caught:
+        handshake.receive_data(b"")
+    assert not caught.value.retryable
+    assert "closed the connection" in str(caught.value)
+
+
+def test_socks5_hanging_up_anywhere_else_stays_a_connection_error() -> None:
+    # before our greeting went out: it never saw what we offer
+    with pytest.raises(ProxyConnectionError):
+        Socks5Handshake(SOCKS_ANONYMOUS, "weex.test", 443).receive_data(b"")
+    # we offered a login too: a hang-up is no answer to "which method"
+    offering = Socks5Handshake(SOCKS, "weex.test", 443)
+    offering.data_to_send()
+    with pytest.raises(ProxyConnectionError, match="before answering") as caught:
+        offering.receive_data(b"")
+    assert caught.value.retryable
+    # it accepted "no authentication", then hung up before answering the CONNECT
+    accepted = Socks5Handshake(SOCKS_ANONYMOUS, "weex.test", 443)
+    accepted.data_to_send()
+    assert accepted.receive_data(b"\x05\x00") is None
+    accepted.data_to_send()
+    with pytest.raises(ProxyConnectionError, match="before answering"):
+        accepted.receive_data(b"")
+
+
+SOCKS_CONVERSATION = b"\x05\x00" + b"\x05\x00\x00\x01\x0a\x00\x00\x01\x04\x38"
+"""A whole answer to an anonymous client: "no authentication", then "succeeded"."""
+
+
+@given(
+    cut=st.integers(min_value=0, max_value=len(SOCKS_CONVERSATION) - 1),
+    cuts=st.lists(st.integers(min_value=0, max_value=len(SOCKS_CONVERSATION)), max_size=4),
+)
+def test_socks5_a_hang_up_is_a_login_refusal_only_before_any_answer(
+    cut: int, cuts: list[int]
+) -> None:
+    handshake = Socks5Handshake(SOCKS_ANONYMOUS, "192.0.2.7", 443)
+    for chunk in split_at(SOCKS_CONVERSATION[:cut], cuts):
+        handshake.data_to_send()
+        assert handshake.receive_data(chunk) is None
+    handshake.data_to_send()
+    expected = ProxyAuthenticationError if cut == 0 else ProxyConnectionError
+    with pytest.raises(ProxyError) as caught:
+        handshake.receive_data(b"")
+    assert type(caught.value) is expected
+    assert caught.value.retryable is (expected is ProxyConnectionError)
 
 
 def test_socks5_a_method_we_did_not_offer_is_a_protocol_error() -> None:

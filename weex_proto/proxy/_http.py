@@ -5,11 +5,16 @@ credentials (sent up front, as curl does: a second round trip after a 407 would 
 more). A 2xx reply opens the tunnel; whatever followed the reply's blank line is already the
 exchange's and comes back in `TunnelEstablished.trailing_data`. Any other status is a typed
 error: 407 is an authentication failure, the rest a refusal, retryable or not by status.
+
+The proxy's status lines and headers are held to `MAX_REPLY_SIZE` bytes, counted here: h11's
+`max_incomplete_event_size` looks only at a head still incomplete, so a whole reply of any size
+arriving in one read would pass it. The verdict depends on the reply, not on how it was split.
 """
 
 from __future__ import annotations
 
 import base64
+import sys
 
 import h11
 
@@ -26,7 +31,11 @@ from ._handshake import TunnelEstablished, printable
 from ._url import ProxyURL
 
 MAX_REPLY_SIZE = 16384
-"""Bytes of status line and headers we accept from the proxy before calling it hostile."""
+"""Bytes of status lines and headers, up to the blank line ending the final reply (interim 1xx
+replies included), we accept from the proxy before calling it hostile."""
+
+_UNBOUNDED = sys.maxsize
+"""h11's own limit, off: we count the head ourselves, so an h11 error always means "not HTTP"."""
 
 
 class HttpConnectHandshake:
@@ -37,7 +46,7 @@ class HttpConnectHandshake:
     ) -> None:
         self._proxy = str(proxy)
         self._sent_credentials = proxy.has_credentials
-        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_REPLY_SIZE)
+        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=_UNBOUNDED)
         authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         headers = [("Host", authority)]
         if user_agent:
@@ -48,6 +57,7 @@ class HttpConnectHandshake:
         request = h11.Request(method="CONNECT", target=authority, headers=headers)
         self._outgoing = self._h11.send(request) + self._h11.send(h11.EndOfMessage())
         self._first_bytes = b""  # to recognise a SOCKS server behind an http:// URL
+        self._received = 0  # bytes from the proxy: all of them head, until the final reply
         self._finished = False
 
     def data_to_send(self) -> bytes:
@@ -67,17 +77,24 @@ class HttpConnectHandshake:
 
     def _receive(self, data: bytes) -> TunnelEstablished | None:
         self._h11.receive_data(data)
+        self._received += len(data)
         while True:
             try:
                 event = self._h11.next_event()
             except h11.RemoteProtocolError:
                 raise self._garbage(at_end=not data) from None
             if event is h11.NEED_DATA:
+                # The head is not over yet, so it will be at least one byte more than this.
+                if self._received >= MAX_REPLY_SIZE:
+                    raise self._oversized()
                 return None
             if isinstance(event, h11.ConnectionClosed):
                 raise ProxyConnectionError(
                     self._proxy, "closed the connection without answering our CONNECT"
                 )
+            # What h11 has not parsed yet is not head: the next reply, or the exchange's bytes.
+            if self._received - len(self._h11.trailing_data[0]) > MAX_REPLY_SIZE:
+                raise self._oversized()
             if isinstance(event, h11.Response):
                 if 200 <= event.status_code < 300:
                     self._finished = True
@@ -128,7 +145,9 @@ class HttpConnectHandshake:
             return ProxyConnectionError(
                 self._proxy, "closed the connection in the middle of its reply"
             )
+        return ProxyProtocolError(self._proxy, "sent a reply that is not valid HTTP")
+
+    def _oversized(self) -> ProxyError:
         return ProxyProtocolError(
-            self._proxy,
-            f"sent a reply that is not valid HTTP (or headers over {MAX_REPLY_SIZE} bytes)",
+            self._proxy, f"sent a reply with status line and headers over {MAX_REPLY_SIZE} bytes"
         )

@@ -6,8 +6,11 @@ the CONNECT reply) and keeps what follows the last one: the exchange's first byt
 
 We offer "no authentication", plus user/password when the URL has credentials. A proxy that
 accepts neither, or rejects the login, is an authentication failure; so is one that hangs up
-right after reading our login (what many servers do instead of answering "refused"). A CONNECT
-reply other than "succeeded" is a refusal, retryable when it says the exchange is unreachable.
+right after reading our login (what many servers do instead of answering "refused"), and, when
+we offered no login, one that hangs up after our greeting without choosing a method: servers
+that require a login answer a client offering none that way as often as with "no acceptable
+methods". A hang-up at any other point is a connection failure, retried. A CONNECT reply other
+than "succeeded" is a refusal, retryable when it says the exchange is unreachable.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class Socks5Handshake:
         if len(host.encode()) > SOCKS5_FIELD_LIMIT:
             raise ConfigError(f"the host name is too long for SOCKS5 ({SOCKS5_FIELD_LIMIT} max)")
         self._proxy = str(proxy)
+        self._scheme = proxy.scheme
         self._login = (proxy.username.encode(), proxy.password.encode())
         self._offer_login = proxy.has_credentials
         self._target = (host, port)
@@ -66,9 +70,12 @@ class Socks5Handshake:
         self._socks.send(socks5.SOCKS5AuthMethodsRequest(methods))
         self._buffer = bytearray()
         self._stage = _Stage.METHOD
+        self._greeted = False  # our method offer has been handed out to be sent
 
     def data_to_send(self) -> bytes:
-        return self._socks.data_to_send()
+        data = self._socks.data_to_send()
+        self._greeted = self._greeted or bool(data)
+        return data
 
     def receive_data(self, data: bytes) -> TunnelEstablished | None:
         if self._stage is _Stage.DONE:
@@ -137,9 +144,12 @@ class Socks5Handshake:
 
     def _choose_method(self, reply: bytes) -> None:
         if reply[1] == 0xFF:
-            advice = "" if self._offer_login else "; put user:password@ in the proxy URL"
+            if not self._offer_login:
+                raise self._login_required(
+                    'it answered "no acceptable methods" to a client offering none'
+                )
             raise ProxyAuthenticationError(
-                self._proxy, f"accepts none of our authentication methods{advice}"
+                self._proxy, "accepts none of our authentication methods"
             )
         try:
             method = self._socks.receive_data(reply)
@@ -181,5 +191,16 @@ class Socks5Handshake:
             return ProxyAuthenticationError(
                 self._proxy, "hung up after reading our user name and password (refused?)"
             )
+        offered_none = self._greeted and not self._offer_login
+        if self._stage is _Stage.METHOD and offered_none and not self._buffer:
+            return self._login_required("it closed the connection on a client offering none")
         where = "its reply" if self._buffer else "answering"
         return ProxyConnectionError(self._proxy, f"closed the connection before {where}")
+
+    def _login_required(self, how: str) -> ProxyError:
+        """A proxy that will not take a client without a login, which we had none to give."""
+        return ProxyAuthenticationError(
+            self._proxy,
+            f"requires a username and password ({how}); "
+            f"give them in the proxy URL: {self._scheme}://user:pass@host:port",
+        )
