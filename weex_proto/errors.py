@@ -167,14 +167,17 @@ class ProxyError(WeexError):
 
 
 class ProxyConnectionError(ProxyError):
-    """The proxy could not be reached, or hung up before opening the tunnel. Retried."""
+    """The proxy could not be reached, or hung up before opening the tunnel. Retried, except
+    for a SOCKS5 proxy hanging up on a greeting that offered no login: that is a
+    `ProxyAuthenticationError`."""
 
     retryable = True
 
 
 class ProxyAuthenticationError(ProxyError):
     """The proxy wants credentials we do not have, or refused ours (HTTP 407, SOCKS5 user/password
-    rejected). Not retried: the same credentials will be refused again."""
+    rejected, a SOCKS5 proxy that answers or hangs up on a client offering no login). Not
+    retried: the same credentials will be refused again."""
 
 
 class ProxyTunnelRefusedError(ProxyError):
