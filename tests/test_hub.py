@@ -174,6 +174,43 @@ def test_reconnect_marks_gaps_and_tells_the_callback() -> None:
     assert hub.health.reconnects == 1
 
 
+def test_after_a_reconnect_every_consumer_flags_the_first_record_of_each_channel() -> None:
+    hub = make_hub()
+    stream = hub.open_stream(plan_tickers(["BTCUSDT", "ETHUSDT"]))
+    seen: list[tuple[str, bool]] = []
+    hub.add_handler("ticker.*", lambda message: seen.append((message.channel, message.gap)))
+
+    async def slow(message: WebSocketMessage[Any]) -> None:
+        raise AssertionError("never called: its backlog is read here")
+
+    backlog = hub.add_handler("ticker.*", slow)
+    assert backlog is not None
+    session = hub.acquire("ticker.cmt_btcusdt", T0)
+    hub.acquire("ticker.cmt_ethusdt", T0)
+    peer = connect(hub, session)
+    push(hub, session, peer, ticker_frame("cmt_btcusdt", "1"))
+    conn = session.connection
+    assert conn is not None
+    conn.receive_data(None, T0 + 1)  # the connection drops
+    decision = hub.handle_events(session, conn, T0 + 1)
+    assert isinstance(decision, Reconnect)
+    hub.decided(session, decision)
+    peer = connect(hub, session)
+    for symbol, price in [("btc", "2"), ("btc", "3"), ("eth", "4"), ("eth", "5"), ("btc", "6")]:
+        push(hub, session, peer, ticker_frame(f"cmt_{symbol}usdt", price))
+    expected = [
+        ("ticker.cmt_btcusdt", False),  # before the drop
+        ("ticker.cmt_btcusdt", True),
+        ("ticker.cmt_btcusdt", False),
+        ("ticker.cmt_ethusdt", True),
+        ("ticker.cmt_ethusdt", False),
+        ("ticker.cmt_btcusdt", False),
+    ]
+    assert seen == expected
+    assert [(m.channel, m.gap) for m in drain(stream)] == expected
+    assert [(m.channel, m.gap) for m in drain(backlog)] == expected
+
+
 def test_giving_up_fails_every_stream_of_that_endpoint() -> None:
     hub = make_hub(max_retries=0)
     public = hub.open_stream(plan_tickers(["BTCUSDT"]))

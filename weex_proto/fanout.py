@@ -45,7 +45,8 @@ class MessageBuffer:
         self.policy = policy
         self.dropped = 0
         self._items: deque[WebSocketMessage[Any]] = deque()
-        self._gap = False
+        self._gap = False  # the next message, whatever its channel, follows lost data
+        self._gap_channels: set[str] = set()  # the next message of each of these does
         self._error: BaseException | None = None
         self._closed = False
         self.waker: Callable[[], None] | None = None
@@ -74,8 +75,8 @@ class MessageBuffer:
         if self._closed:
             return
         items = self._items
-        if items and len(items) < self.maxsize and not self._gap:  # the common case
-            items.append(message)  # not empty: the consumer is not waiting, nothing to wake
+        if items and len(items) < self.maxsize and not self._gap and not self._gap_channels:
+            items.append(message)  # the common case: not empty, so nobody waits to be woken
             return
         if len(self._items) >= self.maxsize:
             if self.policy is OverflowPolicy.RAISE:
@@ -88,17 +89,22 @@ class MessageBuffer:
                 self._items[0] = self._items[0].with_gap()
             else:
                 self._gap = True
-        if self._gap:
+        if self._gap or message.channel in self._gap_channels:
             message = message.with_gap()
             self._gap = False
+            self._gap_channels.discard(message.channel)
         was_empty = not self._items
         self._items.append(message)
         if was_empty and self.waker is not None:
             self.waker()
 
-    def mark_gap(self) -> None:
-        """Data may be missing before whatever arrives next (e.g. after a reconnect)."""
-        self._gap = True
+    def mark_gap(self, channel: str | None = None) -> None:
+        """Data may be missing before whatever arrives next on `channel` (e.g. after its
+        connection dropped), or, with no channel, before whatever arrives next at all."""
+        if channel is None:
+            self._gap = True
+        else:
+            self._gap_channels.add(channel)
 
     def close(self, error: BaseException | None = None) -> None:
         """No more messages. With an error, the consumer sees it after the buffered ones

@@ -97,6 +97,8 @@ class ClientHub:
         """Splits each push into one message per record, once for every consumer."""
         self.frame_handlers: list[tuple[str, Callable[[PushFrame], Any]]] = []
         """Sync callables that see each whole push before it is split (recorders)."""
+        self._handler_gaps: set[str] = set()
+        """Channels whose next record, to sync handlers, follows a reconnect: flagged `gap`."""
 
     # ------------------------------------------------------------------ sessions
 
@@ -457,7 +459,8 @@ class ClientHub:
         router = self.routers[session.private]
         for channel in channels:
             for buffer in router.route(channel)[1]:
-                buffer.mark_gap()
+                buffer.mark_gap(channel)  # the first record of each of its channels
+        self._handler_gaps.update(channels)
         if session.private:
             return
         for channel in channels:
@@ -499,6 +502,8 @@ class ClientHub:
                 extra={"weex_event": "skipped", "reason": str(exc), "raw": raw[:200]},
             )
             records = []
+        if self._handler_gaps and channel in self._handler_gaps:
+            records = self._after_gap(channel, records, buffers, handlers)
         for message in records:
             for buffer in buffers:
                 buffer.put(message)
@@ -512,6 +517,31 @@ class ClientHub:
             if whole is None:
                 whole = PushFrame(channel, frame, timestamp, raw)
             self.books.update(session, feed, whole, now)
+
+    def _after_gap(
+        self,
+        channel: str,
+        records: list[WebSocketMessage[Any]],
+        buffers: Iterable[MessageBuffer],
+        handlers: Iterable[Handler],
+    ) -> list[WebSocketMessage[Any]]:
+        """Deliver the first record of `channel` since its connection dropped, flagged `gap`
+        for the sync handlers (buffers keep their own flags); returns the rest to deliver."""
+        if not records or not handlers:
+            if not handlers:
+                self._handler_gaps.discard(channel)  # nobody to tell
+            return records
+        self._handler_gaps.discard(channel)
+        first = records[0]
+        for buffer in buffers:
+            buffer.put(first)
+        flagged = first.with_gap()
+        for handler in handlers:
+            try:
+                handler(flagged)
+            except Exception:
+                self.handler_failed(flagged)
+        return records[1:]
 
     def _call_frame_handlers(self, push: PushFrame) -> None:
         for pattern, frame_handler in self.frame_handlers:
