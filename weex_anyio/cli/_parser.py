@@ -28,6 +28,7 @@ Stream, record and replay the WEEX futures WebSocket API v2 from the terminal.
   weex-ws demo [SYMBOLS...]             live dashboard from the built-in simulator (--live: WEEX,
                                         --nats URL: what relays publish); also 'dashboard'
   weex-ws simulate [--port N]           run the simulator alone, for the other commands' --url
+                                        (--contracts N [--flood]: a whole-exchange feed)
   weex-ws tickers|book|trades SYMBOL... public streams from WEEX (--url for another server)
   weex-ws candles SYMBOL... [--interval] candles, each marked closed once final
   weex-ws account|positions|orders|fills private streams (needs WEEX_API_KEY, WEEX_SECRET_KEY,
@@ -366,6 +367,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=SIMULATOR_PORT,
         metavar="N",
         help=f"TCP port on 127.0.0.1 (default: {SIMULATOR_PORT}; 0 picks a free one)",
+    )
+    simulate.add_argument(
+        "--contracts",
+        type=_checked(positive_int),
+        metavar="N",
+        help="a whole-exchange feed of N contracts (the SYMBOLs, then made-up ones), each "
+        "channel at a WEEX-like rate: ticker ~5/s, depth ~10/s, trades in bursts",
+    )
+    simulate.add_argument(
+        "--flood",
+        action="store_true",
+        help="push the feed as fast as the subscribers read it (for benchmarks)",
     )
     simulate.add_argument(
         "--duration", type=_checked(positive_float), metavar="S", help="stop after S seconds"

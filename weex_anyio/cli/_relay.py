@@ -105,7 +105,11 @@ def contracts_from(source: str) -> list[str]:
     from weex_proto.errors import ConfigError
 
     path = Path(source)
-    if not path.is_file():
+    try:
+        listed = not path.is_file()
+    except OSError:  # e.g. a list of 250 symbols is too long to be a file name
+        listed = True
+    if listed:
         try:
             symbols = [normalize_symbol(part) for part in source.replace(",", " ").split()]
         except ValueError as exc:
