@@ -163,6 +163,7 @@ def test_every_channel_of_a_full_feed_reaches_a_client_on_three_connections() ->
             channels += [f"trades.{s}" for s in symbols[:20]]
             channels += [f"depth.{s}.15" for s in symbols[-10:]]
             channels += [f"depth.{s}.200" for s in symbols[:5]]
+            channels += [f"kline.LAST_PRICE.{symbols[-1]}.MINUTE_1"]
             got: dict[str, list[Any]] = {channel: [] for channel in channels}
             done = anyio.Event()
 
@@ -177,8 +178,8 @@ def test_every_channel_of_a_full_feed_reaches_a_client_on_three_connections() ->
             with anyio.fail_after(HANG_GUARD):
                 await done.wait()
             public = [c for c in server.connections if c.subscriptions]
-        assert len(public) == 3  # 295 channels, at most 100 a connection
-        assert sorted(len(c.subscriptions) for c in public) == [95, 100, 100]
+        assert len(public) == 3  # 296 channels, at most 100 a connection
+        assert sorted(len(c.subscriptions) for c in public) == [96, 100, 100]
         for channel in channels:  # a snapshot, then deltas
             if channel.startswith("depth."):
                 kinds = [m.data["depthType"] for m in got[channel][:2]]

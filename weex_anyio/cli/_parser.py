@@ -14,6 +14,7 @@ from weex_proto._version import __version__
 from weex_proto.channels import KlineInterval, PriceType, normalize_symbol
 from weex_proto.config import parse_endpoint
 from weex_proto.errors import ConfigError
+from weex_proto.relaying import parse_shard
 from weex_proto.replay import parse_speed
 
 PROG = "weex-ws"
@@ -36,7 +37,7 @@ Stream, record and replay the WEEX futures WebSocket API v2 from the terminal.
   weex-ws record SYMBOL... --out FILE   raw frames to SQLite (.sqlite/.db) or JSON lines (.jsonl)
   weex-ws replay FILE                   a recording through the client, deterministically
   weex-ws relay SYMBOL... --nats URL    publish records to NATS JetStream (subjects weex.<channel>;
-                                        --all FILE|LIST for every contract listed)
+                                        --all FILE|LIST for every contract listed, --shard K/N)
   weex-ws tail --nats URL SUBJECT...    print what relays published
 
 Exit codes: 0 done (also after SIGTERM), 1 connection or server failure, 2 bad arguments,
@@ -422,6 +423,13 @@ def _relay_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> N
         default=PriceType.LAST_PRICE,
         metavar="LAST_PRICE|MARK_PRICE",
         help="which price the klines follow (default: LAST_PRICE)",
+    )
+    relay.add_argument(
+        "--shard",
+        type=_checked(parse_shard),
+        metavar="K/N",
+        help="relay only shard K of N: the contracts a stable hash puts there (all channels "
+        "of a contract together; private channels in shard 1), so N relays cover the feed",
     )
     _nats_option(relay)
     relay.add_argument("--stream", default="WEEX", help="JetStream stream (default: WEEX)")
