@@ -100,17 +100,19 @@ async def measure(port: int, symbols: list[str], pid: int, options: argparse.Nam
     tasks = [asyncio.create_task(_reader(port, group, counts)) for group in groups]
     await asyncio.sleep(options.warmup)
     first, cpu, start = sum(counts), _cpu_seconds(pid), time.perf_counter()
+    mine = time.process_time()
     await asyncio.sleep(options.seconds)
     pushes, used = sum(counts) - first, _cpu_seconds(pid) - cpu
     elapsed = time.perf_counter() - start
+    reading = time.process_time() - mine
     for task in tasks:
         task.cancel()
     mode = "flood" if options.flood else "WEEX-like rates"
     print(
         f"{options.contracts} contracts x (ticker + depth15 + trades), {mode}, "
         f"{len(groups)} connections: {pushes / elapsed:,.0f} pushes/s; the simulator used "
-        f"{used / elapsed:.0%} of a core ({used / max(pushes, 1) * 1e6:.1f} us per push); "
-        f"load average {os.getloadavg()[0]:.1f}"
+        f"{used / elapsed:.0%} of a core ({used / max(pushes, 1) * 1e6:.1f} us per push), "
+        f"the readers {reading / elapsed:.0%}; load average {os.getloadavg()[0]:.1f}"
     )
 
 

@@ -124,6 +124,9 @@ class _FeedContract:
         self.trades: list[tuple[int, int, int, bool]] = []  # (time_ms, price, lots, buyer_maker)
         self.candles: dict[tuple[str, str], deque[_Candle]] = {}  # only the subscribed ones
         self.watched = False  # scheduled: some channel of it has a subscriber
+        self.ticker_channel = f"ticker.{symbol}"
+        self.trades_channel = f"trades.{symbol}"
+        self.depth_channels = tuple((n, f"depth.{symbol}.{n}") for n in DEPTH_LEVELS)
         prefix = '{"event":"payload","channel":'
         self._ticker_head = f'{prefix}"ticker.{symbol}","data":[{{"symbol":"{symbol}",'
         self._trades_head = f'{prefix}"trades.{symbol}","data":['
@@ -449,7 +452,7 @@ class FeedMarket:
         subscribers = self._subscribers
         rates = self._rates
         if kind == _DEPTH:
-            watchers = [(n, subscribers.get(f"depth.{symbol}.{n}")) for n in DEPTH_LEVELS]
+            watchers = [(n, subscribers.get(name)) for n, name in contract.depth_channels]
             if not any(conns for _, conns in watchers) and not self._still_watched(contract):
                 return
             contract.step_depth()
@@ -461,7 +464,7 @@ class FeedMarket:
         elif kind == _TICKER:
             if not self._still_watched(contract):
                 return
-            conns = subscribers.get(f"ticker.{symbol}")
+            conns = subscribers.get(contract.ticker_channel)
             if conns:
                 self._send(conns, contract.ticker_text())
             if contract.candles:
@@ -475,7 +478,7 @@ class FeedMarket:
             self._push(due, _TRADE, contract)
         else:  # one trade push of a burst
             contract.step_trades(int(self._clock() * 1000))
-            conns = subscribers.get(f"trades.{symbol}")
+            conns = subscribers.get(contract.trades_channel)
             if conns:
                 self._send(conns, contract.trades_text())
             left = self._bursts.get(symbol, 1) - 1
@@ -488,17 +491,14 @@ class FeedMarket:
 
     def _still_watched(self, contract: _FeedContract) -> bool:
         """Whether any channel of `contract` has a subscriber; unschedules it if not."""
-        symbol = contract.symbol
         subscribers = self._subscribers
-        for name in (f"ticker.{symbol}", f"trades.{symbol}"):
-            if subscribers.get(name):
-                return True
-        for levels in DEPTH_LEVELS:
-            if subscribers.get(f"depth.{symbol}.{levels}"):
-                return True
+        if subscribers.get(contract.ticker_channel) or subscribers.get(contract.trades_channel):
+            return True
+        if any(subscribers.get(name) for _, name in contract.depth_channels):
+            return True
         if contract.candles:
             return True
-        # Its remaining events are dropped as they come up; `watch` schedules it afresh.
+        # Nobody watches it: its events go, and `watch` schedules it afresh when that changes.
         contract.watched = False
         self._drop_events(contract)
         return False
