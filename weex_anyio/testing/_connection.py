@@ -5,7 +5,9 @@ Three tasks serve an accepted connection:
 * the reader feeds bytes to wsproto and answers subscribe/unsubscribe/pong messages;
 * the writer is the only task that touches the socket for output. Everything to send goes
   through one queue, so a depth snapshot can never overtake its ack or the CHANGED frames that
-  follow it, and the fault switches (stall, delay) act in exactly one place;
+  follow it, and the fault switches (stall, delay) act in exactly one place. Messages queued
+  back to back go out in one write (without a delay fault), which is what lets a full feed
+  reach tens of thousands of pushes a second;
 * the pinger sends the JSON heartbeat and gives up on clients that stop answering.
 
 The connection ends when any of them calls `_finish()`; the socket is then closed by `run()`.
