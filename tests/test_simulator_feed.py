@@ -144,6 +144,8 @@ def test_a_full_feed_names_its_contracts_and_refuses_nonsense() -> None:
         SimulatedWeexServer(full_feed=0)
     with pytest.raises(ValueError, match="positive"):
         FeedRates(depth=0)
+    with pytest.raises(ValueError, match="full_feed=N"):
+        SimulatedWeexServer(feed_rates=FeedRates())
 
 
 # --------------------------------------------------------------------------- end to end

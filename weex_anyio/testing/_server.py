@@ -187,6 +187,8 @@ class SimulatedWeexServer:
             if key not in ("event", "type"):
                 raise ValueError('ping keys must be "event" or "type"')
         self._symbols = tuple(symbols)
+        if feed_rates is not None and full_feed is None and not flood:
+            raise ValueError("feed_rates apply to a full feed: give full_feed=N (or flood=True)")
         if full_feed is not None:
             if full_feed < 1:
                 raise ValueError("full_feed must be a number of contracts >= 1")
