@@ -236,6 +236,8 @@ def test_all_reads_a_file_or_a_list(tmp_path: Path) -> None:
     assert contracts_from(str(listing)) == ["cmt_btcusdt", "cmt_ethusdt", "cmt_solusdt"]
     assert contracts_from("cmt_btcusdt,ETHUSDT") == ["cmt_btcusdt", "cmt_ethusdt"]
     assert contracts_from("cmt_btcusdt cmt_ethusdt") == ["cmt_btcusdt", "cmt_ethusdt"]
+    many = [f"cmt_c{n:04d}usdt" for n in range(300)]  # longer than a file name may be
+    assert contracts_from(" ".join(many)) == many
     listing.write_text("BTCUSDT\nnot a symbol!\n")
     with pytest.raises(ConfigError, match=r"contracts.txt:2: not a contract symbol"):
         contracts_from(str(listing))
