@@ -13,6 +13,8 @@ import io
 import itertools
 import json
 import signal
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -50,11 +52,15 @@ from weex_proto.relaying import (
     book_snapshot_record,
     channel_of,
     message_id,
+    parse_shard,
+    shard_channels,
+    shard_of,
     snapshot_id,
     subject_for,
 )
 
 SYMBOLS = ("cmt_btcusdt", "cmt_ethusdt")
+RECORD_KINDS = ("ticker", "depth", "trades")
 CHANNELS = tuple(
     channel
     for symbol in SYMBOLS
@@ -230,6 +236,8 @@ def test_all_reads_a_file_or_a_list(tmp_path: Path) -> None:
     assert contracts_from(str(listing)) == ["cmt_btcusdt", "cmt_ethusdt", "cmt_solusdt"]
     assert contracts_from("cmt_btcusdt,ETHUSDT") == ["cmt_btcusdt", "cmt_ethusdt"]
     assert contracts_from("cmt_btcusdt cmt_ethusdt") == ["cmt_btcusdt", "cmt_ethusdt"]
+    many = [f"cmt_c{n:04d}usdt" for n in range(300)]  # longer than a file name may be
+    assert contracts_from(" ".join(many)) == many
     listing.write_text("BTCUSDT\nnot a symbol!\n")
     with pytest.raises(ConfigError, match=r"contracts.txt:2: not a contract symbol"):
         contracts_from(str(listing))
@@ -263,6 +271,77 @@ def test_a_relayed_candle_keeps_its_closed_flag() -> None:
         message = message_from_body(body, splitter)
         assert message.data["closed"] is closed
         assert message.record.closed is closed
+
+
+# --------------------------------------------------------------------------- shards
+
+_SHARD_KINDS = ("ticker", "depth", "trades", "kline", "orders", "account")
+_contracts = st.lists(
+    st.from_regex(r"cmt_[a-z0-9]{1,12}", fullmatch=True), unique=True, max_size=40
+)
+
+
+@given(symbols=_contracts, shards=st.integers(1, 16))
+def test_shards_partition_every_channel_list_exactly_once(symbols: list[str], shards: int) -> None:
+    channels = relay_channels(_SHARD_KINDS, symbols, 15, ["MINUTE_1", "HOUR_1"])
+    parts = [shard_channels(channels, (k, shards)) for k in range(1, shards + 1)]
+    assert sorted(itertools.chain(*parts)) == sorted(channels)  # each once, none lost
+    for part in parts:
+        assert part == [c for c in channels if c in set(part)]  # in the relay's order
+    assert shard_channels(channels, None) == channels
+    for symbol in symbols:  # a contract's channels stay together
+        homes = {shard_of(c, shards) for c in channels if symbol in c.split(".")}
+        assert len(homes) == 1
+    assert all(shard_of(c, shards) == 1 for c in ("orders", "account", "positions", "fill"))
+
+
+@given(old=_contracts, new=_contracts, shards=st.integers(1, 16))
+def test_adding_contracts_never_moves_an_existing_one(
+    old: list[str], new: list[str], shards: int
+) -> None:
+    before = relay_channels(RECORD_KINDS, old, 15)
+    after = relay_channels(RECORD_KINDS, [*old, *new], 15)
+    for k in range(1, shards + 1):
+        kept = set(shard_channels(after, (k, shards))) & set(before)
+        assert kept == set(shard_channels(before, (k, shards)))
+
+
+def test_shards_are_the_same_in_every_process() -> None:
+    """A SHA-256 of the contract, not Python's per-process `hash()`: pinned values, and the
+    same answers from interpreters with other hash seeds."""
+    assert [shard_of("ticker.cmt_btcusdt", n) for n in (2, 3, 4, 8)] == [2, 3, 4, 4]
+    assert [shard_of("trades.cmt_ethusdt", n) for n in (2, 3, 4, 8)] == [2, 1, 2, 2]
+    assert shard_of("kline.MARK_PRICE.cmt_solusdt.HOUR_1", 8) == 2
+    channels = [f"depth.cmt_c{n}usdt.15" for n in range(50)]
+    here = [shard_of(c, 7) for c in channels]
+    script = (
+        "import sys; from weex_proto.relaying import shard_of; "
+        "print(*(shard_of(c, 7) for c in sys.argv[1:]))"
+    )
+    for seed in ("1", "2"):
+        done = subprocess.run(  # noqa: S603 - our own interpreter and code
+            [sys.executable, "-c", script, *channels],
+            capture_output=True, text=True, check=True, cwd=ROOT, timeout=HANG_GUARD,
+            env={**cli_env(), "PYTHONHASHSEED": seed},
+        )  # fmt: skip
+        assert [int(k) for k in done.stdout.split()] == here
+
+
+def test_a_bad_shard_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert parse_shard("2/4") == (2, 4)
+    assert parse_shard(" 1/1 ") == (1, 1)
+    for bad in ("0/4", "5/4", "1/0"):
+        with pytest.raises(ValueError, match="1 <= K <= N"):
+            parse_shard(bad)
+    for bad in ("2", "2/", "a/4", "-1/4", "2/4/8", ""):
+        with pytest.raises(ValueError, match="a shard is K/N"):
+            parse_shard(bad)
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["relay", "BTCUSDT", "--shard", "5/4"])
+    assert exited.value.code == 2
+    assert "--shard: shard 5/4: K/N needs 1 <= K <= N" in capsys.readouterr().err
+    assert build_parser().parse_args(["relay", "BTCUSDT", "--shard", "3/4"]).shard == (3, 4)
+    assert build_parser().parse_args(["relay", "BTCUSDT"]).shard is None
 
 
 # --------------------------------------------------------------------------- a real NATS
@@ -753,6 +832,54 @@ def test_all_relays_every_contract_of_a_file(nats_server: NatsServer, tmp_path: 
         assert subjects == {f"weex.ticker.{s}" for s in symbols}
 
     _run(main)
+
+
+def test_four_shards_relay_every_channel_once(nats_server: NatsServer) -> None:
+    """Four relays, `--shard 1/4` to `4/4`, over a full-feed simulator: each subscribes its own
+    shard's channels, the shards are disjoint, and the stream holds every channel's subject."""
+
+    async def main() -> None:
+        sim = SimulatedWeexServer(full_feed=24, trade_interval=None, ping_interval=None)
+        async with sim, anyio.create_task_group() as tg:
+            channels = relay_channels(RECORD_KINDS, sim.symbols, 15)
+            shards = [set(shard_channels(channels, (k, 4))) for k in range(1, 5)]
+            assert all(shards)  # with these contracts, every relay has work
+            relays = [anyio.CancelScope() for _ in shards]
+            for number, scope in enumerate(relays, 1):
+                args = build_parser().parse_args(
+                    ["relay", "--all", ",".join(sim.symbols), "--url", sim.public_url,
+                     "--nats", nats_server.url, "--shard", f"{number}/4",
+                     "--snapshot-interval", "100000"]
+                )  # fmt: skip
+                tg.start_soon(_relay_task, args, scope)
+            await _subscribed_by(sim, 1, channels)
+            held = [set(c.subscriptions) for c in sim.connections if c.subscriptions]
+            subjects = await _stream_subjects(nats_server.url, len(channels))
+            for scope in relays:
+                scope.cancel()
+        assert sorted(map(sorted, held)) == sorted(map(sorted, shards))  # one relay per shard
+        assert sum(map(len, held)) == len(channels)  # so no channel twice
+        assert subjects == {subject_for(channel) for channel in channels}
+
+    _run(main)
+
+
+async def _stream_subjects(nats_url: str, count: int) -> set[str]:
+    """The subjects the WEEX stream holds messages of, once there are `count` of them."""
+    import nats
+
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        with anyio.fail_after(HANG_GUARD):
+            while True:
+                info = await js.stream_info("WEEX", subjects_filter="weex.>")
+                subjects = set(info.state.subjects or {})
+                if len(subjects) >= count:
+                    return subjects
+                await anyio.sleep(0.1)
+    finally:
+        await nc.close()
 
 
 async def _subjects_seen(nats_url: str, subject: str, count: int) -> set[str]:

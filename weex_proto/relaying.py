@@ -1,6 +1,6 @@
 """The pure parts of relaying WEEX records to a message bus (NATS JetStream): subject names,
-message ids derived from the data, the message body, and the bounded outbox between the WEEX
-side and the bus.
+message ids derived from the data, the message body, the bounded outbox between the WEEX
+side and the bus, and which shard of a feed split over several relays carries a channel.
 
 Message ids are what make redundant relays safe: two relays on two machines that receive the
 same push derive the same id for each of its records, so the bus (JetStream's `Nats-Msg-Id`
@@ -13,10 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
+
+from .channels import is_private_channel, parse_channel
 
 SUBJECT_PREFIX = "weex"
 _FORBIDDEN_IN_SUBJECTS = frozenset(" \t\r\n*>")
@@ -126,6 +128,46 @@ def encode_body(channel: str, data: Any, received_at: float, gap: bool) -> bytes
     """The message body: the same JSON object as one `--json` line of the stream commands."""
     body = {"channel": channel, "received_at": received_at, "gap": gap, "data": data}
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+# --------------------------------------------------------------------------- shards
+
+
+def shard_of(channel: str, shards: int) -> int:
+    """Which of shards 1..`shards` carries `channel`: all channels of one contract go to the
+    same shard (a book and its trades stay together), chosen by a SHA-256 of the contract id,
+    so the answer is the same in every process, on every host, and does not depend on which
+    other contracts exist. The account-wide private channels are in shard 1.
+
+    Adding contracts never moves an existing one; changing `shards` moves most of them.
+    """
+    if shards < 1:
+        raise ValueError("the number of shards must be at least 1")
+    if is_private_channel(channel):
+        return 1
+    spec = parse_channel(channel)
+    key = getattr(spec, "symbol", None) or channel  # a name we cannot parse: by itself
+    digest = hashlib.sha256(key.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % shards + 1
+
+
+def shard_channels(channels: Iterable[str], shard: tuple[int, int] | None) -> list[str]:
+    """The channels of shard `(k, n)`, in their order (None: every channel)."""
+    if shard is None:
+        return list(channels)
+    number, shards = shard
+    return [channel for channel in channels if shard_of(channel, shards) == number]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """`K/N` (shard K of N, 1 <= K <= N) as `(K, N)`; ValueError saying what is wrong."""
+    number, slash, total = text.strip().partition("/")
+    if not slash or not number.strip().isdigit() or not total.strip().isdigit():
+        raise ValueError(f"a shard is K/N, e.g. 2/4 for the second of four, not {text!r}")
+    k, n = int(number), int(total)
+    if n < 1 or not 1 <= k <= n:
+        raise ValueError(f"shard {text.strip()}: K/N needs 1 <= K <= N, e.g. 1/{max(n, 2)}")
+    return k, n
 
 
 # --------------------------------------------------------------------------- the outbox

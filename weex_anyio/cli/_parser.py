@@ -14,6 +14,7 @@ from weex_proto._version import __version__
 from weex_proto.channels import KlineInterval, PriceType, normalize_symbol
 from weex_proto.config import parse_endpoint
 from weex_proto.errors import ConfigError
+from weex_proto.relaying import parse_shard
 from weex_proto.replay import parse_speed
 
 PROG = "weex-ws"
@@ -28,6 +29,7 @@ Stream, record and replay the WEEX futures WebSocket API v2 from the terminal.
   weex-ws demo [SYMBOLS...]             live dashboard from the built-in simulator (--live: WEEX,
                                         --nats URL: what relays publish); also 'dashboard'
   weex-ws simulate [--port N]           run the simulator alone, for the other commands' --url
+                                        (--contracts N [--flood]: a whole-exchange feed)
   weex-ws tickers|book|trades SYMBOL... public streams from WEEX (--url for another server)
   weex-ws candles SYMBOL... [--interval] candles, each marked closed once final
   weex-ws account|positions|orders|fills private streams (needs WEEX_API_KEY, WEEX_SECRET_KEY,
@@ -35,7 +37,7 @@ Stream, record and replay the WEEX futures WebSocket API v2 from the terminal.
   weex-ws record SYMBOL... --out FILE   raw frames to SQLite (.sqlite/.db) or JSON lines (.jsonl)
   weex-ws replay FILE                   a recording through the client, deterministically
   weex-ws relay SYMBOL... --nats URL    publish records to NATS JetStream (subjects weex.<channel>;
-                                        --all FILE|LIST for every contract listed)
+                                        --all FILE|LIST for every contract listed, --shard K/N)
   weex-ws tail --nats URL SUBJECT...    print what relays published
 
 Exit codes: 0 done (also after SIGTERM), 1 connection or server failure, 2 bad arguments,
@@ -368,6 +370,18 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"TCP port on 127.0.0.1 (default: {SIMULATOR_PORT}; 0 picks a free one)",
     )
     simulate.add_argument(
+        "--contracts",
+        type=_checked(positive_int),
+        metavar="N",
+        help="a whole-exchange feed of N contracts (the SYMBOLs, then made-up ones), each "
+        "channel at a WEEX-like rate: ticker ~5/s, depth ~10/s, trades in bursts",
+    )
+    simulate.add_argument(
+        "--flood",
+        action="store_true",
+        help="push the feed as fast as the subscribers read it (for benchmarks)",
+    )
+    simulate.add_argument(
         "--duration", type=_checked(positive_float), metavar="S", help="stop after S seconds"
     )
     return parser
@@ -409,6 +423,13 @@ def _relay_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> N
         default=PriceType.LAST_PRICE,
         metavar="LAST_PRICE|MARK_PRICE",
         help="which price the klines follow (default: LAST_PRICE)",
+    )
+    relay.add_argument(
+        "--shard",
+        type=_checked(parse_shard),
+        metavar="K/N",
+        help="relay only shard K of N: the contracts a stable hash puts there (all channels "
+        "of a contract together; private channels in shard 1), so N relays cover the feed",
     )
     _nats_option(relay)
     relay.add_argument("--stream", default="WEEX", help="JetStream stream (default: WEEX)")

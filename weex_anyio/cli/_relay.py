@@ -31,6 +31,7 @@ from weex_proto.relaying import (
     Outgoing,
     book_snapshot_record,
     message_id,
+    shard_channels,
     snapshot_id,
     subject_for,
 )
@@ -105,7 +106,11 @@ def contracts_from(source: str) -> list[str]:
     from weex_proto.errors import ConfigError
 
     path = Path(source)
-    if not path.is_file():
+    try:
+        listed = not path.is_file()
+    except OSError:  # e.g. a list of 250 symbols is too long to be a file name
+        listed = True
+    if listed:
         try:
             symbols = [normalize_symbol(part) for part in source.replace(",", " ").split()]
         except ValueError as exc:
@@ -373,6 +378,7 @@ async def run_relay(args: argparse.Namespace, stopper: Stopper) -> int:
     channels = relay_channels(
         args.channels, symbols, args.depth, args.interval, str(args.price_type)
     )
+    channels = shard_channels(channels, args.shard)  # --shard K/N: only this relay's part
     config = config_for(args)
     if any(is_private_channel(channel) for channel in channels):
         config.require_credentials()

@@ -1,7 +1,9 @@
-"""`weex-ws simulate [--port N]`: the built-in WEEX simulator in the foreground.
+"""`weex-ws simulate [--port N] [--contracts N [--flood]]`: the built-in WEEX simulator in the
+foreground.
 
-It prints where it listens, the one account its private endpoint accepts, and command lines
-that point the other commands at it; then it serves until Ctrl-C, SIGTERM or `--duration`.
+It prints where it listens, the contracts it lists (the `symbols` line, ready for `relay --all`),
+the one account its private endpoint accepts, and command lines that point the other commands
+at it; then it serves until Ctrl-C, SIGTERM or `--duration`.
 The simulator listens on loopback only: it is a test double, not a service.
 """
 
@@ -43,7 +45,12 @@ def banner(server: SimulatedWeexServer) -> list[str]:
 
 async def run_simulate(args: argparse.Namespace, stopper: Stopper, stdout: TextIO) -> int:
     try:
-        server = SimulatedWeexServer(port=args.port, symbols=tuple(dict.fromkeys(args.symbols)))
+        server = SimulatedWeexServer(
+            port=args.port,
+            symbols=tuple(dict.fromkeys(args.symbols)),
+            full_feed=args.contracts,
+            flood=args.flood,
+        )
         async with server:
             stdout.write("".join(line + "\n" for line in banner(server)))
             stdout.flush()

@@ -13,6 +13,7 @@ reference; see `SimulatedWeexServer` for the options and the fault-injection met
 
 from ._auth import Credentials
 from ._connection import ConnectionInfo
+from ._feed import FeedRates
 from ._memory import MemoryByteStream, memory_stream_pair
 from ._private import SimulatedTrade
 from ._server import ServerStats, SimulatedWeexServer, run_simulator
@@ -20,6 +21,7 @@ from ._server import ServerStats, SimulatedWeexServer, run_simulator
 __all__ = [
     "ConnectionInfo",
     "Credentials",
+    "FeedRates",
     "MemoryByteStream",
     "ServerStats",
     "SimulatedTrade",

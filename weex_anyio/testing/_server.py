@@ -54,6 +54,7 @@ from ._connection import (
     text_frame,
 )
 from ._faults import FaultState
+from ._feed import FeedMarket, FeedRates, generated_symbols
 from ._market import Market
 from ._private import SimulatedAccount, SimulatedTrade
 
@@ -62,6 +63,15 @@ logger = logging.getLogger("weex_anyio.testing")
 DEFAULT_SYMBOLS = ("cmt_btcusdt", "cmt_ethusdt", "cmt_solusdt")
 SHUTDOWN_GRACE = 1.0
 _RECEIVED_LOG_SIZE = 10_000
+FEED_GRANULARITY = 0.005
+"""The full feed's loop sleeps at least this long: pushes due closer together go out together."""
+FEED_IDLE = 0.05
+FLOOD_WINDOW = 512
+"""A flood adds pushes only while every subscribed connection has fewer than this queued."""
+FLOOD_BATCH = 64
+FLOOD_PATIENCE = 5.0
+"""A connection that drains nothing for this long stops holding the flood back (it is then
+dropped as a slow client once its queue is full, as WEEX would)."""
 
 
 @attrs.frozen
@@ -133,6 +143,13 @@ class SimulatedWeexServer:
       would; one over either limit is refused with HTTP 429 and the REST error body
       `{"code":"429","msg":"Too many requests",...}` (counted in `stats.rate_limited`).
     * `max_message_size`: larger client messages end the connection with close code 1009.
+    * `full_feed`: a whole-exchange feed of this many contracts: `symbols` first, then made-up
+      ones (`cmt_c0001usdt`, ...). Each channel kind has its own WEEX-like rate (`feed_rates`,
+      a `FeedRates`; `tick_interval` is not used), a contract is stepped only while some
+      channel of it has a subscriber, and pushes are formatted once per subscribed channel.
+    * `flood`: push the full feed (of `full_feed` contracts, or of `symbols`) as fast as the
+      subscribed connections drain, ignoring the rates: the feed waits while any of them has
+      `FLOOD_WINDOW` messages queued, so other connections, pings and acks stay served.
     """
 
     def __init__(
@@ -160,6 +177,9 @@ class SimulatedWeexServer:
         max_connection_requests: int = 300,
         connection_request_window: float = 300.0,
         max_message_size: int = 1 << 20,
+        full_feed: int | None = None,
+        feed_rates: FeedRates | None = None,
+        flood: bool = False,
     ) -> None:
         if not _is_loopback(host):
             raise ValueError("the simulator only listens on loopback addresses")
@@ -167,6 +187,12 @@ class SimulatedWeexServer:
             if key not in ("event", "type"):
                 raise ValueError('ping keys must be "event" or "type"')
         self._symbols = tuple(symbols)
+        if feed_rates is not None and full_feed is None and not flood:
+            raise ValueError("feed_rates apply to a full feed: give full_feed=N (or flood=True)")
+        if full_feed is not None:
+            if full_feed < 1:
+                raise ValueError("full_feed must be a number of contracts >= 1")
+            self._symbols = generated_symbols(self._symbols[:full_feed], full_feed)
         if not self._symbols:
             raise ValueError("at least one symbol is needed")
         if tick_interval <= 0 or (trade_interval is not None and trade_interval <= 0):
@@ -201,7 +227,24 @@ class SimulatedWeexServer:
             operations_window=operations_window,
         )
         self._faults = FaultState()
-        self._market = Market(self._symbols, random.Random(seed), time.time())
+        self._flood = flood
+        self._market: Market | FeedMarket
+        if full_feed is not None or flood:
+            self._market = FeedMarket(
+                self._symbols,
+                random.Random(seed),
+                0.0,  # the feed's clock starts with its first `watch`
+                feed_rates or FeedRates(),
+                time.time,
+            )
+        else:
+            self._market = Market(self._symbols, random.Random(seed), time.time())
+        self._epoch = 0  # counts subscription changes, to know when to rebuild the index
+        self._index: dict[str, list[ServerConnection]] = {}
+        self._targets: dict[int, ServerConnection] = {}  # the connections in the index
+        self._index_epoch = -1
+        self._stuck: set[int] = set()  # ids of connections that stopped holding the flood back
+        self._watched = False  # the feed knows the current index
         self._account = SimulatedAccount(random.Random(f"{seed}/account"), int(time.time() * 1000))
         self._trade_rng = random.Random(f"{seed}/trading")
         self._ids = itertools.count(1)
@@ -244,7 +287,11 @@ class SimulatedWeexServer:
             self._port = listener.extra(anyio.abc.SocketAttribute.local_port)  # noqa: S610
             self._task_group = tg
             tg.start_soon(listener.serve, self._handle, tg)
-            tg.start_soon(self._market_loop)
+            if isinstance(self._market, FeedMarket):
+                loop = self._flood_loop if self._flood else self._feed_loop
+                tg.start_soon(loop, self._market)
+            else:
+                tg.start_soon(self._market_loop, self._market)
             if self._trade_interval is not None:
                 tg.start_soon(self._trading_loop, self._trade_interval)
             try:
@@ -565,15 +612,15 @@ class SimulatedWeexServer:
 
     # -- market data ------------------------------------------------------------------------------
 
-    async def _market_loop(self) -> None:
+    async def _market_loop(self, market: Market) -> None:
         while True:
             await anyio.sleep(self._tick_interval)
             if self._faults.market_paused:
                 continue
-            self._market.step(time.time())
-            self._broadcast_market()
+            market.step(time.time())
+            self._broadcast_market(market)
 
-    def _broadcast_market(self) -> None:
+    def _broadcast_market(self, market: Market) -> None:
         cache: dict[str, str | None] = {}
         for connection in list(self._open.values()):
             if connection.private:
@@ -581,11 +628,67 @@ class SimulatedWeexServer:
             for channel in list(connection.subscriptions):
                 if channel not in cache:
                     parsed = parse_public_channel(channel, self._symbols)
-                    message = self._market.update_message(parsed) if parsed else None
+                    message = market.update_message(parsed) if parsed else None
                     cache[channel] = None if message is None else encode(message)
                 text = cache[channel]
                 if text is not None:
                     connection.send_text(text)
+
+    # -- the full feed ----------------------------------------------------------------------------
+
+    def _subscribers(self) -> dict[str, list[ServerConnection]]:
+        """Channel -> the public connections subscribed to it (rebuilt after any change)."""
+        if self._index_epoch != self._epoch:
+            index: dict[str, list[ServerConnection]] = {}
+            for connection in self._open.values():
+                if not connection.private:
+                    for channel in connection.subscriptions:
+                        index.setdefault(channel, []).append(connection)
+            self._index = index
+            self._targets = {c.id: c for conns in index.values() for c in conns}
+            self._index_epoch = self._epoch
+            self._watched = False
+        return self._index
+
+    def _watch(self, feed: FeedMarket, now: float) -> dict[str, list[ServerConnection]]:
+        subscribers = self._subscribers()
+        if not self._watched:
+            feed.watch(subscribers, now)
+            self._watched = True
+        return subscribers
+
+    async def _feed_loop(self, feed: FeedMarket) -> None:
+        while True:
+            due = feed.next_due()
+            wait = FEED_IDLE if due is None else due - anyio.current_time()
+            await anyio.sleep(min(max(wait, FEED_GRANULARITY), FEED_IDLE))
+            if self._faults.market_paused:
+                continue
+            now = anyio.current_time()
+            self._watch(feed, now)
+            feed.advance(now)
+
+    async def _flood_loop(self, feed: FeedMarket) -> None:
+        while True:
+            await anyio.lowlevel.checkpoint()  # the other connections' turn
+            if self._faults.market_paused:
+                await anyio.sleep(FEED_IDLE)
+                continue
+            self._watch(feed, feed.now)
+            targets = self._targets
+            self._stuck &= targets.keys()
+            slow = [
+                c for c in targets.values() if c.id not in self._stuck and c.queued >= FLOOD_WINDOW
+            ]
+            if slow:
+                with anyio.move_on_after(FLOOD_PATIENCE) as waited:
+                    await slow[0].drained(FLOOD_WINDOW // 2)
+                if waited.cancelled_caught:
+                    logger.info("connection %d drains nothing: the flood goes on", slow[0].id)
+                    self._stuck.add(slow[0].id)
+                continue
+            if not targets or not feed.run_events(FLOOD_BATCH):
+                await anyio.sleep(FEED_IDLE)
 
     def _known(self, symbol: str) -> str:
         if symbol not in self._symbols:
@@ -645,21 +748,28 @@ class SimulatedWeexServer:
     def opened(self, connection: ServerConnection) -> None:
         self._admitted.pop(connection.id, None)
         self._open[connection.id] = connection
+        self._epoch += 1
         self._notify()
 
     def closed(self, connection: ServerConnection) -> None:
         self._admitted.pop(connection.id, None)
         self._open.pop(connection.id, None)
+        self._epoch += 1
         self._notify()
 
     def subscribed(self, connection: ServerConnection, channel: str) -> None:
+        self._epoch += 1
         parsed = None if connection.private else parse_public_channel(channel, self._symbols)
         if parsed is not None:
             if parsed.kind == "depth" and self._faults.take_withheld_snapshot():
                 self._notify()
                 return
-            for message in self._market.initial_messages(parsed):
-                connection.send_text(encode(message))
+            if isinstance(self._market, FeedMarket):
+                for text in self._market.initial_texts(parsed):
+                    connection.send_text(text)
+            else:
+                for message in self._market.initial_messages(parsed):
+                    connection.send_text(encode(message))
         self._notify()
 
     def record_received(self, message: Any) -> None:
@@ -671,6 +781,7 @@ class SimulatedWeexServer:
         self._counters.messages_sent += int(message)
 
     def record_operation(self, *, subscribe: bool) -> None:
+        self._epoch += 1
         if subscribe:
             self._counters.subscribe_ops += 1
         else:

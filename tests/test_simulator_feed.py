@@ -1,0 +1,254 @@
+"""The simulator's whole-exchange feed (`full_feed=N`, `flood=True`, `weex-ws simulate
+--contracts N [--flood]`): its frames keep a consistent book, and it serves a real client on
+many connections, flooding one without starving another.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import time
+from decimal import Decimal
+from typing import Any
+
+import anyio
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.test_cli import PYTHON, ROOT, cli_env, json_lines
+from tests.test_first_run import simulate_process
+from weex_anyio import WeexWebSocketClient
+from weex_anyio.cli._relay import contracts_from
+from weex_anyio.testing import FeedRates, SimulatedWeexServer
+from weex_anyio.testing._feed import FeedMarket, generated_symbols
+from weex_proto.config import WeexConfig
+
+HANG_GUARD = 60.0
+TICKER_KEYS = [
+    "symbol", "priceChange", "priceChangePercent", "trades", "size", "value", "high", "low",
+    "lastPrice", "markPrice",
+]  # fmt: skip
+TRADE_KEYS = ["time", "price", "size", "value", "buyerMaker"]
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.texts: list[Any] = []
+
+    def send_text(self, text: str) -> None:
+        self.texts.append(json.loads(text))
+
+
+def _apply(book: dict[str, dict[Decimal, str]], frame: dict[str, Any], levels: int) -> None:
+    for side in ("asks", "bids"):
+        for level in frame[side]:
+            price = Decimal(level["price"])
+            if Decimal(level["size"]) == 0:
+                book[side].pop(price, None)
+            else:
+                book[side][price] = level["size"]
+    book["asks"] = dict(sorted(book["asks"].items())[:levels])
+    book["bids"] = dict(sorted(book["bids"].items(), reverse=True)[:levels])
+
+
+def _book_of(frame: dict[str, Any]) -> dict[str, dict[Decimal, str]]:
+    sides = ("asks", "bids")
+    return {side: {Decimal(lv["price"]): lv["size"] for lv in frame[side]} for side in sides}
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32), steps=st.integers(1, 400))
+def test_depth_deltas_rebuild_the_next_snapshot(seed: int, steps: int) -> None:
+    """Both depth views: continuous versions, an uncrossed book, and the deltas applied to the
+    first snapshot give exactly the snapshot a later subscriber gets."""
+    symbol = "cmt_btcusdt" if seed % 2 else "cmt_c0001usdt"
+    feed = FeedMarket([symbol], random.Random(seed), 0.0, FeedRates(), time.time)
+    recorders = {levels: _Recorder() for levels in (15, 200)}
+    subscribers = {f"depth.{symbol}.{n}": [recorder] for n, recorder in recorders.items()}
+    channel = next(iter(subscribers)).replace(".15", ".{}")
+    firsts = {
+        n: json.loads(feed._contracts[symbol].depth_snapshot(n))["data"][0] for n in recorders
+    }
+    feed.watch(subscribers, 0.0)
+    feed.run_events(steps)
+    for levels, recorder in recorders.items():
+        book = _book_of(firsts[levels])
+        end = int(firsts[levels]["endVersion"])
+        for message in recorder.texts:
+            assert message["channel"] == channel.format(levels)
+            [frame] = message["data"]
+            assert frame["depthType"] == "CHANGED"
+            assert frame["level"] == levels
+            assert int(frame["startVersion"]) == end + 1
+            assert int(frame["endVersion"]) >= int(frame["startVersion"])
+            end = int(frame["endVersion"])
+            _apply(book, frame, levels)
+            assert max(book["bids"]) < min(book["asks"])
+        fresh = json.loads(feed._contracts[symbol].depth_snapshot(levels))["data"][0]
+        assert int(fresh["endVersion"]) == end
+        assert _book_of(fresh) == book
+        assert len(fresh["asks"]) == len(fresh["bids"]) == levels
+    # One version counter: both channels got the same steps.
+    ends = [[m["data"][0]["endVersion"] for m in r.texts] for r in recorders.values()]
+    assert ends[0] == ends[1]
+
+
+def test_tickers_and_trades_have_the_documented_shape() -> None:
+    symbols = generated_symbols(["cmt_btcusdt"], 3)
+    assert symbols == ("cmt_btcusdt", "cmt_c0001usdt", "cmt_c0002usdt")
+    feed = FeedMarket(symbols, random.Random(1), 0.0, FeedRates(), time.time)
+    recorder = _Recorder()
+    feed.watch({f"{kind}.{s}": [recorder] for s in symbols for kind in ("ticker", "trades")}, 0.0)
+    feed.run_events(500)
+    kinds = {m["channel"].split(".")[0] for m in recorder.texts}
+    assert kinds == {"ticker", "trades"}
+    for message in recorder.texts:
+        assert message["event"] == "payload"
+        rows = message["data"]
+        if message["channel"].startswith("ticker."):
+            [row] = rows
+            assert list(row) == TICKER_KEYS
+            assert row["symbol"] == message["channel"].split(".")[1]
+            assert Decimal(row["low"]) <= Decimal(row["lastPrice"]) <= Decimal(row["high"])
+        else:
+            assert 1 <= len(rows) <= 3
+            for row in rows:
+                assert list(row) == TRADE_KEYS
+                assert isinstance(row["buyerMaker"], bool)
+                value = Decimal(row["price"]) * Decimal(row["size"])
+                assert abs(Decimal(row["value"]) - value) < Decimal("0.000001")
+
+
+def test_an_unwatched_contract_does_not_move() -> None:
+    symbols = ["cmt_c0001usdt", "cmt_c0002usdt"]
+    feed = FeedMarket(symbols, random.Random(2), 0.0, FeedRates(), time.time)
+    recorder = _Recorder()
+    feed.watch({"ticker.cmt_c0001usdt": [recorder]}, 0.0)
+    before = feed.depth_version("cmt_c0002usdt")
+    feed.run_events(300)
+    assert feed.depth_version("cmt_c0002usdt") == before
+    assert recorder.texts
+    feed.watch({}, feed.now)  # the last subscriber left: nothing is scheduled any more
+    feed.run_events(300)
+    assert feed.next_due() is None
+
+
+def test_a_full_feed_names_its_contracts_and_refuses_nonsense() -> None:
+    server = SimulatedWeexServer(full_feed=5)
+    assert server.symbols[:3] == ("cmt_btcusdt", "cmt_ethusdt", "cmt_solusdt")
+    assert len(set(server.symbols)) == 5
+    assert SimulatedWeexServer(full_feed=2).symbols == ("cmt_btcusdt", "cmt_ethusdt")
+    with pytest.raises(ValueError, match="full_feed"):
+        SimulatedWeexServer(full_feed=0)
+    with pytest.raises(ValueError, match="positive"):
+        FeedRates(depth=0)
+    with pytest.raises(ValueError, match="full_feed=N"):
+        SimulatedWeexServer(feed_rates=FeedRates())
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def _config(server: SimulatedWeexServer) -> WeexConfig:
+    return WeexConfig(public_url=server.public_url)
+
+
+def test_every_channel_of_a_full_feed_reaches_a_client_on_three_connections() -> None:
+    async def main() -> None:
+        server = SimulatedWeexServer(full_feed=260, trade_interval=None, ping_interval=None)
+        async with server, WeexWebSocketClient(_config(server)) as client:
+            symbols = server.symbols
+            assert len(symbols) == 260
+            channels = [f"ticker.{s}" for s in symbols]
+            channels += [f"trades.{s}" for s in symbols[:20]]
+            channels += [f"depth.{s}.15" for s in symbols[-10:]]
+            channels += [f"depth.{s}.200" for s in symbols[:5]]
+            channels += [f"kline.LAST_PRICE.{symbols[-1]}.MINUTE_1"]
+            got: dict[str, list[Any]] = {channel: [] for channel in channels}
+            done = anyio.Event()
+
+            def on_message(message: Any) -> None:
+                got[message.channel].append(message)
+                if all(len(v) >= 2 for v in got.values()):
+                    done.set()
+
+            for channel in channels:
+                client.add_message_handler(channel, on_message)
+                await client.subscribe(channel)
+            with anyio.fail_after(HANG_GUARD):
+                await done.wait()
+            public = [c for c in server.connections if c.subscriptions]
+        assert len(public) == 3  # 296 channels, at most 100 a connection
+        assert sorted(len(c.subscriptions) for c in public) == [96, 100, 100]
+        for channel in channels:  # a snapshot, then deltas
+            if channel.startswith("depth."):
+                kinds = [m.data["depthType"] for m in got[channel][:2]]
+                assert kinds == ["SNAPSHOT", "CHANGED"], channel
+        assert not any(m.gap for records in got.values() for m in records[1:])
+
+    anyio.run(main, backend="asyncio")
+
+
+def _single(server: SimulatedWeexServer) -> list[Any]:
+    """The connections holding exactly one channel."""
+    return [c for c in server.connections if len(c.subscriptions) == 1]
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_flood_is_fast_and_leaves_other_connections_served(backend: str) -> None:
+    """Rates slow enough that nothing would arrive without the flood; the flooded client gets
+    thousands of pushes while a second connection still has its pings answered and pushes."""
+    slow = FeedRates(ticker=1000.0, depth=1000.0, trade_bursts=1000.0)
+
+    async def main() -> None:
+        server = SimulatedWeexServer(
+            full_feed=20, flood=True, feed_rates=slow, trade_interval=None, ping_interval=0.1
+        )
+        async with server, WeexWebSocketClient(_config(server)) as flooded:
+            counts = {"flooded": 0, "other": 0}
+            plenty = anyio.Event()
+
+            def count(name: str) -> None:
+                counts[name] += 1
+                if counts["flooded"] >= 5000:
+                    plenty.set()
+
+            symbols = server.symbols
+            for symbol in symbols:
+                for channel in (f"ticker.{symbol}", f"trades.{symbol}", f"depth.{symbol}.15"):
+                    flooded.add_message_handler(channel, lambda _: count("flooded"))
+                    await flooded.subscribe(channel)
+            async with WeexWebSocketClient(_config(server)) as other:
+                other.add_message_handler(f"ticker.{symbols[0]}", lambda _: count("other"))
+                await other.subscribe(f"ticker.{symbols[0]}")
+                with anyio.fail_after(HANG_GUARD):
+                    await server.wait_until(lambda: len(_single(server)) == 1, HANG_GUARD)
+                    [mine] = _single(server)
+                    await plenty.wait()
+                    pongs = mine.pongs_received
+                    await server.wait_until(
+                        lambda: any(c.pongs_received >= pongs + 3 for c in _single(server)),
+                        HANG_GUARD,
+                    )
+                assert counts["other"] > 0
+                assert [c.id for c in _single(server)] == [mine.id]  # still open
+
+    anyio.run(main, backend=backend)
+
+
+def test_simulate_contracts_lists_them_for_relay_all() -> None:
+    with simulate_process("--contracts", "250") as (_, banner):
+        symbols = contracts_from(banner["symbols"])
+        assert len(symbols) == 250
+        assert symbols[0] == "cmt_btcusdt"
+        last = symbols[-1]
+        tickers = subprocess.run(  # noqa: S603 - our own command
+            [PYTHON, "-m", "weex_anyio", "tickers", last, "--url", banner["public URL"],
+             "--json", "--count", "2"],
+            capture_output=True, text=True, cwd=ROOT, env=cli_env(), check=False,
+            timeout=HANG_GUARD,
+        )  # fmt: skip
+        assert tickers.returncode == 0, tickers.stderr
+        assert [r["channel"] for r in json_lines(tickers.stdout)] == [f"ticker.{last}"] * 2
