@@ -385,6 +385,11 @@ class PublishWindow:
         return sum(1 for entry in self._entries if entry.state == _SENT)
 
     @property
+    def unacked(self) -> int:
+        """Records sent or to be sent, not yet acked or refused."""
+        return sum(1 for entry in self._entries if entry.state != _DONE)
+
+    @property
     def due(self) -> bool:
         """Records wait to be sent (new ones, or ones to send again)."""
         return self._cursor < self._base + len(self._entries)
@@ -510,6 +515,9 @@ class RelayCounts:
     received: int = 0
     acked: int = 0
     in_flight: int = 0
+    """Publishes on the wire awaiting their ack."""
+    unacked: int = 0
+    """Records in the publish window: sent or to be sent, not yet known to be stored."""
     outbox: int = 0
     dropped: int = 0
     refused: int = 0
@@ -541,7 +549,7 @@ def summary_text(counts: RelayCounts, elapsed: float) -> str:
     return (
         f"weex-ws: relayed {counts.received:,} records in {elapsed:.1f}s: "
         f"{counts.acked:,} acked by JetStream, {counts.dropped:,} dropped, "
-        f"{counts.refused:,} refused, {counts.in_flight + counts.outbox:,} unsent at exit; "
+        f"{counts.refused:,} refused, {counts.unacked + counts.outbox:,} not acked at exit; "
         f"{counts.retried:,} publishes retried, reconnects weex {counts.weex_reconnects} "
         f"nats {counts.nats_reconnects}"
     )

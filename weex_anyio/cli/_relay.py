@@ -225,7 +225,8 @@ class Relay:
         return RelayCounts(
             received=self.received,
             acked=self.window.acked,
-            in_flight=len(self.window),
+            in_flight=self.window.in_flight,
+            unacked=self.window.unacked,
             outbox=len(self.outbox),
             dropped=self.outbox.dropped,
             refused=self.window.refused,
