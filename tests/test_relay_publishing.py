@@ -305,3 +305,36 @@ def test_max_age_is_applied_to_an_existing_stream_and_a_refused_change_is_one_li
     assert code == 2
     assert len(err.strip().splitlines()) == 1, err
     assert "stream 'WEEX' exists with --retention limits; JetStream will not change it" in err
+
+
+def test_two_identical_trade_pushes_are_two_records(nats_server: NatsServer) -> None:
+    """WEEX trades carry no id: two identical fills must not become one message."""
+    symbol = SYMBOLS[0]
+    channels = [f"trades.{symbol}", f"ticker.{symbol}"]
+    row = {"time": "1700000000000", "price": "100.5", "size": "2", "buyerMaker": True}
+    push = json.dumps({"event": "payload", "channel": channels[0], "data": [row]})
+
+    async def main() -> None:
+        sim = SimulatedWeexServer(symbols=SYMBOLS, trade_interval=None, ping_interval=None)
+        async with sim, anyio.create_task_group() as tg:
+            sim.pause_market()
+            relay = anyio.CancelScope()
+            args = _relay_args(sim, nats_server.url, "--channels", "trades,ticker")
+            tg.start_soon(_relay_task, args, relay, io.StringIO())
+
+            async def scenario(reference: Reference) -> None:
+                await _subscribed_by(sim, 2, channels)
+                await sim.send_raw(push)
+                await sim.send_raw(push)
+                markers.append(await _market_until(sim, reference, 0))
+
+            markers: list[str] = []
+            reference = await _with_reference(sim, scenario, channels)
+            got = await _read_until(nats_server.url, channels, markers[-1])
+            relay.cancel()
+        trades = got[channels[0]]
+        assert len(reference.records[channels[0]]) == 2
+        assert [data for _, data, _ in trades] == reference.records[channels[0]]
+        assert trades[1][0] == trades[0][0] + "#1"
+
+    _run(main)
