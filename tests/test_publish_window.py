@@ -186,12 +186,13 @@ def test_a_refusal_flags_the_next_unsent_record_of_its_subject() -> None:
     big = window.add(_record("depth", 0))
     window.add(_record("ticker", 0))
     sent = window.to_send(0.0)
-    window.add(_record("ticker", 1))
-    window.add(_record("depth", 1))
+    window.add(_record("ticker", 1), b"ticker body")
+    window.add(_record("depth", 1), b"depth body without the flag")
     assert window.refuse(big) == sent[0].item
     assert window.refuse(big) is None  # once
     later = window.to_send(1.0)
     assert [(s.item.subject, s.item.gap) for s in later] == [("ticker", False), ("depth", True)]
+    assert [s.payload for s in later] == [b"ticker body", b""]  # the flagged one re-encoded
     assert (window.refused, window.gaps) == (1, 1)
     # None of the subject queued: the next one added carries the flag.
     window.drop(_record("trades", 0))
@@ -220,6 +221,7 @@ def test_the_deadline_is_the_oldest_unacked_publish() -> None:
     [
         (b'{"stream":"WEEX","seq":3}', None, "stored"),
         (b'{"stream":"WEEX","seq":3,"duplicate":true}', None, "duplicate"),
+        (b'{"stream":"WEEX","seq":3,"duplicate": true}', None, "duplicate"),
         (b"", "503", "retry"),
         (b"not json", None, "retry"),
         (

@@ -277,6 +277,8 @@ class AckResult:
     reason: str = ""
 
 
+_STORED = AckResult("stored")
+_DUPLICATE = AckResult("duplicate")
 _STORAGE_ERRORS = frozenset({10023, 10028, 10047})
 """Insufficient resources, memory resources exceeded, storage resources exceeded."""
 _LIMIT_ERRORS = frozenset({10054, 10077})
@@ -289,6 +291,8 @@ def classify_ack(data: bytes, status: str | None = None) -> AckResult:
     without a body (503: no stream listens on the subject, or JetStream is away)."""
     if status and status not in ("200",):
         return AckResult("retry", f"NATS status {status} (no stream answered)")
+    if data.startswith(b'{"stream":') and b'"error"' not in data and b'"duplicate"' not in data:
+        return _STORED  # the common case, without parsing
     try:
         body = json.loads(data)
     except ValueError:
@@ -329,6 +333,7 @@ _UNSENT, _SENT, _DONE = 0, 1, 2
 @attrs.define
 class _Entry:
     item: Outgoing
+    payload: bytes = b""
     state: int = _UNSENT
     sent_at: float = 0.0
     generation: int = -1
@@ -342,6 +347,8 @@ class Sending:
     seq: int
     generation: int
     item: Outgoing
+    payload: bytes = b""
+    """The body when the caller gave it to `add` (encoded once); empty: `item.body()`."""
 
 
 class PublishWindow:
@@ -394,14 +401,14 @@ class PublishWindow:
         """Records wait to be sent (new ones, or ones to send again)."""
         return self._cursor < self._base + len(self._entries)
 
-    def add(self, item: Outgoing) -> int:
-        """Take `item` (there must be room); its seq."""
+    def add(self, item: Outgoing, payload: bytes = b"") -> int:
+        """Take `item` (there must be room), with its body if already encoded; its seq."""
         if not self.room:
             raise ValueError("the publish window is full")
         if item.subject in self._lost:
             self._lost.discard(item.subject)
-            item = attrs.evolve(item, gap=True)
-        self._entries.append(_Entry(item))
+            item, payload = attrs.evolve(item, gap=True), b""
+        self._entries.append(_Entry(item, payload))
         return self._base + len(self._entries) - 1
 
     def to_send(self, now: float) -> list[Sending]:
@@ -418,7 +425,7 @@ class PublishWindow:
                 self.gaps += 1
             entry.state, entry.sent_at, entry.generation = _SENT, now, self._generation
             entry.sends += 1
-            out.append(Sending(self._base + offset, self._generation, entry.item))
+            out.append(Sending(self._base + offset, self._generation, entry.item, entry.payload))
         self._cursor = self._base + len(self._entries)
         return out
 
@@ -460,7 +467,7 @@ class PublishWindow:
         for offset in range(max(start, 0), len(self._entries)):
             entry = self._entries[offset]
             if entry.item.subject == subject and entry.sends == 0:
-                entry.item = attrs.evolve(entry.item, gap=True)
+                entry.item, entry.payload = attrs.evolve(entry.item, gap=True), b""
                 return
         self._lost.add(subject)
 

@@ -66,6 +66,8 @@ PUBLISH_TIMEOUT = 5.0
 """Seconds without the oldest unacked record's ack before everything unacked goes again."""
 REFUSAL_LOG_INTERVAL = 10.0
 """The same refusal reason is logged at most this often (the status line counts them all)."""
+REFILL_SLICE = 8
+"""The publisher is woken to refill the window once 1/REFILL_SLICE of it is free."""
 STATUS_INTERVAL = 5.0
 """Seconds between status lines on stderr (redrawn each second on a terminal)."""
 
@@ -200,6 +202,7 @@ class Relay:
         self._wake = anyio.Event()
         self._dropping = False
         self._hold_until = 0.0
+        self._refill = max(1, window // REFILL_SLICE)
         self._said: tuple[str, float, int] = ("", -REFUSAL_LOG_INTERVAL, 0)
 
     # -- counters ----------------------------------------------------------------------------
@@ -374,7 +377,7 @@ class Relay:
                     item = sending.item
                     await nc.publish(
                         item.subject,
-                        item.body(),
+                        sending.payload or item.body(),
                         reply=f"{inbox}.{sending.seq}.{sending.generation}",
                         headers={"Nats-Msg-Id": item.msg_id},
                     )
@@ -408,14 +411,15 @@ class Relay:
             item = self.outbox.take()
             if item is None:
                 return
+            payload = item.body()
             if self.max_size >= 0:
-                size = len(item.body()) + header_block_size(item.msg_id)
+                size = len(payload) + header_block_size(item.msg_id)
                 if size > self.max_size:
                     self.window.drop(item)
                     reason = f"{size} bytes, more than the {self.max_size} the stream takes"
                     self._say_refused(item, AckResult("refused", reason))
                     continue
-            self.window.add(item)
+            self.window.add(item, payload)
 
     def _caught_up(self) -> None:
         if self._dropping and not self.outbox:
@@ -449,7 +453,11 @@ class Relay:
             item = self.window.refuse(seq)
             if item is not None:
                 self._say_refused(item, result)
-        self._wake.set()
+        # The publisher refills in batches: woken once a slice of the window is free (or it
+        # emptied, or something is to be sent again), not once per ack.
+        window = self.window
+        if window.due or window.room >= self._refill or not len(window):
+            self._wake.set()
 
     def _say_refused(self, item: Outgoing, result: AckResult) -> None:
         """A WARNING naming the reason (an ERROR when storage is exhausted); the same
