@@ -338,3 +338,56 @@ def test_two_identical_trade_pushes_are_two_records(nats_server: NatsServer) -> 
         assert trades[1][0] == trades[0][0] + "#1"
 
     _run(main)
+
+
+def test_a_stream_gone_for_a_while_is_retried_not_refused(
+    nats_server: NatsServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No stream answers (503, no responders): the relay says so and sends again, drops
+    nothing as refused, and publishes once the stream is back."""
+
+    def said() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+    async def main() -> None:
+        import nats
+
+        err = io.StringIO()
+        async with _simulator_at(0.02) as sim, anyio.create_task_group() as tg:
+            sim.pause_market()
+            relay = anyio.CancelScope()
+            args = _relay_args(sim, nats_server.url, "--snapshot-interval", "100000")
+            tg.start_soon(_relay_task, args, relay, err)
+
+            async def scenario(reference: Reference) -> None:
+                await _subscribed_by(sim, 2)
+                await _market_until(sim, reference, 10)
+                nc = await nats.connect(nats_server.url)
+                try:
+                    await nc.jetstream().delete_stream("WEEX")
+                finally:
+                    await nc.close()
+                sim.resume_market()
+                await _until(lambda: any("did not take a publish" in t for t in said()))
+                await _create_stream(nats_server.url)
+                markers.append(await _market_until(sim, reference, 40))
+
+            markers: list[str] = []
+            await _with_reference(sim, scenario)
+            channels = [f"{kind}.{s}" for s in SYMBOLS for kind in ("ticker", "trades")]
+            channels += [f"depth.{s}.15" for s in SYMBOLS]
+            got = await _read_until(nats_server.url, channels, markers[-1])
+            relay.cancel()
+        assert got[f"ticker.{SYMBOLS[0]}"]  # the marker, at least: flowing again
+        assert any("no responders" in t or "503" in t for t in said())
+        assert _summary_count(err.getvalue(), r"(\d+) refused") == 0
+        assert _summary_count(err.getvalue(), r"(\d+) publishes retried") > 0
+
+    with caplog.at_level(logging.WARNING, logger="weex_anyio.relay"):
+        _run(main)
+
+
+def _simulator_at(tick: float) -> SimulatedWeexServer:
+    return SimulatedWeexServer(
+        symbols=SYMBOLS, tick_interval=tick, trade_interval=None, ping_interval=None
+    )

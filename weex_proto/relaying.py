@@ -1,6 +1,7 @@
 """The pure parts of relaying WEEX records to a message bus (NATS JetStream): subject names,
-message ids derived from the data, the message body, and the bounded outbox between the WEEX
-side and the bus.
+message ids derived from the data, the message body, the bounded outbox between the WEEX
+side and the bus, the window of publishes awaiting their acks, what an ack says, and the
+status line's counters.
 
 Message ids are what make redundant relays safe: two relays on two machines that receive the
 same push derive the same id for each of its records, so the bus (JetStream's `Nats-Msg-Id`
@@ -160,9 +161,9 @@ class Outbox:
 
     When full, the oldest record is dropped: the freshest market data is the most useful, and
     the WEEX side never blocks. Drops are counted, and the next record published on a subject
-    that lost one carries `gap=True`, as after a reconnect. The publisher `peek`s, publishes,
-    and only then `pop`s, so a failed publish is retried with the same message id (the bus
-    keeps it once if the first attempt did arrive).
+    that lost one carries `gap=True`, as after a reconnect. The relay's publisher `take`s
+    records into its `PublishWindow`, which keeps them until acked; `peek` then `pop` serve
+    a publisher that sends one record at a time (the record peeked is never dropped).
     """
 
     def __init__(self, capacity: int) -> None:

@@ -203,6 +203,7 @@ class Relay:
         self._dropping = False
         self._hold_until = 0.0
         self._refill = max(1, window // REFILL_SLICE)
+        self._retry_said_at = -REFUSAL_LOG_INTERVAL
         self._said: tuple[str, float, int] = ("", -REFUSAL_LOG_INTERVAL, 0)
 
     # -- counters ----------------------------------------------------------------------------
@@ -442,9 +443,15 @@ class Relay:
             self.window.ack(seq, duplicate=result.kind == "duplicate")
         elif result.kind == "retry":
             if self.window.failed(seq, generation):
-                self._hold_until = anyio.current_time() + RETRY_DELAY
-                log.info(
-                    "publish to NATS failed, sending %d records again: %s",
+                now = anyio.current_time()
+                self._hold_until = now + RETRY_DELAY
+                # Said as a WARNING once in a while: JetStream may stay away (a deleted
+                # stream) while the records pile up.
+                loud = now - self._retry_said_at >= REFUSAL_LOG_INTERVAL
+                self._retry_said_at = now if loud else self._retry_said_at
+                log.log(
+                    logging.WARNING if loud else logging.INFO,
+                    "JetStream did not take a publish, sending %d records again: %s",
                     len(self.window),
                     result.reason,
                     extra={"weex_event": "relay_retry"},
