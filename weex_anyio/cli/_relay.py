@@ -66,6 +66,8 @@ PUBLISH_TIMEOUT = 5.0
 """Seconds without the oldest unacked record's ack before everything unacked goes again."""
 REFUSAL_LOG_INTERVAL = 10.0
 """The same refusal reason is logged at most this often (the status line counts them all)."""
+DRAIN_TIMEOUT = 5.0
+"""Seconds a stopping relay waits for what is left to be acked (WEEX already closed)."""
 REFILL_SLICE = 8
 """The publisher is woken to refill the window once 1/REFILL_SLICE of it is free."""
 STATUS_INTERVAL = 5.0
@@ -204,6 +206,9 @@ class Relay:
         self._hold_until = 0.0
         self._refill = max(1, window // REFILL_SLICE)
         self._retry_said_at = -REFUSAL_LOG_INTERVAL
+        self._draining = False
+        self.nc: Any = None
+        """The NATS connection the publisher uses (replaced after each reconnect)."""
         self._said: tuple[str, float, int] = ("", -REFUSAL_LOG_INTERVAL, 0)
 
     # -- counters ----------------------------------------------------------------------------
@@ -335,20 +340,28 @@ class Relay:
     ) -> None:
         """Publish on `nc` until it breaks, then on each new connection `reconnect` makes,
         sending again every record not acked on the old one."""
+        self.nc = nc
         while True:
-            try:
-                await self.publish_on(nc, stream)
-            finally:
-                await close_nats(nc)
+            await self.publish_on(nc, stream)  # a stop leaves `nc` open, for `drain`
+            await close_nats(nc)
             self.window.restart()
             log.warning(
                 "NATS connection lost; reconnecting (%d records to send again)",
                 len(self.window),
                 extra={"weex_event": "relay_nats_lost", "unacked": len(self.window)},
             )
-            nc = await reconnect()
+            nc = self.nc = await reconnect()
             self.nats_reconnects += 1
             log.warning("NATS connection back", extra={"weex_event": "relay_nats_back"})
+
+    async def drain(self, stream: str) -> None:
+        """After a stop (WEEX closed): publish what is left, on the connection the publisher
+        was using, until everything is acked or refused (bounded by the caller)."""
+        if self.nc is None or self.nc.is_closed:
+            return  # NATS is away: what is left stays unacked (the summary counts it)
+        self.window.restart()  # the acks of what was on the wire went with the old inbox
+        self._draining = True
+        await self.publish_on(self.nc, stream)
 
     async def publish_on(self, nc: Any, stream: str) -> None:
         """Drain the outbox through the window on the connection `nc` until it closes."""
@@ -371,6 +384,8 @@ class Relay:
 
     async def _pump(self, nc: Any, inbox: str) -> None:
         while not nc.is_closed:
+            if self._draining and not self.outbox and not len(self.window):
+                return
             now = anyio.current_time()
             if now >= self._hold_until:
                 self._fill()
@@ -701,7 +716,12 @@ async def run_relay(args: argparse.Namespace, stopper: Stopper, stderr: TextIO) 
                         if not args.quiet:
                             task_group.start_soon(show_status, relay, stderr)
                         await _relay(groups, relay, args, task_group)
+            # Stopped, WEEX closed: what is queued or unacked gets a last chance.
+            with anyio.move_on_after(DRAIN_TIMEOUT):
+                await relay.drain(args.stream)
         finally:
+            if relay.nc is not None and relay.nc is not nc:
+                await close_nats(relay.nc)
             if not args.quiet:
                 elapsed = anyio.current_time() - started
                 clear = "\r\x1b[K" if stderr.isatty() else ""
