@@ -219,7 +219,13 @@ class Relay:
         return self.window.acked
 
     @property
+    def duplicates(self) -> int:
+        """Acks saying JetStream already held the record (another relay's, or a resend)."""
+        return self.window.duplicates
+
+    @property
     def in_flight(self) -> int:
+        """Publishes on the wire awaiting their ack."""
         return self.window.in_flight
 
     @property
