@@ -62,6 +62,14 @@ class NatsServer:
             reap(self.process)
             self.process = None
 
+    def kill(self) -> None:
+        """SIGKILL: no clean shutdown, connections cut wherever they were; the store stays
+        for `start`."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
 
 def reap(process: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
     """Ask a process to stop (SIGTERM), kill it if it will not, and wait for it."""

@@ -1,6 +1,7 @@
 """The pure parts of relaying WEEX records to a message bus (NATS JetStream): subject names,
 message ids derived from the data, the message body, the bounded outbox between the WEEX
-side and the bus, and which shard of a feed split over several relays carries a channel.
+side and the bus, the window of publishes awaiting their acks, what an ack says, the status
+line's counters, and which shard of a feed split over several relays carries a channel.
 
 Message ids are what make redundant relays safe: two relays on two machines that receive the
 same push derive the same id for each of its records, so the bus (JetStream's `Nats-Msg-Id`
@@ -55,7 +56,13 @@ def _version_text(value: object) -> str | None:
 
 
 def message_id(
-    channel: str, frame: Mapping[str, Any], source: Any, index: int, *, closed: bool = False
+    channel: str,
+    frame: Mapping[str, Any],
+    source: Any,
+    index: int,
+    *,
+    closed: bool = False,
+    occurrence: int = 0,
 ) -> str:
     """The `Nats-Msg-Id` of record `index` of `frame` on `channel`.
 
@@ -65,7 +72,9 @@ def message_id(
       `closed`, with the very frame and index it first came in once a later one arrives, so
       the flag is part of the id: the closing copy is not a duplicate of the open one;
     - everything else (tickers, trades): a digest of the whole frame, canonically encoded,
-      plus the record's index: the same push gives the same ids on every relay.
+      plus the record's index: the same push gives the same ids on every relay. Trades add
+      `#<occurrence>` for the second and later identical frame (see `FrameCounter`): two
+      identical fills are two records.
     """
     if channel.startswith("kline."):
         row = source
@@ -85,7 +94,8 @@ def message_id(
         version = _version_text(msg.get("version"))
         if version is not None:
             return f"{channel}:v{version}:{index}"
-    return f"{channel}:{frame_digest(frame)}:{index}"
+    suffix = f"#{occurrence}" if occurrence else ""
+    return f"{channel}:{frame_digest(frame)}:{index}{suffix}"
 
 
 def snapshot_id(channel: str, version: int) -> str:
@@ -193,9 +203,9 @@ class Outbox:
 
     When full, the oldest record is dropped: the freshest market data is the most useful, and
     the WEEX side never blocks. Drops are counted, and the next record published on a subject
-    that lost one carries `gap=True`, as after a reconnect. The publisher `peek`s, publishes,
-    and only then `pop`s, so a failed publish is retried with the same message id (the bus
-    keeps it once if the first attempt did arrive).
+    that lost one carries `gap=True`, as after a reconnect. The relay's publisher `take`s
+    records into its `PublishWindow`, which keeps them until acked; `peek` then `pop` serve
+    a publisher that sends one record at a time (the record peeked is never dropped).
     """
 
     def __init__(self, capacity: int) -> None:
@@ -251,3 +261,345 @@ class Outbox:
         if self._items:
             self._items.popleft()
         self._in_flight = False
+
+    def take(self) -> Outgoing | None:
+        """The next record, removed from the outbox (it moves to the publish window)."""
+        if not self._items:
+            return None
+        self._in_flight = False
+        return self._items.popleft()
+
+
+# --------------------------------------------------------------------------- trade ids
+
+
+class FrameCounter:
+    """Tells identical frames of a channel apart: the n-th copy of a frame since the
+    subscription (re)started is occurrence n.
+
+    WEEX trades carry no id, and two real fills can be identical (time, price, size, side), so
+    a digest alone would merge them. The count is what two relays both derive when both saw
+    every copy on one subscription; a relay that (re)subscribed between two copies counts the
+    later one as the first, so it merges with the earlier one (see the README). Only the most
+    recent `capacity` distinct frames per channel are remembered: identical copies share
+    their trade time, so they arrive close together.
+    """
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self.capacity = capacity
+        self._seen: dict[str, dict[str, int]] = {}
+        self._current: dict[str, int] = {}
+
+    def occurrence(self, channel: str, digest: str, index: int, *, restarted: bool) -> int:
+        """The occurrence of the frame `digest` whose record `index` is being relayed; the
+        count moves on at index 0 (each frame once), and `restarted` (the first record after
+        a reconnect) forgets what the channel saw before."""
+        if restarted:
+            self._seen.pop(channel, None)
+        seen = self._seen.setdefault(channel, {})
+        if index == 0 or digest not in seen:
+            count = seen.pop(digest, -1) + 1
+            seen[digest] = count  # re-inserted: the most recent frames are kept
+            if len(seen) > self.capacity:
+                del seen[next(iter(seen))]
+            return count
+        return seen[digest]
+
+
+# --------------------------------------------------------------------------- acks
+
+
+@attrs.frozen
+class AckResult:
+    """What JetStream answered to one publish, classified."""
+
+    kind: str
+    """`stored`, `duplicate`, `retry` (NATS or JetStream unavailable: publish again),
+    `refused` (this record will never be stored: drop it) or `storage` (refused because the
+    server's storage is exhausted: dropped, and said loudly)."""
+    reason: str = ""
+
+
+_STORED = AckResult("stored")
+_DUPLICATE = AckResult("duplicate")
+_STORAGE_ERRORS = frozenset({10023, 10028, 10047})
+"""Insufficient resources, memory resources exceeded, storage resources exceeded."""
+_LIMIT_ERRORS = frozenset({10054, 10077})
+"""Message larger than the stream's max_msg_size; a stream limit (`discard: new` at
+max_msgs, max_bytes, max_msgs_per_subject)."""
+
+
+def classify_ack(data: bytes, status: str | None = None) -> AckResult:
+    """Read a JetStream publish reply: the ack's JSON, or the NATS `Status` header of a reply
+    without a body (503: no stream listens on the subject, or JetStream is away)."""
+    if status and status not in ("200",):
+        return AckResult("retry", f"NATS status {status} (no stream answered)")
+    if data.startswith(b'{"stream":') and b'"error"' not in data and b'"duplicate"' not in data:
+        return _STORED  # the common case, without parsing
+    try:
+        body = json.loads(data)
+    except ValueError:
+        return AckResult("retry", "an unreadable ack")
+    if not isinstance(body, dict):
+        return AckResult("retry", "an unreadable ack")
+    error = body.get("error")
+    if error is None:
+        return AckResult("duplicate" if body.get("duplicate") else "stored")
+    if not isinstance(error, dict):
+        return AckResult("retry", str(error)[:200])
+    code = error.get("code")
+    err_code = error.get("err_code")
+    description = str(error.get("description", ""))[:200]
+    reason = f"{description} (code {code}, err_code {err_code})"
+    if err_code in _STORAGE_ERRORS:
+        return AckResult("storage", reason)
+    if err_code in _LIMIT_ERRORS:
+        if err_code == 10077 and "maximum" not in description:
+            return AckResult("storage", reason)  # the store itself failed (disk full)
+        return AckResult("refused", reason)
+    if isinstance(code, int) and 400 <= code < 500 and code != 408:
+        return AckResult("refused", reason)
+    return AckResult("retry", reason)
+
+
+def header_block_size(msg_id: str) -> int:
+    """Bytes of the NATS header block carrying `Nats-Msg-Id` (counted by JetStream's
+    max_msg_size and the server's max_payload, with the body)."""
+    return len(f"NATS/1.0\r\nNats-Msg-Id: {msg_id}\r\n\r\n".encode())
+
+
+# --------------------------------------------------------------------------- the window
+
+_UNSENT, _SENT, _DONE = 0, 1, 2
+
+
+@attrs.define
+class _Entry:
+    item: Outgoing
+    payload: bytes = b""
+    state: int = _UNSENT
+    sent_at: float = 0.0
+    generation: int = -1
+    sends: int = 0
+
+
+@attrs.define
+class Sending:
+    """One publish to put on the wire: the reply must name `seq` and `generation`."""
+
+    seq: int
+    generation: int
+    item: Outgoing
+    payload: bytes = b""
+    """The body when the caller gave it to `add` (encoded once); empty: `item.body()`."""
+
+
+class PublishWindow:
+    """The records between the outbox and JetStream's acks, in publishing order.
+
+    Up to `limit` records are in the window; they are sent in order and acked in any order.
+    A record leaves only once acked or refused, and only from the front, so the window always
+    starts at the first record not yet known to be stored. A failed or missing ack (`failed`,
+    `expire`) or a new connection (`restart`) sends every record not yet acked again, in
+    order, from that first one: JetStream keeps one copy per `Nats-Msg-Id`, and a connection
+    delivers in order, so each subject's records are stored once and in publishing order.
+
+    Acks carry the generation they were sent in: a failure reported for an older generation
+    is already covered by the resend that started the newer one.
+    """
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("the window needs room for at least one record")
+        self.limit = limit
+        self.acked = 0
+        self.duplicates = 0
+        self.refused = 0
+        self.retried = 0
+        self.gaps = 0
+        self._entries: deque[_Entry] = deque()
+        self._base = 0  # the seq of _entries[0]
+        self._cursor = 0  # the next seq to look at for sending
+        self._generation = 0
+        self._lost: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def room(self) -> int:
+        return self.limit - len(self._entries)
+
+    @property
+    def in_flight(self) -> int:
+        return sum(1 for entry in self._entries if entry.state == _SENT)
+
+    @property
+    def unacked(self) -> int:
+        """Records sent or to be sent, not yet acked or refused."""
+        return sum(1 for entry in self._entries if entry.state != _DONE)
+
+    @property
+    def due(self) -> bool:
+        """Records wait to be sent (new ones, or ones to send again)."""
+        return self._cursor < self._base + len(self._entries)
+
+    def add(self, item: Outgoing, payload: bytes = b"") -> int:
+        """Take `item` (there must be room), with its body if already encoded; its seq."""
+        if not self.room:
+            raise ValueError("the publish window is full")
+        if item.subject in self._lost:
+            self._lost.discard(item.subject)
+            item, payload = attrs.evolve(item, gap=True), b""
+        self._entries.append(_Entry(item, payload))
+        return self._base + len(self._entries) - 1
+
+    def to_send(self, now: float) -> list[Sending]:
+        """Every record due to be sent, in order; they count as sent at `now`."""
+        out = []
+        start = max(self._cursor - self._base, 0)
+        for offset in range(start, len(self._entries)):
+            entry = self._entries[offset]
+            if entry.state != _UNSENT:
+                continue
+            if entry.sends:
+                self.retried += 1
+            elif entry.item.gap:
+                self.gaps += 1
+            entry.state, entry.sent_at, entry.generation = _SENT, now, self._generation
+            entry.sends += 1
+            out.append(Sending(self._base + offset, self._generation, entry.item, entry.payload))
+        self._cursor = self._base + len(self._entries)
+        return out
+
+    def _entry(self, seq: int) -> _Entry | None:
+        offset = seq - self._base
+        if 0 <= offset < len(self._entries):
+            return self._entries[offset]
+        return None
+
+    def ack(self, seq: int, *, duplicate: bool = False) -> None:
+        """JetStream holds record `seq` (an ack of any generation: some copy was stored)."""
+        entry = self._entry(seq)
+        if entry is None or entry.state == _DONE:
+            return
+        entry.state = _DONE
+        self.acked += 1
+        self.duplicates += duplicate
+        self._trim()
+
+    def refuse(self, seq: int) -> Outgoing | None:
+        """JetStream will never store record `seq`: drop it, and flag the next record of its
+        subject that has not been sent yet. The dropped record, or None if already done."""
+        entry = self._entry(seq)
+        if entry is None or entry.state == _DONE:
+            return None
+        entry.state = _DONE
+        self.refused += 1
+        self._flag_next(entry.item.subject, seq - self._base + 1)
+        self._trim()
+        return entry.item
+
+    def drop(self, item: Outgoing) -> None:
+        """A record refused before it was sent (too large for the stream): count it and flag
+        the next record of its subject, like `refuse`."""
+        self.refused += 1
+        self._flag_next(item.subject, 0)
+
+    def _flag_next(self, subject: str, start: int) -> None:
+        for offset in range(max(start, 0), len(self._entries)):
+            entry = self._entries[offset]
+            if entry.item.subject == subject and entry.sends == 0:
+                entry.item, entry.payload = attrs.evolve(entry.item, gap=True), b""
+                return
+        self._lost.add(subject)
+
+    def failed(self, seq: int, generation: int) -> bool:
+        """Record `seq`'s publish of `generation` failed in a way worth retrying: send every
+        record not yet acked again, in order. False if an earlier resend covers it."""
+        entry = self._entry(seq)
+        if entry is None or entry.state != _SENT or generation != self._generation:
+            return False
+        self._rewind()
+        return True
+
+    def expire(self, now: float, timeout: float) -> bool:
+        """If the oldest unacked publish is older than `timeout`, resend from it (True)."""
+        deadline = self.deadline(timeout)
+        if deadline is None or now < deadline:
+            return False
+        self._rewind()
+        return True
+
+    def deadline(self, timeout: float) -> float | None:
+        """When the oldest unacked publish times out; None when nothing is in flight."""
+        if self._entries and self._entries[0].state == _SENT:
+            return self._entries[0].sent_at + timeout
+        return None
+
+    def restart(self) -> None:
+        """A new connection: nothing sent on the old one will be acked; send it all again."""
+        self._rewind()
+
+    def _rewind(self) -> None:
+        self._generation += 1
+        for entry in self._entries:
+            if entry.state == _SENT:
+                entry.state = _UNSENT
+        self._cursor = self._base
+
+    def _trim(self) -> None:
+        while self._entries and self._entries[0].state == _DONE:
+            self._entries.popleft()
+            self._base += 1
+        self._cursor = max(self._cursor, self._base)
+
+
+# --------------------------------------------------------------------------- the status line
+
+
+@attrs.frozen
+class RelayCounts:
+    """The relay's counters at one moment, for the status line and the summary."""
+
+    received: int = 0
+    acked: int = 0
+    in_flight: int = 0
+    """Publishes on the wire awaiting their ack."""
+    unacked: int = 0
+    """Records in the publish window: sent or to be sent, not yet known to be stored."""
+    outbox: int = 0
+    dropped: int = 0
+    refused: int = 0
+    retried: int = 0
+    gaps: int = 0
+    weex_reconnects: int = 0
+    nats_reconnects: int = 0
+
+
+def _per_second(now: int, before: int, elapsed: float) -> str:
+    return f"{(now - before) / elapsed if elapsed > 0 else 0.0:,.0f}"
+
+
+def status_text(counts: RelayCounts, previous: RelayCounts, elapsed: float) -> str:
+    """`relay: 120 in/s, 118 acked/s, 35 in flight, outbox 0, dropped 0, refused 0, ...`:
+    rates over the `elapsed` seconds since `previous`, the rest as they stand."""
+    return (
+        f"relay: {_per_second(counts.received, previous.received, elapsed)} in/s, "
+        f"{_per_second(counts.acked, previous.acked, elapsed)} acked/s, "
+        f"{counts.in_flight:,} in flight, outbox {counts.outbox:,}, "
+        f"dropped {counts.dropped:,}, refused {counts.refused:,}, gaps {counts.gaps:,}, "
+        f"retried {counts.retried:,}, reconnects weex {counts.weex_reconnects} "
+        f"nats {counts.nats_reconnects}"
+    )
+
+
+def summary_text(counts: RelayCounts, elapsed: float) -> str:
+    """The line at exit: what went in and what JetStream acknowledged."""
+    return (
+        f"weex-ws: relayed {counts.received:,} records in {elapsed:.1f}s: "
+        f"{counts.acked:,} acked by JetStream, {counts.dropped:,} dropped, "
+        f"{counts.refused:,} refused, {counts.unacked + counts.outbox:,} not acked at exit; "
+        f"{counts.retried:,} publishes retried, reconnects weex {counts.weex_reconnects} "
+        f"nats {counts.nats_reconnects}"
+    )

@@ -78,7 +78,7 @@ async def _dispatch(args: argparse.Namespace, stopper: Stopper, out: Output, std
     if command == "relay":
         from ._relay import run_relay
 
-        return await run_relay(args, stopper)
+        return await run_relay(args, stopper, stderr)
     if command == "tail":
         from ._tail import run_tail
 

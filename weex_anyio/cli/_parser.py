@@ -438,13 +438,14 @@ def _relay_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> N
         "--max-age",
         type=_checked(positive_float),
         metavar="S",
-        help="a new stream keeps messages S seconds (default: no limit)",
+        help="the stream keeps messages S seconds (default: no limit; an existing stream "
+        "is updated)",
     )
     relay.add_argument(
         "--retention",
         choices=("limits", "interest", "workqueue"),
-        default="limits",
-        help="a new stream's retention policy (default: limits)",
+        help="the stream's retention policy (default: limits for a new stream; an existing "
+        "stream is updated, or the relay says why JetStream will not)",
     )
     relay.add_argument(
         "--duplicate-window",
@@ -460,6 +461,18 @@ def _relay_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> N
         metavar="N",
         help="records held while NATS is slow or away; beyond that the oldest are dropped "
         "and flagged as a gap (default: 10000)",
+    )
+    relay.add_argument(
+        "--window",
+        type=_checked(positive_int),
+        default=4000,
+        metavar="N",
+        help="publishes awaiting JetStream's ack at once (default: 4000)",
+    )
+    relay.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no start line, status line or summary on stderr (warnings still show)",
     )
     relay.add_argument(
         "--snapshot-interval",

@@ -3,7 +3,8 @@
 One relay per site holds the WEEX connections; any number of consumers read the stream. The
 WEEX side never waits for NATS: each record goes into a bounded outbox (see
 `weex_proto.relaying.Outbox`) from the client's inline handler, and one publisher task drains
-it, retrying a failed publish with the same `Nats-Msg-Id` while nats-py reconnects. Depth
+it through a window of publishes awaiting their acks (`weex_proto.relaying.PublishWindow`),
+sending again with the same `Nats-Msg-Id` whatever was not acked. Depth
 channels keep a local book in the same order as the records are queued, so the periodic
 snapshots it publishes are consistent with the deltas around them.
 """
@@ -12,14 +13,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
+import math
 import time
 import urllib.parse
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import anyio
+import anyio.abc
 
 from weex_proto.channels import build_channel, is_private_channel
 from weex_proto.errors import WeexError
@@ -27,13 +31,22 @@ from weex_proto.events import WebSocketMessage
 from weex_proto.messages import DepthUpdate, PayloadError, parse_record
 from weex_proto.orderbook import OrderBook
 from weex_proto.relaying import (
+    AckResult,
+    FrameCounter,
     Outbox,
     Outgoing,
+    PublishWindow,
+    RelayCounts,
     book_snapshot_record,
+    classify_ack,
+    frame_digest,
+    header_block_size,
     message_id,
     shard_channels,
     snapshot_id,
+    status_text,
     subject_for,
+    summary_text,
 )
 
 from ..client import WeexWebSocketClient
@@ -46,7 +59,20 @@ log = logging.getLogger("weex_anyio.relay")
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 DEFAULT_STREAM = "WEEX"
 RETRY_DELAY = 0.2
+"""Seconds between sending again after a failed publish, and between reconnect attempts."""
 CONNECT_TIMEOUT = 10.0
+DEFAULT_WINDOW = 4000
+"""Publishes awaiting their ack at once (`--window`)."""
+PUBLISH_TIMEOUT = 5.0
+"""Seconds without the oldest unacked record's ack before everything unacked goes again."""
+REFUSAL_LOG_INTERVAL = 10.0
+"""The same refusal reason is logged at most this often (the status line counts them all)."""
+DRAIN_TIMEOUT = 5.0
+"""Seconds a stopping relay waits for what is left to be acked (WEEX already closed)."""
+REFILL_SLICE = 8
+"""The publisher is woken to refill the window once 1/REFILL_SLICE of it is free."""
+STATUS_INTERVAL = 5.0
+"""Seconds between status lines on stderr (redrawn each second on a terminal)."""
 
 
 def import_nats() -> Any:
@@ -146,27 +172,89 @@ def connection_groups(
 
 
 class Relay:
-    """Receives WEEX records (inline, never waiting) and publishes them to JetStream."""
+    """Receives WEEX records (inline, never waiting) and publishes them to JetStream.
+
+    Publishing is pipelined: up to `window` records are on the wire at once and acks are
+    taken as they come (`weex_proto.relaying.PublishWindow` decides what to send and what
+    to send again). The publishes are core NATS publishes with a reply subject of our own
+    (`<inbox>.<seq>.<generation>`) rather than nats-py's `publish_async`: its futures never
+    time out, and in nats-py 2.16 an error ack (400 message too large, a stream limit)
+    raises inside its reply handler instead of failing the future, so a refusal could not
+    be told from a lost ack. Each NATS connection is used until it breaks and then replaced
+    by a new one (no nats-py reconnect): nats-py would flush publishes it buffered while
+    reconnecting ahead of the resend of the records the old connection lost, storing a
+    subject's later records before its earlier ones.
+    """
 
     def __init__(
         self,
-        js: Any,
         *,
         prefix: str = "weex",
         outbox_capacity: int = 10_000,
-        publish_timeout: float = 2.0,
+        window: int = DEFAULT_WINDOW,
+        publish_timeout: float = PUBLISH_TIMEOUT,
     ) -> None:
-        self.js = js
         self.prefix = prefix
         self.outbox = Outbox(outbox_capacity)
+        self.window = PublishWindow(window)
         self.publish_timeout = publish_timeout
-        self.published = 0
-        self.duplicates = 0
-        self.failures = 0
+        self.received = 0
+        self.nats_reconnects = 0
+        self.max_size = -1
+        """The largest message (headers and body) the stream and the server take; -1: any."""
+        self.clients: list[WeexWebSocketClient] = []
         self.books: dict[str, OrderBook] = {}
         self._snapshotted: dict[str, int] = {}
+        self._trades = FrameCounter()
         self._wake = anyio.Event()
         self._dropping = False
+        self._hold_until = 0.0
+        self._refill = max(1, window // REFILL_SLICE)
+        self._retry_said_at = -REFUSAL_LOG_INTERVAL
+        self._draining = False
+        self.nc: Any = None
+        """The NATS connection the publisher uses (replaced after each reconnect)."""
+        self._said: tuple[str, float, int] = ("", -REFUSAL_LOG_INTERVAL, 0)
+
+    # -- counters ----------------------------------------------------------------------------
+
+    @property
+    def acked(self) -> int:
+        """Records JetStream holds (duplicates of a copy already stored included)."""
+        return self.window.acked
+
+    @property
+    def duplicates(self) -> int:
+        """Acks saying JetStream already held the record (another relay's, or a resend)."""
+        return self.window.duplicates
+
+    @property
+    def in_flight(self) -> int:
+        """Publishes on the wire awaiting their ack."""
+        return self.window.in_flight
+
+    @property
+    def refused(self) -> int:
+        return self.window.refused
+
+    @property
+    def retried(self) -> int:
+        return self.window.retried
+
+    def counts(self) -> RelayCounts:
+        return RelayCounts(
+            received=self.received,
+            acked=self.window.acked,
+            in_flight=self.window.in_flight,
+            unacked=self.window.unacked,
+            outbox=len(self.outbox),
+            dropped=self.outbox.dropped,
+            refused=self.window.refused,
+            retried=self.window.retried,
+            gaps=self.window.gaps,
+            weex_reconnects=sum(client.health.reconnects for client in self.clients),
+            nats_reconnects=self.nats_reconnects,
+        )
 
     # -- the WEEX side (synchronous: called inline by the client) --------------------------
 
@@ -175,8 +263,19 @@ class Relay:
         try:
             data = to_jsonable(dict(message.data))
             closed = data.get("closed") is True  # a candle's: part of its id
+            occurrence = 0
+            if channel.startswith("trades."):
+                digest = frame_digest(message.frame)
+                occurrence = self._trades.occurrence(
+                    channel, digest, message.index, restarted=message.gap
+                )
             msg_id = message_id(
-                channel, message.frame, message.source, message.index, closed=closed
+                channel,
+                message.frame,
+                message.source,
+                message.index,
+                closed=closed,
+                occurrence=occurrence,
             )
             subject = subject_for(channel, self.prefix)
         except (TypeError, ValueError) as exc:
@@ -197,6 +296,7 @@ class Relay:
             book.apply(update)
 
     def _queue(self, item: Outgoing) -> None:
+        self.received += 1
         if not self.outbox.put(item) and not self._dropping:
             self._dropping = True  # said once per episode, not once per record
             log.warning(
@@ -235,49 +335,205 @@ class Relay:
             queued += 1
         return queued
 
-    # -- the NATS side -----------------------------------------------------------------------
-
-    async def publish_forever(self) -> None:
-        """Drain the outbox into JetStream; failed publishes are retried, never reordered."""
-        nats = import_nats()
-        while True:
-            item = self.outbox.peek()
-            if item is None:
-                self._wake = anyio.Event()
-                await self._wake.wait()
-                continue
-            try:
-                ack = await self.js.publish(
-                    item.subject,
-                    item.body(),
-                    timeout=self.publish_timeout,
-                    headers={"Nats-Msg-Id": item.msg_id},
-                )
-            except (nats.errors.Error, TimeoutError) as exc:
-                self.failures += 1
-                log.info(
-                    "publish to NATS failed, retrying: %s",
-                    type(exc).__name__ if not str(exc) else exc,
-                    extra={"weex_event": "relay_retry"},
-                )
-                await anyio.sleep(RETRY_DELAY)
-                continue
-            self.outbox.pop()
-            self.published += 1
-            if self._dropping and not self.outbox:
-                self._dropping = False
-                log.warning(
-                    "NATS caught up; %d records dropped in all",
-                    self.outbox.dropped,
-                    extra={"weex_event": "relay_caught_up", "dropped": self.outbox.dropped},
-                )
-            if getattr(ack, "duplicate", False):
-                self.duplicates += 1
-
     async def snapshot_every(self, interval: float) -> None:
         while True:
             await anyio.sleep(interval)
             self.publish_snapshots()
+
+    # -- the NATS side -----------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Something changed (an ack, a closed connection): the publisher looks again."""
+        self._wake.set()
+
+    async def publish_forever(
+        self, nc: Any, reconnect: Callable[[], Awaitable[Any]], stream: str
+    ) -> None:
+        """Publish on `nc` until it breaks, then on each new connection `reconnect` makes,
+        sending again every record not acked on the old one."""
+        self.nc = nc
+        while True:
+            await self.publish_on(nc, stream)  # a stop leaves `nc` open, for `drain`
+            await close_nats(nc)
+            self.window.restart()
+            log.warning(
+                "NATS connection lost; reconnecting (%d records to send again)",
+                len(self.window),
+                extra={"weex_event": "relay_nats_lost", "unacked": len(self.window)},
+            )
+            nc = self.nc = await reconnect()
+            self.nats_reconnects += 1
+            log.warning("NATS connection back", extra={"weex_event": "relay_nats_back"})
+
+    async def drain(self, stream: str) -> None:
+        """After a stop (WEEX closed): publish what is left, on the connection the publisher
+        was using, until everything is acked or refused (bounded by the caller)."""
+        if self.nc is None or self.nc.is_closed:
+            return  # NATS is away: what is left stays unacked (the summary counts it)
+        self.window.restart()  # the acks of what was on the wire went with the old inbox
+        self._draining = True
+        await self.publish_on(self.nc, stream)
+
+    async def publish_on(self, nc: Any, stream: str) -> None:
+        """Drain the outbox through the window on the connection `nc` until it closes."""
+        nats = import_nats()
+        await self._read_limits(nc, stream)
+        inbox = nc.new_inbox()
+
+        async def on_reply(msg: Any) -> None:
+            self._on_reply(msg, len(inbox) + 1)
+
+        try:
+            sub = await nc.subscribe(f"{inbox}.>", cb=on_reply)
+            try:
+                await self._pump(nc, inbox)
+            finally:
+                with anyio.CancelScope(shield=True), contextlib.suppress(nats.errors.Error):
+                    await sub.unsubscribe()
+        except (nats.errors.Error, OSError) as exc:
+            log.info("NATS publishing stopped: %s", str(exc) or type(exc).__name__)
+
+    async def _pump(self, nc: Any, inbox: str) -> None:
+        while not nc.is_closed:
+            if self._draining and not self.outbox and not len(self.window):
+                return
+            now = anyio.current_time()
+            if now >= self._hold_until:
+                self._fill()
+                for sending in self.window.to_send(now):
+                    item = sending.item
+                    await nc.publish(
+                        item.subject,
+                        sending.payload or item.body(),
+                        reply=f"{inbox}.{sending.seq}.{sending.generation}",
+                        headers={"Nats-Msg-Id": item.msg_id},
+                    )
+                self._caught_up()
+            if self.window.expire(anyio.current_time(), self.publish_timeout):
+                log.info(
+                    "no JetStream ack within %gs; sending %d records again",
+                    self.publish_timeout,
+                    len(self.window),
+                    extra={"weex_event": "relay_retry"},
+                )
+                continue
+            self._wake = anyio.Event()
+            due = self.window.due or (bool(self.outbox) and self.window.room > 0)
+            now = anyio.current_time()
+            if due and now >= self._hold_until:
+                continue
+            wait = math.inf
+            deadline = self.window.deadline(self.publish_timeout)
+            if deadline is not None:
+                wait = deadline - now
+            if due:
+                wait = min(wait, self._hold_until - now)
+            with anyio.move_on_after(max(wait, 0.0)):
+                await self._wake.wait()
+
+    def _fill(self) -> None:
+        """Move records from the outbox into the window while it has room; one too large
+        for the stream is refused here, before it is sent."""
+        while self.window.room > 0:
+            item = self.outbox.take()
+            if item is None:
+                return
+            payload = item.body()
+            if self.max_size >= 0:
+                size = len(payload) + header_block_size(item.msg_id)
+                if size > self.max_size:
+                    self.window.drop(item)
+                    reason = f"{size} bytes, more than the {self.max_size} the stream takes"
+                    self._say_refused(item, AckResult("refused", reason))
+                    continue
+            self.window.add(item, payload)
+
+    def _caught_up(self) -> None:
+        if self._dropping and not self.outbox:
+            self._dropping = False
+            log.warning(
+                "NATS caught up; %d records dropped in all",
+                self.outbox.dropped,
+                extra={"weex_event": "relay_caught_up", "dropped": self.outbox.dropped},
+            )
+
+    def _on_reply(self, msg: Any, skip: int) -> None:
+        try:
+            seq_text, generation_text = msg.subject[skip:].split(".")
+            seq, generation = int(seq_text), int(generation_text)
+        except ValueError:
+            return
+        status = msg.headers.get("Status") if msg.headers else None
+        result = classify_ack(msg.data, status)
+        if result.kind in ("stored", "duplicate"):
+            self.window.ack(seq, duplicate=result.kind == "duplicate")
+        elif result.kind == "retry":
+            if self.window.failed(seq, generation):
+                now = anyio.current_time()
+                self._hold_until = now + RETRY_DELAY
+                # Said as a WARNING once in a while: JetStream may stay away (a deleted
+                # stream) while the records pile up.
+                loud = now - self._retry_said_at >= REFUSAL_LOG_INTERVAL
+                self._retry_said_at = now if loud else self._retry_said_at
+                log.log(
+                    logging.WARNING if loud else logging.INFO,
+                    "JetStream did not take a publish, sending %d records again: %s",
+                    len(self.window),
+                    result.reason,
+                    extra={"weex_event": "relay_retry"},
+                )
+        else:
+            item = self.window.refuse(seq)
+            if item is not None:
+                self._say_refused(item, result)
+        # The publisher refills in batches: woken once a slice of the window is free (or it
+        # emptied, or something is to be sent again), not once per ack.
+        window = self.window
+        if window.due or window.room >= self._refill or not len(window):
+            self._wake.set()
+
+    def _say_refused(self, item: Outgoing, result: AckResult) -> None:
+        """A WARNING naming the reason (an ERROR when storage is exhausted); the same
+        reason again is said at most every `REFUSAL_LOG_INTERVAL` seconds, with a count."""
+        now = anyio.current_time()
+        reason, said_at, unsaid = self._said
+        if result.reason == reason and now - said_at < REFUSAL_LOG_INTERVAL:
+            self._said = (reason, said_at, unsaid + 1)
+            return
+        more = f" ({unsaid} more refused since the last such line)" if unsaid else ""
+        if result.kind == "storage":
+            log.error(
+                "JetStream storage is exhausted: record %s of %s dropped: %s%s",
+                item.msg_id[:120],
+                item.subject,
+                result.reason,
+                more,
+                extra={"weex_event": "relay_storage_full"},
+            )
+        else:
+            log.warning(
+                "JetStream refused record %s of %s, dropped (the next one is flagged as a "
+                "gap): %s%s",
+                item.msg_id[:120],
+                item.subject,
+                result.reason,
+                more,
+                extra={"weex_event": "relay_refused"},
+            )
+        self._said = (result.reason, now, 0)
+
+    async def _read_limits(self, nc: Any, stream: str) -> None:
+        """The size limit: the stream's max_msg_size and the server's max_payload."""
+        nats = import_nats()
+        limits = [int(nc.max_payload)] if nc.max_payload else []
+        try:
+            info = await nc.jetstream().stream_info(stream)
+        except (nats.errors.Error, TimeoutError):
+            return  # keep what is known; a refusal still drops a record too large
+        size = info.config.max_msg_size
+        if size is not None and size >= 0:
+            limits.append(int(size))
+        self.max_size = min(limits) if limits else -1
 
 
 async def ensure_stream(
@@ -286,32 +542,65 @@ async def ensure_stream(
     subjects: Sequence[str],
     *,
     max_age: float | None,
-    retention: str,
+    retention: str | None,
     duplicate_window: float,
-) -> None:
-    """Create the JetStream stream unless it exists (an existing one is left as it is)."""
+) -> str | None:
+    """Create the JetStream stream unless it exists. An existing stream gets the `max_age`
+    and `retention` given (None: not given), or a `ConfigError` says why JetStream will not
+    change it. What was changed, as a phrase for the start line; None if nothing."""
     nats = import_nats()
     from nats.js.api import RetentionPolicy, StreamConfig
 
+    from weex_proto.errors import ConfigError
+
     try:
-        await js.stream_info(name)
-        return
+        info = await js.stream_info(name)
     except nats.js.errors.NotFoundError:
-        pass
+        info = None
     except (nats.errors.Error, TimeoutError) as exc:
         raise NatsUnavailableError(
             f"no JetStream answer about stream {name!r} (is nats-server running with -js?): "
             f"{str(exc) or type(exc).__name__}"
         ) from None
-    config = StreamConfig(
-        name=name,
-        subjects=list(subjects),
-        retention=RetentionPolicy(retention),
-        max_age=max_age,
-        duplicate_window=duplicate_window,
-    )
-    with contextlib.suppress(nats.js.errors.BadRequestError):  # another relay was quicker
-        await js.add_stream(config)
+    if info is None:
+        config = StreamConfig(
+            name=name,
+            subjects=list(subjects),
+            retention=RetentionPolicy(retention or "limits"),
+            max_age=max_age,
+            duplicate_window=duplicate_window,
+        )
+        with contextlib.suppress(nats.js.errors.BadRequestError):  # another relay was quicker
+            await js.add_stream(config)
+        return None
+    current = info.config
+    changes: dict[str, Any] = {}
+    if max_age is not None and not math.isclose(current.max_age or 0.0, max_age):
+        changes["max_age"] = max_age
+    if retention is not None and current.retention != RetentionPolicy(retention):
+        changes["retention"] = RetentionPolicy(retention)
+    if not changes:
+        return None
+    wanted = ", ".join(_setting(key, value) for key, value in changes.items())
+    try:
+        await js.update_stream(dataclasses.replace(current, **changes))
+    except nats.js.errors.APIError as exc:
+        had = ", ".join(_setting(key, getattr(current, key)) for key in changes)
+        raise ConfigError(
+            f"stream {name!r} exists with {had}; JetStream will not change it to {wanted}: "
+            f"{exc.description or exc}"
+        ) from None
+    except (nats.errors.Error, TimeoutError) as exc:
+        raise NatsUnavailableError(
+            f"no JetStream answer updating stream {name!r}: {str(exc) or type(exc).__name__}"
+        ) from None
+    return wanted
+
+
+def _setting(key: str, value: Any) -> str:
+    if key == "max_age":
+        return f"--max-age {value:g}" if value else "no --max-age"
+    return f"--retention {getattr(value, 'value', value)}"
 
 
 class NatsUnavailableError(WeexError):
@@ -328,16 +617,27 @@ def without_credentials(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
-async def connect_nats(url: str, timeout: float | None = None) -> Any:  # noqa: ASYNC109
-    """A NATS connection that reconnects for ever once made (the relay must outlive NATS
-    restarts); the first connection must succeed within `timeout`, so a wrong URL is an
-    error rather than a silent wait."""
+async def connect_nats(
+    url: str,
+    timeout: float | None = None,  # noqa: ASYNC109
+    *,
+    reconnect: bool = True,
+    on_closed: Callable[[], None] | None = None,
+) -> Any:
+    """A NATS connection that reconnects for ever once made (`tail` and `dashboard` must
+    outlive NATS restarts; the relay's publisher passes `reconnect=False` and makes a new
+    connection itself, told by `on_closed`); the first connection must succeed within
+    `timeout`, so a wrong URL is an error rather than a silent wait."""
     nats = import_nats()
     last: list[BaseException] = []
 
     async def noted(exc: Exception) -> None:
         last[:] = [exc]
         log.info("NATS: %s", exc, extra={"weex_event": "nats_error"})
+
+    async def closed() -> None:
+        if on_closed is not None:
+            on_closed()
 
     nc = nats.NATS()
     try:
@@ -346,8 +646,10 @@ async def connect_nats(url: str, timeout: float | None = None) -> Any:  # noqa: 
                 url,
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5,
-                allow_reconnect=True,
+                allow_reconnect=reconnect,
                 error_cb=noted,
+                disconnected_cb=closed,
+                closed_cb=closed,
             )
     except (nats.errors.Error, OSError, TimeoutError) as exc:
         await close_nats(nc)
@@ -366,7 +668,7 @@ async def close_nats(nc: Any) -> None:
         await nc.close()
 
 
-async def run_relay(args: argparse.Namespace, stopper: Stopper) -> int:
+async def run_relay(args: argparse.Namespace, stopper: Stopper, stderr: TextIO) -> int:
     from weex_proto.errors import ConfigError
 
     symbols = list(args.symbols)
@@ -382,52 +684,111 @@ async def run_relay(args: argparse.Namespace, stopper: Stopper) -> int:
     config = config_for(args)
     if any(is_private_channel(channel) for channel in channels):
         config.require_credentials()
-    nc = await connect_nats(args.nats)
+    relay = Relay(prefix=args.prefix, outbox_capacity=args.outbox, window=args.window)
+    nc = await connect_nats(args.nats, reconnect=False, on_closed=relay.wake)
     try:
-        js = nc.jetstream()
-        await ensure_stream(
-            js,
+        changed = await ensure_stream(
+            nc.jetstream(),
             args.stream,
             [f"{args.prefix}.>"],
             max_age=args.max_age,
             retention=args.retention,
             duplicate_window=args.duplicate_window,
         )
-        relay = Relay(js, prefix=args.prefix, outbox_capacity=args.outbox)
-        async with contextlib.AsyncExitStack() as clients:
-            groups = [
-                (
-                    await clients.enter_async_context(
-                        WeexWebSocketClient(config, **client_options(args))
-                    ),
-                    group,
-                )
-                for group in connection_groups(channels)
-            ]
-            with stopper.scope:
-                await _relay(groups, relay, args)
+        if not args.quiet:
+            stderr.write(_start_line(args, channels, symbols, changed) + "\n")
+            stderr.flush()
+        started = anyio.current_time()
+
+        async def reconnect() -> Any:
+            delay = RETRY_DELAY
+            while True:
+                try:
+                    return await connect_nats(args.nats, reconnect=False, on_closed=relay.wake)
+                except NatsUnavailableError as exc:
+                    log.info("%s; trying again", exc)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+        try:
+            async with contextlib.AsyncExitStack() as clients:
+                groups = [
+                    (
+                        await clients.enter_async_context(
+                            WeexWebSocketClient(config, **client_options(args))
+                        ),
+                        group,
+                    )
+                    for group in connection_groups(channels)
+                ]
+                relay.clients = [client for client, _ in groups]
+                with stopper.scope:
+                    async with anyio.create_task_group() as task_group:
+                        task_group.start_soon(relay.publish_forever, nc, reconnect, args.stream)
+                        if not args.quiet:
+                            task_group.start_soon(show_status, relay, stderr)
+                        await _relay(groups, relay, args, task_group)
+            # Stopped, WEEX closed: what is queued or unacked gets a last chance.
+            with anyio.move_on_after(DRAIN_TIMEOUT):
+                await relay.drain(args.stream)
+        finally:
+            if relay.nc is not None and relay.nc is not nc:
+                await close_nats(relay.nc)
+            if not args.quiet:
+                elapsed = anyio.current_time() - started
+                clear = "\r\x1b[K" if stderr.isatty() else ""
+                stderr.write(f"{clear}{summary_text(relay.counts(), elapsed)}\n")
+                stderr.flush()
     finally:
         await close_nats(nc)
     return 0
 
 
+def _start_line(
+    args: argparse.Namespace, channels: Sequence[str], symbols: Sequence[str], changed: str | None
+) -> str:
+    contracts = len(dict.fromkeys(symbols))
+    update = f" (updated: {changed})" if changed else ""
+    return (
+        f"weex-ws: relaying {len(channels)} channels of {contracts} contracts to "
+        f"{without_credentials(args.nats)}, stream {args.stream}{update}, subjects "
+        f"{args.prefix}.>, window {args.window}, outbox {args.outbox}"
+    )
+
+
+async def show_status(relay: Relay, stderr: TextIO) -> None:
+    """The status line on stderr: redrawn each second on a terminal, every
+    `STATUS_INTERVAL` seconds otherwise."""
+    tty = stderr.isatty()
+    interval = 1.0 if tty else STATUS_INTERVAL
+    previous, since = relay.counts(), anyio.current_time()
+    while True:
+        await anyio.sleep(interval)
+        counts, now = relay.counts(), anyio.current_time()
+        text = status_text(counts, previous, now - since)
+        stderr.write(f"\r{text}\x1b[K" if tty else text + "\n")
+        stderr.flush()
+        previous, since = counts, now
+
+
 async def _relay(
-    groups: list[tuple[WeexWebSocketClient, list[str]]], relay: Relay, args: argparse.Namespace
+    groups: list[tuple[WeexWebSocketClient, list[str]]],
+    relay: Relay,
+    args: argparse.Namespace,
+    task_group: anyio.abc.TaskGroup,
 ) -> None:
-    async with anyio.create_task_group() as task_group:
-        task_group.start_soon(relay.publish_forever)
-        for client, channels in groups:
-            for channel in channels:
-                client.add_message_handler(channel, relay.on_message)
-                if channel.startswith("depth."):
-                    symbol = channel.split(".")[1]
-                    relay.follow_book(channel, symbol, args.depth)
-                    # The client's own book stream resubscribes the channel after a version
-                    # gap, which brings a fresh WEEX snapshot to the relay's book too.
-                    task_group.start_soon(_drain_book, client, symbol, args.depth)
-                await client.subscribe(channel)
-        if relay.books and args.snapshot_interval:
-            task_group.start_soon(relay.snapshot_every, args.snapshot_interval)
+    for client, channels in groups:
+        for channel in channels:
+            client.add_message_handler(channel, relay.on_message)
+            if channel.startswith("depth."):
+                symbol = channel.split(".")[1]
+                relay.follow_book(channel, symbol, args.depth)
+                # The client's own book stream resubscribes the channel after a version
+                # gap, which brings a fresh WEEX snapshot to the relay's book too.
+                task_group.start_soon(_drain_book, client, symbol, args.depth)
+            await client.subscribe(channel)
+    if relay.books and args.snapshot_interval:
+        task_group.start_soon(relay.snapshot_every, args.snapshot_interval)
 
 
 async def _drain_book(client: WeexWebSocketClient, symbol: str, level: int) -> None:
