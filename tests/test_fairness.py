@@ -12,6 +12,7 @@ import contextlib
 import copy
 import itertools
 import json
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -19,6 +20,7 @@ import anyio.lowlevel
 from tests import fixtures_messages as fixtures
 from tests.adapters import Harness, on_every_adapter
 from weex_anyio.testing._connection import text_frame
+from weex_proto.events import WebSocketMessage
 from weex_proto.messages import Ticker
 from weex_proto.runner import FEED_SIZE, RECEIVE_SIZE
 
@@ -75,3 +77,45 @@ async def test_other_tasks_run_between_slices_of_a_flooded_stream(h: Harness) ->
     # one pass of the consumer and just after the next: four slices, not a read (~850 here).
     assert max(steps) <= 4 * per_slice
     assert 4 * per_slice < RECEIVE_SIZE // len(frame)
+
+
+@on_every_adapter(tick_interval=1000.0)
+async def test_other_tasks_run_while_a_sync_handler_takes_a_flood(h: Harness) -> None:
+    """A sync handler is called inline by the receive loop (the relay's way): the loop still
+    hands control back after each slice, so the program's other tasks make progress all
+    through a flood, not only after it."""
+    frame = flood_frame()
+    flood = 3 * RECEIVE_SIZE // len(frame)
+    per_slice = FEED_SIZE // len(frame) + 1
+    handled = 0
+    turns: list[int] = []  # handler calls made so far, at each turn of the other task
+    done = anyio.Event()
+
+    def on_ticker(message: WebSocketMessage[Any]) -> None:
+        nonlocal handled
+        if str(message.record.last_price) == FLOOD_PRICE:
+            handled += 1
+            if handled == flood:
+                done.set()
+
+    async with h.client() as client, anyio.create_task_group() as tg:
+        client.add_message_handler(BTC, on_ticker)
+        await client.subscribe("ticker", symbol="BTCUSDT")
+
+        async def other_task() -> None:
+            while True:
+                turns.append(handled)
+                await anyio.lowlevel.checkpoint()
+
+        tg.start_soon(other_task)
+        await h.server.wait_for_subscription(BTC)
+        await h.server.send_raw_bytes(frame * flood)
+        with anyio.fail_after(30):
+            await done.wait()
+        tg.cancel_scope.cancel()
+
+    during = sorted({*turns, flood})
+    assert during[0] == 0  # it ran before the flood, and (below) all along it
+    steps = [b - a for a, b in itertools.pairwise(during)]
+    assert max(steps) <= 2 * per_slice  # a slice or two between its turns, never a read
+    assert 2 * per_slice < RECEIVE_SIZE // len(frame)

@@ -206,6 +206,11 @@ class WeexConnection:
 
     # ----------------------------------------------------------------- output side
 
+    @property
+    def has_data_to_send(self) -> bool:
+        """Whether `data_to_send()` would return anything (a cheap look, nothing taken)."""
+        return bool(self._outgoing)
+
     def data_to_send(self) -> bytes:
         """Bytes the adapter must write to the socket now, in order."""
         data = bytes(self._outgoing)

@@ -183,7 +183,11 @@ class ConnectionRunner:
                     decision = hub.read_events(session, conn, now)
                 else:
                     decision = await self._feed(conn, data, now)
-                await self.flush()
+                if conn.has_data_to_send or conn.state is ConnectionState.CLOSED:
+                    await self.flush()
+                # A stream with bytes waiting returns them at once: without this, a flood would
+                # be read and handled pass after pass with no other task of the program run.
+                await backend.checkpoint()
                 if conn.is_open != was_open or decision is not None:
                     self._notify()
                 if decision is not None:
@@ -207,8 +211,10 @@ class ConnectionRunner:
     async def _feed(self, conn: WeexConnection, data: bytes, now: float) -> Decision | None:
         """Hand one read to the core, `FEED_SIZE` bytes at a time; a decision once it has closed.
 
-        Between slices the pump checkpoints, so the tasks its messages woke (stream consumers,
-        async handlers) run and drop them before the next slice is decoded: a busy feed is
+        Between slices the pump checkpoints (and the pump after the last), so the tasks its
+        messages woke (stream consumers, async handlers) run and drop them before the next
+        slice is decoded, and every other task of the program gets a turn: the work between two
+        turns is bounded by a slice's messages, whatever the consumers cost. A busy feed is
         still handled in few passes, but with a slice, not a whole read, of messages alive.
         """
         wall_time = self._wall_clock()  # every slice was read at once
