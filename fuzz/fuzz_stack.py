@@ -201,9 +201,9 @@ class Stack:
         async def async_handler(message: WebSocketMessage[Any]) -> None:
             raise AssertionError("the harness drains this buffer itself")
 
-        handler_buffer = self.hub.add_handler("trades.*", async_handler)
-        assert handler_buffer is not None
-        self.handler_buffer = handler_buffer
+        handler_backlog = self.hub.add_handler("trades.*", async_handler)
+        assert handler_backlog is not None
+        self.handler_backlog = handler_backlog
         self.reconnects = 0
         self.sessions = {private: self.hub.session(private) for private in (False, True)}
         for session in self.sessions.values():
@@ -248,7 +248,8 @@ class Stack:
     def drain(self) -> None:
         for plan, buffer in self.streams:
             self._drain(buffer, plan.book_levels)
-        self._drain(self.handler_buffer, None)
+        self._drain(self.handler_backlog.public, None)
+        self._drain(self.handler_backlog.private, None)
         for message in self.sync_seen:
             assert channel_matches("ticker.*", message.channel) or message.channel == "orders"
             _check_parse(message)
