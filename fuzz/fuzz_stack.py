@@ -219,9 +219,9 @@ class Stack:
         async def async_handler(message: WebSocketMessage[Any]) -> None:
             raise AssertionError("the harness drains this buffer itself")
 
-        handler_buffer = self.hub.add_handler("trades.*", async_handler)
-        assert handler_buffer is not None
-        self.handler_buffer = handler_buffer
+        handler_backlog = self.hub.add_handler("trades.*", async_handler)
+        assert handler_backlog is not None
+        self.handler_backlog = handler_backlog
         self.reconnects = 0
         self.public = list(self.hub.connections.endpoint(False).sessions)
         assert len(self.public) == 2, self.public
@@ -340,7 +340,8 @@ class Stack:
     def drain(self) -> None:
         for plan, buffer in self.streams:
             self._drain(buffer, plan.book_levels)
-        self._drain(self.handler_buffer, None)
+        self._drain(self.handler_backlog.public, None)
+        self._drain(self.handler_backlog.private, None)
         for message in self.sync_seen:
             assert channel_matches("ticker.*", message.channel) or message.channel == "orders"
             _check_parse(message)

@@ -14,6 +14,7 @@ from weex_proto.fanout import (
     ROUTE_CACHE_SIZE,
     BufferClosed,
     ChannelRefs,
+    HandlerBacklog,
     MessageBuffer,
     OverflowPolicy,
     Router,
@@ -90,6 +91,50 @@ def test_close_delivers_buffered_messages_then_ends_or_raises() -> None:
     assert failing.get() is not None
     with pytest.raises(RuntimeError, match="gone"):
         failing.get()
+
+
+def test_public_flood_never_pushes_private_data_out_of_a_handler_backlog() -> None:
+    backlog = HandlerBacklog("async handler 'h'", 2)
+    backlog.buffer(private=True).put(msg("orders", 0))
+    for n in range(1, 6):
+        backlog.buffer(private=False).put(msg("ticker.cmt_btcusdt", n))
+    got = [backlog.get() for _ in range(3)]
+    assert [(m.channel, m.data["n"], m.gap) for m in got if m is not None] == [
+        ("orders", 0, False),  # private first, and kept
+        ("ticker.cmt_btcusdt", 4, True),  # public kept the latest and flagged the gap
+        ("ticker.cmt_btcusdt", 5, False),
+    ]
+    assert backlog.get() is None
+    assert backlog.failure is None
+
+
+def test_handler_backlog_fails_as_soon_as_private_data_overflows() -> None:
+    failures: list[StreamOverflowError] = []
+    backlog = HandlerBacklog("async handler 'on_order'", 2)
+    backlog.on_overflow = failures.append
+    backlog.buffer(private=False).put(msg("ticker.cmt_btcusdt", 0))
+    for n in range(3):
+        backlog.buffer(private=True).put(msg("orders", n))
+    # Told at the put that lost data, without anyone asking for a message.
+    assert failures == [backlog.failure]
+    error = failures[0]
+    assert (error.channel, error.maxsize) == ("orders", 2)
+    assert str(error).startswith("async handler 'on_order' for 'orders' overflowed")
+    with pytest.raises(StreamOverflowError) as raised:
+        backlog.get()  # not even the public message: the handler is done
+    assert raised.value is error
+    assert backlog.closed
+
+
+def test_removed_handler_backlog_drains_both_then_ends() -> None:
+    backlog = HandlerBacklog("async handler 'h'", 4)
+    backlog.buffer(private=False).put(msg("ticker.cmt_btcusdt", 1))
+    backlog.buffer(private=True).put(msg("orders", 2))
+    backlog.close()
+    assert [m.data["n"] for m in (backlog.get(), backlog.get()) if m is not None] == [2, 1]
+    with pytest.raises(BufferClosed):
+        backlog.get()
+    assert backlog.failure is None
 
 
 def test_router_matches_exact_names_and_patterns() -> None:

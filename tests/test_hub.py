@@ -139,8 +139,9 @@ async def _async_handler(message: WebSocketMessage[Any]) -> None:
 
 def test_async_handlers_get_a_bounded_buffer_and_can_be_removed() -> None:
     hub = make_hub(buffer_size=2)
-    buffer = hub.add_handler("trades.*", _async_handler)
-    assert buffer is not None
+    backlog = hub.add_handler("trades.*", _async_handler)
+    assert backlog is not None
+    buffer = backlog.public
     session = hub.acquire("trades.cmt_btcusdt", T0)
     peer = connect(hub, session)
     for n in range(3):
@@ -149,7 +150,7 @@ def test_async_handlers_get_a_bounded_buffer_and_can_be_removed() -> None:
     assert len(buffer) == 2
     assert buffer.dropped == 1
     assert hub.remove_handler("trades.*", _async_handler) == 1
-    assert buffer.closed
+    assert backlog.closed
 
 
 def test_reconnect_marks_gaps_and_tells_the_callback() -> None:

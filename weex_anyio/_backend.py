@@ -41,6 +41,9 @@ class AnyioBackend(Backend):
     def shield(self) -> ScopeLike:
         return anyio.CancelScope(shield=True)
 
+    def cancelled_exc_class(self) -> type[BaseException]:
+        return anyio.get_cancelled_exc_class()
+
     async def checkpoint(self) -> None:
         await anyio.lowlevel.checkpoint()
 

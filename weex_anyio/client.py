@@ -6,7 +6,8 @@
 
 All behaviour is `weex_proto.client_base.BaseClient`; this file owns the anyio task group. It is
 entered with `async with`, or on asyncio only, kept in a hidden task started by `connect()`
-for code that cannot use a context manager (then call `close()` when done).
+for code that cannot use a context manager (then call `close()` when done: it returns once that
+task, and every task it started, has ended).
 """
 
 from __future__ import annotations
@@ -70,12 +71,17 @@ class WeexWebSocketClient(BaseClient[Transport]):
             # The body's own exception is not the task group's business: keeping it out means
             # it propagates unchanged instead of inside an ExceptionGroup.
             await task_group.__aexit__(None, None, None)
+        self._raise_failure()
 
     def _start_soon(self, work: Callable[[], Coroutine[Any, Any, None]], name: str) -> bool:
         if self._task_group is None:
             return False
         self._task_group.start_soon(work, name=name)
         return True
+
+    def _cancel_tasks(self) -> None:
+        if self._task_group is not None:
+            self._task_group.cancel_scope.cancel()
 
     async def _ensure_task_host(self) -> None:
         if self._task_group is not None:
@@ -91,19 +97,35 @@ class WeexWebSocketClient(BaseClient[Transport]):
         self._host_done = done = anyio.Event()
 
         async def host() -> None:
-            async with anyio.create_task_group() as task_group:
-                self._task_group = task_group
-                ready.set()
-                await done.wait()
-                task_group.cancel_scope.cancel()
-            self._task_group = None
+            try:
+                async with anyio.create_task_group() as task_group:
+                    self._task_group = task_group
+                    ready.set()
+                    await done.wait()
+                    task_group.cancel_scope.cancel()
+            finally:
+                self._task_group = None
+            if self._failure is not None and not isinstance(self._failure, Exception):
+                # A KeyboardInterrupt or SystemExit from a handler: with no `async with` to
+                # raise it from, it leaves the event loop the way asyncio lets them out of tasks.
+                raise self._failure
 
-        self._host_task = loop.create_task(host())
+        self._host_task = loop.create_task(host(), name="weex-ws client")
         await ready.wait()
 
     async def close(self) -> None:
-        """Disconnect and release the background tasks. The client cannot be reused."""
-        await super().close()
-        if self._host_done is not None:
-            self._host_done.set()
-            self._host_done = None
+        """Disconnect and end the background tasks; the client cannot be reused. Outside
+        `async with`, also raises what ended the client from one of its tasks, if anything
+        did (e.g. an async handler's `StreamOverflowError`)."""
+        done, host = self._host_done, self._host_task
+        self._host_done = self._host_task = None
+        try:
+            await super().close()
+        finally:
+            if done is not None and host is not None:
+                done.set()
+                await asyncio.wait({host})  # cancelling close() does not cancel the host task
+                if not host.cancelled():
+                    host.exception()  # retrieved: a KeyboardInterrupt has left the loop from it
+        if host is not None and isinstance(self._failure, Exception):
+            raise self._failure

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from .config import Endpoint
 from .errors import ProxyError
 from .events import WebSocketMessage
-from .fanout import MessageBuffer
+from .fanout import HandlerBacklog, MessageBuffer
 
 
 class EventLike(Protocol):
@@ -58,6 +58,10 @@ class Backend(abc.ABC):
     def shield(self) -> ScopeLike: ...
 
     @abc.abstractmethod
+    def cancelled_exc_class(self) -> type[BaseException]:
+        """What a cancelled task sees: the one exception a client task lets through unhandled."""
+
+    @abc.abstractmethod
     async def checkpoint(self) -> None:
         """Let every other ready task run before this one continues (and be cancelled)."""
 
@@ -87,9 +91,10 @@ class Backend(abc.ABC):
 
 
 class AsyncBuffer:
-    """The core's plain buffer, made awaitable with one backend event per sleeping consumer."""
+    """The core's plain buffer (or an async handler's backlog), made awaitable with one
+    backend event per sleeping consumer."""
 
-    def __init__(self, buffer: MessageBuffer, backend: Backend) -> None:
+    def __init__(self, buffer: MessageBuffer | HandlerBacklog, backend: Backend) -> None:
         self.buffer = buffer
         self._backend = backend
         self._wakeup: EventLike | None = None

@@ -29,9 +29,9 @@ from .connection import (
     PongKey,
     WeexConnection,
 )
-from .errors import ConnectionClosedError, LocalProtocolError, WeexError
+from .errors import ConnectionClosedError, LocalProtocolError, StreamOverflowError, WeexError
 from .events import PushFrame, WebSocketMessage
-from .fanout import BufferClosed, Handler
+from .fanout import BufferClosed, Handler, HandlerBacklog
 from .health import Health
 from .hub import (
     ClientHub,
@@ -161,6 +161,8 @@ class BaseClient(abc.ABC, Generic[TransportT]):
         """The running connections, by session (several per endpoint past 100 channels)."""
         self._pending_workers: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._closed = False
+        self._failure: BaseException | None = None
+        """What ended the client from one of its tasks (see `_fail`)."""
 
     def __repr__(self) -> str:
         state = "connected" if self.is_connected else "disconnected"
@@ -198,15 +200,52 @@ class BaseClient(abc.ABC, Generic[TransportT]):
     async def _ensure_task_host(self) -> None:
         """Make sure `_start_soon` will work (or raise a clear error saying how to use us)."""
 
-    async def _spawn(self, work: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
-        await self._ensure_task_host()
-        started = self._start_soon(work, name)
-        assert started
-        self._start_pending_workers()
+    @abc.abstractmethod
+    def _cancel_tasks(self) -> None:
+        """Cancel the task group or nursery: every task of the client, and the `async with`
+        body, which then leaves with the failure `__aexit__` raises (`_raise_failure`)."""
+
+    def _start_task(self, work: Callable[[], Coroutine[Any, Any, None]], name: str) -> bool:
+        """`_start_soon`, with whatever escapes `work` (but a cancellation) ending the client
+        instead of the task group: see `_fail`."""
+
+        async def guarded() -> None:
+            try:
+                await work()
+            except BaseException as exc:
+                if isinstance(exc, self._backend.cancelled_exc_class()):
+                    raise
+                self._fail(exc)
+
+        return self._start_soon(guarded, name)
+
+    def _fail(self, error: BaseException) -> None:
+        """A task of the client died of `error`: a handler's KeyboardInterrupt or SystemExit,
+        an async handler's `StreamOverflowError`. The client is done: every task is cancelled,
+        open streams end with the error, and `async with` (or, outside it, `close()`) raises it
+        as it is. Left to the task group it would come out inside an ExceptionGroup, and on
+        asyncio a KeyboardInterrupt would leave the event loop at once, past every cleanup."""
+        if self._failure is not None:
+            log.error(
+                "after the client failed, another task failed too",
+                exc_info=error,
+                extra={"weex_event": "task_failed"},
+            )
+            return
+        self._failure = error
+        self._closed = True  # nothing new starts
+        if isinstance(error, Exception):
+            self._hub.end_all_streams(error)
+        self._cancel_tasks()
+
+    def _raise_failure(self) -> None:
+        """Raise what ended the client from one of its tasks, if anything did."""
+        if self._failure is not None:
+            raise self._failure
 
     def _start_pending_workers(self) -> None:
         """Async handler workers registered before the task group existed start with it."""
-        while self._pending_workers and self._start_soon(self._pending_workers[0], "handler"):
+        while self._pending_workers and self._start_task(self._pending_workers[0], "handler"):
             self._pending_workers.pop(0)
 
     # ------------------------------------------------------------------ lifecycle
@@ -215,7 +254,7 @@ class BaseClient(abc.ABC, Generic[TransportT]):
         """The endpoint's connections, each with its runner: parked ones (after a disconnect or
         a give-up) go again, and the endpoint has its first connection."""
         if self._closed:
-            raise LocalProtocolError("the client is closed")
+            raise LocalProtocolError("the client is closed") from self._failure
         await self._ensure_task_host()  # may refuse: then no runner is left registered
         endpoint = self._hub.connections.endpoint(private)
         now = self._clock()
@@ -239,7 +278,7 @@ class BaseClient(abc.ABC, Generic[TransportT]):
                     connect_timeout=self._connect_timeout,
                     kick=self._kick,
                 )
-                if not self._start_soon(self._run_runner(runner), runner.name):
+                if not self._start_task(self._run_runner(runner), runner.name):
                     break  # no task host (yet): started on the next use
                 self._runners[session] = runner
         for runner in list(self._runners.values()):
@@ -381,7 +420,7 @@ class BaseClient(abc.ABC, Generic[TransportT]):
         """
         name = build_channel(channel, symbol, **params)
         if self._closed:
-            raise LocalProtocolError("the client is closed")
+            raise LocalProtocolError("the client is closed") from self._failure
         await self._ensure_task_host()  # refuse before the channel is recorded as wanted
         if ack_timeout is None:
             await self._flush(self._hub.user_subscribe(name, self._clock()))
@@ -449,11 +488,17 @@ class BaseClient(abc.ABC, Generic[TransportT]):
         book: use `stream_order_book` for one). Sync handlers run inline, called by the receive
         loop itself with no buffer or task switch between: the fastest way to consume, and so
         they must be quick; async handlers run in their own task with a bounded backlog, so a
-        slow one never holds up the connection. Exceptions are logged.
+        slow one never holds up the connection. An `Exception` from a handler is logged; a
+        `KeyboardInterrupt`, `SystemExit` or other `BaseException` ends the client and comes
+        out of `async with` as it is.
+
+        A slow async handler is held to the rule of streams: on public data it keeps the
+        latest (the oldest is dropped, the next message flagged `gap`); private data it cannot
+        keep stops it, and the client, with `StreamOverflowError`, raised from `async with`.
         """
-        buffer = self._hub.add_handler(channel, handler)
-        if buffer is not None:
-            worker = _handler_worker(handler, AsyncBuffer(buffer, self._backend))
+        backlog = self._hub.add_handler(channel, handler)
+        if backlog is not None:
+            worker = _handler_worker(handler, backlog, self._backend, self._fail)
             self._pending_workers.append(worker)
             self._start_pending_workers()
 
@@ -578,14 +623,37 @@ class BaseClient(abc.ABC, Generic[TransportT]):
 
 
 def _handler_worker(
-    handler: Handler, buffer: AsyncBuffer
+    handler: Handler,
+    backlog: HandlerBacklog,
+    backend: Backend,
+    fail: Callable[[BaseException], None],
 ) -> Callable[[], Coroutine[Any, Any, None]]:
+    """The task that calls an async handler with its backlog's messages, one at a time.
+
+    A private message the backlog cannot keep ends the client (`fail`) as soon as it arrives,
+    whatever the handler is doing: it may be stuck in the call that made it fall behind."""
+    waiting = AsyncBuffer(backlog, backend)
+
+    def overflowed(error: StreamOverflowError) -> None:
+        log.error(
+            "%s; it is called no more, and the client stops with this error",
+            error,
+            extra={
+                "weex_event": "handler_overflow",
+                "handler": backlog.name,
+                "channel": error.channel,
+            },
+        )
+        fail(error)
+
+    backlog.on_overflow = overflowed
+
     async def work() -> None:
         while True:
             try:
-                message = await buffer.get()
-            except (BufferClosed, WeexError):
-                return  # handler removed, or its endpoint gave up: nothing more will come
+                message = await waiting.get()
+            except (BufferClosed, StreamOverflowError):
+                return  # the handler was removed, or it overflowed (the client is failing)
             try:
                 await handler(message)
             except Exception:

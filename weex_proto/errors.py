@@ -137,12 +137,13 @@ class ErrorKind(enum.Enum):
 
 
 class StreamOverflowError(WeexError):
-    """A consumer fell so far behind that messages had to be dropped on a stream that must not
-    lose any (private account/position/order streams). Resynchronise from REST, then re-open."""
+    """A consumer (a stream or an async handler) fell so far behind that private data it must
+    not lose (account, position, order updates) had to be dropped. Resynchronise from REST, then
+    re-open. `consumer` says which kind of consumer it was, for the message."""
 
-    def __init__(self, channel: str, maxsize: int) -> None:
+    def __init__(self, channel: str, maxsize: int, *, consumer: str = "stream") -> None:
         super().__init__(
-            f"stream for {channel!r} overflowed its buffer of {maxsize} messages; "
+            f"{consumer} for {channel!r} overflowed its buffer of {maxsize} messages; "
             "the consumer is too slow and data was lost"
         )
         self.channel = channel

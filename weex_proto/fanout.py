@@ -7,8 +7,11 @@ Overflow policies:
 - KEEP_LATEST (tickers, books, trades): drop the oldest message and flag a gap on the oldest
   one kept (data is missing right before it), so a slow consumer always gets fresh data and
   never grows memory.
-- RAISE (private account/position/order streams): losing one of these silently would corrupt the
-  user's view of their money, so the stream fails with `StreamOverflowError` instead.
+- RAISE (private account/position/order data): losing one of these silently would corrupt the
+  user's view of their money, so the consumer fails with `StreamOverflowError` instead.
+
+Every consumer kind follows the same rule: a stream's one buffer has its data's policy, and an
+async handler, which may see both kinds, has a `HandlerBacklog` of one buffer of each.
 """
 
 from __future__ import annotations
@@ -66,6 +69,11 @@ class MessageBuffer:
         return self._closed
 
     @property
+    def error(self) -> BaseException | None:
+        """What the buffer was closed with, if anything."""
+        return self._error
+
+    @property
     def pending(self) -> deque[WebSocketMessage[Any]]:
         """The messages waiting, oldest first: a consumer may `popleft()` from it directly
         while it is not empty (the stream's fast path), and calls `get()` once it is."""
@@ -80,7 +88,7 @@ class MessageBuffer:
             return
         if len(self._items) >= self.maxsize:
             if self.policy is OverflowPolicy.RAISE:
-                self.close(StreamOverflowError(self.name, self.maxsize))
+                self.close(StreamOverflowError(message.channel, self.maxsize))
                 return
             self._items.popleft()
             self.dropped += 1
@@ -132,6 +140,83 @@ class MessageBuffer:
 
 class BufferClosed(Exception):
     """The buffer is drained and closed without error: the stream ends normally."""
+
+
+class HandlerBacklog:
+    """An async handler's messages waiting for its worker task: public ones in a KEEP_LATEST
+    buffer (on the public router), private ones in a RAISE buffer (on the private router).
+
+    Two buffers, not one, so a public flood that overflows the backlog can only push out older
+    public messages, never a private one; and neither costs anything more per message than a
+    stream's buffer. One worker drains both, so the handler is never called concurrently with
+    itself; private messages go first, so they never wait behind a backlog of market data.
+
+    A private message that cannot be kept fails the backlog at once (`failure`, and
+    `on_overflow` is called with it), not when the worker next asks: the handler may be stuck
+    in the very call that made it fall behind.
+    """
+
+    def __init__(self, name: str, maxsize: int) -> None:
+        self.name = name
+        self.public = MessageBuffer(name, maxsize, OverflowPolicy.KEEP_LATEST)
+        self.private = MessageBuffer(name, maxsize, OverflowPolicy.RAISE)
+        self.private.waker = self._private_woken
+        self.failure: StreamOverflowError | None = None
+        self.on_overflow: Callable[[StreamOverflowError], None] | None = None
+        self._waker: Callable[[], None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<HandlerBacklog {self.public!r} {self.private!r}>"
+
+    def __len__(self) -> int:
+        return len(self.public) + len(self.private)
+
+    def buffer(self, private: bool) -> MessageBuffer:
+        return self.private if private else self.public
+
+    @property
+    def waker(self) -> Callable[[], None] | None:
+        return self._waker
+
+    @waker.setter
+    def waker(self, waker: Callable[[], None] | None) -> None:
+        # The worker sleeps only when both are empty, so a put into either wakes it.
+        self.public.waker = self._waker = waker
+
+    def _private_woken(self) -> None:
+        """A private message arrived in the empty buffer, or the buffer closed."""
+        if self.private.closed and self.failure is None:
+            error = self.private.error
+            if isinstance(error, StreamOverflowError):
+                self.failure = StreamOverflowError(error.channel, error.maxsize, consumer=self.name)
+                self.public.close()
+                if self.on_overflow is not None:
+                    self.on_overflow(self.failure)
+        if self._waker is not None:
+            self._waker()
+
+    @property
+    def closed(self) -> bool:
+        return self.public.closed and self.private.closed
+
+    def close(self) -> None:
+        """No more messages (the handler was removed)."""
+        self.public.close()
+        self.private.close()
+
+    def get(self) -> WebSocketMessage[Any] | None:
+        """The next message; None if both are empty and open. Raises `failure` once a private
+        message could not be kept (what is buffered is already incomplete), `BufferClosed`
+        once both are drained and closed."""
+        if self.failure is not None:
+            raise self.failure
+        try:
+            message = self.private.get()
+        except BufferClosed:
+            message = None  # closed normally: drain the public one to its end
+        if message is None:
+            message = self.public.get()
+        return message
 
 
 Handler = Callable[[WebSocketMessage[Any]], Any]

@@ -40,7 +40,7 @@ from .events import (
     Unsubscribed,
     WebSocketMessage,
 )
-from .fanout import ChannelRefs, Handler, MessageBuffer, OverflowPolicy, Router
+from .fanout import ChannelRefs, Handler, HandlerBacklog, MessageBuffer, Router
 from .health import Health
 from .plans import DEFAULT_TICKER_SYMBOLS as DEFAULT_TICKER_SYMBOLS
 from .plans import StreamPlan as StreamPlan
@@ -89,7 +89,7 @@ class ClientHub:
         self.refs = ChannelRefs()
         self.user_channels: set[str] = set()
         self.health = Health(connections_of=self.connections.health)
-        self._async_handlers: list[tuple[str, Handler, MessageBuffer]] = []
+        self._async_handlers: list[tuple[str, Handler, HandlerBacklog]] = []
         self.books = OrderBooks(self.health, snapshot_timeout=snapshot_timeout)
         self._books = self.books.feeds
         self._ack_listeners: dict[str, list[Callable[[WeexError | None], None]]] = {}
@@ -230,36 +230,38 @@ class ClientHub:
 
     def _stream_buffers(self, private: bool) -> list[MessageBuffer]:
         """Buffers of open streams (not of async handlers, which outlive connections)."""
-        handler_buffers = {id(buffer) for _, _, buffer in self._async_handlers}
+        handler_buffers = {id(backlog.buffer(private)) for _, _, backlog in self._async_handlers}
         buffers = [b for b in self.routers[private].buffers if id(b) not in handler_buffers]
         if not private:
             buffers += [buffer for feed in self._books.values() for buffer, _ in feed.readers]
         return buffers
 
-    def add_handler(self, pattern: str, handler: Handler) -> MessageBuffer | None:
+    def add_handler(self, pattern: str, handler: Handler) -> HandlerBacklog | None:
         """Sync handlers are called inline by the hub. For async ones the hub returns the
-        bounded buffer their worker task must drain (oldest dropped when it falls behind)."""
+        bounded backlog their worker task must drain: public data keeps the latest when it
+        falls behind, private data it cannot keep fails it (`StreamOverflowError`), as for
+        streams."""
         if not inspect.iscoroutinefunction(handler):
             for router in self.routers.values():
                 router.add_handler(pattern, handler)
             return None
-        name = f"handler {getattr(handler, '__qualname__', handler)!r} for {pattern}"
-        buffer = MessageBuffer(name, self.buffer_size, OverflowPolicy.KEEP_LATEST)
-        for router in self.routers.values():
-            router.add_buffer([pattern], buffer)
-        self._async_handlers.append((pattern, handler, buffer))
-        return buffer
+        name = f"async handler {getattr(handler, '__qualname__', handler)!r}"
+        backlog = HandlerBacklog(name, self.buffer_size)
+        for private, router in self.routers.items():
+            router.add_buffer([pattern], backlog.buffer(private))
+        self._async_handlers.append((pattern, handler, backlog))
+        return backlog
 
     def remove_handler(self, pattern: str, handler: Handler | None = None) -> int:
         removed = sum(router.remove_handler(pattern, handler) for router in self.routers.values())
         removed //= len(self.routers)
         kept = []
         for entry in self._async_handlers:
-            registered, target, buffer = entry
+            registered, target, backlog = entry
             if registered == pattern and (handler is None or target == handler):
-                for router in self.routers.values():
-                    router.remove_buffer(buffer)
-                buffer.close()
+                for private, router in self.routers.items():
+                    router.remove_buffer(backlog.buffer(private))
+                backlog.close()
                 removed += 1
             else:
                 kept.append(entry)

@@ -106,35 +106,39 @@ class ConnectionRunner:
 
     async def run(self) -> None:
         try:
-            while await self._wait_for_turn():
-                conn = self.hub.start_attempt(
-                    self.session, self._clock(), wall_time=self._wall_clock()
-                )
-                self._kick()  # its request counts from now, not its grant: others may go sooner
-                stream = None
-                with self._backend.move_on_after(self._connect_timeout) as timer:
-                    try:
-                        stream = await self._backend.open_stream(self.session.endpoint)
-                    except self._backend.connect_errors as exc:
-                        failure: BaseException = exc
-                if timer.cancelled_caught:
-                    failure = TimeoutError(f"no connection within {self._connect_timeout:g}s")
-                if stream is None:
-                    decision = self.hub.transport_failed(self.session, self._clock(), failure)
-                else:
-                    decision = await self._pump(stream, conn)
-                self.hub.decided(self.session, decision)
-                self._kick()  # its end may let others connect (or change what they wait for)
-                if isinstance(decision, GiveUp):
-                    self.error = decision.error
-                if not isinstance(decision, Reconnect):
-                    return
-                self._notify()
+            await self._run()
         finally:
             self.running = False
             self.done.set()
             self._notify()
-            self._kick()
+        # Only a runner that ended normally kicks the others (its end may let them connect, or
+        # a new one take its place). One dying of an error (a handler's KeyboardInterrupt) or a
+        # cancellation takes the client down: whatever it started would be killed unborn.
+        self._kick()
+
+    async def _run(self) -> None:
+        while await self._wait_for_turn():
+            conn = self.hub.start_attempt(self.session, self._clock(), wall_time=self._wall_clock())
+            self._kick()  # its request counts from now, not its grant: others may go sooner
+            stream = None
+            with self._backend.move_on_after(self._connect_timeout) as timer:
+                try:
+                    stream = await self._backend.open_stream(self.session.endpoint)
+                except self._backend.connect_errors as exc:
+                    failure: BaseException = exc
+            if timer.cancelled_caught:
+                failure = TimeoutError(f"no connection within {self._connect_timeout:g}s")
+            if stream is None:
+                decision = self.hub.transport_failed(self.session, self._clock(), failure)
+            else:
+                decision = await self._pump(stream, conn)
+            self.hub.decided(self.session, decision)
+            self._kick()  # its end may let others connect (or change what they wait for)
+            if isinstance(decision, GiveUp):
+                self.error = decision.error
+            if not isinstance(decision, Reconnect):
+                return
+            self._notify()
 
     async def _wait_for_turn(self) -> bool:
         """Until the core lets this connection start an attempt: its backoff is over and the

@@ -38,6 +38,9 @@ class TrioBackend(Backend):
     def shield(self) -> ScopeLike:
         return trio.CancelScope(shield=True)
 
+    def cancelled_exc_class(self) -> type[BaseException]:
+        return trio.Cancelled
+
     async def checkpoint(self) -> None:
         await trio.lowlevel.checkpoint()
 

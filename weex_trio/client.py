@@ -66,12 +66,17 @@ class WeexWebSocketClient(BaseClient[Transport]):
             # The body's own exception is not the nursery's business: keeping it out means it
             # propagates unchanged instead of inside an ExceptionGroup.
             await manager.__aexit__(None, None, None)
+        self._raise_failure()
 
     def _start_soon(self, work: Callable[[], Coroutine[Any, Any, None]], name: str) -> bool:
         if self._nursery is None:
             return False
         self._nursery.start_soon(work, name=name)
         return True
+
+    def _cancel_tasks(self) -> None:
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
 
     async def _ensure_task_host(self) -> None:
         if self._nursery is None:
