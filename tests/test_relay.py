@@ -465,8 +465,10 @@ async def _market_until(sim: SimulatedWeexServer, reference: Reference, depth: i
     return marker
 
 
-def _check_once_in_order(reference: Reference, got: dict[str, list[Any]]) -> None:
-    for channel in CHANNELS:
+def _check_once_in_order(
+    reference: Reference, got: dict[str, list[Any]], channels: Sequence[str] = CHANNELS
+) -> None:
+    for channel in channels:
         ids = [msg_id for msg_id, _ in got[channel]]
         assert len(ids) == len(set(ids)), channel
         assert [data for _, data in got[channel]] == reference.records[channel], channel
@@ -916,9 +918,17 @@ def test_tail_of_a_subject_no_stream_holds_fails_in_one_line(
 # --------------------------------------------------------------------------- relay processes
 
 
-def test_two_relay_processes_one_killed_mid_stream(nats_server: NatsServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("shard", [None, "3/3"], ids=["whole feed", "one shard"])
+def test_two_relay_processes_one_killed_mid_stream(
+    nats_server: NatsServer, tmp_path: Path, shard: str | None
+) -> None:
     """`weex-ws relay` twice, as real processes; one is SIGKILLed while the market moves (no
-    clean shutdown, publishes cut off wherever they were): still every record once, in order."""
+    clean shutdown, publishes cut off wherever they were): still every record once, in order.
+    With a shard (3/3 holds BTC but not ETH) both relays carry that shard, and nothing else
+    reaches the stream."""
+    sharding = () if shard is None else ("--shard", shard)
+    channels = shard_channels(CHANNELS, None if shard is None else parse_shard(shard))
+    assert 0 < len(channels) < len(CHANNELS) or shard is None
 
     async def main() -> None:
         processes: list[anyio.abc.Process] = []
@@ -927,7 +937,7 @@ def test_two_relay_processes_one_killed_mid_stream(nats_server: NatsServer, tmp_
                 sim.pause_market()
                 command = weex_ws_command(
                     "relay", *SYMBOLS, "--url", sim.public_url, "--nats", nats_server.url,
-                    "--snapshot-interval", "100000",
+                    "--snapshot-interval", "100000", *sharding,
                 )  # fmt: skip
                 for name in ("first", "second"):
                     log = (tmp_path / f"{name}.log").open("wb")
@@ -940,7 +950,7 @@ def test_two_relay_processes_one_killed_mid_stream(nats_server: NatsServer, tmp_
                 first, second = processes
 
                 async def scenario(reference: Reference) -> None:
-                    await _subscribed_by(sim, 3)
+                    await _subscribed_by(sim, 3, channels)
                     await _market_until(sim, reference, 40)
                     sim.resume_market()
                     await reference.wait_for(lambda: reference.count("depth.") >= 60)
@@ -950,7 +960,7 @@ def test_two_relay_processes_one_killed_mid_stream(nats_server: NatsServer, tmp_
                     await _market_until(sim, reference, 120)
 
                 reference = await _with_reference(sim, scenario)
-                expected = {c: len(v) for c, v in reference.records.items()}
+                expected = {c: len(reference.records[c]) for c in channels}
                 got = await _read_stream(nats_server.url, expected)
                 second.terminate()
                 with anyio.fail_after(HANG_GUARD):
@@ -963,6 +973,6 @@ def test_two_relay_processes_one_killed_mid_stream(nats_server: NatsServer, tmp_
                     await process.wait()
         assert first.returncode == -signal.SIGKILL
         assert second.returncode == 0, (tmp_path / "second.log").read_text()
-        _check_once_in_order(reference, got)
+        _check_once_in_order(reference, got, channels)
 
     _run(main)
