@@ -465,7 +465,13 @@ def measure_heap(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("mode", nargs="?", choices=("flood", "cycles", "soak"), default="flood")
+    parser.add_argument(
+        "mode",
+        nargs="?",
+        choices=("flood", "cycles", "soak"),
+        default="flood",
+        help="default: flood",
+    )
     flood = parser.add_argument_group("flood")
     flood.add_argument("--messages", type=int, default=10_000_000, help="steady run's pushes")
     flood.add_argument("--slow-messages", type=int, default=1_000_000, help="each slow run's")
