@@ -92,18 +92,26 @@ class Backend(abc.ABC):
 
 class AsyncBuffer:
     """The core's plain buffer (or an async handler's backlog), made awaitable with one
-    backend event per sleeping consumer."""
+    backend event per sleeping consumer.
+
+    The buffer's waker is a closure over a one-slot list, not a bound method: the buffer never
+    refers back to this object (and so to the backend, the transport and its TLS context), so
+    a finished stream is freed by reference counting instead of waiting for the cycle
+    collector."""
 
     def __init__(self, buffer: MessageBuffer | HandlerBacklog, backend: Backend) -> None:
         self.buffer = buffer
         self._backend = backend
-        self._wakeup: EventLike | None = None
-        buffer.waker = self._notify
+        self._wakeup: list[EventLike | None] = [None]
+        wakeup = self._wakeup
 
-    def _notify(self) -> None:
-        if self._wakeup is not None:
-            self._wakeup.set()
-            self._wakeup = None
+        def notify() -> None:
+            event = wakeup[0]
+            if event is not None:
+                event.set()
+                wakeup[0] = None
+
+        buffer.waker = notify
 
     async def get(self) -> WebSocketMessage[Any]:
         """Next message; raises `BufferClosed` at the normal end, or the stream's error."""
@@ -111,5 +119,5 @@ class AsyncBuffer:
             message = self.buffer.get()
             if message is not None:
                 return message
-            self._wakeup = event = self._backend.event()
+            self._wakeup[0] = event = self._backend.event()
             await event.wait()
