@@ -503,7 +503,13 @@ class MisbehavingServerMachine(RuleBasedStateMachine):
                     break
             for stream in readers:
                 self.may_end[stream.name] = (ServerError,)
+        going = [s for s in self.streams if not s.buffer.closed]
         self.server_send(socket, [frame])
+        for stream in going:  # whatever other connections or channels it carries
+            if stream.buffer.closed:
+                assert pending and stream.channel == channel, (
+                    f"{frame} on {socket!r} ended {stream.name}"
+                )
         if refused:
             assert channel not in self.hub.subscriptions
             for stream in readers:
