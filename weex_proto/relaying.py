@@ -63,6 +63,7 @@ def message_id(
     *,
     closed: bool = False,
     occurrence: int = 0,
+    digest: str | None = None,
 ) -> str:
     """The `Nats-Msg-Id` of record `index` of `frame` on `channel`.
 
@@ -83,7 +84,7 @@ def message_id(
             first = row[0]  # the array form: [klineTime, open, high, low, close, size]
         kline_time = _version_text(first) or "-"
         state = "closed" if closed else "open"
-        return f"{channel}:{kline_time}:{frame_digest(frame)}:{index}:{state}"
+        return f"{channel}:{kline_time}:{digest or frame_digest(frame)}:{index}:{state}"
     if isinstance(source, Mapping) and "endVersion" in source:
         end = _version_text(source.get("endVersion"))
         kind = source.get("depthType")
@@ -95,7 +96,7 @@ def message_id(
         if version is not None:
             return f"{channel}:v{version}:{index}"
     suffix = f"#{occurrence}" if occurrence else ""
-    return f"{channel}:{frame_digest(frame)}:{index}{suffix}"
+    return f"{channel}:{digest or frame_digest(frame)}:{index}{suffix}"
 
 
 def snapshot_id(channel: str, version: int) -> str:

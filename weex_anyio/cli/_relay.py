@@ -206,6 +206,8 @@ class Relay:
         self.books: dict[str, OrderBook] = {}
         self._snapshotted: dict[str, int] = {}
         self._trades = FrameCounter()
+        self._digested_frame: Any = None
+        self._digested: str | None = None
         self._wake = anyio.Event()
         self._dropping = False
         self._hold_until = 0.0
@@ -264,8 +266,8 @@ class Relay:
             data = to_jsonable(dict(message.data))
             closed = data.get("closed") is True  # a candle's: part of its id
             occurrence = 0
-            if channel.startswith("trades."):
-                digest = frame_digest(message.frame)
+            digest = self._digest(channel, message.frame)
+            if digest is not None and channel.startswith("trades."):
                 occurrence = self._trades.occurrence(
                     channel, digest, message.index, restarted=message.gap
                 )
@@ -276,6 +278,7 @@ class Relay:
                 message.index,
                 closed=closed,
                 occurrence=occurrence,
+                digest=digest,
             )
             subject = subject_for(channel, self.prefix)
         except (TypeError, ValueError) as exc:
@@ -285,6 +288,18 @@ class Relay:
         if book is not None:
             self._apply(book, channel, message)
         self._queue(Outgoing(subject, msg_id, channel, data, message.timestamp, message.gap))
+
+    def _digest(self, channel: str, frame: Any) -> str | None:
+        """The frame's digest, worked out once for all the records of one push (they share the
+        frame object): the canonical encoding and hash are a large part of a record's cost.
+        None for a depth or private frame, whose ids come from their versions instead."""
+        if frame is self._digested_frame:
+            return self._digested
+        digest = None
+        if channel.startswith(("ticker.", "trades.", "kline.")):
+            digest = frame_digest(frame)
+        self._digested_frame, self._digested = frame, digest
+        return digest
 
     def _apply(self, book: OrderBook, channel: str, message: WebSocketMessage[Any]) -> None:
         try:
