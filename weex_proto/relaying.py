@@ -455,19 +455,14 @@ class PublishWindow:
         self._entries.append(_Entry(item, payload))
         return self._base + len(self._entries) - 1
 
-    def to_send(self, now: float, limit: int | None = None) -> list[Sending]:
-        """The records due to be sent, in order, at most `limit` of them (the rest come on
-        the next call, so a sender can take turns with other work); they count as sent at
-        `now`."""
-        out: list[Sending] = []
+    def to_send(self, now: float) -> list[Sending]:
+        """Every record due to be sent, in order; they count as sent at `now`."""
+        out = []
         start = max(self._cursor - self._base, 0)
         for offset in range(start, len(self._entries)):
             entry = self._entries[offset]
             if entry.state != _UNSENT:
                 continue
-            if limit is not None and len(out) >= limit:
-                self._cursor = self._base + offset
-                return out
             if entry.sends:
                 self.retried += 1
             elif entry.item.gap:

@@ -24,7 +24,6 @@ from typing import Any, TextIO
 
 import anyio
 import anyio.abc
-import anyio.lowlevel
 
 from weex_proto.channels import build_channel, is_private_channel
 from weex_proto.errors import WeexError
@@ -70,10 +69,6 @@ REFUSAL_LOG_INTERVAL = 10.0
 """The same refusal reason is logged at most this often (the status line counts them all)."""
 DRAIN_TIMEOUT = 5.0
 """Seconds a stopping relay waits for what is left to be acked (WEEX already closed)."""
-PUBLISH_SLICE = 128
-"""Records the publisher moves into the window, or sends, before it lets the program's other
-tasks run (the WEEX receive loops, the ack reader): a window of thousands is never filled or
-sent in one go, which would hold the event loop for a hundred milliseconds and more."""
 REFILL_SLICE = 8
 """The publisher is woken to refill the window once 1/REFILL_SLICE of it is free."""
 STATUS_INTERVAL = 5.0
@@ -419,9 +414,8 @@ class Relay:
                 return
             now = anyio.current_time()
             if now >= self._hold_until:
-                filled = self._fill(PUBLISH_SLICE)
-                sent = self.window.to_send(now, PUBLISH_SLICE)
-                for sending in sent:
+                self._fill()
+                for sending in self.window.to_send(now):
                     item = sending.item
                     await nc.publish(
                         item.subject,
@@ -430,9 +424,6 @@ class Relay:
                         headers={"Nats-Msg-Id": item.msg_id},
                     )
                 self._caught_up()
-                if filled >= PUBLISH_SLICE or len(sent) >= PUBLISH_SLICE:
-                    await anyio.lowlevel.checkpoint()  # more to do: after the others' turn
-                    continue
             if self.window.expire(anyio.current_time(), self.publish_timeout):
                 log.info(
                     "no JetStream ack within %gs; sending %d records again",
@@ -455,16 +446,13 @@ class Relay:
             with anyio.move_on_after(max(wait, 0.0)):
                 await self._wake.wait()
 
-    def _fill(self, limit: int) -> int:
-        """Move up to `limit` records from the outbox into the window while it has room; one
-        too large for the stream is refused here, before it is sent. Returns how many were
-        taken from the outbox."""
-        taken = 0
-        while self.window.room > 0 and taken < limit:
+    def _fill(self) -> None:
+        """Move records from the outbox into the window while it has room; one too large
+        for the stream is refused here, before it is sent."""
+        while self.window.room > 0:
             item = self.outbox.take()
             if item is None:
-                return taken
-            taken += 1
+                return
             payload = item.body()
             if self.max_size >= 0:
                 size = len(payload) + header_block_size(item.msg_id)
@@ -474,7 +462,6 @@ class Relay:
                     self._say_refused(item, AckResult("refused", reason))
                     continue
             self.window.add(item, payload)
-        return taken
 
     def _caught_up(self) -> None:
         if self._dropping and not self.outbox:
