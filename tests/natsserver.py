@@ -7,19 +7,23 @@ them however the test ends) and reading a whole subject back from JetStream.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
+import anyio
 import attrs
 import pytest
 
 from tests.proxyserver import free_port
+from weex_proto.relaying import channel_of
 
 HANG_GUARD = 60.0
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,3 +111,27 @@ def cli_env(**extra: str) -> dict[str, str]:
 
 def weex_ws_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "weex_anyio", *args]
+
+
+async def read_until_marker(url: str, channels: Sequence[str], marker: str) -> dict[str, list[Any]]:
+    """The stream's messages per channel, (id, data, gap), up to the ticker with `marker`."""
+    import nats
+    from nats.js.api import DeliverPolicy
+
+    nc = await nats.connect(url)
+    got: dict[str, list[Any]] = {channel: [] for channel in channels}
+    try:
+        js = nc.jetstream()
+        sub = await js.subscribe("weex.>", ordered_consumer=True, deliver_policy=DeliverPolicy.ALL)
+        with anyio.fail_after(HANG_GUARD):
+            while True:
+                msg = await sub.next_msg(timeout=HANG_GUARD)
+                body = json.loads(msg.data)
+                entry = ((msg.header or {})["Nats-Msg-Id"], body["data"], body["gap"])
+                got[channel_of(msg.subject)].append(entry)
+                if body["data"].get("marker") == marker:
+                    break
+        await sub.unsubscribe()
+    finally:
+        await nc.close()
+    return got

@@ -29,6 +29,7 @@ from tests.natsserver import (
     ROOT,
     NatsServer,
     cli_env,
+    read_until_marker,
     running_nats_server,
     weex_ws_command,
 )
@@ -596,26 +597,7 @@ def test_a_full_outbox_drops_and_flags_the_gap(nats_server: NatsServer) -> None:
 async def _read_all(nats_url: str, marker: str) -> dict[str, list[Any]]:
     """Every message in the stream up to the ticker carrying `marker`, per channel:
     (id, data, gap). The marker is the last record the relay got, so nothing follows it."""
-    import nats
-    from nats.js.api import DeliverPolicy
-
-    nc = await nats.connect(nats_url)
-    got: dict[str, list[Any]] = {channel: [] for channel in CHANNELS}
-    try:
-        js = nc.jetstream()
-        sub = await js.subscribe("weex.>", ordered_consumer=True, deliver_policy=DeliverPolicy.ALL)
-        with anyio.fail_after(HANG_GUARD):
-            while True:
-                msg = await sub.next_msg(timeout=HANG_GUARD)
-                body = json.loads(msg.data)
-                entry = ((msg.header or {})["Nats-Msg-Id"], body["data"], body["gap"])
-                got[channel_of(msg.subject)].append(entry)
-                if body["data"].get("marker") == marker:
-                    break
-        await sub.unsubscribe()
-    finally:
-        await nc.close()
-    return got
+    return await read_until_marker(nats_url, CHANNELS, marker)
 
 
 def test_two_relays_one_killed_mid_stream(nats_server: NatsServer) -> None:

@@ -9,13 +9,13 @@ import io
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio
 import pytest
 
-from tests.natsserver import HANG_GUARD, NatsServer, running_nats_server
+from tests.natsserver import HANG_GUARD, NatsServer, read_until_marker, running_nats_server
 from tests.proxyserver import free_port
 from tests.test_relay import (
     SYMBOLS,
@@ -31,7 +31,7 @@ from tests.test_relay import (
 from weex_anyio.cli import main as cli_main
 from weex_anyio.cli import run
 from weex_anyio.testing import SimulatedWeexServer
-from weex_proto.relaying import channel_of, encode_body, header_block_size, message_id
+from weex_proto.relaying import encode_body, header_block_size, message_id
 
 MAX_MSG_SIZE = 8000
 """Between a depth-200 delta (about 1.6 KB) and a depth-200 snapshot (about 15 KB)."""
@@ -72,30 +72,6 @@ async def _update_stream(url: str, **changes: Any) -> Any:
         return (await js.stream_info("WEEX")).config
     finally:
         await nc.close()
-
-
-async def _read_until(url: str, channels: Sequence[str], marker: str) -> dict[str, list[Any]]:
-    """The stream's messages per channel, (id, data, gap), up to the ticker with `marker`."""
-    import nats
-    from nats.js.api import DeliverPolicy
-
-    nc = await nats.connect(url)
-    got: dict[str, list[Any]] = {channel: [] for channel in channels}
-    try:
-        js = nc.jetstream()
-        sub = await js.subscribe("weex.>", ordered_consumer=True, deliver_policy=DeliverPolicy.ALL)
-        with anyio.fail_after(HANG_GUARD):
-            while True:
-                msg = await sub.next_msg(timeout=HANG_GUARD)
-                body = json.loads(msg.data)
-                entry = ((msg.header or {})["Nats-Msg-Id"], body["data"], body["gap"])
-                got[channel_of(msg.subject)].append(entry)
-                if body["data"].get("marker") == marker:
-                    break
-        await sub.unsubscribe()
-    finally:
-        await nc.close()
-    return got
 
 
 def _summary_count(stderr: str, pattern: str) -> int:
@@ -203,7 +179,7 @@ def test_a_record_the_stream_refuses_is_dropped_and_the_rest_flows(
 
             markers: list[str] = []
             reference = await _with_reference(sim, scenario, channels)
-            got = await _read_until(nats_server.url, channels, markers[-1])
+            got = await read_until_marker(nats_server.url, channels, markers[-1])
             relay.cancel()
         refused = 0
         for channel in channels:
@@ -261,7 +237,7 @@ def test_a_full_discard_new_stream_does_not_stop_the_relay(
             await _with_reference(sim, scenario)
             channels = [f"{kind}.{s}" for s in SYMBOLS for kind in ("ticker", "trades")]
             channels += [f"depth.{s}.15" for s in SYMBOLS]
-            got = await _read_until(nats_server.url, channels, markers[-1])
+            got = await read_until_marker(nats_server.url, channels, markers[-1])
             relay.cancel()
         assert sum(len(records) for records in got.values()) > 10  # flowing again
         refused = _summary_count(err.getvalue(), r"(\d+) refused")
@@ -330,7 +306,7 @@ def test_two_identical_trade_pushes_are_two_records(nats_server: NatsServer) -> 
 
             markers: list[str] = []
             reference = await _with_reference(sim, scenario, channels)
-            got = await _read_until(nats_server.url, channels, markers[-1])
+            got = await read_until_marker(nats_server.url, channels, markers[-1])
             relay.cancel()
         trades = got[channels[0]]
         assert len(reference.records[channels[0]]) == 2
@@ -376,7 +352,7 @@ def test_a_stream_gone_for_a_while_is_retried_not_refused(
             await _with_reference(sim, scenario)
             channels = [f"{kind}.{s}" for s in SYMBOLS for kind in ("ticker", "trades")]
             channels += [f"depth.{s}.15" for s in SYMBOLS]
-            got = await _read_until(nats_server.url, channels, markers[-1])
+            got = await read_until_marker(nats_server.url, channels, markers[-1])
             relay.cancel()
         assert got[f"ticker.{SYMBOLS[0]}"]  # the marker, at least: flowing again
         assert any("no responders" in t or "503" in t for t in said())
