@@ -129,8 +129,17 @@ def run_tests(python: Path, pytest_args: list[str]) -> int:
 
 
 def run_demo(python: Path, demo_args: list[str]) -> int:
-    # From this source tree (the current directory is on the path with -m): nothing to build.
-    return _run(python, "-m", "weex_anyio", "demo", *demo_args)
+    """Run the demo from this source tree (the current directory is on the path with -m:
+    nothing to build). On POSIX dev.py becomes the demo (exec), so a signal sent to this
+    process (`kill -TERM`, `kill -INT`, a closed terminal's SIGHUP) reaches the demo itself and
+    its exit status is the demo's own; no child is left behind."""
+    args = ["-m", "weex_anyio", "demo", *demo_args]
+    if os.name != "posix":
+        return _run(python, *args)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.chdir(ROOT)
+    os.execv(python, [str(python), *args])  # noqa: S606 - our own interpreter, no shell
 
 
 def main(argv: list[str]) -> int:

@@ -714,6 +714,37 @@ def test_ctrl_c_in_dev_exits_130_without_a_traceback(tmp_path: Path, stage: str)
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
 
 
+@pytest.mark.parametrize(
+    ("signum", "status"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)], ids=["TERM", "INT"]
+)
+def test_a_signal_to_dev_demo_ends_the_demo_and_leaves_nothing_running(
+    tmp_path: Path, signum: int, status: int
+) -> None:
+    """`kill -TERM <dev.py's pid>` (or -INT, sent to that process alone, not a terminal's
+    whole group) reaches the demo, which ends with its own status, and no process is left."""
+    with dev_root(tmp_path) as (root, _, env):
+        assert dev(root, env, "demo", "--count", "1").returncode == 0  # installed
+        process = subprocess.Popen(  # noqa: S603 - our own script
+            [sys.executable, str(root / "dev.py"), "demo"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root, env=env,
+            start_new_session=True,  # a group of its own, so what is left over can be seen
+        )  # fmt: skip
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            assert line.startswith("streaming from the simulator"), line
+            process.send_signal(signum)  # to dev.py's pid only
+            _, stderr = process.communicate(timeout=120)
+            with pytest.raises(ProcessLookupError):
+                os.killpg(process.pid, 0)  # nothing of the group is still running
+        finally:
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == status, stderr
+    assert "Traceback" not in stderr
+
+
 # --------------------------------------------------------------------------- the package
 
 
