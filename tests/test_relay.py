@@ -119,24 +119,23 @@ def test_a_full_outbox_drops_the_oldest_and_flags_the_next_record_of_its_subject
     assert not box.put(_item("b", 2))  # a:1 is lost; nothing of `a` is queued yet
     assert box.dropped == 1
     box.put(_item("a", 2))  # b:1 lost, b:2 flagged
-    head = box.peek()
+    head = box.take()
     assert head is not None
     assert (head.data, head.gap) == (2, True)  # b:2
-    box.pop()
-    head = box.peek()
+    head = box.take()
     assert head is not None
     assert (head.subject, head.data, head.gap) == ("a", 2, True)
+    assert box.take() is None
 
 
-def test_the_record_being_published_is_never_dropped() -> None:
+def test_a_record_taken_for_publishing_is_never_dropped() -> None:
     box = Outbox(1)
     box.put(_item("a", 1))
-    in_flight = box.peek()
-    assert not box.put(_item("a", 2))
-    assert box.peek() == in_flight
-    box.pop()
-    box.put(_item("a", 3))
-    after = box.peek()
+    taken = box.take()  # into the publish window: the outbox has room again
+    assert box.put(_item("a", 2))
+    assert not box.put(_item("a", 3))  # a:2 lost, not the one taken
+    assert taken is not None and taken.data == 1
+    after = box.take()
     assert after is not None
     assert (after.data, after.gap) == (3, True)
 
@@ -152,9 +151,8 @@ def test_outbox_invariants(capacity: int, steps: list[str]) -> None:
     sent: dict[str, int] = {}
     for step in steps:
         if step == "publish":
-            item = box.peek()
+            item = box.take()
             if item is not None:
-                box.pop()
                 published += 1
                 # order per subject is kept, and a skipped record means a gap flag
                 assert item.data > last.get(item.subject, 0)
@@ -479,9 +477,9 @@ def _check_once_in_order(
         assert int(after["startVersion"]) == int(before["endVersion"]) + 1
 
 
-def _simulator() -> SimulatedWeexServer:
+def _simulator(tick_interval: float = 0.02) -> SimulatedWeexServer:
     return SimulatedWeexServer(
-        symbols=SYMBOLS, tick_interval=0.02, trade_interval=None, ping_interval=None
+        symbols=SYMBOLS, tick_interval=tick_interval, trade_interval=None, ping_interval=None
     )
 
 

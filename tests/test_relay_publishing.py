@@ -25,6 +25,7 @@ from tests.test_relay import (
     _read_stream,
     _relay_args,
     _run,
+    _simulator,
     _subscribed_by,
     _with_reference,
 )
@@ -104,9 +105,7 @@ def test_nats_killed_mid_stream_with_publishes_in_flight(
         return sum("NATS connection back" in r.getMessage() for r in caplog.records)
 
     async def main() -> None:
-        sim = SimulatedWeexServer(
-            symbols=SYMBOLS, tick_interval=0.002, trade_interval=None, ping_interval=None
-        )
+        sim = _simulator(0.002)
         err = io.StringIO()
         async with sim, anyio.create_task_group() as tg:
             sim.pause_market()
@@ -161,9 +160,7 @@ def test_a_record_the_stream_refuses_is_dropped_and_the_rest_flows(
     async def main() -> None:
         await _create_stream(nats_server.url, max_msg_size=MAX_MSG_SIZE)
         err = io.StringIO()
-        sim = SimulatedWeexServer(
-            symbols=SYMBOLS, tick_interval=0.02, trade_interval=None, ping_interval=None
-        )
+        sim = _simulator()
         async with sim, anyio.create_task_group() as tg:
             sim.pause_market()
             relay = anyio.CancelScope()
@@ -217,9 +214,7 @@ def test_a_full_discard_new_stream_does_not_stop_the_relay(
     async def main() -> None:
         await _create_stream(nats_server.url, max_msgs=10, discard=DiscardPolicy.NEW)
         err = io.StringIO()
-        sim = SimulatedWeexServer(
-            symbols=SYMBOLS, tick_interval=0.02, trade_interval=None, ping_interval=None
-        )
+        sim = _simulator()
         async with sim, anyio.create_task_group() as tg:
             sim.pause_market()
             relay = anyio.CancelScope()
@@ -329,7 +324,7 @@ def test_a_stream_gone_for_a_while_is_retried_not_refused(
         import nats
 
         err = io.StringIO()
-        async with _simulator_at(0.02) as sim, anyio.create_task_group() as tg:
+        async with _simulator() as sim, anyio.create_task_group() as tg:
             sim.pause_market()
             relay = anyio.CancelScope()
             args = _relay_args(sim, nats_server.url, "--snapshot-interval", "100000")
@@ -361,12 +356,6 @@ def test_a_stream_gone_for_a_while_is_retried_not_refused(
 
     with caplog.at_level(logging.WARNING, logger="weex_anyio.relay"):
         _run(main)
-
-
-def _simulator_at(tick: float) -> SimulatedWeexServer:
-    return SimulatedWeexServer(
-        symbols=SYMBOLS, tick_interval=tick, trade_interval=None, ping_interval=None
-    )
 
 
 def test_a_stopping_relay_publishes_what_is_left(nats_server: NatsServer) -> None:

@@ -205,8 +205,8 @@ class Outbox:
     When full, the oldest record is dropped: the freshest market data is the most useful, and
     the WEEX side never blocks. Drops are counted, and the next record published on a subject
     that lost one carries `gap=True`, as after a reconnect. The relay's publisher `take`s
-    records into its `PublishWindow`, which keeps them until acked; `peek` then `pop` serve
-    a publisher that sends one record at a time (the record peeked is never dropped).
+    records into its `PublishWindow`, which keeps them until acked: a record being published
+    is no longer in the outbox, so it is never the one dropped.
     """
 
     def __init__(self, capacity: int) -> None:
@@ -216,7 +216,6 @@ class Outbox:
         self.dropped = 0
         self._items: deque[Outgoing] = deque()
         self._lost: set[str] = set()
-        self._in_flight = False
 
     def __len__(self) -> int:
         return len(self._items)
@@ -229,46 +228,24 @@ class Outbox:
         if len(self._items) < self.capacity:
             self._items.append(item)
             return True
-        # Never drop the record being published: its publish may already have reached the bus.
-        first = 1 if self._in_flight else 0
-        if first >= len(self._items):
-            self._lose(item.subject, after=len(self._items))
-            return False
-        victim = self._items[first]
-        del self._items[first]
+        victim = self._items.popleft()
         self._items.append(item)
-        self._lose(victim.subject, after=first)
+        self._lose(victim.subject)
         return False
 
-    def _lose(self, subject: str, *, after: int) -> None:
-        """Count a lost record of `subject`; flag the next one of that subject from `after`."""
+    def _lose(self, subject: str) -> None:
+        """Count a lost record of `subject`; flag the next one of that subject."""
         self.dropped += 1
-        for index in range(after, len(self._items)):
+        for index in range(len(self._items)):
             queued = self._items[index]
             if queued.subject == subject:
                 self._items[index] = attrs.evolve(queued, gap=True)
                 return
         self._lost.add(subject)
 
-    def peek(self) -> Outgoing | None:
-        """The next record to publish, or None when empty; it stays queued until `pop`."""
-        if not self._items:
-            return None
-        self._in_flight = True
-        return self._items[0]
-
-    def pop(self) -> None:
-        """The peeked record was published: forget it."""
-        if self._items:
-            self._items.popleft()
-        self._in_flight = False
-
     def take(self) -> Outgoing | None:
         """The next record, removed from the outbox (it moves to the publish window)."""
-        if not self._items:
-            return None
-        self._in_flight = False
-        return self._items.popleft()
+        return self._items.popleft() if self._items else None
 
 
 # --------------------------------------------------------------------------- trade ids
