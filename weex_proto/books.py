@@ -59,12 +59,12 @@ class OrderBooks:
 
     def next_deadline(self, session: WeexSession) -> float | None:
         """The earliest snapshot deadline of the books carried by `session`'s connection."""
-        feeds = self.feeds.values()
-        waiting = [(f.snapshot_due, f.channel) for f in feeds if f.snapshot_due is not None]
-        if not waiting:  # nearly always: every book is live
-            return None
         wants = session.subscriptions.wants
-        dues = [due for due, channel in waiting if due is not None and wants(channel)]
+        dues = [
+            feed.snapshot_due
+            for feed in self.feeds.values()
+            if feed.snapshot_due is not None and wants(feed.channel)
+        ]
         return min(dues) if dues else None
 
     def handle_timer(self, session: WeexSession, now: float) -> None:

@@ -529,10 +529,11 @@ class ClientHub:
     ) -> list[WebSocketMessage[Any]]:
         """Deliver the first record of `channel` since its connection dropped, flagged `gap`
         for the sync handlers (buffers keep their own flags); returns the rest to deliver."""
-        if not records or not handlers:
-            if not handlers:
-                self._handler_gaps.discard(channel)  # nobody to tell
+        if not handlers:
+            self._handler_gaps.discard(channel)  # nobody to tell
             return records
+        if not records:
+            return records  # the flag waits for the channel's first record
         self._handler_gaps.discard(channel)
         first = records[0]
         for buffer in buffers:
