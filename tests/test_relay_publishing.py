@@ -362,6 +362,7 @@ def test_a_stopping_relay_publishes_what_is_left(nats_server: NatsServer) -> Non
     """`drain` (run after a stop, WEEX closed) sends the outbox through a small window and
     returns once everything is acked; the counters say so, and the stream holds every record
     once, in order per subject."""
+    from weex_anyio.cli._nats_link import open_link
     from weex_anyio.cli._relay import Relay, connect_nats, ensure_stream
     from weex_proto.relaying import Outgoing
 
@@ -369,7 +370,8 @@ def test_a_stopping_relay_publishes_what_is_left(nats_server: NatsServer) -> Non
 
     async def main() -> None:
         relay = Relay(window=50, outbox_capacity=count)
-        nc = await connect_nats(nats_server.url, reconnect=False, on_closed=relay.wake)
+        nc = await connect_nats(nats_server.url, reconnect=False)
+        link = await open_link(nats_server.url, HANG_GUARD)
         try:
             await ensure_stream(
                 nc.jetstream(), "WEEX", ["weex.>"], max_age=None, retention=None,
@@ -378,13 +380,14 @@ def test_a_stopping_relay_publishes_what_is_left(nats_server: NatsServer) -> Non
             for n in range(count):
                 subject = f"weex.ticker.s{n % 7}"
                 relay._queue(Outgoing(subject, f"id{n}", subject[5:], {"n": n}, 0.0))
-            relay.nc = nc
+            relay.link = link
             with anyio.fail_after(HANG_GUARD):
                 await relay.drain("WEEX")
             assert (relay.acked, relay.in_flight, relay.refused) == (count, 0, 0)
             assert relay.retried == 0
             assert not relay.outbox
         finally:
+            await link.aclose()
             await nc.close()
         expected = {f"ticker.s{k}": list(range(k, count, 7)) for k in range(7)}
         got = await _read_stream(nats_server.url, {c: len(v) for c, v in expected.items()})

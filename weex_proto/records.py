@@ -175,6 +175,16 @@ class RowView(Mapping[str, Any]):
             if key not in row and derive(self) is not _ABSENT:
                 yield key
 
+    def as_dict(self) -> dict[str, Any]:
+        """`dict(view)` in one pass over `derived` rather than a lookup per key (the relay
+        copies every record it publishes)."""
+        copy = dict(self._row)
+        for key, derive in self.derived.items():
+            value = derive(self)
+            if value is not _ABSENT:
+                copy[key] = value
+        return copy
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({dict(self)!r})"
 

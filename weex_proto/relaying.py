@@ -20,6 +20,7 @@ from typing import Any
 import attrs
 
 from .channels import is_private_channel, parse_channel
+from .jsonable import dumps_compact
 
 SUBJECT_PREFIX = "weex"
 _FORBIDDEN_IN_SUBJECTS = frozenset(" \t\r\n*>")
@@ -105,10 +106,13 @@ def snapshot_id(channel: str, version: int) -> str:
     return f"{channel}:SNAPSHOT:{version}"
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+"""The encoding `frame_digest` hashes: made once (`json.dumps` with options makes one per call)."""
+
+
 def frame_digest(frame: Mapping[str, Any]) -> str:
     """A short digest of the frame's content (key order and spacing do not matter)."""
-    canonical = json.dumps(frame, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+    return hashlib.sha256(_CANONICAL.encode(frame).encode()).hexdigest()[:32]
 
 
 def book_snapshot_record(
@@ -137,8 +141,7 @@ def book_snapshot_record(
 
 def encode_body(channel: str, data: Any, received_at: float, gap: bool) -> bytes:
     """The message body: the same JSON object as one `--json` line of the stream commands."""
-    body = {"channel": channel, "received_at": received_at, "gap": gap, "data": data}
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return dumps_compact({"channel": channel, "received_at": received_at, "gap": gap, "data": data})
 
 
 # --------------------------------------------------------------------------- shards
@@ -432,12 +435,16 @@ class PublishWindow:
         self._entries.append(_Entry(item, payload))
         return self._base + len(self._entries) - 1
 
-    def to_send(self, now: float) -> list[Sending]:
-        """Every record due to be sent, in order; they count as sent at `now`."""
-        out = []
-        start = max(self._cursor - self._base, 0)
-        for offset in range(start, len(self._entries)):
-            entry = self._entries[offset]
+    def to_send(self, now: float, limit: int | None = None) -> list[Sending]:
+        """The records due to be sent (at most `limit` of them), in order; they count as
+        sent at `now`. Those past `limit` stay due, for the next call."""
+        out: list[Sending] = []
+        entries = self._entries
+        offset = max(self._cursor - self._base, 0)
+        end = len(entries)
+        while offset < end:
+            entry = entries[offset]
+            offset += 1
             if entry.state != _UNSENT:
                 continue
             if entry.sends:
@@ -446,8 +453,11 @@ class PublishWindow:
                 self.gaps += 1
             entry.state, entry.sent_at, entry.generation = _SENT, now, self._generation
             entry.sends += 1
-            out.append(Sending(self._base + offset, self._generation, entry.item, entry.payload))
-        self._cursor = self._base + len(self._entries)
+            seq = self._base + offset - 1
+            out.append(Sending(seq, self._generation, entry.item, entry.payload))
+            if len(out) == limit:
+                break
+        self._cursor = self._base + offset
         return out
 
     def _entry(self, seq: int) -> _Entry | None:

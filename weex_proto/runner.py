@@ -30,6 +30,14 @@ drain each slice's messages (some fifty tickers) before the next is decoded. Dec
 read first would hold its thousand messages alive at once: enough allocations to set off
 Python's cyclic garbage collector several times per read, whose passes over the whole heap
 then cost more than the decoding itself. A slice's messages are freed as they are consumed."""
+MIN_FEED_SIZE = 1024
+"""The smallest slice: a frame or so, however slow the handlers."""
+TURN_BUDGET = 0.0005
+"""Seconds of decoding and delivery between two checkpoints of one receive loop. A slice that
+took longer makes the next ones smaller (down to `MIN_FEED_SIZE`): what a message costs is
+mostly the consumers' (a sync handler runs inline), which bytes cannot tell. So however many
+connections flood at once, and whatever their handlers do, the program's other tasks wait for
+about one budget per busy connection, not for a slice of expensive messages on each."""
 CLOSE_ON_CANCEL_TIMEOUT = 1.0  # seconds to get our close frame out (and the peer to hang up)
 
 
@@ -62,6 +70,9 @@ class ConnectionRunner:
         self._changed = backend.event()
         self._wake = backend.event()
         self._receive_scope: ScopeLike | None = None
+        self._feed_size = FEED_SIZE
+        """Bytes handed to the core at a time: `FEED_SIZE`, less while slices outlast the
+        `TURN_BUDGET`."""
         self.done = backend.event()
         self.running = True
         self.error: WeexError | None = None
@@ -222,14 +233,23 @@ class ConnectionRunner:
         still handled in few passes, but with a slice, not a whole read, of messages alive.
         """
         wall_time = self._wall_clock()  # every slice was read at once
-        if len(data) <= FEED_SIZE:  # nearly every read of a quiet feed; b"" is the end
+        step = self._feed_size
+        if len(data) <= step:  # nearly every read of a quiet feed; b"" is the end
+            if len(data) < MIN_FEED_SIZE:
+                conn.receive_data(data, now, wall_time=wall_time)
+                return self.hub.read_events(self.session, conn, now)
+            began = self._clock()
             conn.receive_data(data, now, wall_time=wall_time)
-            return self.hub.read_events(self.session, conn, now)
-        start, size = 0, len(data)
+            decision = self.hub.read_events(self.session, conn, now)
+            self._feed_size = _next_feed_size(step, len(data), self._clock() - began)
+            return decision
+        start, size, clock = 0, len(data), self._clock
         while True:
-            stop = start + FEED_SIZE
+            stop = start + step
+            began = clock()
             conn.receive_data(data[start:stop], now, wall_time=wall_time)
             decision = self.hub.read_events(self.session, conn, now)
+            step = self._feed_size = _next_feed_size(step, stop - start, clock() - began)
             if decision is not None or stop >= size:
                 return decision
             start = stop
@@ -260,3 +280,14 @@ class ConnectionRunner:
                     conn.receive_data(None, self._clock())
         if conn.state is ConnectionState.CLOSED and self._receive_scope is not None:
             self._receive_scope.cancel()  # let the pump collect the close without waiting
+
+
+def _next_feed_size(step: int, fed: int, spent: float) -> int:
+    """The next slice's size, after `fed` bytes (of a slice of `step`) took `spent` seconds:
+    scaled down to fit the `TURN_BUDGET` when it ran over, doubled back towards `FEED_SIZE`
+    when a full slice took less than half of it."""
+    if spent > TURN_BUDGET:
+        return max(MIN_FEED_SIZE, min(step, int(fed * TURN_BUDGET / spent)))
+    if fed >= step and spent < TURN_BUDGET / 2:
+        return min(FEED_SIZE, step * 2)
+    return step

@@ -368,7 +368,8 @@ async def _show_nats(
     args: argparse.Namespace, state: DashboardState, stopper: Stopper, out: Output
 ) -> None:
     from ._nats_feed import DashboardFeed
-    from ._relay import close_nats, connect_nats, without_credentials
+    from ._nats_link import without_credentials
+    from ._relay import close_nats, connect_nats
 
     nc = await connect_nats(args.nats)
     try:

@@ -28,7 +28,8 @@ from weex_proto.orderbook import Applied, ApplyResult, NeedsResync, OrderBook
 from weex_proto.records import OrderBookSnapshot, RecordSplitter, SplitError
 from weex_proto.relaying import subject_for
 
-from ._relay import NatsUnavailableError, import_nats
+from ._nats_link import NatsUnavailableError
+from ._relay import import_nats
 
 log = logging.getLogger("weex_anyio.nats")
 

@@ -10,16 +10,12 @@ parse keeps `data: null` and says why in `error`.
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import json
-import math
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
 
-import attrs
-
 from weex_proto.events import WebSocketMessage
+from weex_proto.jsonable import to_jsonable
 from weex_proto.messages import (
     Candle,
     Collateral,
@@ -33,30 +29,6 @@ from weex_proto.messages import (
     Trade,
 )
 from weex_proto.records import OrderBookSnapshot
-
-
-def to_jsonable(value: Any) -> Any:
-    """Typed records, books and decimals as plain JSON values (Decimal → exact string)."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, enum.Enum):
-        return to_jsonable(value.value)
-    if attrs.has(type(value)):
-        # `raw` (the record exactly as received) is left out: the typed fields are the point.
-        return {
-            field.name: to_jsonable(getattr(value, field.name))
-            for field in attrs.fields(type(value))
-            if field.name != "raw"
-        }
-    if isinstance(value, Mapping):
-        return {str(key): to_jsonable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_jsonable(item) for item in value]
-    return str(value)
 
 
 def is_book(message: WebSocketMessage[Any]) -> bool:

@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import json
 import logging
 import math
+import secrets
 import time
-import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -26,10 +27,11 @@ import anyio
 import anyio.abc
 
 from weex_proto.channels import build_channel, is_private_channel
-from weex_proto.errors import WeexError
 from weex_proto.events import WebSocketMessage
 from weex_proto.messages import DepthUpdate, PayloadError, parse_record
+from weex_proto.nats_protocol import NatsProtocolError, Reply, ServerError, msg_id_headers
 from weex_proto.orderbook import OrderBook
+from weex_proto.records import RowView
 from weex_proto.relaying import (
     AckResult,
     FrameCounter,
@@ -37,6 +39,7 @@ from weex_proto.relaying import (
     Outgoing,
     PublishWindow,
     RelayCounts,
+    Sending,
     book_snapshot_record,
     classify_ack,
     frame_digest,
@@ -50,7 +53,7 @@ from weex_proto.relaying import (
 )
 
 from ..client import WeexWebSocketClient
-from ._output import to_jsonable
+from ._nats_link import NatsLink, NatsUnavailableError, open_link, without_credentials
 from ._runtime import Stopper, client_options
 from ._streams import config_for
 
@@ -69,6 +72,10 @@ REFUSAL_LOG_INTERVAL = 10.0
 """The same refusal reason is logged at most this often (the status line counts them all)."""
 DRAIN_TIMEOUT = 5.0
 """Seconds a stopping relay waits for what is left to be acked (WEEX already closed)."""
+LIMITS_TIMEOUT = 2.0
+"""Seconds a new link waits for the stream's size limit before publishing without it."""
+PUBLISH_BATCH = 128
+"""Publishes made and sent at a time; the publisher yields between two batches."""
 REFILL_SLICE = 8
 """The publisher is woken to refill the window once 1/REFILL_SLICE of it is free."""
 STATUS_INTERVAL = 5.0
@@ -177,13 +184,13 @@ class Relay:
     Publishing is pipelined: up to `window` records are on the wire at once and acks are
     taken as they come (`weex_proto.relaying.PublishWindow` decides what to send and what
     to send again). The publishes are core NATS publishes with a reply subject of our own
-    (`<inbox>.<seq>.<generation>`) rather than nats-py's `publish_async`: its futures never
-    time out, and in nats-py 2.16 an error ack (400 message too large, a stream limit)
-    raises inside its reply handler instead of failing the future, so a refusal could not
-    be told from a lost ack. Each NATS connection is used until it breaks and then replaced
-    by a new one (no nats-py reconnect): nats-py would flush publishes it buffered while
-    reconnecting ahead of the resend of the records the old connection lost, storing a
-    subject's later records before its earlier ones.
+    (`<inbox>.<seq>.<generation>`), on a lean connection of the relay's own
+    (`weex_proto.nats_protocol`, `._nats_link`): one `HPUB` line per record, a received
+    buffer of acks read in one pass, so the bus costs a few microseconds per record and the
+    WEEX side keeps the CPU. An error ack (400 message too large, a stream limit) is told
+    from a lost one by its body. Each connection is used until it breaks and then replaced
+    by a new one: a connection delivers in order, so what a broken one lost is a tail of
+    what was sent on it, and the new one sends it again, first.
     """
 
     def __init__(
@@ -206,6 +213,8 @@ class Relay:
         self.books: dict[str, OrderBook] = {}
         self._snapshotted: dict[str, int] = {}
         self._trades = FrameCounter()
+        self._subjects: dict[str, str] = {}
+        """Channel -> its subject, checked once (the channels are the relay's own list)."""
         self._digested_frame: Any = None
         self._digested: str | None = None
         self._wake = anyio.Event()
@@ -214,8 +223,11 @@ class Relay:
         self._refill = max(1, window // REFILL_SLICE)
         self._retry_said_at = -REFUSAL_LOG_INTERVAL
         self._draining = False
-        self.nc: Any = None
+        self.link: NatsLink | None = None
         """The NATS connection the publisher uses (replaced after each reconnect)."""
+        self._limits_known = anyio.Event()
+        self._inbox = ""
+        """`<inbox>.`: the subjects of this link's acks start with it."""
         self._said: tuple[str, float, int] = ("", -REFUSAL_LOG_INTERVAL, 0)
 
     # -- counters ----------------------------------------------------------------------------
@@ -262,8 +274,10 @@ class Relay:
 
     def on_message(self, message: WebSocketMessage[Any]) -> None:
         channel = message.channel
+        view = message.data
+        # A copy: the window keeps the record until acked, and JSON is written only then.
+        data = view.as_dict() if isinstance(view, RowView) else dict(view)
         try:
-            data = to_jsonable(dict(message.data))
             closed = data.get("closed") is True  # a candle's: part of its id
             occurrence = 0
             digest = self._digest(channel, message.frame)
@@ -280,7 +294,7 @@ class Relay:
                 occurrence=occurrence,
                 digest=digest,
             )
-            subject = subject_for(channel, self.prefix)
+            subject = self._subjects.get(channel) or self._subject(channel)
         except (TypeError, ValueError) as exc:
             log.warning("not relayed: a record of %s: %s", channel[:80], exc)
             return
@@ -288,6 +302,10 @@ class Relay:
         if book is not None:
             self._apply(book, channel, message)
         self._queue(Outgoing(subject, msg_id, channel, data, message.timestamp, message.gap))
+
+    def _subject(self, channel: str) -> str:
+        subject = self._subjects[channel] = subject_for(channel, self.prefix)
+        return subject
 
     def _digest(self, channel: str, frame: Any) -> str | None:
         """The frame's digest, worked out once for all the records of one push (they share the
@@ -362,67 +380,107 @@ class Relay:
         self._wake.set()
 
     async def publish_forever(
-        self, nc: Any, reconnect: Callable[[], Awaitable[Any]], stream: str
+        self, link: NatsLink, reconnect: Callable[[], Awaitable[NatsLink]], stream: str
     ) -> None:
-        """Publish on `nc` until it breaks, then on each new connection `reconnect` makes,
+        """Publish on `link` until it breaks, then on each new link `reconnect` makes,
         sending again every record not acked on the old one."""
-        self.nc = nc
+        self.link = link
         while True:
-            await self.publish_on(nc, stream)  # a stop leaves `nc` open, for `drain`
-            await close_nats(nc)
+            await self.publish_on(link, stream)  # a stop leaves `link` open, for `drain`
+            await link.aclose()
             self.window.restart()
             log.warning(
                 "NATS connection lost; reconnecting (%d records to send again)",
                 len(self.window),
                 extra={"weex_event": "relay_nats_lost", "unacked": len(self.window)},
             )
-            nc = self.nc = await reconnect()
+            link = self.link = await reconnect()
             self.nats_reconnects += 1
             log.warning("NATS connection back", extra={"weex_event": "relay_nats_back"})
 
     async def drain(self, stream: str) -> None:
-        """After a stop (WEEX closed): publish what is left, on the connection the publisher
-        was using, until everything is acked or refused (bounded by the caller)."""
-        if self.nc is None or self.nc.is_closed:
+        """After a stop (WEEX closed): publish what is left, on the link the publisher was
+        using, until everything is acked or refused (bounded by the caller)."""
+        if self.link is None or self.link.closed:
             return  # NATS is away: what is left stays unacked (the summary counts it)
         self.window.restart()  # the acks of what was on the wire went with the old inbox
         self._draining = True
-        await self.publish_on(self.nc, stream)
+        await self.publish_on(self.link, stream)
 
-    async def publish_on(self, nc: Any, stream: str) -> None:
-        """Drain the outbox through the window on the connection `nc` until it closes."""
-        nats = import_nats()
-        await self._read_limits(nc, stream)
-        inbox = nc.new_inbox()
-
-        async def on_reply(msg: Any) -> None:
-            self._on_reply(msg, len(inbox) + 1)
-
+    async def publish_on(self, link: NatsLink, stream: str) -> None:
+        """Drain the outbox through the window on `link` until it closes."""
+        conn = link.conn
+        inbox = f"_INBOX.{secrets.token_hex(11)}"
+        self._inbox = inbox + "."
+        self.max_size = conn.max_payload
+        sid = conn.subscribe(f"{inbox}.>")
+        # The stream's own size limit, answered on the same inbox (`_on_limits`), is known
+        # before the first publish, so a record too large is refused without a round trip.
+        conn.publish(f"$JS.API.STREAM.INFO.{stream}", b"", reply=f"{inbox}.limits")
+        self._limits_known = anyio.Event()
         try:
-            sub = await nc.subscribe(f"{inbox}.>", cb=on_reply)
-            try:
-                await self._pump(nc, inbox)
-            finally:
-                with anyio.CancelScope(shield=True), contextlib.suppress(nats.errors.Error):
-                    await sub.unsubscribe()
-        except (nats.errors.Error, OSError) as exc:
-            log.info("NATS publishing stopped: %s", str(exc) or type(exc).__name__)
+            async with anyio.create_task_group() as readers:
+                readers.start_soon(self._read_replies, link)
+                try:
+                    if await self._send(link):
+                        with anyio.move_on_after(LIMITS_TIMEOUT):
+                            await self._limits_known.wait()
+                        await self._pump(link)
+                finally:
+                    readers.cancel_scope.cancel()
+        finally:
+            conn.unsubscribe(sid)  # sent with whatever goes next on a link that stays open
 
-    async def _pump(self, nc: Any, inbox: str) -> None:
-        while not nc.is_closed:
+    async def _read_replies(self, link: NatsLink) -> None:
+        """Take acks as they come; mark the link closed (and wake the publisher) when the
+        connection ends."""
+        try:
+            while True:
+                for event in await link.receive():
+                    if type(event) is Reply:
+                        self._on_reply(event.subject, event.data, event.status)
+                    elif isinstance(event, ServerError):
+                        log.warning("NATS: %s", event.text, extra={"weex_event": "nats_error"})
+                        if event.fatal:
+                            raise anyio.EndOfStream
+                await link.flush()  # a PONG for the server's PING
+        except (
+            OSError,
+            anyio.EndOfStream,
+            anyio.BrokenResourceError,
+            anyio.ClosedResourceError,
+            NatsProtocolError,
+        ) as exc:
+            # Not on a cancellation: a stopped relay drains on the link it was using.
+            log.info("NATS connection ended: %s", str(exc) or type(exc).__name__)
+            link.closed = True
+            self._wake.set()
+
+    async def _pump(self, link: NatsLink) -> None:
+        conn = link.conn
+        inbox = self._inbox
+        while not link.closed:
             if self._draining and not self.outbox and not len(self.window):
                 return
             now = anyio.current_time()
             if now >= self._hold_until:
-                self._fill()
-                for sending in self.window.to_send(now):
-                    item = sending.item
-                    await nc.publish(
-                        item.subject,
-                        sending.payload or item.body(),
-                        reply=f"{inbox}.{sending.seq}.{sending.generation}",
-                        headers={"Nats-Msg-Id": item.msg_id},
-                    )
+                # A batch at a time, each sent before the next is made: sending yields, so
+                # the WEEX side and the acks get their turns while a full window goes out.
+                while batch := self._next_batch(now):
+                    publish = conn.publish
+                    for sending in batch:
+                        item = sending.item
+                        publish(
+                            item.subject,
+                            sending.payload or item.body(),
+                            reply=f"{inbox}{sending.seq}.{sending.generation}",
+                            headers=msg_id_headers(item.msg_id),
+                        )
+                    if not await self._send(link):
+                        return
+                    now = anyio.current_time()
+                    if link.closed or now < self._hold_until:
+                        break
                 self._caught_up()
             if self.window.expire(anyio.current_time(), self.publish_timeout):
                 log.info(
@@ -446,10 +504,30 @@ class Relay:
             with anyio.move_on_after(max(wait, 0.0)):
                 await self._wake.wait()
 
-    def _fill(self) -> None:
-        """Move records from the outbox into the window while it has room; one too large
-        for the stream is refused here, before it is sent."""
-        while self.window.room > 0:
+    async def _send(self, link: NatsLink) -> bool:
+        """Send what is queued on `link`; False (and the link marked closed) if it broke."""
+        try:
+            await link.flush()
+        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+            log.info("NATS publishing stopped: %s", str(exc) or type(exc).__name__)
+            link.closed = True
+            return False
+        return True
+
+    def _next_batch(self, now: float) -> list[Sending]:
+        """Up to `PUBLISH_BATCH` records to send: those due again first, then new ones."""
+        batch = self.window.to_send(now, PUBLISH_BATCH)
+        if len(batch) < PUBLISH_BATCH:
+            self._fill(PUBLISH_BATCH - len(batch))
+            batch += self.window.to_send(now, PUBLISH_BATCH - len(batch))
+        return batch
+
+    def _fill(self, limit: int) -> None:
+        """Move up to `limit` records from the outbox into the window while it has room; one
+        too large for the stream is refused here, before it is sent."""
+        window = self.window
+        while window.room > 0 and limit > 0:
+            limit -= 1
             item = self.outbox.take()
             if item is None:
                 return
@@ -472,14 +550,19 @@ class Relay:
                 extra={"weex_event": "relay_caught_up", "dropped": self.outbox.dropped},
             )
 
-    def _on_reply(self, msg: Any, skip: int) -> None:
+    def _on_reply(self, subject: str, data: bytes, status: str | None) -> None:
+        inbox = self._inbox
+        if not subject.startswith(inbox):
+            return  # an earlier inbox's, on a link used again by `drain`
         try:
-            seq_text, generation_text = msg.subject[skip:].split(".")
+            seq_text, generation_text = subject[len(inbox) :].split(".")
             seq, generation = int(seq_text), int(generation_text)
         except ValueError:
+            if subject.endswith(".limits"):
+                self._on_limits(data)
+                self._limits_known.set()
             return
-        status = msg.headers.get("Status") if msg.headers else None
-        result = classify_ack(msg.data, status)
+        result = classify_ack(data, status)
         if result.kind in ("stored", "duplicate"):
             self.window.ack(seq, duplicate=result.kind == "duplicate")
         elif result.kind == "retry":
@@ -537,18 +620,15 @@ class Relay:
             )
         self._said = (result.reason, now, 0)
 
-    async def _read_limits(self, nc: Any, stream: str) -> None:
-        """The size limit: the stream's max_msg_size and the server's max_payload."""
-        nats = import_nats()
-        limits = [int(nc.max_payload)] if nc.max_payload else []
+    def _on_limits(self, data: bytes) -> None:
+        """The stream's `max_msg_size` (JetStream's STREAM.INFO answer), below the server's
+        max_payload: a record larger than either is refused before it is sent."""
         try:
-            info = await nc.jetstream().stream_info(stream)
-        except (nats.errors.Error, TimeoutError):
+            size = json.loads(data)["config"].get("max_msg_size", -1)
+        except (ValueError, KeyError, TypeError, AttributeError):
             return  # keep what is known; a refusal still drops a record too large
-        size = info.config.max_msg_size
-        if size is not None and size >= 0:
-            limits.append(int(size))
-        self.max_size = min(limits) if limits else -1
+        if isinstance(size, int) and size >= 0:
+            self.max_size = min(self.max_size, size) if self.max_size >= 0 else size
 
 
 async def ensure_stream(
@@ -616,20 +696,6 @@ def _setting(key: str, value: Any) -> str:
     if key == "max_age":
         return f"--max-age {value:g}" if value else "no --max-age"
     return f"--retention {getattr(value, 'value', value)}"
-
-
-class NatsUnavailableError(WeexError):
-    """The NATS server could not be reached when the command started."""
-
-
-def without_credentials(url: str) -> str:
-    """The URL as it may be shown: any `user:password@` taken out."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 async def connect_nats(
@@ -700,7 +766,7 @@ async def run_relay(args: argparse.Namespace, stopper: Stopper, stderr: TextIO) 
     if any(is_private_channel(channel) for channel in channels):
         config.require_credentials()
     relay = Relay(prefix=args.prefix, outbox_capacity=args.outbox, window=args.window)
-    nc = await connect_nats(args.nats, reconnect=False, on_closed=relay.wake)
+    nc = await connect_nats(args.nats, reconnect=False)
     try:
         changed = await ensure_stream(
             nc.jetstream(),
@@ -710,16 +776,20 @@ async def run_relay(args: argparse.Namespace, stopper: Stopper, stderr: TextIO) 
             retention=args.retention,
             duplicate_window=args.duplicate_window,
         )
+    finally:
+        await close_nats(nc)  # the stream is managed; records go through the relay's link
+    link = await open_link(args.nats, CONNECT_TIMEOUT)
+    try:
         if not args.quiet:
             stderr.write(_start_line(args, channels, symbols, changed) + "\n")
             stderr.flush()
         started = anyio.current_time()
 
-        async def reconnect() -> Any:
+        async def reconnect() -> NatsLink:
             delay = RETRY_DELAY
             while True:
                 try:
-                    return await connect_nats(args.nats, reconnect=False, on_closed=relay.wake)
+                    return await open_link(args.nats, CONNECT_TIMEOUT)
                 except NatsUnavailableError as exc:
                     log.info("%s; trying again", exc)
                 await anyio.sleep(delay)
@@ -739,7 +809,7 @@ async def run_relay(args: argparse.Namespace, stopper: Stopper, stderr: TextIO) 
                 relay.clients = [client for client, _ in groups]
                 with stopper.scope:
                     async with anyio.create_task_group() as task_group:
-                        task_group.start_soon(relay.publish_forever, nc, reconnect, args.stream)
+                        task_group.start_soon(relay.publish_forever, link, reconnect, args.stream)
                         if not args.quiet:
                             task_group.start_soon(show_status, relay, stderr)
                         await _relay(groups, relay, args, task_group)
@@ -747,15 +817,15 @@ async def run_relay(args: argparse.Namespace, stopper: Stopper, stderr: TextIO) 
             with anyio.move_on_after(DRAIN_TIMEOUT):
                 await relay.drain(args.stream)
         finally:
-            if relay.nc is not None and relay.nc is not nc:
-                await close_nats(relay.nc)
+            if relay.link is not None and relay.link is not link:
+                await relay.link.aclose()
             if not args.quiet:
                 elapsed = anyio.current_time() - started
                 clear = "\r\x1b[K" if stderr.isatty() else ""
                 stderr.write(f"{clear}{summary_text(relay.counts(), elapsed)}\n")
                 stderr.flush()
     finally:
-        await close_nats(nc)
+        await link.aclose()
     return 0
 
 

@@ -1,0 +1,81 @@
+"""Records as JSON text: one function for every place a record leaves the process as JSON.
+
+Values a push holds (strings, numbers, lists, dicts) are written as they are, in one call to
+the encoder; anything else (a `Decimal`, an enum, an attrs record, a read-only mapping) goes
+through `to_jsonable` only when the encoder meets it, so a record that is already plain JSON
+is never walked in Python. orjson writes the text when it is installed (the `fast` extra).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+__all__ = ["dumps_compact", "to_jsonable"]
+
+
+def to_jsonable(value: Any) -> Any:
+    """Typed records, books and decimals as plain JSON values (Decimal → exact string)."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, enum.Enum):
+        return to_jsonable(value.value)
+    if attrs.has(type(value)):
+        # `raw` (the record exactly as received) is left out: the typed fields are the point.
+        return {
+            field.name: to_jsonable(getattr(value, field.name))
+            for field in attrs.fields(type(value))
+            if field.name != "raw"
+        }
+    if isinstance(value, Mapping):
+        return {str(key): to_jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(item) for item in value]
+    return str(value)
+
+
+def _stdlib_dumps() -> Callable[[Any], bytes]:
+    encoder = json.JSONEncoder(
+        ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=to_jsonable
+    )
+
+    def dumps(value: Any) -> bytes:
+        return encoder.encode(value).encode()
+
+    return dumps
+
+
+def _fast_dumps() -> Callable[[Any], bytes]:
+    try:
+        import orjson
+    except ImportError:
+        return _stdlib_dumps()
+    fast = orjson.dumps
+
+    def dumps(value: Any) -> bytes:
+        return fast(value, default=to_jsonable)
+
+    return dumps
+
+
+_dumps = _fast_dumps()
+
+
+def dumps_compact(value: Any) -> bytes:
+    """`value` as compact UTF-8 JSON. What the encoder refuses (a key that is not a string;
+    a NaN, which the standard library's encoder refuses here and orjson writes as null) is
+    written from `to_jsonable(value)` instead."""
+    try:
+        return _dumps(value)
+    except (TypeError, ValueError):
+        return _dumps(to_jsonable(value))
