@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from .backend import Backend, ScopeLike
 from .connection import NORMAL_CLOSURE, ConnectionState, WeexConnection
@@ -32,12 +32,13 @@ Python's cyclic garbage collector several times per read, whose passes over the 
 then cost more than the decoding itself. A slice's messages are freed as they are consumed."""
 MIN_FEED_SIZE = 1024
 """The smallest slice: a frame or so, however slow the handlers."""
-TURN_BUDGET = 0.0005
-"""Seconds of decoding and delivery between two checkpoints of one receive loop. A slice that
-took longer makes the next ones smaller (down to `MIN_FEED_SIZE`): what a message costs is
-mostly the consumers' (a sync handler runs inline), which bytes cannot tell. So however many
-connections flood at once, and whatever their handlers do, the program's other tasks wait for
-about one budget per busy connection, not for a slice of expensive messages on each."""
+ROUND_BUDGET = 0.002
+"""Seconds of decoding and delivery that all busy receive loops of the process share between
+two turns of any other task. Each loop's turn is this divided by the loops working through a
+read at the time (`_feeding`); a slice that took longer than its turn makes the next ones
+smaller (down to `MIN_FEED_SIZE`): what a message costs is mostly the consumers' (a sync
+handler runs inline), which bytes cannot tell. So however many connections flood at once,
+and whatever their handlers do, the program's other tasks wait about this long."""
 CLOSE_ON_CANCEL_TIMEOUT = 1.0  # seconds to get our close frame out (and the peer to hang up)
 
 
@@ -45,6 +46,10 @@ class ConnectionRunner:
     """Keeps one connection of an endpoint going: waits for its turn to connect, moves bytes,
     sleeps until the core's deadlines. Ends when the core no longer wants the connection
     (retired, the client disconnected, or it gave up)."""
+
+    _feeding: ClassVar[int] = 0
+    """Receive loops of the process (every client's) working through a read just now: they
+    share the `ROUND_BUDGET`."""
 
     def __init__(
         self,
@@ -234,26 +239,26 @@ class ConnectionRunner:
         """
         wall_time = self._wall_clock()  # every slice was read at once
         step = self._feed_size
-        if len(data) <= step:  # nearly every read of a quiet feed; b"" is the end
-            if len(data) < MIN_FEED_SIZE:
-                conn.receive_data(data, now, wall_time=wall_time)
-                return self.hub.read_events(self.session, conn, now)
-            began = self._clock()
+        if len(data) < MIN_FEED_SIZE:  # nearly every read of a quiet feed; b"" is the end
             conn.receive_data(data, now, wall_time=wall_time)
-            decision = self.hub.read_events(self.session, conn, now)
-            self._feed_size = _next_feed_size(step, len(data), self._clock() - began)
-            return decision
+            return self.hub.read_events(self.session, conn, now)
         start, size, clock = 0, len(data), self._clock
-        while True:
-            stop = start + step
-            began = clock()
-            conn.receive_data(data[start:stop], now, wall_time=wall_time)
-            decision = self.hub.read_events(self.session, conn, now)
-            step = self._feed_size = _next_feed_size(step, stop - start, clock() - began)
-            if decision is not None or stop >= size:
-                return decision
-            start = stop
-            await self._backend.checkpoint()
+        ConnectionRunner._feeding += 1
+        try:
+            while True:
+                stop = start + step
+                began = clock()
+                conn.receive_data(data[start:stop], now, wall_time=wall_time)
+                decision = self.hub.read_events(self.session, conn, now)
+                turn = ROUND_BUDGET / ConnectionRunner._feeding
+                step = _next_feed_size(step, min(stop, size) - start, clock() - began, turn)
+                self._feed_size = step
+                if decision is not None or stop >= size:
+                    return decision
+                start = stop
+                await self._backend.checkpoint()
+        finally:
+            ConnectionRunner._feeding -= 1
 
     async def _read_until_hangup(self, stream: Any) -> None:
         """Drop what the peer still sends until it closes the stream (the caller bounds it)."""
@@ -282,12 +287,12 @@ class ConnectionRunner:
             self._receive_scope.cancel()  # let the pump collect the close without waiting
 
 
-def _next_feed_size(step: int, fed: int, spent: float) -> int:
-    """The next slice's size, after `fed` bytes (of a slice of `step`) took `spent` seconds:
-    scaled down to fit the `TURN_BUDGET` when it ran over, doubled back towards `FEED_SIZE`
-    when a full slice took less than half of it."""
-    if spent > TURN_BUDGET:
-        return max(MIN_FEED_SIZE, min(step, int(fed * TURN_BUDGET / spent)))
-    if fed >= step and spent < TURN_BUDGET / 2:
+def _next_feed_size(step: int, fed: int, spent: float, turn: float) -> int:
+    """The next slice's size, after `fed` bytes (of a slice of `step`) took `spent` seconds
+    of a `turn`: scaled down to fit the turn when it ran over, doubled back towards
+    `FEED_SIZE` when a full slice took less than half of it."""
+    if spent > turn:
+        return max(MIN_FEED_SIZE, min(step, int(fed * turn / spent)))
+    if fed >= step and spent < turn / 2:
         return min(FEED_SIZE, step * 2)
     return step

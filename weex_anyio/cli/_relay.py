@@ -74,7 +74,7 @@ DRAIN_TIMEOUT = 5.0
 """Seconds a stopping relay waits for what is left to be acked (WEEX already closed)."""
 LIMITS_TIMEOUT = 2.0
 """Seconds a new link waits for the stream's size limit before publishing without it."""
-PUBLISH_BATCH = 128
+PUBLISH_BATCH = 64
 """Publishes made and sent at a time; the publisher yields between two batches."""
 REFILL_SLICE = 8
 """The publisher is woken to refill the window once 1/REFILL_SLICE of it is free."""
