@@ -11,13 +11,14 @@ from __future__ import annotations
 import enum
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
 import attrs
 
-__all__ = ["dumps_compact", "to_jsonable"]
+__all__ = ["canonical_json", "dumps_compact", "to_jsonable"]
 
 
 def to_jsonable(value: Any) -> Any:
@@ -69,6 +70,47 @@ def _fast_dumps() -> Callable[[Any], bytes]:
 
 
 _dumps = _fast_dumps()
+
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+)
+_FLOAT_TOKEN = re.compile(rb"(?:^|[:,\[])(?:-?[0-9]+[.eE]|null)")
+"""A number with a fraction or an exponent in compact JSON, or a null (orjson writes an
+infinity as null). It may also match inside a string: then the slower encoder is used,
+which is never wrong."""
+
+
+def _orjson_sorted() -> Callable[[Any], bytes] | None:
+    try:
+        import orjson
+    except ImportError:
+        return None
+    dumps, option = orjson.dumps, orjson.OPT_SORT_KEYS
+
+    def sorted_dumps(value: Any) -> bytes:
+        return dumps(value, option=option)
+
+    return sorted_dumps
+
+
+_sorted_fast = _orjson_sorted()
+
+
+def canonical_json(value: Any) -> bytes:
+    """`value` as JSON with sorted keys and no spaces, the same bytes whether or not orjson
+    is installed (two relays must derive the same ids from the same push). orjson writes it
+    when it can and the value holds no float and no null (the two encoders write some
+    floats differently, and orjson an infinity as null); otherwise the standard library
+    does, with anything it cannot write as `str(value)`."""
+    if _sorted_fast is not None:
+        try:
+            text = _sorted_fast(value)
+        except TypeError:  # orjson.JSONEncodeError: a big int, a lone surrogate, a Decimal
+            pass
+        else:
+            if _FLOAT_TOKEN.search(text) is None:
+                return text
+    return _CANONICAL.encode(value).encode("utf-8", "surrogatepass")
 
 
 def dumps_compact(value: Any) -> bytes:

@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 
 from .channels import is_private_channel, parse_channel
-from .jsonable import dumps_compact
+from .jsonable import canonical_json, dumps_compact
 
 SUBJECT_PREFIX = "weex"
 _FORBIDDEN_IN_SUBJECTS = frozenset(" \t\r\n*>")
@@ -106,13 +106,9 @@ def snapshot_id(channel: str, version: int) -> str:
     return f"{channel}:SNAPSHOT:{version}"
 
 
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
-"""The encoding `frame_digest` hashes: made once (`json.dumps` with options makes one per call)."""
-
-
 def frame_digest(frame: Mapping[str, Any]) -> str:
     """A short digest of the frame's content (key order and spacing do not matter)."""
-    return hashlib.sha256(_CANONICAL.encode(frame).encode()).hexdigest()[:32]
+    return hashlib.sha256(canonical_json(frame)).hexdigest()[:32]
 
 
 def book_snapshot_record(
