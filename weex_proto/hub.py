@@ -26,7 +26,7 @@ from .config import WeexConfig
 from .connection import ConnectionOptions, PushTuple, WeexConnection
 from .connections import ClientConnections, connection_name
 from .error_codes import exception_for
-from .errors import ErrorKind, WeexError
+from .errors import ErrorKind, WeexError, explain_error
 from .events import (
     Connected,
     ConnectionClosed,
@@ -52,7 +52,7 @@ from .plans import plan_tickers as plan_tickers
 from .plans import plan_trades as plan_trades
 from .pool import ConnectionBudget
 from .records import RecordSplitter, SplitError
-from .session import Decision, GiveUp, Reconnect, Stop, WeexSession, explain_error
+from .session import Decision, GiveUp, Reconnect, Stop, WeexSession
 from .sessionpool import PooledSession
 
 log = logging.getLogger("weex_ws")

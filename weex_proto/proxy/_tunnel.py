@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from ..errors import ProxyConnectionError
-from ..session import explain_error
+from ..errors import ProxyConnectionError, explain_error
 from ._handshake import ProxyHandshake
 from ._http import HttpConnectHandshake
 from ._socks import Socks5Handshake
