@@ -5,5 +5,5 @@ going; `backend.Backend` is what an adapter supplies (events, locks, cancel scop
 `hub.ClientHub` holds every decision the client makes that is not I/O, with what only it uses
 (`books`, `connections`, `fanout`, `health`, `plans`); `tls` builds the default TLS context
 and `tunnel` drives a proxy handshake over a stream. Async code lives here only: the state
-machines above this package neither await nor import it.
+machines at the top level of `weex_proto` neither await nor import anything from here.
 """
