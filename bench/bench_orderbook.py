@@ -33,10 +33,10 @@ from typing import Any
 from callgrind import instructions, require_valgrind
 
 from weex_proto import messages
-from weex_proto.books import book_snapshot
 from weex_proto.connection import ConnectionOptions
 from weex_proto.messages import DepthUpdate, parse_depth_levels, parse_push
 from weex_proto.orderbook import Applied, OrderBook
+from weex_proto.runtime.books import book_snapshot
 
 
 def forget_decimals() -> None:

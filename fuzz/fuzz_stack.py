@@ -58,8 +58,10 @@ from weex_proto.channels import channel_matches
 from weex_proto.connection import ConnectionOptions, ConnectionState, WeexConnection
 from weex_proto.errors import WeexError
 from weex_proto.events import WebSocketMessage
-from weex_proto.fanout import BufferClosed, MessageBuffer
-from weex_proto.hub import (
+from weex_proto.logs import JsonLogFormatter
+from weex_proto.messages import PayloadError
+from weex_proto.runtime.fanout import BufferClosed, MessageBuffer
+from weex_proto.runtime.hub import (
     ClientHub,
     StreamPlan,
     plan_order_book,
@@ -67,8 +69,6 @@ from weex_proto.hub import (
     plan_tickers,
     plan_trades,
 )
-from weex_proto.logs import JsonLogFormatter
-from weex_proto.messages import PayloadError
 from weex_proto.session import GiveUp, Reconnect, WeexSession
 
 BUFFER_SIZE = 8

@@ -52,9 +52,9 @@ from weex_anyio.cli._dashboard import DashboardState, render
 from weex_anyio.cli.replay import ReplayTransport
 from weex_anyio.testing import SimulatedWeexServer
 from weex_proto.config import parse_endpoint
-from weex_proto.health import Health
 from weex_proto.logs import REDACTED, JsonLogFormatter
 from weex_proto.replay import RecordedFrame, RecordingError, ReplayServer, due_at, parse_speed
+from weex_proto.runtime.health import Health
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable

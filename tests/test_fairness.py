@@ -22,7 +22,7 @@ from tests.adapters import Harness, on_every_adapter
 from weex_anyio.testing._connection import text_frame
 from weex_proto.events import WebSocketMessage
 from weex_proto.messages import Ticker
-from weex_proto.runner import FEED_SIZE, RECEIVE_SIZE
+from weex_proto.runtime.runner import FEED_SIZE, RECEIVE_SIZE
 
 BTC = "ticker.cmt_btcusdt"
 FLOOD_PRICE = "1.5"

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from weex_proto.errors import StreamOverflowError
 from weex_proto.events import WebSocketMessage
-from weex_proto.fanout import (
+from weex_proto.runtime.fanout import (
     ROUTE_CACHE_SIZE,
     BufferClosed,
     ChannelRefs,

@@ -56,9 +56,9 @@ from weex_anyio.cli import main
 from weex_anyio.cli._dashboard import DashboardState, render
 from weex_anyio.cli.replay import ReplayTransport
 from weex_proto._version import __version__
-from weex_proto.health import Health
 from weex_proto.messages import Ticker, Trade, parse_push
 from weex_proto.replay import RecordedFrame
+from weex_proto.runtime.health import Health
 
 
 @pytest.fixture

@@ -22,8 +22,8 @@ from tests.wspeer import ServerPeer
 from weex_proto.config import WeexConfig
 from weex_proto.connection import ConnectionOptions, WeexConnection
 from weex_proto.events import ConnectionClosed, ConnectionRejected, ErrorReceived, WebSocketMessage
-from weex_proto.fanout import MessageBuffer
-from weex_proto.hub import ClientHub, plan_order_book, plan_tickers
+from weex_proto.runtime.fanout import MessageBuffer
+from weex_proto.runtime.hub import ClientHub, plan_order_book, plan_tickers
 from weex_proto.session import WeexSession
 from weex_proto.wire import describe, ping_server_time, text_of
 

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from tests.wspeer import ServerPeer
-from weex_proto.books import MAX_RESYNCS_WITHOUT_SNAPSHOT
 from weex_proto.config import WeexConfig
 from weex_proto.connection import ConnectionOptions
 from weex_proto.errors import (
@@ -21,9 +20,16 @@ from weex_proto.errors import (
     WeexError,
 )
 from weex_proto.events import WebSocketMessage
-from weex_proto.fanout import BufferClosed, OverflowPolicy
-from weex_proto.hub import ClientHub, plan_order_book, plan_private, plan_tickers, plan_trades
 from weex_proto.orderbook import MAX_STALE_DELTAS
+from weex_proto.runtime.books import MAX_RESYNCS_WITHOUT_SNAPSHOT
+from weex_proto.runtime.fanout import BufferClosed, OverflowPolicy
+from weex_proto.runtime.hub import (
+    ClientHub,
+    plan_order_book,
+    plan_private,
+    plan_tickers,
+    plan_trades,
+)
 from weex_proto.session import GiveUp, Reconnect, WeexSession
 
 T0 = 1_700_000_000.0

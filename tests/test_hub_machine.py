@@ -51,8 +51,8 @@ from weex_proto.config import WeexConfig
 from weex_proto.connection import ConnectionOptions, ConnectionState, WeexConnection
 from weex_proto.errors import OrderBookError, ServerError, StreamOverflowError
 from weex_proto.events import WebSocketMessage
-from weex_proto.fanout import BufferClosed, HandlerBacklog, MessageBuffer
-from weex_proto.hub import ClientHub, plan_order_book, plan_private, plan_tickers
+from weex_proto.runtime.fanout import BufferClosed, HandlerBacklog, MessageBuffer
+from weex_proto.runtime.hub import ClientHub, plan_order_book, plan_private, plan_tickers
 from weex_proto.session import Decision, GiveUp
 from weex_proto.sessionpool import PooledSession
 

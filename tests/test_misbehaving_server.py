@@ -15,10 +15,10 @@ import anyio
 import pytest
 
 from tests.adapters import Harness, eventually, on_every_adapter, take
-from weex_proto.books import MAX_RESYNCS_WITHOUT_SNAPSHOT
 from weex_proto.errors import OrderBookError, ServerError
 from weex_proto.events import WebSocketMessage
 from weex_proto.orderbook import MAX_STALE_DELTAS
+from weex_proto.runtime.books import MAX_RESYNCS_WITHOUT_SNAPSHOT
 
 SYMBOLS = [f"cmt_sym{i}usdt" for i in range(120)]
 """More than fit on one connection (100 channels): the client opens two."""

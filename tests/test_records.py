@@ -24,8 +24,6 @@ from tests.fixtures_messages import (
 )
 from tests.test_hub import T0, connect, make_hub, push
 from weex_proto.events import PushFrame, WebSocketMessage
-from weex_proto.fanout import OverflowPolicy
-from weex_proto.hub import StreamPlan, plan_private, plan_tickers, plan_trades
 from weex_proto.messages import (
     Candle,
     Collateral,
@@ -40,6 +38,8 @@ from weex_proto.messages import (
     order_status,
 )
 from weex_proto.records import OrderBookSnapshot, RecordSplitter, SplitError
+from weex_proto.runtime.fanout import OverflowPolicy
+from weex_proto.runtime.hub import StreamPlan, plan_private, plan_tickers, plan_trades
 from weex_proto.session import Reconnect
 
 

@@ -46,7 +46,7 @@ from weex_anyio.testing import SimulatedWeexServer
 from weex_anyio.testing._connection import ServerConnection
 from weex_proto import messages, records
 from weex_proto.events import WebSocketMessage
-from weex_proto.fanout import MessageBuffer
+from weex_proto.runtime.fanout import MessageBuffer
 
 SEED = 20240607
 ROUNDS = 3

@@ -26,7 +26,6 @@ from weex_proto import strategies as ws
 from weex_proto.config import WeexConfig
 from weex_proto.connection import ConnectionOptions, ConnectionState
 from weex_proto.events import MessageReceived, PingAnswered
-from weex_proto.hub import ClientHub, plan_order_book, plan_private, plan_tickers, plan_trades
 from weex_proto.messages import (
     Candle,
     DepthUpdate,
@@ -38,6 +37,13 @@ from weex_proto.messages import (
     parse_push,
 )
 from weex_proto.orderbook import Applied, BookState, NeedsResync, OrderBook
+from weex_proto.runtime.hub import (
+    ClientHub,
+    plan_order_book,
+    plan_private,
+    plan_tickers,
+    plan_trades,
+)
 from weex_proto.session import Reconnect, WeexSession
 
 T0 = 1_700_000_000.0

@@ -10,8 +10,8 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from weex_proto.backend import Backend, EventLike, LockLike, ScopeLike
 from weex_proto.config import Endpoint
+from weex_proto.runtime.backend import Backend, EventLike, LockLike, ScopeLike
 
 from ._interface import Transport, TransportStream
 

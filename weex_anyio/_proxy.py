@@ -17,8 +17,9 @@ import anyio.abc
 from anyio.streams.tls import TLSStream
 
 from weex_proto.config import Endpoint
-from weex_proto.proxy import ProxyURL, establish_tunnel, proxy_handshake, unreachable
-from weex_proto.tls import default_ssl_context
+from weex_proto.proxy import ProxyURL, proxy_handshake, unreachable
+from weex_proto.runtime.tls import default_ssl_context
+from weex_proto.runtime.tunnel import establish_tunnel
 
 from ._asyncio_stream import ProtocolStream, open_protocol_stream
 

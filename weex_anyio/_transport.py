@@ -18,7 +18,7 @@ import anyio.abc
 
 from weex_proto.config import Endpoint
 from weex_proto.proxy import ProxyRoutes
-from weex_proto.tls import default_ssl_context
+from weex_proto.runtime.tls import default_ssl_context
 
 from ._asyncio_stream import on_asyncio, open_protocol_stream
 from ._interface import Transport

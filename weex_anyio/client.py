@@ -4,10 +4,10 @@
         async for message in client.stream_tickers(["BTCUSDT"]):
             print(message.data["last"], message.record.last_price)
 
-All behaviour is `weex_proto.client_base.BaseClient`; this file owns the anyio task group. It is
-entered with `async with`, or on asyncio only, kept in a hidden task started by `connect()`
-for code that cannot use a context manager (then call `close()` when done: it returns once that
-task, and every task it started, has ended).
+All behaviour is `weex_proto.runtime.client_base.BaseClient`; this file owns the anyio task
+group. It is entered with `async with`, or on asyncio only, kept in a hidden task started by
+`connect()` for code that cannot use a context manager (then call `close()` when done: it
+returns once that task, and every task it started, has ended).
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from weex_proto.backend import Backend
-from weex_proto.client_base import BaseClient
 from weex_proto.config import WeexConfig
 from weex_proto.errors import LocalProtocolError
 from weex_proto.proxy import ProxyRoutes
+from weex_proto.runtime.backend import Backend
+from weex_proto.runtime.client_base import BaseClient
 
 from ._backend import AnyioBackend
 from ._interface import Transport

@@ -2,6 +2,8 @@
 
 Nothing here does I/O, reads a clock or draws random numbers of its own: bytes and `now` go in,
 typed events and bytes to send come out. Adapters (`weex_anyio`, `weex_trio`) move the bytes.
+The client they run, written once for any event loop, is the subpackage `weex_proto.runtime`:
+the one place with async code, built on these modules and never imported by them.
 """
 
 from .backoff import ReconnectPolicy

@@ -21,6 +21,7 @@ from typing import Any
 import attrs
 
 from .errors import ConfigError
+from .proxy import ProxyRoutes, parse_proxy_url
 
 DEFAULT_PUBLIC_URL = "wss://ws-contract.weex.com/v2/ws/public"
 DEFAULT_PRIVATE_URL = "wss://ws-contract.weex.com/v2/ws/private"
@@ -195,8 +196,6 @@ def _check_ca_file(
 def _check_proxy(
     instance: WeexConfig, attribute: attrs.Attribute[str | bool | None], value: str | bool | None
 ) -> None:
-    from .proxy import ProxyRoutes  # the proxy package needs this module first
-
     if value is not None:
         ProxyRoutes.choose(value)  # raises ConfigError naming `proxy`, never the URL
 
@@ -205,8 +204,6 @@ def _proxy_repr(value: str | bool | None) -> str:
     """The proxy without its credentials."""
     if not isinstance(value, str) or not value:
         return repr(value)
-    from .proxy import parse_proxy_url
-
     return repr(str(parse_proxy_url(value)))
 
 

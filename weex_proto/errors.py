@@ -128,6 +128,31 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
+_CAUSE_DEPTH = 4  # links of a cause chain worth showing; more is noise
+
+
+def explain_error(error: BaseException) -> str:
+    """`Type: message` of `error` and of what it wraps, outermost first."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen and len(parts) < _CAUSE_DEPTH:
+        seen.add(id(current))
+        parts.append(describe(current))
+        current = _wrapped(current)
+    return "; caused by ".join(parts)
+
+
+def _wrapped(error: BaseException) -> BaseException | None:
+    if error.__cause__ is not None:
+        return error.__cause__
+    if error.__context__ is not None and not error.__suppress_context__:
+        return error.__context__
+    if isinstance(error, BaseExceptionGroup) and error.exceptions:
+        return error.exceptions[0]
+    return None
+
+
 class ErrorKind(enum.Enum):
     """How an error event from the exchange should be handled."""
 

@@ -33,6 +33,7 @@ from .errors import (
     ReconnectExhaustedError,
     WeexError,
     describe,
+    explain_error,
 )
 from .events import CloseInitiator, ConnectionClosed, ConnectionRejected
 from .subscriptions import SubscriptionBook
@@ -241,9 +242,6 @@ class WeexSession:
         return GiveUp(error, gap)
 
 
-_CAUSE_DEPTH = 4  # links of a cause chain worth showing; more is noise
-
-
 def _as_weex_error(error: BaseException) -> WeexError:
     """A transport failure as a `WeexError` whose message names the real cause.
 
@@ -257,28 +255,6 @@ def _as_weex_error(error: BaseException) -> WeexError:
     wrapped = ConnectionClosedError(None, explain_error(error))
     wrapped.__cause__ = error
     return wrapped
-
-
-def explain_error(error: BaseException) -> str:
-    """`Type: message` of `error` and of what it wraps, outermost first."""
-    parts: list[str] = []
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen and len(parts) < _CAUSE_DEPTH:
-        seen.add(id(current))
-        parts.append(describe(current))
-        current = _wrapped(current)
-    return "; caused by ".join(parts)
-
-
-def _wrapped(error: BaseException) -> BaseException | None:
-    if error.__cause__ is not None:
-        return error.__cause__
-    if error.__context__ is not None and not error.__suppress_context__:
-        return error.__context__
-    if isinstance(error, BaseExceptionGroup) and error.exceptions:
-        return error.exceptions[0]
-    return None
 
 
 def _reason_of(problem: WeexError) -> str:

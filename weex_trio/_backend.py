@@ -8,8 +8,8 @@ from typing import Any
 
 import trio
 
-from weex_proto.backend import Backend, EventLike, LockLike, ScopeLike
 from weex_proto.config import Endpoint
+from weex_proto.runtime.backend import Backend, EventLike, LockLike, ScopeLike
 
 from ._interface import Transport, TransportStream
 

@@ -12,8 +12,9 @@ import ssl
 import trio
 
 from weex_proto.config import Endpoint
-from weex_proto.proxy import ProxyURL, establish_tunnel, proxy_handshake, unreachable
-from weex_proto.tls import default_ssl_context
+from weex_proto.proxy import ProxyURL, proxy_handshake, unreachable
+from weex_proto.runtime.tls import default_ssl_context
+from weex_proto.runtime.tunnel import establish_tunnel
 
 STREAM_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
 RECEIVE_SIZE = 65536

@@ -13,7 +13,7 @@ import trio
 
 from weex_proto.config import Endpoint
 from weex_proto.proxy import ProxyRoutes
-from weex_proto.tls import default_ssl_context
+from weex_proto.runtime.tls import default_ssl_context
 
 from ._interface import Transport
 from ._proxy import connect_through

@@ -4,8 +4,8 @@
         async for message in client.stream_tickers(["BTCUSDT"]):
             print(message.data["last"], message.record.last_price)
 
-All behaviour is `weex_proto.client_base.BaseClient`, shared with `weex_anyio`; this file owns
-the nursery, which trio's structured concurrency ties to `async with`.
+All behaviour is `weex_proto.runtime.client_base.BaseClient`, shared with `weex_anyio`; this
+file owns the nursery, which trio's structured concurrency ties to `async with`.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from typing import Any
 
 import trio
 
-from weex_proto.backend import Backend
-from weex_proto.client_base import BaseClient
 from weex_proto.config import WeexConfig
 from weex_proto.errors import LocalProtocolError
 from weex_proto.proxy import ProxyRoutes
+from weex_proto.runtime.backend import Backend
+from weex_proto.runtime.client_base import BaseClient
 
 from ._backend import TrioBackend
 from ._interface import Transport

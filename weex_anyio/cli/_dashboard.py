@@ -26,8 +26,8 @@ import attrs
 
 from weex_proto.config import WeexConfig
 from weex_proto.events import WebSocketMessage
-from weex_proto.health import Health
 from weex_proto.messages import PayloadError, Ticker, Trade
+from weex_proto.runtime.health import Health
 
 from ..client import WeexWebSocketClient
 from ..testing import SimulatedWeexServer

@@ -20,13 +20,13 @@ from typing import Any
 
 import anyio
 
-from weex_proto.books import book_snapshot
 from weex_proto.events import PushFrame, WebSocketMessage
-from weex_proto.health import EndpointHealth, Health
 from weex_proto.messages import PRIVATE_RECORD_KEYS, DepthUpdate, PayloadError
 from weex_proto.orderbook import Applied, ApplyResult, NeedsResync, OrderBook
 from weex_proto.records import OrderBookSnapshot, RecordSplitter, SplitError
 from weex_proto.relaying import subject_for
+from weex_proto.runtime.books import book_snapshot
+from weex_proto.runtime.health import EndpointHealth, Health
 
 from ._nats_link import NatsUnavailableError
 from ._relay import import_nats

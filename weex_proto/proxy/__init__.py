@@ -2,15 +2,16 @@
 
 `ProxyRoutes` says which proxy each endpoint uses (the `proxy=` option or the environment);
 `HttpConnectHandshake` and `Socks5Handshake` are the handshakes as state machines (bytes in,
-bytes out, `TunnelEstablished` or a `ProxyError`); `establish_tunnel` is the loop an adapter
-runs them with. TLS for `wss://` starts inside the tunnel, checked against the exchange's name.
+bytes out, `TunnelEstablished` or a `ProxyError`); `weex_proto.runtime.tunnel.establish_tunnel`
+is the loop an adapter runs them with. TLS for `wss://` starts inside the tunnel, checked
+against the exchange's name.
 """
 
 from ._handshake import ProxyHandshake, TunnelEstablished
 from ._http import MAX_REPLY_SIZE, HttpConnectHandshake
 from ._routes import ProxyChoice, ProxyRoutes
 from ._socks import Socks5Handshake
-from ._tunnel import establish_tunnel, proxy_handshake, unreachable
+from ._tunnel import proxy_handshake, unreachable
 from ._url import ProxyScheme, ProxyURL, parse_proxy_url
 
 __all__ = [
@@ -23,7 +24,6 @@ __all__ = [
     "ProxyURL",
     "Socks5Handshake",
     "TunnelEstablished",
-    "establish_tunnel",
     "parse_proxy_url",
     "proxy_handshake",
     "unreachable",

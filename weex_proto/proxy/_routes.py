@@ -23,10 +23,10 @@ import ipaddress
 import logging
 import os
 from collections.abc import Mapping
+from typing import Protocol
 
 import attrs
 
-from ..config import Endpoint
 from ..errors import ConfigError
 from ._url import ProxyURL, parse_proxy_url
 
@@ -34,6 +34,22 @@ ProxyChoice = str | bool | None
 """What `proxy=` accepts: a URL, False/"" for none, None for the environment."""
 
 log = logging.getLogger("weex_ws")
+
+
+class Destination(Protocol):
+    """What a route is chosen by: a URL's scheme, host and port (`config.Endpoint` has them).
+
+    A protocol, not `Endpoint` itself: `config` checks its `proxy=` with this package, so the
+    proxy package never imports `config`.
+    """
+
+    @property
+    def scheme(self) -> str: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+
 
 _VARIABLES = {
     "wss": ("wss_proxy", "https_proxy", "all_proxy"),
@@ -98,7 +114,7 @@ class ProxyRoutes:
         bypass = tuple(entry for entry in map(_parse_bypass, entries) if entry is not None)
         return cls(from_environment=by_scheme, bypass=bypass)
 
-    def for_endpoint(self, endpoint: Endpoint) -> ProxyURL | None:
+    def for_endpoint(self, endpoint: Destination) -> ProxyURL | None:
         """The proxy to reach `endpoint` through, or None to connect directly."""
         if self.fixed is not None:
             return self.fixed

@@ -21,16 +21,22 @@ import ssl
 from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
-from .backend import AsyncBuffer, Backend
-from .channels import KlineInterval, PriceType, build_channel
-from .config import DEFAULT_PRIVATE_URL, DEFAULT_PUBLIC_URL, WeexConfig
-from .connection import (
+from ..channels import KlineInterval, PriceType, build_channel
+from ..config import DEFAULT_PRIVATE_URL, DEFAULT_PUBLIC_URL, WeexConfig
+from ..connection import (
     ConnectionOptions,
     PongKey,
     WeexConnection,
 )
-from .errors import ConnectionClosedError, LocalProtocolError, StreamOverflowError, WeexError
-from .events import PushFrame, WebSocketMessage
+from ..errors import ConnectionClosedError, LocalProtocolError, StreamOverflowError, WeexError
+from ..events import PushFrame, WebSocketMessage
+from ..messages import Candle, Collateral, Fill, Order, Position, Ticker, Trade
+from ..pool import ConnectionBudget
+from ..proxy import ProxyChoice, ProxyRoutes
+from ..records import OrderBookSnapshot
+from ..session import WeexSession
+from ..sessionpool import SessionPool
+from .backend import AsyncBuffer, Backend
 from .fanout import BufferClosed, Handler, HandlerBacklog
 from .health import Health
 from .hub import (
@@ -44,13 +50,7 @@ from .hub import (
     plan_tickers,
     plan_trades,
 )
-from .messages import Candle, Collateral, Fill, Order, Position, Ticker, Trade
-from .pool import ConnectionBudget
-from .proxy import ProxyChoice, ProxyRoutes
-from .records import OrderBookSnapshot
 from .runner import ConnectionRunner
-from .session import WeexSession
-from .sessionpool import SessionPool
 from .tls import default_ssl_context, warn_if_unverified
 
 log = logging.getLogger("weex_ws")

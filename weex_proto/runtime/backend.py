@@ -10,9 +10,9 @@ from __future__ import annotations
 import abc
 from typing import Any, Protocol
 
-from .config import Endpoint
-from .errors import ProxyError
-from .events import WebSocketMessage
+from ..config import Endpoint
+from ..errors import ProxyError
+from ..events import WebSocketMessage
 from .fanout import HandlerBacklog, MessageBuffer
 
 

@@ -13,11 +13,11 @@ import logging
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from ..connection import NORMAL_CLOSURE, ConnectionState, WeexConnection
+from ..errors import ConnectionClosedError, WeexError
+from ..session import Decision, GiveUp, Reconnect, WeexSession
 from .backend import Backend, ScopeLike
-from .connection import NORMAL_CLOSURE, ConnectionState, WeexConnection
-from .errors import ConnectionClosedError, WeexError
 from .hub import ClientHub
-from .session import Decision, GiveUp, Reconnect, WeexSession
 
 log = logging.getLogger("weex_ws")
 

@@ -19,15 +19,12 @@ import random
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .books import MAX_RESYNCS_WITHOUT_SNAPSHOT as MAX_RESYNCS_WITHOUT_SNAPSHOT
-from .books import SNAPSHOT_TIMEOUT, BookFeed, OrderBooks
-from .channels import channel_matches, is_private_channel
-from .config import WeexConfig
-from .connection import ConnectionOptions, PushTuple, WeexConnection
-from .connections import ClientConnections, connection_name
-from .error_codes import exception_for
-from .errors import ErrorKind, WeexError
-from .events import (
+from ..channels import channel_matches, is_private_channel
+from ..config import WeexConfig
+from ..connection import ConnectionOptions, PushTuple, WeexConnection
+from ..error_codes import exception_for
+from ..errors import ErrorKind, WeexError, explain_error
+from ..events import (
     Connected,
     ConnectionClosed,
     ConnectionRejected,
@@ -40,6 +37,13 @@ from .events import (
     Unsubscribed,
     WebSocketMessage,
 )
+from ..pool import ConnectionBudget
+from ..records import RecordSplitter, SplitError
+from ..session import Decision, GiveUp, Reconnect, Stop, WeexSession
+from ..sessionpool import PooledSession
+from .books import MAX_RESYNCS_WITHOUT_SNAPSHOT as MAX_RESYNCS_WITHOUT_SNAPSHOT
+from .books import SNAPSHOT_TIMEOUT, BookFeed, OrderBooks
+from .connections import ClientConnections, connection_name
 from .fanout import ChannelRefs, Handler, HandlerBacklog, MessageBuffer, Router
 from .health import Health
 from .plans import DEFAULT_TICKER_SYMBOLS as DEFAULT_TICKER_SYMBOLS
@@ -50,10 +54,6 @@ from .plans import plan_order_book as plan_order_book
 from .plans import plan_private as plan_private
 from .plans import plan_tickers as plan_tickers
 from .plans import plan_trades as plan_trades
-from .pool import ConnectionBudget
-from .records import RecordSplitter, SplitError
-from .session import Decision, GiveUp, Reconnect, Stop, WeexSession, explain_error
-from .sessionpool import PooledSession
 
 log = logging.getLogger("weex_ws")
 

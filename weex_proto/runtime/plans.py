@@ -10,8 +10,8 @@ from typing import Any
 
 import attrs
 
-from .channels import build_channel
-from .events import WebSocketMessage
+from ..channels import build_channel
+from ..events import WebSocketMessage
 from .fanout import OverflowPolicy
 
 DEFAULT_TICKER_SYMBOLS = ("cmt_btcusdt", "cmt_ethusdt")

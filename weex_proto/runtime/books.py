@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import logging
 
-from .channels import Depth, parse_channel
-from .errors import OrderBookError, SubscriptionLimitError, WeexError
-from .events import PushFrame, WebSocketMessage
+from ..channels import Depth, parse_channel
+from ..errors import OrderBookError, SubscriptionLimitError, WeexError
+from ..events import PushFrame, WebSocketMessage
+from ..messages import PayloadError, parse_depth_levels
+from ..orderbook import Applied, BookState, NeedsResync, OrderBook, Rejected
+from ..records import OrderBookSnapshot
+from ..session import WeexSession
 from .fanout import MessageBuffer
 from .health import Health
-from .messages import PayloadError, parse_depth_levels
-from .orderbook import Applied, BookState, NeedsResync, OrderBook, Rejected
-from .records import OrderBookSnapshot
-from .session import WeexSession
 
 log = logging.getLogger("weex_ws")
 

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from .events import PingAnswered
+from ..events import PingAnswered
 
 if TYPE_CHECKING:
-    from .sessionpool import ConnectionHealth
+    from ..sessionpool import ConnectionHealth
 
 
 def _no_connections() -> tuple[ConnectionHealth, ...]:

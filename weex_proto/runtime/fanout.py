@@ -23,9 +23,9 @@ from typing import Any
 
 import attrs
 
-from .channels import channel_matches
-from .errors import StreamOverflowError
-from .events import WebSocketMessage
+from ..channels import channel_matches
+from ..errors import StreamOverflowError
+from ..events import WebSocketMessage
 
 
 class OverflowPolicy(enum.Enum):

@@ -13,13 +13,13 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 
-from .channels import is_private_channel
-from .config import WeexConfig
-from .connection import ConnectionOptions
-from .errors import SubscriptionLimitError
-from .pool import ConnectionBudget
-from .session import WeexSession
-from .sessionpool import ConnectionHealth, PooledSession, RetrySettings, SessionPool
+from ..channels import is_private_channel
+from ..config import WeexConfig
+from ..connection import ConnectionOptions
+from ..errors import SubscriptionLimitError
+from ..pool import ConnectionBudget
+from ..session import WeexSession
+from ..sessionpool import ConnectionHealth, PooledSession, RetrySettings, SessionPool
 
 __all__ = ["ClientConnections", "connection_name"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import ssl
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 log = logging.getLogger("weex_ws")
 
