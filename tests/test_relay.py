@@ -36,7 +36,6 @@ from tests.natsserver import (
 from tests.proxyserver import free_port
 from weex_anyio import WeexWebSocketClient
 from weex_anyio.cli import run
-from weex_anyio.cli._output import to_jsonable
 from weex_anyio.cli._parser import build_parser
 from weex_anyio.cli._relay import connection_groups, contracts_from, relay_channels
 from weex_anyio.cli._tail import message_from_body
@@ -44,6 +43,7 @@ from weex_anyio.testing import SimulatedWeexServer
 from weex_proto.channels import is_private_channel
 from weex_proto.config import WeexConfig
 from weex_proto.errors import ConfigError
+from weex_proto.jsonable import to_jsonable
 from weex_proto.messages import DepthUpdate, parse_record
 from weex_proto.orderbook import OrderBook
 from weex_proto.records import RecordSplitter
