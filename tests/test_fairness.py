@@ -12,6 +12,7 @@ import contextlib
 import copy
 import itertools
 import json
+import time
 from typing import Any
 
 import anyio
@@ -22,7 +23,14 @@ from tests.adapters import Harness, on_every_adapter
 from weex_anyio.testing._connection import text_frame
 from weex_proto.events import WebSocketMessage
 from weex_proto.messages import Ticker
-from weex_proto.runtime.runner import FEED_SIZE, RECEIVE_SIZE
+from weex_proto.runtime.runner import (
+    FEED_SIZE,
+    MIN_FEED_SIZE,
+    RECEIVE_SIZE,
+    ROUND_BUDGET,
+    ConnectionRunner,
+    _next_feed_size,
+)
 
 BTC = "ticker.cmt_btcusdt"
 FLOOD_PRICE = "1.5"
@@ -119,3 +127,84 @@ async def test_other_tasks_run_while_a_sync_handler_takes_a_flood(h: Harness) ->
     steps = [b - a for a, b in itertools.pairwise(during)]
     assert max(steps) <= 2 * per_slice  # a slice or two between its turns, never a read
     assert 2 * per_slice < RECEIVE_SIZE // len(frame)
+
+
+@on_every_adapter(tick_interval=1000.0)
+async def test_costly_handlers_shrink_the_slices_not_the_other_tasks_turns(h: Harness) -> None:
+    """A sync handler that takes a millisecond per message: a 16 KiB slice of such messages
+    would hold the event loop for tens of milliseconds. The receive loop times its slices and
+    makes them smaller once one outlasts its share of the round (`ROUND_BUDGET`), down to
+    `MIN_FEED_SIZE`: after the first slices, the other task runs every few messages."""
+    frame = flood_frame()
+    flood = 2 * FEED_SIZE // len(frame)
+    per_small_slice = MIN_FEED_SIZE // len(frame) + 1
+    assert 4 * per_small_slice < FEED_SIZE // len(frame)  # the sizes tell the two apart
+    handled = 0
+    turns: list[int] = []
+    done = anyio.Event()
+
+    def costly(message: WebSocketMessage[Any]) -> None:
+        nonlocal handled
+        spin_until = time.perf_counter() + ROUND_BUDGET / 2  # CPU work, not a sleep
+        while time.perf_counter() < spin_until:
+            pass
+        if str(message.record.last_price) == FLOOD_PRICE:
+            handled += 1
+            if handled == flood:
+                done.set()
+
+    async with h.client() as client, anyio.create_task_group() as tg:
+        client.add_message_handler(BTC, costly)
+        await client.subscribe("ticker", symbol="BTCUSDT")
+
+        async def other_task() -> None:
+            while True:
+                turns.append(handled)
+                await anyio.lowlevel.checkpoint()
+
+        tg.start_soon(other_task)
+        await h.server.wait_for_subscription(BTC)
+        await h.server.send_raw_bytes(frame * flood)
+        with anyio.fail_after(60):
+            await done.wait()
+        tg.cancel_scope.cancel()
+
+    during = sorted({*turns, flood})
+    steps = [b - a for a, b in itertools.pairwise(during) if a > 0]
+    # The first slice (16 KiB) is handled before any slice has been timed; the slices after it
+    # are small. Trio may run the other task just before one pass and just after the next.
+    assert steps and max(steps[1:] or steps) <= 2 * per_small_slice, steps
+
+
+def test_the_next_slice_fits_the_turn() -> None:
+    """Over its turn: scaled down to fit (never below `MIN_FEED_SIZE`); well under it with a
+    full slice: doubled back (never above `FEED_SIZE`); a short read changes nothing."""
+    turn = ROUND_BUDGET / 4  # four connections busy at once
+    assert _next_feed_size(FEED_SIZE, FEED_SIZE, 2 * turn, turn) == FEED_SIZE // 2
+    assert _next_feed_size(FEED_SIZE, FEED_SIZE, 1000 * turn, turn) == MIN_FEED_SIZE
+    assert _next_feed_size(4096, 4096, turn / 4, turn) == 8192
+    assert _next_feed_size(FEED_SIZE, FEED_SIZE, 0.0, turn) == FEED_SIZE
+    assert _next_feed_size(4096, 100, 0.0, turn) == 4096
+    # A share of the round, not the round: the same slice time is fine alone, too long for four.
+    assert _next_feed_size(8192, 8192, ROUND_BUDGET / 2, ROUND_BUDGET) == 8192
+    assert _next_feed_size(8192, 8192, ROUND_BUDGET / 2, ROUND_BUDGET / 4) == 4096
+
+
+@on_every_adapter(tick_interval=1000.0)
+async def test_no_receive_loop_counts_as_busy_once_the_flood_is_read(h: Harness) -> None:
+    """The count of receive loops sharing the round goes back to zero after a flood, also when
+    the client is closed in the middle of one."""
+    frame = flood_frame()
+    seen = anyio.Event()
+
+    def first(message: WebSocketMessage[Any]) -> None:
+        seen.set()
+
+    async with h.client() as client:
+        client.add_message_handler(BTC, first)
+        await client.subscribe("ticker", symbol="BTCUSDT")
+        await h.server.wait_for_subscription(BTC)
+        await h.server.send_raw_bytes(frame * (3 * RECEIVE_SIZE // len(frame)))
+        with anyio.fail_after(30):
+            await seen.wait()
+    assert ConnectionRunner._feeding == 0
