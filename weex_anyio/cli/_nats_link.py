@@ -35,13 +35,27 @@ class NatsUnavailableError(WeexError):
 
 
 def without_credentials(url: str) -> str:
-    """The URL as it may be shown: any `user:password@` taken out."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.username is None and parts.password is None:
+    """The URL as it may be shown: any `user:password@` (or `token@`) taken out, with or
+    without a scheme."""
+    if "@" not in url:
         return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        scheme, rest = "", url
+    return f"{scheme}{separator}{rest.rpartition('@')[2]}"  # a NATS URL has no path
+
+
+def url_credentials(url: str) -> dict[str, str]:
+    """The URL's credentials, percent-decoded: `{"user": ..., "password": ...}`, `{"token":
+    ...}` (a user without a password) or `{}`. The keywords of `NatsConnection` and of
+    nats-py's `connect` (which, given the URL alone, sends them still encoded)."""
+    parts = urllib.parse.urlsplit(url if "://" in url else f"nats://{url}")
+    user, password = _unquoted(parts.username), _unquoted(parts.password)
+    if user is None and password is None:
+        return {}
+    if password is None:
+        return {"token": user or ""}
+    return {"user": user or "", "password": password}
 
 
 class NatsLink:
@@ -71,27 +85,40 @@ class NatsLink:
             await self.stream.aclose()
 
 
-async def open_link(url: str, timeout: float, *, name: str = "weex-ws relay") -> NatsLink:  # noqa: ASYNC109
+async def open_link(
+    url: str,
+    timeout: float,  # noqa: ASYNC109 - one deadline over TCP, TLS and the handshake
+    *,
+    name: str = "weex-ws relay",
+    ssl_context: ssl.SSLContext | None = None,
+) -> NatsLink:
     """A connected link to the server at `url` (`nats://` or `tls://`, optionally with
     `user:password@` or `token@`); TLS when the URL or the server asks for it, with the
-    certificate checked. `NatsUnavailableError` in one line if that fails within `timeout`."""
+    certificate checked (against the system's CAs unless `ssl_context` says otherwise).
+    `NatsUnavailableError` in one line if that fails within `timeout`."""
     shown = without_credentials(url)
     parts = urllib.parse.urlsplit(url if "://" in url else f"nats://{url}")
     if parts.scheme not in ("nats", "tls"):
         raise NatsUnavailableError(f"{shown}: a NATS URL starts with nats:// or tls://")
+    try:
+        port = parts.port or DEFAULT_PORT
+    except ValueError:
+        raise NatsUnavailableError(f"{shown}: the port is not a number from 1 to 65535") from None
     host = parts.hostname or "127.0.0.1"
-    user, password = _unquoted(parts.username), _unquoted(parts.password)
-    token = user if password is None else None
-    conn = NatsConnection(user=None if token else user, password=password, token=token, name=name)
+    conn = NatsConnection(**url_credentials(url), name=name)
     stream: anyio.abc.ByteStream | None = None
     try:
         with anyio.fail_after(timeout):
-            stream = await anyio.connect_tcp(host, parts.port or DEFAULT_PORT)
-            info = await _until(stream, conn, ServerInfo)
+            stream = await anyio.connect_tcp(host, port)
+            info = await _until(stream, conn, ServerInfo, shown)
+            if parts.scheme == "tls" and not (info.tls_required or info.tls_available):
+                raise NatsUnavailableError(f"{shown}: the URL asks for TLS; the server has none")
             if parts.scheme == "tls" or info.tls_required:
-                context = ssl.create_default_context()
                 stream = await TLSStream.wrap(
-                    stream, hostname=host, ssl_context=context, standard_compatible=False
+                    stream,
+                    hostname=host,
+                    ssl_context=ssl_context or ssl.create_default_context(),
+                    standard_compatible=False,
                 )
             if not info.headers:
                 raise NatsUnavailableError(
@@ -100,13 +127,25 @@ async def open_link(url: str, timeout: float, *, name: str = "weex-ws relay") ->
                 )
             conn.connect()
             await stream.send(conn.data_to_send())
-            await _until(stream, conn, Connected)
+            await _until(stream, conn, Connected, shown)
     except NatsUnavailableError:
         await _close(stream)
         raise
-    except (OSError, TimeoutError, anyio.EndOfStream, anyio.BrokenResourceError) as exc:
+    except TimeoutError:
         await _close(stream)
-        reason = str(exc) or type(exc).__name__
+        raise NatsUnavailableError(f"{shown}: no NATS handshake within {timeout:g}s") from None
+    except ssl.SSLCertVerificationError as exc:
+        await _close(stream)
+        reason = _one_line(exc.verify_message or str(exc))
+        raise NatsUnavailableError(
+            f"{shown}: the server's TLS certificate is not trusted: {reason}"
+        ) from None
+    except ssl.SSLError as exc:
+        await _close(stream)
+        raise NatsUnavailableError(f"{shown}: TLS failed: {_one_line(str(exc))}") from None
+    except (OSError, anyio.EndOfStream, anyio.BrokenResourceError) as exc:
+        await _close(stream)
+        reason = _one_line(str(exc) or type(exc).__name__)
         raise NatsUnavailableError(f"{shown}: cannot reach NATS: {reason}") from None
     except NatsProtocolError as exc:
         await _close(stream)
@@ -114,14 +153,21 @@ async def open_link(url: str, timeout: float, *, name: str = "weex-ws relay") ->
     return NatsLink(stream, conn)
 
 
-async def _until(stream: anyio.abc.ByteStream, conn: NatsConnection, wanted: type[Any]) -> Any:
-    """Read until the protocol gives a `wanted` event; a fatal server error is an error."""
+async def _until(
+    stream: anyio.abc.ByteStream, conn: NatsConnection, wanted: type[Any], shown: str
+) -> Any:
+    """Read until the protocol gives a `wanted` event. A fatal server error is an error,
+    even one arriving with the `wanted` event (an `INFO` and the `-ERR` of a server that
+    takes no more connections, say)."""
     while True:
+        found = None
         for event in conn.receive_data(await stream.receive(RECEIVE_SIZE)):
-            if isinstance(event, wanted):
-                return event
             if isinstance(event, ServerError) and event.fatal:
-                raise NatsUnavailableError(f"NATS refused the connection: {event.text}")
+                raise NatsUnavailableError(f"{shown}: NATS refused the connection: {event.text}")
+            if found is None and isinstance(event, wanted):
+                found = event
+        if found is not None:
+            return found
         pending = conn.data_to_send()  # a PONG for the server's PING
         if pending:
             await stream.send(pending)
@@ -131,6 +177,10 @@ async def _close(stream: anyio.abc.ByteStream | None) -> None:
     if stream is not None:
         with anyio.CancelScope(shield=True):
             await stream.aclose()
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _unquoted(text: str | None) -> str | None:
