@@ -369,6 +369,25 @@ def test_nats_py_takes_the_same_credentials(start_nats: StartServer) -> None:
     _run(main)
 
 
+def test_the_commands_nats_py_connection_takes_an_encoded_password(
+    start_nats: StartServer,
+) -> None:
+    """`connect_nats` (the relay's stream management, `tail`, `dashboard`) reaches a server
+    whose password needs percent-encoding in the URL, as the relay's own link does."""
+    from weex_anyio.cli._relay import close_nats, connect_nats
+
+    server = start_nats("--user", USER, "--pass", PASSWORD)
+
+    async def main() -> None:
+        nc = await connect_nats(_user_url(server), reconnect=False)
+        try:
+            assert nc.is_connected
+        finally:
+            await close_nats(nc)
+
+    _run(main)
+
+
 # -- TLS ------------------------------------------------------------------------------------
 
 

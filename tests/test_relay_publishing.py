@@ -394,3 +394,27 @@ def test_a_stopping_relay_publishes_what_is_left(nats_server: NatsServer) -> Non
         assert {c: [data["n"] for _, data in v] for c, v in got.items()} == expected
 
     _run(main)
+
+
+def test_a_repeated_server_error_is_said_once_in_a_while(caplog: pytest.LogCaptureFixture) -> None:
+    """A soft `-ERR` (a publish permission denied) comes once per publish: the relay says it
+    once, then counts the repeats into the next line about it, not a line per record."""
+    from weex_anyio.cli._relay import Relay
+    from weex_proto.nats_protocol import ServerError
+
+    denied = ServerError("Permissions Violation for Publish to weex.ticker.x", fatal=False)
+
+    async def main() -> None:
+        relay = Relay()
+        for _ in range(500):
+            relay._say_server_error(denied)
+        relay._say_server_error(ServerError("Maximum Connections Exceeded", fatal=True))
+
+    with caplog.at_level(logging.WARNING, logger="weex_anyio.relay"):
+        anyio.run(main)
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("NATS: ")]
+    assert said == [
+        f"NATS: {denied.text}",
+        f"NATS: {denied.text} (499 more times)",
+        "NATS: Maximum Connections Exceeded",
+    ]

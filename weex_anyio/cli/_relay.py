@@ -53,7 +53,13 @@ from weex_proto.relaying import (
 )
 
 from ..client import WeexWebSocketClient
-from ._nats_link import NatsLink, NatsUnavailableError, open_link, without_credentials
+from ._nats_link import (
+    NatsLink,
+    NatsUnavailableError,
+    open_link,
+    url_credentials,
+    without_credentials,
+)
 from ._runtime import Stopper, client_options
 from ._streams import config_for
 
@@ -229,6 +235,7 @@ class Relay:
         self._inbox = ""
         """`<inbox>.`: the subjects of this link's acks start with it."""
         self._said: tuple[str, float, int] = ("", -REFUSAL_LOG_INTERVAL, 0)
+        self._server_said: tuple[str, float, int] = ("", -REFUSAL_LOG_INTERVAL, 0)
 
     # -- counters ----------------------------------------------------------------------------
 
@@ -440,7 +447,7 @@ class Relay:
                     if type(event) is Reply:
                         self._on_reply(event.subject, event.data, event.status)
                     elif isinstance(event, ServerError):
-                        log.warning("NATS: %s", event.text, extra={"weex_event": "nats_error"})
+                        self._say_server_error(event)
                         if event.fatal:
                             raise anyio.EndOfStream
                 await link.flush()  # a PONG for the server's PING
@@ -455,6 +462,21 @@ class Relay:
             log.info("NATS connection ended: %s", str(exc) or type(exc).__name__)
             link.closed = True
             self._wake.set()
+
+    def _say_server_error(self, error: ServerError) -> None:
+        """A WARNING; the same text again (a permissions violation comes once per publish)
+        at most every `REFUSAL_LOG_INTERVAL` seconds, with a count."""
+        now = anyio.current_time()
+        text, said_at, unsaid = self._server_said
+        if error.text == text and now - said_at < REFUSAL_LOG_INTERVAL and not error.fatal:
+            self._server_said = (text, said_at, unsaid + 1)
+            return
+        if unsaid and error.text != text:
+            log.warning("NATS: %s (%d more times)", text, unsaid, extra={"weex_event": "nats_error"})
+            unsaid = 0
+        more = f" ({unsaid} more since the last such line)" if unsaid else ""
+        log.warning("NATS: %s%s", error.text, more, extra={"weex_event": "nats_error"})
+        self._server_said = (error.text, now, 0)
 
     async def _pump(self, link: NatsLink) -> None:
         conn = link.conn
@@ -724,13 +746,15 @@ async def connect_nats(
     try:
         with anyio.fail_after(CONNECT_TIMEOUT if timeout is None else timeout):
             await nc.connect(
-                url,
+                without_credentials(url),
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5,
                 allow_reconnect=reconnect,
                 error_cb=noted,
                 disconnected_cb=closed,
                 closed_cb=closed,
+                # decoded: nats-py sends a URL's credentials still percent-encoded
+                **url_credentials(url),
             )
     except (nats.errors.Error, OSError, TimeoutError) as exc:
         await close_nats(nc)
