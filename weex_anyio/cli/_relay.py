@@ -472,7 +472,8 @@ class Relay:
             self._server_said = (text, said_at, unsaid + 1)
             return
         if unsaid and error.text != text:
-            log.warning("NATS: %s (%d more times)", text, unsaid, extra={"weex_event": "nats_error"})
+            extra = {"weex_event": "nats_error"}
+            log.warning("NATS: %s (%d more times)", text, unsaid, extra=extra)
             unsaid = 0
         more = f" ({unsaid} more since the last such line)" if unsaid else ""
         log.warning("NATS: %s%s", error.text, more, extra={"weex_event": "nats_error"})
