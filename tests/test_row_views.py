@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from tests.fixtures_messages import DEPTH_PUSH, TICKER_PUSH, TRADES_PUSH
 from weex_proto.events import PushFrame
-from weex_proto.records import DepthData, RecordSplitter, TickerData, TradeData
+from weex_proto.records import DepthData, RecordSplitter, RowView, TickerData, TradeData
 
 T0 = 1_700_000_000.0
 json_scalars = st.one_of(
@@ -78,6 +78,8 @@ def split_one(push: dict[str, Any]) -> Any:
 
 def check_mapping(view: Mapping[str, Any], model: dict[str, Any]) -> None:
     assert dict(view) == model
+    if isinstance(view, RowView):  # the one-pass copy: the same items, in the same order
+        assert list(view.as_dict().items()) == list(dict(view).items())
     assert view == model
     assert len(view) == len(model)
     assert list(view) == list(dict.fromkeys(view))  # every key once

@@ -50,7 +50,7 @@ from weex_proto.relaying import (
 )
 
 from ..client import WeexWebSocketClient
-from ._output import to_jsonable
+from ._output import record_data
 from ._runtime import Stopper, client_options
 from ._streams import config_for
 
@@ -263,7 +263,7 @@ class Relay:
     def on_message(self, message: WebSocketMessage[Any]) -> None:
         channel = message.channel
         try:
-            data = to_jsonable(dict(message.data))
+            data = record_data(message)  # the same `data` as a `--json` line's
             closed = data.get("closed") is True  # a candle's: part of its id
             occurrence = 0
             digest = self._digest(channel, message.frame)
