@@ -279,6 +279,63 @@ async def test_a_sqlite_recording_killed_with_sigkill_replays(tmp_path: Path) ->
     replayed = await run_cli("replay", str(out), "--speed", "max", "--json")
     assert replayed.returncode == 0, replayed.stderr
     assert len(json_lines(replayed.stdout)) == recorded_records(out)
+    # What the README says to copy after a crash: the database and its -wal (not the -shm).
+    copied = tmp_path / "copied"
+    copied.mkdir()
+    for name in (out.name, f"{out.name}-wal"):
+        (copied / name).write_bytes((out.parent / name).read_bytes())
+    again = await run_cli("replay", str(copied / out.name), "--speed", "max", "--json")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == replayed.stdout
+
+
+def files_in(directory: Path) -> list[str]:
+    return sorted(path.name for path in directory.iterdir())
+
+
+def in_wal_mode(path: Path) -> bool:
+    """The database header's read and write versions: 2 for WAL, 1 for a rollback journal."""
+    with path.open("rb") as file:
+        return file.read(20)[18:20] == b"\x02\x02"
+
+
+@pytest.mark.anyio
+async def test_a_finished_sqlite_recording_is_one_file_and_replay_leaves_it_so(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "day.sqlite"
+    async with simulator() as server:
+        recorded = await run_cli(
+            "record", "BTCUSDT", "--url", server.public_url, "--out", str(out), "--count", "20"
+        )
+    assert recorded.returncode == 0, recorded.stderr
+    assert files_in(tmp_path) == [out.name]  # no -wal or -shm to copy along
+    assert not in_wal_mode(out)  # no reader needs side files
+    replayed = await run_cli("replay", str(out), "--speed", "max", "--json")
+    assert replayed.returncode == 0, replayed.stderr
+    assert len(json_lines(replayed.stdout)) == recorded_records(out)
+    assert files_in(tmp_path) == [out.name]
+
+
+@pytest.mark.anyio
+async def test_replaying_a_wal_mode_recording_creates_no_side_files(tmp_path: Path) -> None:
+    """A single file still in WAL mode (written by another tool, or closed by one that left it
+    so): replay reads it without leaving `-shm`/`-wal` beside it."""
+    out = tmp_path / "wal.sqlite"
+    frames = doc_recording()
+    with closing(sqlite3.connect(out)) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE frames (id INTEGER PRIMARY KEY, received_at, channel, raw)")
+        with db:
+            db.executemany(
+                "INSERT INTO frames (received_at, channel, raw) VALUES (?, ?, ?)",
+                [(f.received_at, f.channel, f.raw) for f in frames],
+            )
+    assert files_in(tmp_path) == [out.name] and in_wal_mode(out)
+    replayed = await run_cli("replay", str(out), "--speed", "max", "--json")
+    assert replayed.returncode == 0, replayed.stderr
+    assert len(json_lines(replayed.stdout)) == len(frames)  # one record each
+    assert files_in(tmp_path) == [out.name]
 
 
 @pytest.mark.anyio
