@@ -9,7 +9,9 @@ Only the standard library is used here, because this file runs before anything i
 `demo` installs only what the client needs at run time (wsproto, attrs, anyio) and runs it from
 this source tree; `test` installs the package in editable mode with the development tools. Each
 installs once, and again only when pyproject.toml changes. pip's output is shown only when it
-fails. Ctrl-C ends either with exit code 130 and no traceback.
+fails. Ctrl-C ends either with exit code 130 and no traceback. Everything either writes stays
+in `.venv/`: bytecode (`PYTHONPYCACHEPREFIX`), and the caches of mypy, ruff and hypothesis
+(pyproject.toml, tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -102,10 +104,18 @@ def ensure_venv(level: str) -> Path:
     return python
 
 
+def _child_env() -> dict[str, str]:
+    """The environment of what dev.py runs: Python's bytecode goes into `.venv/` rather than
+    a `__pycache__/` beside every module (unless the caller chose a place)."""
+    env = dict(os.environ)
+    env.setdefault("PYTHONPYCACHEPREFIX", str(VENV / "pycache"))
+    return env
+
+
 def _run(python: Path, *args: str) -> int:
     """Run a child to its end. Ctrl-C reaches it too (same terminal), and it stops itself:
     we wait for that instead of leaving it behind."""
-    process = subprocess.Popen([str(python), *args], cwd=ROOT)
+    process = subprocess.Popen([str(python), *args], cwd=ROOT, env=_child_env())
     while True:
         try:
             code = process.wait()
@@ -139,7 +149,7 @@ def run_demo(python: Path, demo_args: list[str]) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     os.chdir(ROOT)
-    os.execv(python, [str(python), *args])  # noqa: S606 - our own interpreter, no shell
+    os.execve(python, [str(python), *args], _child_env())  # noqa: S606 - our own, no shell
 
 
 def main(argv: list[str]) -> int:

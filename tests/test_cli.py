@@ -183,8 +183,8 @@ async def test_public_stream_commands_print_json_lines(
     for record in records:
         assert isinstance(record["received_at"], float)
         data = record["data"]
-        if command == "tickers":  # one JSON line per record
-            assert is_decimal_text(data["last_price"])
+        if command == "tickers":  # one JSON line per record, `message.data`'s names
+            assert is_decimal_text(data["last"]) and data["last"] == data["lastPrice"]
         elif command == "trades":
             assert is_decimal_text(data["price"]) and is_decimal_text(data["size"])
         else:
@@ -203,7 +203,7 @@ async def test_public_stream_commands_print_json_lines(
         ("account", "account", "amount"),
         ("positions", "positions", "size"),
         ("orders", "orders", "size"),
-        ("fills", "fill", "fill_value"),
+        ("fills", "fill", "fillValue"),
     ],
 )
 async def test_private_stream_commands_print_json_lines(
@@ -411,7 +411,7 @@ def key_value(record: dict[str, Any], raw: dict[str, Any]) -> tuple[object, obje
     channel = raw["channel"]
     data = record["data"]  # the record: one JSON line per record
     if channel.startswith("ticker."):
-        return data["last_price"], raw["data"][0]["lastPrice"]
+        return data["lastPrice"], raw["data"][0]["lastPrice"]
     if channel.startswith("depth."):
         asks = [[level["price"], level["size"]] for level in data["asks"]]
         return asks, [[level["price"], level["size"]] for level in raw["data"][0]["asks"]]

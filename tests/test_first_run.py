@@ -16,6 +16,7 @@ import pty
 import re
 import select
 import shlex
+import shutil
 import signal
 import socket
 import sqlite3
@@ -279,6 +280,63 @@ async def test_a_sqlite_recording_killed_with_sigkill_replays(tmp_path: Path) ->
     replayed = await run_cli("replay", str(out), "--speed", "max", "--json")
     assert replayed.returncode == 0, replayed.stderr
     assert len(json_lines(replayed.stdout)) == recorded_records(out)
+    # What the README says to copy after a crash: the database and its -wal (not the -shm).
+    copied = tmp_path / "copied"
+    copied.mkdir()
+    for name in (out.name, f"{out.name}-wal"):
+        (copied / name).write_bytes((out.parent / name).read_bytes())
+    again = await run_cli("replay", str(copied / out.name), "--speed", "max", "--json")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == replayed.stdout
+
+
+def files_in(directory: Path) -> list[str]:
+    return sorted(path.name for path in directory.iterdir())
+
+
+def in_wal_mode(path: Path) -> bool:
+    """The database header's read and write versions: 2 for WAL, 1 for a rollback journal."""
+    with path.open("rb") as file:
+        return file.read(20)[18:20] == b"\x02\x02"
+
+
+@pytest.mark.anyio
+async def test_a_finished_sqlite_recording_is_one_file_and_replay_leaves_it_so(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "day.sqlite"
+    async with simulator() as server:
+        recorded = await run_cli(
+            "record", "BTCUSDT", "--url", server.public_url, "--out", str(out), "--count", "20"
+        )
+    assert recorded.returncode == 0, recorded.stderr
+    assert files_in(tmp_path) == [out.name]  # no -wal or -shm to copy along
+    assert not in_wal_mode(out)  # no reader needs side files
+    replayed = await run_cli("replay", str(out), "--speed", "max", "--json")
+    assert replayed.returncode == 0, replayed.stderr
+    assert len(json_lines(replayed.stdout)) == recorded_records(out)
+    assert files_in(tmp_path) == [out.name]
+
+
+@pytest.mark.anyio
+async def test_replaying_a_wal_mode_recording_creates_no_side_files(tmp_path: Path) -> None:
+    """A single file still in WAL mode (written by another tool, or closed by one that left it
+    so): replay reads it without leaving `-shm`/`-wal` beside it."""
+    out = tmp_path / "wal.sqlite"
+    frames = doc_recording()
+    with closing(sqlite3.connect(out)) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE frames (id INTEGER PRIMARY KEY, received_at, channel, raw)")
+        with db:
+            db.executemany(
+                "INSERT INTO frames (received_at, channel, raw) VALUES (?, ?, ?)",
+                [(f.received_at, f.channel, f.raw) for f in frames],
+            )
+    assert files_in(tmp_path) == [out.name] and in_wal_mode(out)
+    replayed = await run_cli("replay", str(out), "--speed", "max", "--json")
+    assert replayed.returncode == 0, replayed.stderr
+    assert len(json_lines(replayed.stdout)) == len(frames)  # one record each
+    assert files_in(tmp_path) == [out.name]
 
 
 @pytest.mark.anyio
@@ -596,10 +654,13 @@ def test_weex_trio_without_trio_says_which_extra_to_install() -> None:
 
 
 FAKE_PYTHON = """#!{python}
-# A stand-in for .venv/bin/python: logs its arguments; pip "installs" per FAKE_PIP.
+# A stand-in for .venv/bin/python: logs its arguments; pip "installs" per FAKE_PIP; mypy checks
+# only the files in FAKE_MYPY_FILES when that is set.
 import json, os, sys, time
 with open(os.environ["FAKE_LOG"], "a") as log:
     log.write(json.dumps(sys.argv[1:]) + "\\n")
+if sys.argv[1:3] == ["-m", "mypy"] and os.environ.get("FAKE_MYPY_FILES"):
+    sys.argv += os.environ["FAKE_MYPY_FILES"].split()
 if sys.argv[1:3] == ["-m", "pip"]:
     print("Collecting wsproto ... pip's usual noise")
     mode = os.environ.get("FAKE_PIP", "ok")
@@ -610,10 +671,25 @@ os.execv({python!r}, [{python!r}, *sys.argv[1:]])
 """
 
 
+def copy_source(destination: Path) -> None:
+    """The project's files, as a clean clone has them: no virtualenv, caches or build output."""
+    shutil.copytree(
+        ROOT,
+        destination,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "__pycache__", "*.egg-info", ".hypothesis", ".mypy_cache",
+            ".ruff_cache", ".pytest_cache", "build", "dist", "*.sqlite",
+        ),
+    )  # fmt: skip
+
+
 @contextmanager
-def dev_root(tmp_path: Path) -> Iterator[tuple[Path, Path, dict[str, str]]]:
-    """A copy of dev.py and pyproject.toml with a fake `.venv` python; (root, log, env)."""
+def dev_root(tmp_path: Path, *, whole: bool = False) -> Iterator[tuple[Path, Path, dict[str, str]]]:
+    """A copy of dev.py and pyproject.toml (`whole`: of the whole source tree) with a fake
+    `.venv` python; (root, log, env)."""
     root = tmp_path / "clone"
+    if whole:
+        copy_source(root)
     (root / ".venv" / "bin").mkdir(parents=True)
     for name in ("dev.py", "pyproject.toml"):
         (root / name).write_bytes((ROOT / name).read_bytes())
@@ -685,6 +761,26 @@ def test_dev_shows_pips_output_when_it_fails(tmp_path: Path) -> None:
     assert not (root / ".venv" / ".weex-ws-installed").exists()
 
 
+def files_under(root: Path) -> set[Path]:
+    return {path.relative_to(root) for path in root.rglob("*")}
+
+
+def test_dev_test_leaves_nothing_in_the_tree_but_venv(tmp_path: Path) -> None:
+    """`python3 dev.py test` in a clean clone: bytecode and the caches of ruff, mypy and
+    hypothesis go into `.venv/`, and no egg-info is made. (To keep it short, mypy checks
+    dev.py alone and pytest runs one file of property tests.)"""
+    with dev_root(tmp_path, whole=True) as (root, _, env):
+        for name in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX"):
+            env.pop(name, None)  # bytecode is written, and dev.py says where
+        env.pop("HYPOTHESIS_STORAGE_DIRECTORY", None)  # this suite's own, set by its conftest
+        env.update(FAKE_MYPY_FILES="dev.py", PYTHONPATH=str(root))
+        before = files_under(root)
+        result = dev(root, env, "test", "tests/test_row_views.py")
+        assert result.returncode == 0, result.stdout + result.stderr
+        new = {path.parts[0] for path in files_under(root) - before}
+    assert new == {".venv"}
+
+
 @pytest.mark.parametrize("stage", ["installing", "running the demo"])
 def test_ctrl_c_in_dev_exits_130_without_a_traceback(tmp_path: Path, stage: str) -> None:
     with dev_root(tmp_path) as (root, log, env):
@@ -749,11 +845,14 @@ def test_a_signal_to_dev_demo_ends_the_demo_and_leaves_nothing_running(
 
 
 def test_the_sdist_carries_the_whole_suite_and_it_collects(tmp_path: Path) -> None:
-    """Built with setuptools' own backend, unpacked, and collected by pytest in place."""
+    """Built with setuptools' own backend, unpacked, and collected by pytest in place. The
+    build runs in a copy of the tree: setuptools writes its egg-info where it builds."""
+    source = tmp_path / "source"
+    copy_source(source)
     build = subprocess.run(  # noqa: S603 - our own interpreter
         [PYTHON, "-c", "import sys; from setuptools import build_meta as b; "
          "print(b.build_sdist(sys.argv[1]))", str(tmp_path)],
-        capture_output=True, text=True, cwd=ROOT, check=False,
+        capture_output=True, text=True, cwd=source, check=False,
     )  # fmt: skip
     assert build.returncode == 0, build.stderr
     archive = tmp_path / build.stdout.strip().splitlines()[-1]

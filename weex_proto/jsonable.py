@@ -21,9 +21,25 @@ import attrs
 __all__ = ["canonical_json", "dumps_compact", "to_jsonable"]
 
 
+_AS_IS = frozenset({str, int, bool, type(None)})
+"""Types a JSON value keeps as it is: by far most of the fields of a record."""
+
+
 def to_jsonable(value: Any) -> Any:
     """Typed records, books and decimals as plain JSON values (Decimal → exact string)."""
-    if value is None or isinstance(value, bool | int | str):
+    kind = type(value)
+    if kind in _AS_IS:
+        return value
+    if kind is dict:  # decoded JSON: string keys, mostly string values
+        return {
+            key if type(key) is str else str(key): item
+            if type(item) in _AS_IS
+            else to_jsonable(item)
+            for key, item in value.items()
+        }
+    if kind is list or kind is tuple:
+        return [item if type(item) in _AS_IS else to_jsonable(item) for item in value]
+    if isinstance(value, bool | int | str):
         return value
     if isinstance(value, Decimal):
         return str(value)

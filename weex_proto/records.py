@@ -168,22 +168,24 @@ class RowView(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self._row) + sum(1 for _ in self._added_names())
 
+    def as_dict(self) -> dict[str, Any]:
+        """`dict(self)` in one pass over `derived` (what a relay body or a `--json` line copies
+        for every record): the row's fields in their order, each documented name that can be
+        worked out set on the copy (a WEEX field of that name keeps its place, the others come
+        after, in `derived`'s order)."""
+        copied = dict(self._row)
+        for key, derive in self.derived.items():
+            value = derive(self)
+            if value is not _ABSENT:
+                copied[key] = value
+        return copied
+
     def _added_names(self) -> Iterator[str]:
         """The documented names present that are not WEEX fields of the row."""
         row = self._row
         for key, derive in self.derived.items():
             if key not in row and derive(self) is not _ABSENT:
                 yield key
-
-    def as_dict(self) -> dict[str, Any]:
-        """`dict(view)` in one pass over `derived` rather than a lookup per key (the relay
-        copies every record it publishes)."""
-        copy = dict(self._row)
-        for key, derive in self.derived.items():
-            value = derive(self)
-            if value is not _ABSENT:
-                copy[key] = value
-        return copy
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({dict(self)!r})"

@@ -136,7 +136,9 @@ def book_snapshot_record(
 
 
 def encode_body(channel: str, data: Any, received_at: float, gap: bool) -> bytes:
-    """The message body: the same JSON object as one `--json` line of the stream commands."""
+    """The message body, `{"channel", "received_at", "gap", "data"}`: also each `--json` line
+    of the stream commands (`weex_anyio.cli._output.json_line`), one shape for both (the
+    README's *The `weex-ws` command* describes it)."""
     return dumps_compact({"channel": channel, "received_at": received_at, "gap": gap, "data": data})
 
 

@@ -1,10 +1,9 @@
 """How messages are printed: one human line each, or one JSON object per line (`--json`).
 
-JSON lines look like `{"channel", "received_at", "gap", "data"}`, one per record (the client
-yields one message per record of a push). `data` is the typed record (field names as in
-`weex_proto.messages`, snake_case), or for an order book stream the local book. Decimals are
-written as strings, so no digit is lost on the way to another program; a record that does not
-parse keeps `data: null` and says why in `error`.
+A `--json` line is the record's JSON object, the same as a relay's message body (one shape
+everywhere, described in the README's *The `weex-ws` command*): `record_data` makes its `data`
+and `weex_proto.relaying.encode_body` the object, for both. A record whose `.data` cannot be
+built keeps `data: null` and says why in `error`.
 """
 
 from __future__ import annotations
@@ -28,7 +27,25 @@ from weex_proto.messages import (
     Ticker,
     Trade,
 )
-from weex_proto.records import OrderBookSnapshot
+from weex_proto.records import OrderBookSnapshot, RowView
+from weex_proto.relaying import encode_body
+
+_AS_IS = frozenset({str, int, bool, type(None)})
+"""Types a JSON value keeps as it is: by far most of the fields of a record."""
+
+
+def record_data(message: WebSocketMessage[Any]) -> dict[str, Any]:
+    """The `data` of a record's JSON object: `message.data` (WEEX's field names and the
+    documentation's, the exchange's exact strings; a local book for `stream_order_book`) as
+    plain JSON, decimals as exact strings. The relay calls it for every record it publishes
+    and `--json` for every line, so both give the same object; it copies the record in one
+    pass and converts only the values that are not JSON already."""
+    data = message.data
+    copied = data.as_dict() if isinstance(data, RowView) else dict(data)
+    for key, value in copied.items():
+        if type(value) not in _AS_IS:
+            copied[key] = to_jsonable(value)
+    return copied
 
 
 def is_book(message: WebSocketMessage[Any]) -> bool:
@@ -36,25 +53,20 @@ def is_book(message: WebSocketMessage[Any]) -> bool:
     return isinstance(message.source, OrderBookSnapshot)
 
 
-def message_record(message: WebSocketMessage[Any]) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "channel": message.channel,
-        "received_at": message.timestamp,
-        "gap": message.gap,
-    }
-    if is_book(message):
-        record["data"] = to_jsonable(message.data)
-        return record
-    try:
-        record["data"] = to_jsonable(message.record)
-    except PayloadError as exc:
-        record["data"] = None
-        record["error"] = str(exc)
-    return record
-
-
 def json_line(message: WebSocketMessage[Any]) -> str:
-    return json.dumps(message_record(message), ensure_ascii=False, separators=(",", ":"))
+    """One `--json` line: the relay's body for this record (`encode_body`), as text."""
+    try:
+        data = record_data(message)
+    except (TypeError, ValueError, PayloadError) as exc:
+        record = {
+            "channel": message.channel,
+            "received_at": message.timestamp,
+            "gap": message.gap,
+            "data": None,
+            "error": str(exc),
+        }
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    return encode_body(message.channel, data, message.timestamp, message.gap).decode()
 
 
 # --------------------------------------------------------------------------- human lines

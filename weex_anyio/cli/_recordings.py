@@ -6,15 +6,19 @@ The format follows the file name: `.sqlite`, `.sqlite3` or `.db` is a SQLite dat
 recorder calls them from a worker thread, one batch at a time, so the event loop never waits
 on the disk.
 
-Recordings survive the recorder being killed: SQLite runs in WAL mode, so a SIGKILL leaves
-every committed batch readable (also read-only, as `replay` opens it), and a JSON lines file
-cut in the middle of its last line is replayed up to that line with a warning. Reading streams
+Recordings survive the recorder being killed: SQLite runs in WAL mode while recording, so a
+SIGKILL leaves every committed batch readable (the last ones in the `-wal` file beside the
+database, which `replay` reads too), and a JSON lines file cut in the middle of its last line
+is replayed up to that line with a warning. A recording that ends cleanly is folded back into
+one file (checkpointed, then out of WAL mode), and `replay` opens a file with no `-wal` or
+`-journal` beside it as immutable: reading it creates no side files. Reading streams
 the file: `scan_recording` checks it and counts the frames and channels in one pass, then
 `iter_frames` yields them one at a time, so a long recording never sits in memory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -102,6 +106,11 @@ class SqliteWriter:
             )
 
     def close(self) -> None:
+        """Fold the WAL back into the database and leave WAL mode, so the finished recording
+        is one file (copy it alone) that a reader opens without creating side files."""
+        with contextlib.suppress(sqlite3.Error):  # another connection holds the file: it
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # stays in WAL mode, readable
+            self._db.execute("PRAGMA journal_mode=DELETE")
         self._db.close()
 
 
@@ -217,7 +226,12 @@ def _iter_jsonl(info: RecordingInfo) -> Iterator[RecordedFrame]:
 
 
 def _open_sqlite(path: Path) -> sqlite3.Connection:
-    uri = path.resolve().as_uri() + "?mode=ro"
+    """Read-only. With no `-wal` or `-journal` beside it the file is whole and nobody writes
+    it, so it is opened immutable: SQLite then takes no locks and creates no `-shm`/`-wal`
+    (a read-only open of a WAL-mode file would, and leave them). A `-wal` holds frames of a
+    recording still being written or killed: it is read, so nothing committed is missed."""
+    writing = any(path.with_name(path.name + side).exists() for side in ("-wal", "-journal"))
+    uri = path.resolve().as_uri() + ("?mode=ro" if writing else "?mode=ro&immutable=1")
     try:
         return sqlite3.connect(uri, uri=True)
     except sqlite3.Error as exc:

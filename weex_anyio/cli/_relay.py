@@ -31,7 +31,6 @@ from weex_proto.events import WebSocketMessage
 from weex_proto.messages import DepthUpdate, PayloadError, parse_record
 from weex_proto.nats_protocol import NatsProtocolError, Reply, ServerError, msg_id_headers
 from weex_proto.orderbook import OrderBook
-from weex_proto.records import RowView
 from weex_proto.relaying import (
     AckResult,
     FrameCounter,
@@ -60,6 +59,7 @@ from ._nats_link import (
     url_credentials,
     without_credentials,
 )
+from ._output import record_data
 from ._runtime import Stopper, client_options
 from ._streams import config_for
 
@@ -281,10 +281,10 @@ class Relay:
 
     def on_message(self, message: WebSocketMessage[Any]) -> None:
         channel = message.channel
-        view = message.data
-        # A copy: the window keeps the record until acked, and JSON is written only then.
-        data = view.as_dict() if isinstance(view, RowView) else dict(view)
         try:
+            # A copy (the window keeps the record until acked), the same `data` as a `--json`
+            # line's; its JSON is written only when it is sent.
+            data = record_data(message)
             closed = data.get("closed") is True  # a candle's: part of its id
             occurrence = 0
             digest = self._digest(channel, message.frame)
