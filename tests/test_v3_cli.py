@@ -1,0 +1,50 @@
+"""`weex-ws simulate --api v3`, and the stream commands reading it."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+
+from tests.test_cli import PYTHON, ROOT, cli_env, json_lines
+from tests.test_first_run import simulate_process
+
+
+def test_simulate_api_v3_prints_v3_urls_that_the_commands_follow() -> None:
+    with simulate_process("BTCUSDT", "--api", "v3") as (process, banner):
+        public, private = banner["public URL"], banner["private URL"]
+        assert re.fullmatch(r"ws://127\.0\.0\.1:\d+/v3/ws/public", public)
+        assert private == public.replace("public", "private")
+        credentials = {
+            "WEEX_API_KEY": banner["api key"],
+            "WEEX_SECRET_KEY": banner["secret key"],
+            "WEEX_PASSPHRASE": banner["passphrase"],
+        }
+        tickers = subprocess.run(  # noqa: S603 - our own command
+            [PYTHON, "-m", "weex_anyio", "tickers", "BTCUSDT", "--url", public, "--json",
+             "--count", "2"],
+            capture_output=True, text=True, cwd=ROOT, env=cli_env(), check=False,
+        )  # fmt: skip
+        assert tickers.returncode == 0, tickers.stderr
+        records = json_lines(tickers.stdout)
+        assert [r["channel"] for r in records] == ["ticker.cmt_btcusdt"] * 2
+        assert all(r["data"]["symbol"] == "cmt_btcusdt" for r in records)
+        orders = subprocess.run(  # noqa: S603 - our own command
+            [PYTHON, "-m", "weex_anyio", "orders", "--private-url", private, "--api", "v3",
+             "--json", "--count", "1"],
+            capture_output=True, text=True, cwd=ROOT, env=cli_env(**credentials), check=False,
+        )  # fmt: skip
+        assert orders.returncode == 0, orders.stderr
+        assert [r["channel"] for r in json_lines(orders.stdout)] == ["orders"]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait() == 0
+
+
+def test_api_contradicting_the_url_is_a_configuration_error() -> None:
+    result = subprocess.run(  # noqa: S603 - our own command
+        [PYTHON, "-m", "weex_anyio", "tickers", "BTCUSDT", "--url",
+         "ws://127.0.0.1:9/v3/ws/public", "--api", "v2", "--count", "1"],
+        capture_output=True, text=True, cwd=ROOT, env=cli_env(), check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "api is 'v2' but the URLs are v3 URLs" in result.stderr
