@@ -534,6 +534,14 @@ class SimulatedWeexServer:
                 connection.send_raw(text_frame(data))
         await anyio.lowlevel.checkpoint()
 
+    async def send_push(self, text: str) -> None:
+        """Send one data push, given as v2 text, to every open connection: as it is on v2
+        connections, as the v3 frame that carries it on v3 ones (whatever their subscriptions:
+        like `send_raw`). The frame must have the documented v2 shape."""
+        for connection in list(self._open.values()):
+            connection.send_push(text)
+        await anyio.lowlevel.checkpoint()
+
     async def send_raw_bytes(self, data: bytes) -> None:
         """Write `data` straight to every open TCP stream, below the WebSocket framing."""
         for connection in list(self._open.values()):
