@@ -588,17 +588,19 @@ class ServerConnection:
         if subscribe and self._host.faults.take_ignored_subscribe():
             return  # a server that never answers (the request was recorded)
         done: list[str] = []
-        failed: object = None
+        failed: tuple[object, str] | None = None  # the first name refused, and why
         for name in params:
             channel = _v3.v2_channel(name, self._host.symbols) if isinstance(name, str) else None
-            if self._operate(subscribe, channel) is None:
+            refused = self._operate(subscribe, channel)
+            if refused is None:
                 assert channel is not None
                 done.append(channel)
             elif failed is None:
-                failed = name
-        self.send_text(
-            _v3.answer(request_id) if failed is None else _v3.refusal(request_id, failed)
-        )
+                failed = (name, refused[0])
+        if failed is None:
+            self.send_text(_v3.answer(request_id))
+        else:
+            self.send_text(_v3.refusal(request_id, *failed))
         if subscribe:
             for channel in done:
                 self._host.subscribed(self, channel)

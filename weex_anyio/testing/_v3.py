@@ -73,9 +73,14 @@ def v2_channel(name: str, symbols: Collection[str]) -> str | None:
     return None
 
 
-def refusal(request_id: object, name: object) -> str:
-    """The error answer ccxt quotes: `{"result":false,"id":1,"msg":"INVALID_ARGUMENT: ..."}`."""
-    return encode({"result": False, "id": request_id, "msg": f"INVALID_ARGUMENT: invalid {name}"})
+def refusal(request_id: object, name: object, code: str = "40020") -> str:
+    """The error answer ccxt quotes, `{"result":false,"id":1,"msg":"INVALID_ARGUMENT: invalid
+    symbol : ..."}`; over a limit (code 429 on v2) the text is our own, v3's is unknown."""
+    if code == "429":
+        msg = "RESOURCE_EXHAUSTED: Too many requests"
+    else:
+        msg = f"INVALID_ARGUMENT: invalid symbol : {name}"
+    return encode({"result": False, "id": request_id, "msg": msg})
 
 
 def answer(request_id: object) -> str:
