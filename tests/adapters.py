@@ -47,6 +47,7 @@ import weex_trio
 from weex_anyio import WebSocketMessage, WeexConfig
 from weex_anyio._transport import tcp_transport as anyio_tcp_transport
 from weex_anyio.testing import SimulatedWeexServer
+from weex_anyio.testing._v3 import v2_channel
 from weex_trio._transport import tcp_transport as trio_tcp_transport
 
 T = TypeVar("T")
@@ -195,6 +196,23 @@ def _sole_error(error: BaseException) -> BaseException:
 
 
 # --------------------------------------------------------------------------- small helpers
+
+
+def operations(server: SimulatedWeexServer, channel: str) -> list[str]:
+    """The subscribe/unsubscribe requests for `channel` (a v2 name) the server received, in
+    order, whichever dialect wrote them: `["subscribe", "unsubscribe", ...]`."""
+    found = []
+    for frame in server.received:
+        if not isinstance(frame, dict):
+            continue
+        if frame.get("channel") == channel and frame.get("event") in ("subscribe", "unsubscribe"):
+            found.append(frame["event"])
+        elif frame.get("method") in ("SUBSCRIBE", "UNSUBSCRIBE"):
+            names = frame.get("params")
+            for name in names if isinstance(names, list) else ():
+                if isinstance(name, str) and v2_channel(name, server.symbols) == channel:
+                    found.append(frame["method"].lower())
+    return found
 
 
 async def take(stream: AsyncIterator[WebSocketMessage[Any]]) -> WebSocketMessage[Any]:

@@ -11,14 +11,13 @@ from typing import Any
 
 import pytest
 
-from tests.adapters import BOTH_DIALECTS, Harness, on_every_adapter, take
+from tests.adapters import BOTH_DIALECTS, Harness, on_every_adapter, operations, take
 from weex_proto.errors import RateLimitError
 from weex_proto.events import WebSocketMessage
 from weex_proto.subscriptions import MAX_REFUSED_RESUBSCRIBES
 
 SYMBOL = "cmt_btcusdt"
 BOOK = f"depth.{SYMBOL}.15"
-V3_BOOK = "BTCUSDT@depth15"
 BUDGET = 240  # the documented subscribe/unsubscribe operations per connection per hour
 
 
@@ -32,14 +31,7 @@ def assert_consistent(data: Any, levels: int) -> None:
 
 
 def book_operations(h: Harness) -> list[str]:
-    """The book's subscribe/unsubscribe requests the server received, in v2's or v3's words."""
-    operations = []
-    for frame in h.server.received:
-        if isinstance(frame, dict) and frame.get("channel") == BOOK:
-            operations.append(frame["event"])
-        elif isinstance(frame, dict) and frame.get("params") == [V3_BOOK]:
-            operations.append(frame["method"].lower())
-    return operations
+    return operations(h.server, BOOK)
 
 
 async def next_book(stream: AsyncGenerator[WebSocketMessage[Any], None], levels: int) -> Any:
