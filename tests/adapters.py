@@ -198,21 +198,28 @@ def _sole_error(error: BaseException) -> BaseException:
 # --------------------------------------------------------------------------- small helpers
 
 
-def operations(server: SimulatedWeexServer, channel: str) -> list[str]:
-    """The subscribe/unsubscribe requests for `channel` (a v2 name) the server received, in
-    order, whichever dialect wrote them: `["subscribe", "unsubscribe", ...]`."""
+def requests(server: SimulatedWeexServer) -> list[dict[str, str]]:
+    """The subscribe/unsubscribe requests the server received, in order, in v2's words
+    (`{"event": "subscribe", "channel": ...}`) whichever dialect wrote them; a v3 request of
+    several names counts once per name."""
     found = []
     for frame in server.received:
         if not isinstance(frame, dict):
             continue
-        if frame.get("channel") == channel and frame.get("event") in ("subscribe", "unsubscribe"):
-            found.append(frame["event"])
+        if frame.get("event") in ("subscribe", "unsubscribe"):
+            found.append(frame)
         elif frame.get("method") in ("SUBSCRIBE", "UNSUBSCRIBE"):
             names = frame.get("params")
             for name in names if isinstance(names, list) else ():
-                if isinstance(name, str) and v2_channel(name, server.symbols) == channel:
-                    found.append(frame["method"].lower())
+                channel = v2_channel(name, server.symbols) if isinstance(name, str) else None
+                if channel is not None:
+                    found.append({"event": frame["method"].lower(), "channel": channel})
     return found
+
+
+def operations(server: SimulatedWeexServer, channel: str) -> list[str]:
+    """`requests` for `channel` (a v2 name): `["subscribe", "unsubscribe", ...]`."""
+    return [request["event"] for request in requests(server) if request["channel"] == channel]
 
 
 async def take(stream: AsyncIterator[WebSocketMessage[Any]]) -> WebSocketMessage[Any]:
