@@ -236,3 +236,17 @@ async def test_simulator_v3_private_needs_the_v3_signature() -> None:
             async with raw_client(server, path="/v3/ws/private", headers=wrong):
                 pass
         assert info.value.status == 401
+
+
+@on_every_adapter(api="v3", ping_interval=0.05, max_missed_pongs=2, tick_interval=0.05)
+async def test_v3_pings_are_answered_so_the_server_keeps_the_connection(h: Harness) -> None:
+    async with h.client() as client:
+        tickers = generator(client.stream_tickers(["BTCUSDT"]))
+        async with contextlib.aclosing(tickers):
+            await take(tickers)
+            await eventually(lambda: h.server.connections[0].pongs_received >= 5)
+            assert h.server.connections[0].outstanding_pings <= 2
+            assert h.server.stats.accepted == 1  # never closed for missed pongs
+            assert client.health.endpoints["public"].pings_answered >= 5
+    pongs = [m for m in h.server.received if isinstance(m, dict) and m.get("method") == "PONG"]
+    assert len({m["id"] for m in pongs}) == len(pongs)  # each PONG a request id of its own
