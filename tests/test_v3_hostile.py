@@ -7,6 +7,7 @@ never an exception out of the connection or the hub, and the next good push stil
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 from typing import Any
 
@@ -16,18 +17,20 @@ from hypothesis import strategies as st
 
 from tests.test_hub import T0, connect, make_hub
 from tests.wspeer import ServerPeer
+from weex_proto import strategies as ws
 from weex_proto import v3wire
 from weex_proto.config import WeexConfig
 from weex_proto.connection import WeexConnection
 from weex_proto.events import MessageReceived
 from weex_proto.fanout import MessageBuffer
 from weex_proto.hub import ClientHub, plan_order_book, plan_tickers
-from weex_proto.messages import PayloadError, parse_push
+from weex_proto.messages import DepthUpdate, PayloadError, parse_push
 from weex_proto.session import WeexSession
 
 V3 = WeexConfig(api_key="k", secret_key="s", passphrase="p", api="v3")
 BTC = "ticker.cmt_btcusdt"
 NESTED = "[" * 990 + "]" * 990
+PRIVATE = ("account", "positions", "orders", "fill")
 
 HOSTILE_V3 = [
     '{"e":' + NESTED + "}",
@@ -132,3 +135,47 @@ def test_any_v3_push_becomes_a_v2_frame_or_a_reason(
     [event_out] = list(conn.events())
     assert isinstance(event_out, MessageReceived)
     assert event_out.message.raw == encoded
+
+
+# --- valid v3 traffic from weex_proto.strategies ---------------------------------------------
+
+
+def _through_v3(frames: list[dict[str, Any]]) -> list[Any]:
+    """The pushes a v3 connection makes of `frames`, in order (each must be one)."""
+    conn = WeexConnection(V3)
+    peer = ServerPeer()
+    conn.initiate(T0)
+    peer.receive(conn.data_to_send())
+    conn.receive_data(peer.accept(), T0)
+    list(conn.events())
+    pushes = []
+    for frame in frames:
+        conn.receive_data(peer.text(frame), T0)
+        [event] = list(conn.events())
+        assert isinstance(event, MessageReceived), event
+        pushes.append(event.message)
+    return pushes
+
+
+@settings(max_examples=200, deadline=None)
+@given(ws.v3_frames())
+def test_every_valid_v3_push_parses_into_records(frame: dict[str, Any]) -> None:
+    [push] = _through_v3([frame])
+    records = parse_push(push.frame)  # valid frames never raise a PayloadError
+    rows = frame["d"] if frame["e"] not in ("depth", "depthSnapshot") else [frame]
+    if frame["e"] in PRIVATE or frame["e"].startswith("kline"):
+        assert len(records) == 1  # one update holding the rows
+    else:
+        assert len(records) == len(rows)
+
+
+@settings(max_examples=100, deadline=None)
+@given(ws.v3_depth_sequences())
+def test_v3_depth_sequences_run_on_by_version(frames: list[dict[str, Any]]) -> None:
+    """U/u become the v2 versions a book checks: each update starts one past the last."""
+    pushes = _through_v3(frames)
+    updates = [parse_push(push.frame)[0] for push in pushes]
+    assert isinstance(updates[0], DepthUpdate) and updates[0].depth_type == "SNAPSHOT"
+    for before, after in itertools.pairwise(updates):
+        assert isinstance(before, DepthUpdate) and isinstance(after, DepthUpdate)
+        assert after.start_version == before.end_version + 1
