@@ -122,6 +122,10 @@ class ConnectionHost(Protocol):
     @property
     def symbols(self) -> tuple[str, ...]: ...
 
+    def v3_text(self, text: str) -> str:
+        """A v2 push's text as v3's, the same for every connection it goes to."""
+        ...
+
     def opened(self, connection: ServerConnection) -> None: ...
 
     def closed(self, connection: ServerConnection) -> None: ...
@@ -303,7 +307,7 @@ class ServerConnection:
     def send_push(self, text: str) -> None:
         """Queue one data push, given as v2 text: as it is on v2, as its v3 frame on v3."""
         if self.v3 and self.is_open:
-            text = _v3.push_text(text, int(time.time() * 1000))
+            text = self._host.v3_text(text)
         self.send_text(text)
 
     def send_binary(self, data: bytes) -> None:

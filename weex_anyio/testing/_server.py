@@ -59,6 +59,7 @@ from ._faults import FaultState
 from ._feed import FeedMarket, FeedRates, generated_symbols
 from ._market import Market
 from ._private import SimulatedAccount, SimulatedTrade
+from ._v3 import push_text
 
 logger = logging.getLogger("weex_anyio.testing")
 
@@ -104,6 +105,10 @@ class _Counters:
     unsubscribe_ops: int = 0
     bytes_sent: int = 0
     messages_sent: int = 0
+
+
+_V3_TEXTS_KEPT = 1024
+"""v2 push texts whose v3 text the server keeps (then it starts afresh): bounded memory."""
 
 
 def _is_loopback(host: str) -> bool:
@@ -239,6 +244,7 @@ class SimulatedWeexServer:
             operations_window=operations_window,
         )
         self._faults = FaultState()
+        self._v3_texts: dict[str, str] = {}  # v2 push text -> its v3 text (see `v3_text`)
         self._flood = flood
         self._market: Market | FeedMarket
         if full_feed is not None or flood:
@@ -771,6 +777,16 @@ class SimulatedWeexServer:
 
     def channel_allowed(self, channel: str, *, private: bool) -> bool:
         return channel_allowed(channel, private=private, symbols=self._symbols)
+
+    def v3_text(self, text: str) -> str:
+        """A push goes to its connections one by one: each v3 one gets the same v3 frame
+        (one event time), converted once."""
+        converted = self._v3_texts.get(text)
+        if converted is None:
+            if len(self._v3_texts) >= _V3_TEXTS_KEPT:
+                self._v3_texts.clear()
+            converted = self._v3_texts[text] = push_text(text, int(time.time() * 1000))
+        return converted
 
     def opened(self, connection: ServerConnection) -> None:
         self._admitted.pop(connection.id, None)
