@@ -272,3 +272,12 @@ def test_v2_frames_still_read_on_a_v3_connection() -> None:
     conn.receive_data(peer.text(push), T0)
     (event,) = drain(conn)
     assert isinstance(event, MessageReceived) and event.message.channel == "trades.cmt_btcusdt"
+
+
+def test_a_pong_sent_by_hand_is_a_pong_request_on_v3() -> None:
+    conn, peer = open_v3()
+    conn.send_pong("1693208170000", key="type")
+    peer.receive(conn.data_to_send())
+    assert peer.json_sent() == [{"id": 1, "method": "PONG"}]
+    conn.receive_data(peer.text({"result": True, "id": 1}), T0)  # its answer: taken quietly
+    assert drain(conn) == []

@@ -317,9 +317,13 @@ class WeexConnection:
             self._send_json(message)
 
     def send_pong(self, time: str, *, key: Literal["event", "type"] = "event") -> None:
-        """Answer an application ping by hand (normally done automatically)."""
+        """Answer an application ping by hand (normally done automatically): on v3 a PONG
+        request of its own id, which names neither `time` nor `key`."""
         self._require_open("send a pong")
-        self._send_json({key: "pong", "time": time})
+        request_id = self._next_request_id()
+        if self._dialect.request_ids:
+            self._pong_ids.append(str(request_id))
+        self._send_json(self._dialect.pong(key, time, request_id))
 
     def send_ping(self, now: float) -> None:
         """Send a WebSocket ping now; its pong arrives as `PongReceived` with the round trip."""
