@@ -26,6 +26,12 @@ from weex_proto.events import ConnectionClosed, Event
 
 T0 = 1_700_000_000.0
 CONFIG = WeexConfig(api_key="fuzz-key", secret_key="fuzz-secret", passphrase="fuzz-pass")  # noqa: S106
+V3_CONFIG = WeexConfig(
+    api_key="fuzz-key",
+    secret_key="fuzz-secret",  # noqa: S106
+    passphrase="fuzz-pass",  # noqa: S106
+    api="v3",
+)
 CORPUS = Path(__file__).resolve().parent / "corpus"
 ACCEPT_PLACEHOLDER = b"{ACCEPT}"
 """Seeds write this where the Sec-WebSocket-Accept value goes: the key is random per
@@ -60,20 +66,26 @@ def accept_response(request: bytes) -> bytes:
 
 
 def start_connection(
-    *, private: bool = False, options: ConnectionOptions | None = None
+    *,
+    private: bool = False,
+    options: ConnectionOptions | None = None,
+    config: WeexConfig = CONFIG,
 ) -> tuple[WeexConnection, bytes]:
     """A connection whose upgrade request has been sent; returns it and the request."""
-    conn = WeexConnection(CONFIG, private=private, options=options)
+    conn = WeexConnection(config, private=private, options=options)
     conn.subscribe("orders" if private else "ticker.cmt_btcusdt", T0)
     conn.initiate(T0)
     return conn, conn.data_to_send()
 
 
 def open_connection(
-    *, private: bool = False, options: ConnectionOptions | None = None
+    *,
+    private: bool = False,
+    options: ConnectionOptions | None = None,
+    config: WeexConfig = CONFIG,
 ) -> WeexConnection:
     """A connection past a successful handshake, its resubscribe already written."""
-    conn, request = start_connection(private=private, options=options)
+    conn, request = start_connection(private=private, options=options, config=config)
     conn.receive_data(accept_response(request), T0)
     check_events(list(conn.events()))
     conn.data_to_send()

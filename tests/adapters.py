@@ -47,10 +47,13 @@ import weex_trio
 from weex_anyio import WebSocketMessage, WeexConfig
 from weex_anyio._transport import tcp_transport as anyio_tcp_transport
 from weex_anyio.testing import SimulatedWeexServer
+from weex_anyio.testing._v3 import v2_channel
 from weex_trio._transport import tcp_transport as trio_tcp_transport
 
 T = TypeVar("T")
 
+BOTH_DIALECTS = ("v2", "v3")
+"""`on_every_adapter(dialects=BOTH_DIALECTS)`: run on WEEX's v2 and v3 protocols alike."""
 TEST_LIMIT = 60.0
 """Seconds a whole test body may take before it fails instead of hanging."""
 VIRTUAL_TEST_LIMIT = 3600.0
@@ -136,21 +139,30 @@ class Harness:
 
 
 def on_every_adapter(
-    *, virtual_time: bool = False, **simulator_options: Any
+    *,
+    virtual_time: bool = False,
+    dialects: tuple[str, ...] = ("v2",),
+    **simulator_options: Any,
 ) -> Callable[[Callable[..., Awaitable[None]]], Callable[..., None]]:
     """Turn `async def test_x(h: Harness, <fixtures>)` into a test run once per adapter.
 
     Other parameters of the body are ordinary pytest fixtures (`caplog`, `tmp_path`, ...).
     `virtual_time=True` runs the trio variants under `MockClock(autojump_threshold=0)`.
+    `dialects=BOTH_DIALECTS` runs each variant once per WEEX protocol generation too: the
+    simulator's URLs (and so the client's config) are then v2's or v3's (`[...-v3]`).
     """
     simulator_options.setdefault("trade_interval", None)  # private events only when asked
 
     def decorate(body: Callable[..., Awaitable[None]]) -> Callable[..., None]:
         def test(adapter: Adapter, **fixtures: Any) -> None:
+            options = dict(simulator_options)
+            if len(dialects) > 1:
+                options["api"] = fixtures.pop("dialect")
+
             async def main() -> None:
                 virtual = virtual_time and adapter.can_use_virtual_time
                 with anyio.fail_after(VIRTUAL_TEST_LIMIT if virtual else TEST_LIMIT):
-                    async with SimulatedWeexServer(**simulator_options) as server:
+                    async with SimulatedWeexServer(**options) as server:
                         await body(Harness(adapter, server, virtual), **fixtures)
 
             try:
@@ -162,10 +174,15 @@ def on_every_adapter(
         # here) instead of the body's `h`, then the body's own fixtures.
         parameters = list(inspect.signature(body).parameters.values())[1:]
         adapter_parameter = inspect.Parameter("adapter", inspect.Parameter.POSITIONAL_OR_KEYWORD)
-        test.__signature__ = inspect.Signature([adapter_parameter, *parameters])  # type: ignore[attr-defined]
+        extra = []
+        if len(dialects) > 1:
+            extra = [inspect.Parameter("dialect", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        test.__signature__ = inspect.Signature([adapter_parameter, *extra, *parameters])  # type: ignore[attr-defined]
         for attribute in ("__module__", "__name__", "__qualname__", "__doc__"):
             setattr(test, attribute, getattr(body, attribute))
         marked: Callable[..., None] = pytest.mark.parametrize("adapter", ADAPTERS, ids=str)(test)
+        if len(dialects) > 1:
+            marked = pytest.mark.parametrize("dialect", dialects)(marked)
         return marked
 
     return decorate
@@ -179,6 +196,30 @@ def _sole_error(error: BaseException) -> BaseException:
 
 
 # --------------------------------------------------------------------------- small helpers
+
+
+def requests(server: SimulatedWeexServer) -> list[dict[str, str]]:
+    """The subscribe/unsubscribe requests the server received, in order, in v2's words
+    (`{"event": "subscribe", "channel": ...}`) whichever dialect wrote them; a v3 request of
+    several names counts once per name."""
+    found = []
+    for frame in server.received:
+        if not isinstance(frame, dict):
+            continue
+        if frame.get("event") in ("subscribe", "unsubscribe"):
+            found.append(frame)
+        elif frame.get("method") in ("SUBSCRIBE", "UNSUBSCRIBE"):
+            names = frame.get("params")
+            for name in names if isinstance(names, list) else ():
+                channel = v2_channel(name, server.symbols) if isinstance(name, str) else None
+                if channel is not None:
+                    found.append({"event": frame["method"].lower(), "channel": channel})
+    return found
+
+
+def operations(server: SimulatedWeexServer, channel: str) -> list[str]:
+    """`requests` for `channel` (a v2 name): `["subscribe", "unsubscribe", ...]`."""
+    return [request["event"] for request in requests(server) if request["channel"] == channel]
 
 
 async def take(stream: AsyncIterator[WebSocketMessage[Any]]) -> WebSocketMessage[Any]:

@@ -35,12 +35,14 @@ import trustme
 from anyio.streams.tls import TLSStream
 
 from tests.adapters import (
+    BOTH_DIALECTS,
     TAKE_LIMIT,
     USER_AGENT,
     Client,
     Harness,
     eventually,
     on_every_adapter,
+    requests,
     take,
 )
 from weex_proto.config import Endpoint, WeexConfig
@@ -61,13 +63,9 @@ ETH_BOOK = "depth.cmt_ethusdt.200"
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-def operations(h: Harness) -> list[dict[str, Any]]:
-    """Subscribe/unsubscribe requests the server received, in order, exactly as sent."""
-    return [
-        frame
-        for frame in h.server.received
-        if isinstance(frame, dict) and frame.get("event") in ("subscribe", "unsubscribe")
-    ]
+def operations(h: Harness) -> list[dict[str, str]]:
+    """Subscribe/unsubscribe requests the server received, in order, in v2's words."""
+    return requests(h.server)
 
 
 def generator(
@@ -111,7 +109,7 @@ async def take_or_none(
 # 1 ----------------------------------------------------------------------------------------------
 
 
-@on_every_adapter(tick_interval=0.02)
+@on_every_adapter(tick_interval=0.02, dialects=BOTH_DIALECTS)
 async def test_stream_tickers_yields_parsed_tickers_after_documented_subscribes(
     h: Harness,
 ) -> None:
@@ -149,7 +147,7 @@ async def test_stream_tickers_yields_parsed_tickers_after_documented_subscribes(
 # 2 ----------------------------------------------------------------------------------------------
 
 
-@on_every_adapter(tick_interval=0.02)
+@on_every_adapter(tick_interval=0.02, dialects=BOTH_DIALECTS)
 async def test_dropped_connection_is_resumed_with_the_same_subscriptions(h: Harness) -> None:
     gaps: list[tuple[str, tuple[str, ...]]] = []
     delivered: list[WebSocketMessage[Any]] = []
@@ -185,7 +183,7 @@ async def test_dropped_connection_is_resumed_with_the_same_subscriptions(h: Harn
 # 3 ----------------------------------------------------------------------------------------------
 
 
-@on_every_adapter()
+@on_every_adapter(dialects=BOTH_DIALECTS)
 async def test_refused_handshakes_exhaust_the_retries(h: Harness) -> None:
     max_retries = 2
     h.server.reject_handshakes(100, status=503)
@@ -200,7 +198,7 @@ async def test_refused_handshakes_exhaust_the_retries(h: Harness) -> None:
     assert (h.server.stats.rejected, h.server.stats.accepted) == (1 + max_retries, 0)
 
 
-@on_every_adapter()
+@on_every_adapter(dialects=BOTH_DIALECTS)
 async def test_wrong_secret_fails_at_once_with_authentication_error(h: Harness) -> None:
     config = h.config(secret_key="not-the-secret")
     async with h.client(config, max_retries=5) as client:
@@ -215,7 +213,7 @@ def logged(caplog: pytest.LogCaptureFixture, event: str) -> list[logging.LogReco
     return [r for r in caplog.records if getattr(r, "weex_event", None) == event]
 
 
-@on_every_adapter(tick_interval=0.02)
+@on_every_adapter(tick_interval=0.02, dialects=BOTH_DIALECTS)
 async def test_reconnects_that_deliver_data_never_use_up_the_retries(
     h: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -239,7 +237,7 @@ async def test_reconnects_that_deliver_data_never_use_up_the_retries(
     assert logged(caplog, "gave_up") == []
 
 
-@on_every_adapter(ping_interval=None)
+@on_every_adapter(ping_interval=None, dialects=BOTH_DIALECTS)
 async def test_connections_that_deliver_nothing_exhaust_the_retries_exactly(
     h: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -263,7 +261,7 @@ async def test_connections_that_deliver_nothing_exhaust_the_retries_exactly(
     assert "connection lost" in gave_up.getMessage()  # why: the last close, not "None"
 
 
-@on_every_adapter()
+@on_every_adapter(dialects=BOTH_DIALECTS)
 async def test_a_permanent_refusal_fails_at_once_with_its_status(h: Harness) -> None:
     for status in (404, 403, 400):  # 403 on the public endpoint: no credentials were involved
         h.server.reject_handshakes(100, status=status)
@@ -277,7 +275,7 @@ async def test_a_permanent_refusal_fails_at_once_with_its_status(h: Harness) -> 
     assert (h.server.stats.rejected, h.server.stats.accepted) == (3, 0)
 
 
-@on_every_adapter(virtual_time=True, ping_interval=None)
+@on_every_adapter(virtual_time=True, ping_interval=None, dialects=BOTH_DIALECTS)
 async def test_handshake_timeouts_are_named_when_giving_up(h: Harness) -> None:
     h.server.stall()  # TCP connects, but the upgrade is never answered
     async with h.client(max_retries=1, connect_timeout=0.5) as client:
@@ -290,7 +288,7 @@ async def test_handshake_timeouts_are_named_when_giving_up(h: Harness) -> None:
     assert "handshake timed out" in str(caught.value)
 
 
-@on_every_adapter(tick_interval=0.02)
+@on_every_adapter(tick_interval=0.02, dialects=BOTH_DIALECTS)
 async def test_a_message_too_big_is_the_last_error(h: Harness) -> None:
     async with h.client(max_retries=0, max_message_size=4096) as client:
         stream = generator(client.stream_tickers("BTCUSDT"))
@@ -309,7 +307,7 @@ async def test_a_message_too_big_is_the_last_error(h: Harness) -> None:
 # 4 ----------------------------------------------------------------------------------------------
 
 
-@on_every_adapter(tick_interval=0.02)
+@on_every_adapter(tick_interval=0.02, dialects=BOTH_DIALECTS)
 async def test_handlers_sync_async_and_pattern_with_failing_ones_isolated(
     h: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -358,7 +356,7 @@ async def test_handlers_sync_async_and_pattern_with_failing_ones_isolated(
 # 5 ----------------------------------------------------------------------------------------------
 
 
-@on_every_adapter(tick_interval=0.01)
+@on_every_adapter(tick_interval=0.01, dialects=BOTH_DIALECTS)
 async def test_slow_ticker_consumer_keeps_only_the_newest_and_sees_a_gap(h: Harness) -> None:
     size = 4
     delivered: list[WebSocketMessage[Any]] = []
@@ -376,7 +374,7 @@ async def test_slow_ticker_consumer_keeps_only_the_newest_and_sees_a_gap(h: Harn
         assert await take_or_none(stream) is None  # nothing older was kept
 
 
-@on_every_adapter()
+@on_every_adapter(dialects=BOTH_DIALECTS)
 async def test_slow_private_consumer_gets_stream_overflow_error(h: Harness) -> None:
     size = 3
     outcome: list[WebSocketMessage[Any] | StreamOverflowError] = []
@@ -414,7 +412,7 @@ async def test_slow_private_consumer_gets_stream_overflow_error(h: Harness) -> N
 # 6 ----------------------------------------------------------------------------------------------
 
 
-@on_every_adapter(virtual_time=True, ping_interval=None)
+@on_every_adapter(virtual_time=True, ping_interval=None, dialects=BOTH_DIALECTS)
 async def test_silent_server_is_declared_dead_after_interval_plus_timeout(h: Harness) -> None:
     # Virtual seconds under MockClock (exact, instant); short real ones on asyncio.
     interval, timeout = (5.0, 5.0) if h.virtual_time else (0.2, 0.2)
@@ -447,7 +445,9 @@ async def test_silent_server_is_declared_dead_after_interval_plus_timeout(h: Har
         await stream.aclose()
 
 
-@on_every_adapter(virtual_time=True, tick_interval=1000.0)  # no market traffic needed
+@on_every_adapter(
+    virtual_time=True, tick_interval=1000.0, dialects=BOTH_DIALECTS
+)  # no market traffic needed
 async def test_backoff_delays_follow_the_jittered_exponential_schedule(h: Harness) -> None:
     # Trio variants: the real numbers, in virtual time. asyncio: the same schedule, 1000x faster.
     scale = 1.0 if h.virtual_time else 0.001
@@ -483,7 +483,7 @@ async def test_backoff_delays_follow_the_jittered_exponential_schedule(h: Harnes
 # 7 ----------------------------------------------------------------------------------------------
 
 
-@on_every_adapter()
+@on_every_adapter(dialects=BOTH_DIALECTS)
 async def test_private_streams_receive_the_events_of_a_trade(h: Harness) -> None:
     wanted = {"orders": 2, "fill": 1, "positions": 1, "account": 1}  # per trade, doc §4.2
     got: dict[str, list[WebSocketMessage[Any]]] = {name: [] for name in wanted}

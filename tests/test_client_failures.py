@@ -23,7 +23,14 @@ import anyio.from_thread
 import anyio.to_thread
 import pytest
 
-from tests.adapters import ADAPTERS, TAKE_LIMIT, Harness, eventually, on_every_adapter
+from tests.adapters import (
+    ADAPTERS,
+    BOTH_DIALECTS,
+    TAKE_LIMIT,
+    Harness,
+    eventually,
+    on_every_adapter,
+)
 from weex_anyio import WeexWebSocketClient
 from weex_anyio.testing import SimulatedWeexServer
 from weex_proto.config import WeexConfig
@@ -36,7 +43,7 @@ BTC = "ticker.cmt_btcusdt"
 # --------------------------------------------------------------------------- slow async handlers
 
 
-@on_every_adapter()
+@on_every_adapter(dialects=BOTH_DIALECTS)
 async def test_async_handler_that_cannot_keep_private_data_ends_the_client(
     h: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -73,7 +80,7 @@ async def test_async_handler_that_cannot_keep_private_data_ends_the_client(
     assert "'orders'" in records[0].getMessage()
 
 
-@on_every_adapter(tick_interval=0.02)
+@on_every_adapter(tick_interval=0.02, dialects=BOTH_DIALECTS)
 async def test_public_flood_never_pushes_private_data_out_of_an_async_handler(h: Harness) -> None:
     size = 4
     handled: list[WebSocketMessage[Any]] = []

@@ -18,7 +18,7 @@ from contextlib import aclosing
 import anyio
 import pytest
 
-from tests.adapters import Harness, on_every_adapter, take
+from tests.adapters import BOTH_DIALECTS, Harness, on_every_adapter, take
 from tests.wspeer import ServerPeer
 from weex_proto.config import WeexConfig
 from weex_proto.connection import ConnectionOptions, WeexConnection
@@ -82,7 +82,7 @@ def test_one_clock_callers_may_leave_wall_time_out() -> None:
 
 
 @pytest.mark.parametrize("step", [35.0, 3600.0, -3600.0], ids=["idle-35s", "ntp+1h", "ntp-1h"])
-@on_every_adapter(virtual_time=True)
+@on_every_adapter(virtual_time=True, dialects=BOTH_DIALECTS)
 async def test_a_stepped_wall_clock_still_signs_fresh_and_stamps_true_time(
     h: Harness, step: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -109,7 +109,7 @@ async def test_a_stepped_wall_clock_still_signs_fresh_and_stamps_true_time(
         assert public.connected_at >= before - 60  # connected just now, on the stepped clock
 
 
-@on_every_adapter(virtual_time=True)
+@on_every_adapter(virtual_time=True, dialects=BOTH_DIALECTS)
 async def test_the_wall_clock_option_signs_and_stamps(h: Harness) -> None:
     """An injected wall clock is what signs: one a day behind the server is refused."""
     behind = h.client(max_retries=0, wall_clock=lambda: time.time() - 86400)
@@ -122,7 +122,7 @@ async def test_the_wall_clock_option_signs_and_stamps(h: Harness) -> None:
         assert (await take(stream)).timestamp == WALL
 
 
-@on_every_adapter(virtual_time=True)
+@on_every_adapter(virtual_time=True, dialects=BOTH_DIALECTS)
 async def test_a_racing_loop_clock_does_not_age_the_signature(h: Harness) -> None:
     """Under MockClock the loop's clock runs far ahead of the wall clock (as it would after
     a suspend, the other way round): signing reads the wall clock, so it stays valid."""

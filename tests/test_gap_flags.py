@@ -12,7 +12,7 @@ from typing import Any
 
 import anyio
 
-from tests.adapters import Harness, eventually, on_every_adapter
+from tests.adapters import BOTH_DIALECTS, Harness, eventually, on_every_adapter
 from weex_proto.events import WebSocketMessage
 
 CHANNELS = ("ticker.cmt_btcusdt", "ticker.cmt_ethusdt")
@@ -32,7 +32,7 @@ def first_after_drop(seen: list[tuple[str, bool, int]], accepted: int) -> dict[s
     return flags
 
 
-@on_every_adapter(tick_interval=0.05, virtual_time=True)
+@on_every_adapter(tick_interval=0.05, virtual_time=True, dialects=BOTH_DIALECTS)
 async def test_streams_and_both_kinds_of_handlers_flag_the_first_record_after_a_drop(
     h: Harness,
 ) -> None:

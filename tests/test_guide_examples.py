@@ -3,7 +3,7 @@
 Each test starts the simulator with its market paused, so nothing reaches the client but what
 the test pushes; runs `python examples/guide/NAME.py` with the environment `WeexConfig.from_env()`
 reads pointing at the simulator; waits until the program has subscribed; pushes frames of known
-values (`send_raw` with the protocol reference's example frames, or `simulate_trade`); and checks
+values (`send_push` with the protocol reference's example frames, or `simulate_trade`); and checks
 that the lines the program prints, or the rows it stores, carry exactly those values: no `N/A`,
 `None` or `$0.00` where the exchange sent a value. The guide's programs run until interrupted:
 each test stops its program once it has read what it needs, and reaps it whatever happens.
@@ -55,6 +55,15 @@ margin is for a busy 2-core one. It only turns a hang into a failure, nothing is
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(params=["v2", "v3"])
+def api(request: pytest.FixtureRequest) -> str:
+    """Each guide example runs on both of WEEX's protocol generations: the simulator speaks
+    the one asked for, the program reads its URLs from the environment (a `/v3/` URL chooses
+    v3), and the test's v2 frames go out as v3 frames on v3 (`send_push`)."""
+    param: str = request.param
+    return param
 
 
 # -- running one example ----------------------------------------------------------------------
@@ -220,11 +229,11 @@ TS = r"(?P<ts>\d+\.\d+)"
 
 
 @pytest.mark.anyio
-async def test_context_manager_prints_one_ticker_record_per_push(tmp_path: Path) -> None:
-    async with guide_example("context_manager", tmp_path) as (program, server):
+async def test_context_manager_prints_one_ticker_record_per_push(tmp_path: Path, api: str) -> None:
+    async with guide_example("context_manager", tmp_path, api=api) as (program, server):
         await subscribed(server, "ticker.cmt_btcusdt")
-        await server.send_raw(ticker_push("101234.5", size="1500.12345"))
-        await server.send_raw(ticker_push("101240.0", size="1500.22345"))
+        await server.send_push(ticker_push("101234.5", size="1500.12345"))
+        await server.send_push(ticker_push("101240.0", size="1500.22345"))
         lines = await program.matches(re.compile(r"Ticker: (?P<data>.*)"), count=2)
     for match, last, size in zip(
         lines, ["101234.5", "101240.0"], ["1500.12345", "1500.22345"], strict=True
@@ -245,17 +254,18 @@ MARKET_LINE = re.compile(
 @pytest.mark.anyio
 async def test_market_monitoring_prints_last_volume_and_change_in_percent(
     tmp_path: Path,
+    api: str,
 ) -> None:
     pushed = [
         ("101234.5", "176145.66489", "-0.019637"),
         ("101301.2", "176146.01000", "0.004500"),
         ("99999.9", "176150.00000", "0"),
     ]
-    async with guide_example("market_monitoring", tmp_path) as (program, server):
+    async with guide_example("market_monitoring", tmp_path, api=api) as (program, server):
         await subscribed(server, "ticker.cmt_btcusdt")
         before = time.time()
         for last, size, percent in pushed:
-            await server.send_raw(ticker_push(last, size=size, percent=percent))
+            await server.send_push(ticker_push(last, size=size, percent=percent))
         lines = await program.matches(MARKET_LINE, count=len(pushed))
         after = time.time()
     assert program.output[0] == "📊 Monitoring BTC/USDT..."
@@ -317,6 +327,7 @@ def ladder(levels: Sequence[tuple[str, str]]) -> list[str]:
 @pytest.mark.anyio
 async def test_order_book_monitoring_prints_the_top_three_levels_of_the_pushed_book(
     tmp_path: Path,
+    api: str,
 ) -> None:
     bids = [
         ("103435.9", "2.40500"),
@@ -330,12 +341,12 @@ async def test_order_book_monitoring_prints_the_top_three_levels_of_the_pushed_b
         ("103436.6", "1.08300"),
         ("103437.0", "3.00000"),
     ]
-    async with guide_example("order_book_monitoring", tmp_path) as (program, server):
+    async with guide_example("order_book_monitoring", tmp_path, api=api) as (program, server):
         await subscribed(server, "depth.cmt_btcusdt.15")
         version = server.depth_version("cmt_btcusdt") + 1000  # newer than the simulator's book
-        await server.send_raw(depth_snapshot(version, bids, asks))
+        await server.send_push(depth_snapshot(version, bids, asks))
         # Then a delta: the best bid leaves, a better ask arrives, an ask changes size.
-        await server.send_raw(
+        await server.send_push(
             depth_changed(
                 version + 1,
                 version + 3,
@@ -359,6 +370,7 @@ TRADE_LINE = re.compile(TS + r" (?P<emoji>\S+) (?P<size>\S+) BTC @ \$(?P<price>\
 @pytest.mark.anyio
 async def test_trade_monitoring_prints_every_trade_of_a_push_with_the_taker_side(
     tmp_path: Path,
+    api: str,
 ) -> None:
     # buyerMaker true: the buyer was resting, so the taker sold.
     rows = [
@@ -371,9 +383,9 @@ async def test_trade_monitoring_prints_every_trade_of_a_push_with_the_taker_side
         {"time": "1747131727502", "price": p, "size": s, "value": "0", "buyerMaker": maker}
         for p, s, maker in rows
     ]
-    async with guide_example("trade_monitoring", tmp_path) as (program, server):
+    async with guide_example("trade_monitoring", tmp_path, api=api) as (program, server):
         await subscribed(server, "trades.cmt_btcusdt")
-        await server.send_raw(json.dumps(frame))
+        await server.send_push(json.dumps(frame))
         lines = await program.matches(TRADE_LINE, count=len(rows))
     for match, (price, size, buyer_maker) in zip(lines, rows, strict=True):
         assert match["price"] == price
@@ -387,13 +399,15 @@ ACCOUNT_LINE = re.compile(
 
 
 @pytest.mark.anyio
-async def test_account_updates_print_the_collateral_amount_as_balance(tmp_path: Path) -> None:
+async def test_account_updates_print_the_collateral_amount_as_balance(
+    tmp_path: Path, api: str
+) -> None:
     amounts = ["6625267.708162", "6625001.000000"]
     record = fixtures.ACCOUNT_PUSH["msg"]["data"]["collateral"][0]
-    async with guide_example("account_updates", tmp_path) as (program, server):
+    async with guide_example("account_updates", tmp_path, api=api) as (program, server):
         await subscribed(server, "account")
         for version, amount in enumerate(amounts, 50_000):
-            await server.send_raw(
+            await server.send_push(
                 private_push("account", "collateral", {**record, "amount": amount}, version)
             )
         lines = await program.matches(ACCOUNT_LINE, count=len(amounts))
@@ -410,15 +424,17 @@ POSITION_LINE = re.compile(
 
 
 @pytest.mark.anyio
-async def test_position_monitoring_prints_symbol_side_size_and_pnl(tmp_path: Path) -> None:
-    async with guide_example("position_monitoring", tmp_path) as (program, server):
+async def test_position_monitoring_prints_symbol_side_size_and_pnl(
+    tmp_path: Path, api: str
+) -> None:
+    async with guide_example("position_monitoring", tmp_path, api=api) as (program, server):
         await subscribed(server, "positions")
         opened = await server.simulate_trade("cmt_btcusdt", "BUY", "0.02")
         [first] = await program.matches(POSITION_LINE)
         # The client follows the mark price of every contract it holds a position in.
         await subscribed(server, "ticker.cmt_btcusdt")
         mark = Decimal(opened.price) - 250
-        await server.send_raw(ticker_push(opened.price, mark=f"{mark}"))
+        await server.send_push(ticker_push(opened.price, mark=f"{mark}"))
         reduced = await server.simulate_trade("cmt_btcusdt", "SELL", "0.005")
         [second] = await program.matches(POSITION_LINE)
     assert (first["symbol"], first["side"], first["size"]) == ("cmt_btcusdt", "LONG", "0.02000")
@@ -446,6 +462,7 @@ STATUS_EMOJI = {
 @pytest.mark.anyio
 async def test_order_updates_print_id_symbol_size_and_the_documented_status(
     tmp_path: Path,
+    api: str,
 ) -> None:
     template = fixtures.ORDERS_PUSH["msg"]["data"]["order"][0]
     partial = {
@@ -455,11 +472,11 @@ async def test_order_updates_print_id_symbol_size_and_the_documented_status(
         "cumFillSize": "0.04000",
     }
     canceled = {**template, "id": "617414920861909701", "status": "CANCELED"}
-    async with guide_example("order_updates", tmp_path) as (program, server):
+    async with guide_example("order_updates", tmp_path, api=api) as (program, server):
         await subscribed(server, "orders")
         trade: SimulatedTrade = await server.simulate_trade("cmt_btcusdt", "BUY", "0.03")
-        await server.send_raw(private_push("orders", "order", partial, 60_000))
-        await server.send_raw(private_push("orders", "order", canceled, 60_001))
+        await server.send_push(private_push("orders", "order", partial, 60_000))
+        await server.send_push(private_push("orders", "order", canceled, 60_001))
         lines = await program.matches(ORDER_LINE, count=4)
     expected = [
         (trade.order_id, "cmt_btcusdt", trade.size, "new"),  # WEEX's PENDING, nothing filled
@@ -472,14 +489,19 @@ async def test_order_updates_print_id_symbol_size_and_the_documented_status(
 
 
 @pytest.mark.anyio
-async def test_multi_symbol_monitoring_prints_each_symbols_own_price(tmp_path: Path) -> None:
+async def test_multi_symbol_monitoring_prints_each_symbols_own_price(
+    tmp_path: Path, api: str
+) -> None:
     # The guide watches ADAUSDT too, which the simulator lists only when asked.
     symbols = ("cmt_btcusdt", "cmt_ethusdt", "cmt_adausdt")
     prices = {"cmt_btcusdt": "101234.5", "cmt_ethusdt": "2451.37", "cmt_adausdt": "0.7712"}
-    async with guide_example("multi_symbol", tmp_path, symbols=symbols) as (program, server):
+    async with guide_example("multi_symbol", tmp_path, symbols=symbols, api=api) as (
+        program,
+        server,
+    ):
         await subscribed(server, *(f"ticker.{s}" for s in symbols))
         for symbol in symbols:
-            await server.send_raw(ticker_push(prices[symbol], symbol=symbol))
+            await server.send_push(ticker_push(prices[symbol], symbol=symbol))
         lines = await program.matches(re.compile(r"(?P<name>\w+USDT): \$(?P<price>\S+)"), 3)
     printed = {m["name"]: m["price"] for m in lines}
     assert printed == {"BTCUSDT": "101234.5", "ETHUSDT": "2451.37", "ADAUSDT": "0.7712"}
@@ -510,21 +532,25 @@ def guide_signals(prices: Sequence[float], period: int = 20) -> list[tuple[str, 
 
 
 @pytest.mark.anyio
-async def test_real_time_analysis_signals_follow_the_pushed_prices(tmp_path: Path) -> None:
+async def test_real_time_analysis_signals_follow_the_pushed_prices(
+    tmp_path: Path, api: str
+) -> None:
     texts = [f"{100000 + 10 * i}.5" for i in range(20)] + ["104000.0", "96000.0", "100100.0"]
     expected = guide_signals([float(t) for t in texts])
     assert {kind for kind, _, _ in expected} == {"BUY signal", "SELL signal", "HOLD"}
-    async with guide_example("real_time_analysis", tmp_path) as (program, server):
+    async with guide_example("real_time_analysis", tmp_path, api=api) as (program, server):
         await subscribed(server, "ticker.cmt_btcusdt")
         for text in texts:
-            await server.send_raw(ticker_push(text))
+            await server.send_push(ticker_push(text))
         lines = await program.matches(ANALYSIS_LINE, count=len(expected))
     assert [(m["kind"], m["price"], m["ma"]) for m in lines] == expected
 
 
 @pytest.mark.anyio
-async def test_risk_management_reports_breaches_of_the_pushed_positions(tmp_path: Path) -> None:
-    async with guide_example("risk_management", tmp_path) as (program, server):
+async def test_risk_management_reports_breaches_of_the_pushed_positions(
+    tmp_path: Path, api: str
+) -> None:
+    async with guide_example("risk_management", tmp_path, api=api) as (program, server):
         await subscribed(server, "positions")
         # 0.02 BTC at the example's stand-in price of 100000 is $2000 of exposure, over $1000.
         opened = await server.simulate_trade("cmt_btcusdt", "BUY", "0.02")
@@ -532,7 +558,7 @@ async def test_risk_management_reports_breaches_of_the_pushed_positions(tmp_path
         # With a mark 6000 below the entry, 0.021 BTC loses $126: over the $100 daily limit.
         await subscribed(server, "ticker.cmt_btcusdt")
         mark = Decimal(opened.price) - 6000
-        await server.send_raw(ticker_push(opened.price, mark=f"{mark}"))
+        await server.send_push(ticker_push(opened.price, mark=f"{mark}"))
         await server.simulate_trade("cmt_btcusdt", "BUY", "0.001")
         await program.line(lambda text: "emergency_close_all_positions" in text)
     assert program.output == [
@@ -554,12 +580,14 @@ PAPER_FILL = re.compile(
 
 
 @pytest.mark.anyio
-async def test_paper_trading_trades_and_values_at_the_pushed_prices(tmp_path: Path) -> None:
+async def test_paper_trading_trades_and_values_at_the_pushed_prices(
+    tmp_path: Path, api: str
+) -> None:
     prices = [f"{100000 + 37 * i - 400 * (i % 3)}.5" for i in range(40)]
-    async with guide_example("paper_trading", tmp_path) as (program, server):
+    async with guide_example("paper_trading", tmp_path, api=api) as (program, server):
         await subscribed(server, "ticker.cmt_btcusdt")
         for text in prices:
-            await server.send_raw(ticker_push(text))
+            await server.send_push(ticker_push(text))
         await program.matches(PORTFOLIO_LINE, count=len(prices))
 
     # Replay the guide's engine on the pushed prices, taking its random signal from its output.
@@ -596,16 +624,17 @@ async def test_paper_trading_trades_and_values_at_the_pushed_prices(tmp_path: Pa
 @pytest.mark.anyio
 async def test_robust_client_keeps_printing_prices_across_a_dropped_connection(
     tmp_path: Path,
+    api: str,
 ) -> None:
-    async with guide_example("robust_client", tmp_path) as (program, server):
+    async with guide_example("robust_client", tmp_path, api=api) as (program, server):
         await subscribed(server, "ticker.cmt_btcusdt")
-        await server.send_raw(ticker_push("101234.5"))
+        await server.send_push(ticker_push("101234.5"))
         await program.line(lambda text: text == "Price: $101234.5")
         await server.drop_connections()
         # The client reconnects and resubscribes by itself: the guide's loop never sees an error.
         await server.wait_until(lambda: server.stats.accepted >= 2, timeout=HANG_LIMIT)
         await subscribed(server, "ticker.cmt_btcusdt")
-        await server.send_raw(ticker_push("101300.0"))
+        await server.send_push(ticker_push("101300.0"))
         await program.line(lambda text: text == "Price: $101300.0")
     assert program.output == ["🔌 Connected (attempt 1)", "Price: $101234.5", "Price: $101300.0"]
 
@@ -618,12 +647,13 @@ FILTER_LINE = re.compile(
 @pytest.mark.anyio
 async def test_filtered_streaming_prints_only_moves_over_a_tenth_of_a_percent(
     tmp_path: Path,
+    api: str,
 ) -> None:
     pushed = [("101234.5", "0.012300"), ("101240.0", "0.000500"), ("101100.0", "-0.004200")]
-    async with guide_example("filtered_streaming", tmp_path) as (program, server):
+    async with guide_example("filtered_streaming", tmp_path, api=api) as (program, server):
         await subscribed(server, "ticker.cmt_btcusdt")
         for last, percent in pushed:
-            await server.send_raw(ticker_push(last, size="1234.50000", percent=percent))
+            await server.send_push(ticker_push(last, size="1234.50000", percent=percent))
         lines = await program.matches(FILTER_LINE, count=2)
     # The 0.05% move, pushed between the other two, was filtered out.
     for match, (last, percent) in zip(lines, [pushed[0], pushed[2]], strict=True):
@@ -633,11 +663,13 @@ async def test_filtered_streaming_prints_only_moves_over_a_tenth_of_a_percent(
 
 
 @pytest.mark.anyio
-async def test_memory_efficient_streaming_alerts_on_prices_over_50000(tmp_path: Path) -> None:
-    async with guide_example("memory_efficient", tmp_path) as (program, server):
+async def test_memory_efficient_streaming_alerts_on_prices_over_50000(
+    tmp_path: Path, api: str
+) -> None:
+    async with guide_example("memory_efficient", tmp_path, api=api) as (program, server):
         await subscribed(server, "ticker.cmt_btcusdt")
         for last in ("101234.5", "49999.9", "50000.5"):
-            await server.send_raw(ticker_push(last))
+            await server.send_push(ticker_push(last))
         lines = await program.matches(re.compile(r"High price alert: \$(?P<price>\S+)"), 2)
     assert [m["price"] for m in lines] == ["101234.5", "50000.5"]  # 49999.9 stays quiet
 
@@ -646,12 +678,14 @@ BATCH_LINE = re.compile(r"Batch: Avg: \$(?P<avg>\S+) \| Max: \$(?P<max>\S+) \| M
 
 
 @pytest.mark.anyio
-async def test_batch_processing_summarises_each_batch_of_ten_tickers(tmp_path: Path) -> None:
+async def test_batch_processing_summarises_each_batch_of_ten_tickers(
+    tmp_path: Path, api: str
+) -> None:
     texts = [f"{101000 + 17 * i - 90 * (i % 4)}.5" for i in range(20)]
-    async with guide_example("batch_processing", tmp_path) as (program, server):
+    async with guide_example("batch_processing", tmp_path, api=api) as (program, server):
         await subscribed(server, "ticker.cmt_btcusdt")
         for text in texts:
-            await server.send_raw(ticker_push(text))
+            await server.send_push(ticker_push(text))
         lines = await program.matches(BATCH_LINE, count=2)
     for match, batch in zip(lines, [texts[:10], texts[10:]], strict=True):
         prices = [float(t) for t in batch]
@@ -663,18 +697,18 @@ async def test_batch_processing_summarises_each_batch_of_ten_tickers(tmp_path: P
 
 
 @pytest.mark.anyio
-async def test_heartbeat_example_prints_each_pushed_price(tmp_path: Path) -> None:
-    async with guide_example("heartbeat", tmp_path) as (program, server):
+async def test_heartbeat_example_prints_each_pushed_price(tmp_path: Path, api: str) -> None:
+    async with guide_example("heartbeat", tmp_path, api=api) as (program, server):
         await subscribed(server, "ticker.cmt_btcusdt")
         for last in ("101234.5", "101235.0"):
-            await server.send_raw(ticker_push(last))
+            await server.send_push(ticker_push(last))
         lines = await program.matches(re.compile(r"💓 Message received: (?P<price>\S+)"), 2)
     assert [m["price"] for m in lines] == ["101234.5", "101235.0"]
     assert program.output[0] == "💓 Starting heartbeat..."
 
 
 @pytest.mark.anyio
-async def test_data_storage_stores_the_pushed_values(tmp_path: Path) -> None:
+async def test_data_storage_stores_the_pushed_values(tmp_path: Path, api: str) -> None:
     pushed = [("101234.5", "176145.66489", "-0.019637"), ("101301.2", "176146.01", "0.0045")]
     database = tmp_path / "ticker_data.db"  # the guide writes it to the working directory
 
@@ -687,11 +721,11 @@ async def test_data_storage_stores_the_pushed_values(tmp_path: Path) -> None:
             except sqlite3.OperationalError:  # the table is not there yet
                 return []
 
-    async with guide_example("data_storage", tmp_path) as (program, server):
+    async with guide_example("data_storage", tmp_path, api=api) as (program, server):
         await subscribed(server, "ticker.cmt_btcusdt")
         before = time.time()
         for last, size, percent in pushed:
-            await server.send_raw(ticker_push(last, size=size, percent=percent))
+            await server.send_push(ticker_push(last, size=size, percent=percent))
         with anyio.fail_after(HANG_LIMIT):
             while len(rows := stored()) < len(pushed):  # noqa: ASYNC110 - another process writes
                 await anyio.sleep(0.05)

@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.adapters import Harness, eventually, on_every_adapter, take
+from tests.adapters import BOTH_DIALECTS, Harness, eventually, on_every_adapter, operations, take
 from weex_proto.errors import OrderBookError, ServerError
 from weex_proto.events import WebSocketMessage
 from weex_proto.orderbook import MAX_STALE_DELTAS
@@ -40,19 +40,15 @@ async def next_book(stream: AsyncGenerator[WebSocketMessage[Any], None]) -> Any:
 
 
 def subscribes_of(h: Harness, channel: str) -> int:
-    return sum(
-        1
-        for frame in h.server.received
-        if isinstance(frame, dict)
-        and frame.get("event") == "subscribe"
-        and frame.get("channel") == channel
-    )
+    return operations(h.server, channel).count("subscribe")
 
 
 # --------------------------------------------------------------------------- stray error frames
 
 
-@on_every_adapter(symbols=[*SYMBOLS, SYMBOL], tick_interval=0.05, virtual_time=True)
+@on_every_adapter(
+    symbols=[*SYMBOLS, SYMBOL], tick_interval=0.05, virtual_time=True, dialects=BOTH_DIALECTS
+)
 async def test_an_error_frame_naming_another_connections_channel_ends_no_stream(
     h: Harness,
 ) -> None:
@@ -81,7 +77,9 @@ async def test_an_error_frame_naming_another_connections_channel_ends_no_stream(
         await tickers.aclose()
 
 
-@on_every_adapter(symbols=[*SYMBOLS, SYMBOL], tick_interval=0.05, virtual_time=True)
+@on_every_adapter(
+    symbols=[*SYMBOLS, SYMBOL], tick_interval=0.05, virtual_time=True, dialects=BOTH_DIALECTS
+)
 async def test_a_refused_subscribe_still_ends_the_stream_that_asked(h: Harness) -> None:
     """The other half of the rule: an error answering this connection's own subscribe of a
     channel never served is its refusal, on any connection of the pool."""
@@ -113,7 +111,7 @@ async def test_a_refused_subscribe_still_ends_the_stream_that_asked(h: Harness) 
 # --------------------------------------------------------------------------- snapshots
 
 
-@on_every_adapter(tick_interval=0.05, virtual_time=True)
+@on_every_adapter(tick_interval=0.05, virtual_time=True, dialects=BOTH_DIALECTS)
 async def test_a_book_whose_snapshot_never_comes_resyncs_then_ends_with_order_book_error(
     h: Harness,
 ) -> None:
@@ -127,7 +125,7 @@ async def test_a_book_whose_snapshot_never_comes_resyncs_then_ends_with_order_bo
     assert client.health.book_resyncs == MAX_RESYNCS_WITHOUT_SNAPSHOT + 1
 
 
-@on_every_adapter(tick_interval=0.05, virtual_time=True)
+@on_every_adapter(tick_interval=0.05, virtual_time=True, dialects=BOTH_DIALECTS)
 async def test_a_missed_snapshot_is_asked_for_again_and_the_book_goes_on(h: Harness) -> None:
     h.server.withhold_snapshots(2)
     async with h.client(snapshot_timeout=1.0) as client:
@@ -143,7 +141,7 @@ async def test_a_missed_snapshot_is_asked_for_again_and_the_book_goes_on(h: Harn
 # --------------------------------------------------------------------------- versions
 
 
-@on_every_adapter(tick_interval=0.05, virtual_time=True)
+@on_every_adapter(tick_interval=0.05, virtual_time=True, dialects=BOTH_DIALECTS)
 async def test_depth_versions_that_go_backwards_resync_the_book(h: Harness) -> None:
     async with h.client() as client:
         book = generator(client.stream_order_book(SYMBOL, level=5))
@@ -169,7 +167,7 @@ async def test_depth_versions_that_go_backwards_resync_the_book(h: Harness) -> N
 # --------------------------------------------------------------------------- unanswered subscribes
 
 
-@on_every_adapter(tick_interval=0.05, virtual_time=True)
+@on_every_adapter(tick_interval=0.05, virtual_time=True, dialects=BOTH_DIALECTS)
 async def test_stale_timeout_replaces_a_connection_whose_subscribe_is_never_answered(
     h: Harness,
 ) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.adapters import Harness, on_every_adapter, take
+from tests.adapters import BOTH_DIALECTS, Harness, on_every_adapter, operations, take
 from weex_proto.errors import RateLimitError
 from weex_proto.events import WebSocketMessage
 from weex_proto.subscriptions import MAX_REFUSED_RESUBSCRIBES
@@ -31,11 +31,7 @@ def assert_consistent(data: Any, levels: int) -> None:
 
 
 def book_operations(h: Harness) -> list[str]:
-    return [
-        frame["event"]
-        for frame in h.server.received
-        if isinstance(frame, dict) and frame.get("channel") == BOOK
-    ]
+    return operations(h.server, BOOK)
 
 
 async def next_book(stream: AsyncGenerator[WebSocketMessage[Any], None], levels: int) -> Any:
@@ -47,7 +43,7 @@ async def next_book(stream: AsyncGenerator[WebSocketMessage[Any], None], levels:
             return message.data
 
 
-@on_every_adapter(tick_interval=0.005, virtual_time=True)
+@on_every_adapter(tick_interval=0.005, virtual_time=True, dialects=BOTH_DIALECTS)
 async def test_book_keeps_yielding_when_gaps_use_up_the_subscription_budget(h: Harness) -> None:
     async with h.client() as client:
         stream = client.stream_order_book("BTCUSDT", level=5)
@@ -106,7 +102,7 @@ def hostile_pushes(bid: str, ask: str) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
-@on_every_adapter(tick_interval=0.01, virtual_time=True)
+@on_every_adapter(tick_interval=0.01, virtual_time=True, dialects=BOTH_DIALECTS)
 async def test_hostile_depth_pushes_never_corrupt_the_book_or_kill_the_client(
     h: Harness,
 ) -> None:
@@ -137,7 +133,9 @@ async def read_to_the_end(stream: AsyncGenerator[WebSocketMessage[Any], None]) -
         await take(stream)
 
 
-@on_every_adapter(tick_interval=0.01, virtual_time=True, max_operations_per_hour=2)
+@on_every_adapter(
+    tick_interval=0.01, virtual_time=True, max_operations_per_hour=2, dialects=BOTH_DIALECTS
+)
 async def test_a_resync_the_server_keeps_refusing_is_asked_again_then_ends_the_book(
     h: Harness,
 ) -> None:

@@ -22,7 +22,7 @@ import attrs
 import pytest
 import trustme
 
-from tests.adapters import Client, Harness, eventually, on_every_adapter, take
+from tests.adapters import BOTH_DIALECTS, Client, Harness, eventually, on_every_adapter, take
 from tests.proxyserver import RunningProxy, free_port, pproxy_server
 from tests.test_adapters import BTC, causes, generator, server_context_signed_by, tls_front
 from weex_proto.errors import (
@@ -55,7 +55,7 @@ def assert_no_secret(*texts: str) -> None:
             assert secret not in text
 
 
-@on_every_adapter(tick_interval=0.02)
+@on_every_adapter(tick_interval=0.02, dialects=BOTH_DIALECTS)
 async def test_public_stream_through_every_kind_of_proxy(
     h: Harness, open_proxy: RunningProxy, login_proxy: RunningProxy
 ) -> None:
@@ -75,7 +75,7 @@ async def test_public_stream_through_every_kind_of_proxy(
         assert proxy.tunnels_to(h.server.port) == before + 1, (scheme, proxy.login)
 
 
-@on_every_adapter(trade_interval=None)
+@on_every_adapter(trade_interval=None, dialects=BOTH_DIALECTS)
 async def test_private_stream_through_proxies(
     h: Harness, open_proxy: RunningProxy, login_proxy: RunningProxy
 ) -> None:
@@ -99,7 +99,7 @@ async def test_private_stream_through_proxies(
     assert open_proxy.tunnels_to(h.server.port) >= 1
 
 
-@on_every_adapter(tick_interval=0.02)
+@on_every_adapter(tick_interval=0.02, dialects=BOTH_DIALECTS)
 async def test_wss_through_a_proxy_verifies_the_exchange_certificate(
     h: Harness, login_proxy: RunningProxy
 ) -> None:
@@ -112,7 +112,8 @@ async def test_wss_through_a_proxy_verifies_the_exchange_certificate(
     ca.configure_trust(trusting)
 
     async with tls_front(h.server.port, server_context) as (port, failures):
-        config = h.config(public_url=f"wss://localhost:{port}/v2/ws/public")
+        path = h.server.public_url.split("/", 3)[3]  # the simulator's dialect's path
+        config = h.config(public_url=f"wss://localhost:{port}/{path}")
         for scheme in ("http", "socks5h"):
             proxy = login_proxy.url(scheme, LOGIN)
             async with h.client(config, proxy=proxy, ssl_context=trusting) as client:
@@ -133,7 +134,7 @@ async def test_wss_through_a_proxy_verifies_the_exchange_certificate(
     assert h.server.stats.accepted == 2
 
 
-@on_every_adapter(tick_interval=0.02)
+@on_every_adapter(tick_interval=0.02, dialects=BOTH_DIALECTS)
 async def test_proxy_from_the_environment_and_no_proxy(
     h: Harness, open_proxy: RunningProxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -166,7 +167,7 @@ async def test_proxy_from_the_environment_and_no_proxy(
     assert open_proxy.tunnels_to(h.server.port) == before + 2
 
 
-@on_every_adapter(tick_interval=0.02)
+@on_every_adapter(tick_interval=0.02, dialects=BOTH_DIALECTS)
 async def test_a_refused_proxy_login_is_a_typed_error_and_not_retried(
     h: Harness, login_proxy: RunningProxy, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -273,7 +274,7 @@ async def socks_hang_up_on_greeting(client: anyio.abc.SocketStream, received: li
     await client.aclose()
 
 
-@on_every_adapter(tick_interval=0.02)
+@on_every_adapter(tick_interval=0.02, dialects=BOTH_DIALECTS)
 async def test_a_reply_with_headers_over_16_kib_is_refused_at_once(h: Harness) -> None:
     for headers, reads in ((1, 1), (1, 5), (400, 1), (400, 7)):
         async with scripted_proxy(huge_header_answer(headers, reads)) as proxy:
@@ -287,7 +288,7 @@ async def test_a_reply_with_headers_over_16_kib_is_refused_at_once(h: Harness) -
     assert h.server.stats.accepted == 0
 
 
-@on_every_adapter(tick_interval=0.02)
+@on_every_adapter(tick_interval=0.02, dialects=BOTH_DIALECTS)
 async def test_a_socks5_proxy_wanting_a_login_we_lack_is_an_auth_error_at_once(h: Harness) -> None:
     for answer in (socks_hang_up_on_greeting, socks_no_acceptable_method):
         async with scripted_proxy(answer) as proxy:
@@ -303,7 +304,7 @@ async def test_a_socks5_proxy_wanting_a_login_we_lack_is_an_auth_error_at_once(h
     assert h.server.stats.accepted == 0
 
 
-@on_every_adapter(tick_interval=0.02)
+@on_every_adapter(tick_interval=0.02, dialects=BOTH_DIALECTS)
 async def test_a_proxy_that_is_down_is_retried_then_named_in_the_error(
     h: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -326,7 +327,7 @@ async def test_a_proxy_that_is_down_is_retried_then_named_in_the_error(
     assert_no_secret(caplog.text)
 
 
-@on_every_adapter(tick_interval=0.02)
+@on_every_adapter(tick_interval=0.02, dialects=BOTH_DIALECTS)
 async def test_proxy_credentials_stay_out_of_logs_on_success(
     h: Harness, login_proxy: RunningProxy, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import anyio
 
-from tests.adapters import Harness, eventually, on_every_adapter
+from tests.adapters import BOTH_DIALECTS, Harness, eventually, on_every_adapter
 from tests.test_adapters import catch_up_with_server, generator
 from weex_proto.events import WebSocketMessage
 from weex_proto.messages import Candle, Position
@@ -47,7 +47,7 @@ async def collect(stream: AsyncIterator[WebSocketMessage[Any]], into: list[Any])
             into.append(message)
 
 
-@on_every_adapter(tick_interval=0.02)
+@on_every_adapter(tick_interval=0.02, dialects=BOTH_DIALECTS)
 async def test_several_records_in_a_push_are_messages_and_only_the_first_after_a_gap_is_flagged(
     h: Harness,
 ) -> None:
@@ -57,7 +57,7 @@ async def test_several_records_in_a_push_are_messages_and_only_the_first_after_a
         tasks.start_soon(collect, client.stream_trades("BTCUSDT"), got)
         await h.server.wait_for_subscription(TRADES)
         await catch_up_with_server(client)
-        await h.server.send_raw(trades_frame("1", "2", "3"))
+        await h.server.send_push(trades_frame("1", "2", "3"))
         with anyio.fail_after(5):
             await eventually(lambda: len(got) >= 3)
         before = got[:3]
@@ -73,14 +73,14 @@ async def test_several_records_in_a_push_are_messages_and_only_the_first_after_a
         await h.server.wait_until(
             lambda: any(TRADES in c.subscriptions for c in h.server.connections)
         )
-        await h.server.send_raw(trades_frame("4", "5"))
+        await h.server.send_push(trades_frame("4", "5"))
         with anyio.fail_after(5):
             await eventually(lambda: len(got) >= 5)
         tasks.cancel_scope.cancel()
     assert [(m.data["price"], m.gap) for m in got[3:]] == [("4", True), ("5", False)]
 
 
-@on_every_adapter(tick_interval=0.02)
+@on_every_adapter(tick_interval=0.02, dialects=BOTH_DIALECTS)
 async def test_stream_klines_closes_a_candle_when_a_later_one_arrives(h: Harness) -> None:
     h.server.pause_market()
     later = 4_000_000_000_000  # after any candle the simulator's snapshot holds
@@ -88,9 +88,9 @@ async def test_stream_klines_closes_a_candle_when_a_later_one_arrives(h: Harness
     async with h.client() as client, anyio.create_task_group() as tasks:
         tasks.start_soon(collect, client.stream_klines("BTCUSDT"), seen)
         await h.server.wait_for_subscription(KLINES)
-        await h.server.send_raw(candle_frame(later, "10"))
-        await h.server.send_raw(candle_frame(later, "11"))
-        await h.server.send_raw(candle_frame(later + 60_000, "12"))
+        await h.server.send_push(candle_frame(later, "10"))
+        await h.server.send_push(candle_frame(later, "11"))
+        await h.server.send_push(candle_frame(later + 60_000, "12"))
         with anyio.fail_after(5):
             await eventually(lambda: any(m.record.kline_time > later for m in seen))
         tasks.cancel_scope.cancel()
@@ -110,7 +110,7 @@ async def test_stream_klines_closes_a_candle_when_a_later_one_arrives(h: Harness
     assert earlier and earlier[-1].record.closed and earlier[-1].data["closed"] is True
 
 
-@on_every_adapter(tick_interval=0.02)
+@on_every_adapter(tick_interval=0.02, dialects=BOTH_DIALECTS)
 async def test_positions_carry_unrealized_pnl_once_the_contracts_mark_price_is_known(
     h: Harness,
 ) -> None:

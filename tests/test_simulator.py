@@ -503,7 +503,7 @@ async def test_handshake_needs_user_agent_and_a_known_path() -> None:
             async with raw_client(server, user_agent=""):
                 pass
         assert info.value.status == 403
-        for path in ("/v2/ws", "/v2/ws/public/", "/v3/ws/public", "/"):
+        for path in ("/v2/ws", "/v2/ws/public/", "/v4/ws/public", "/"):
             with pytest.raises(Rejected) as info:
                 async with raw_client(server, path=path):
                     pass

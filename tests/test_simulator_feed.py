@@ -37,7 +37,7 @@ class _Recorder:
     def __init__(self) -> None:
         self.texts: list[Any] = []
 
-    def send_text(self, text: str) -> None:
+    def send_push(self, text: str) -> None:
         self.texts.append(json.loads(text))
 
 

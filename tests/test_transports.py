@@ -23,7 +23,7 @@ import pytest
 import weex_anyio
 import weex_trio
 from examples import memory_transport, tee_transport
-from tests.adapters import Harness, eventually, on_every_adapter, take
+from tests.adapters import BOTH_DIALECTS, Harness, eventually, on_every_adapter, take
 from weex_anyio.cli.replay import ReplayTransport
 from weex_anyio.testing import memory_stream_pair
 from weex_proto.messages import Order, Ticker
@@ -43,11 +43,14 @@ def memory_transport_for(h: Harness) -> Any:
     return memory_transport.anyio_transport(h.server)
 
 
-@on_every_adapter(virtual_time=True, tick_interval=0.05)
+@on_every_adapter(virtual_time=True, tick_interval=0.05, dialects=BOTH_DIALECTS)
 async def test_memory_transport_serves_public_and_private_streams_without_sockets(
     h: Harness,
 ) -> None:
-    config = h.config(public_url=f"{NOWHERE}/v2/ws/public", private_url=f"{NOWHERE}/v2/ws/private")
+    api = h.server.api
+    config = h.config(
+        public_url=f"{NOWHERE}/{api}/ws/public", private_url=f"{NOWHERE}/{api}/ws/private"
+    )
     updates: list[object] = []
     async with (
         h.client(config, transport=memory_transport_for(h), max_retries=3) as client,
@@ -96,7 +99,7 @@ class RecordingStream(anyio.abc.ByteStream):
         await self._inner.aclose()
 
 
-@on_every_adapter(tick_interval=0.02)
+@on_every_adapter(tick_interval=0.02, dialects=BOTH_DIALECTS)
 async def test_tee_transport_file_holds_exactly_the_bytes_the_server_sent(
     h: Harness, tmp_path: Path
 ) -> None:
@@ -112,7 +115,7 @@ async def test_tee_transport_file_holds_exactly_the_bytes_the_server_sent(
     port = listener.extra(anyio.abc.SocketAttribute.local_port)  # noqa: S610
     async with listener, anyio.create_task_group() as tg:
         tg.start_soon(listener.serve, serve)
-        config = h.config(public_url=f"ws://127.0.0.1:{port}/v2/ws/public")
+        config = h.config(public_url=f"ws://127.0.0.1:{port}/{h.server.api}/ws/public")
         async with (
             h.client(config, transport=transport) as client,
             contextlib.aclosing(client.stream_tickers(["BTCUSDT", "ETHUSDT"])) as tickers,
@@ -123,7 +126,8 @@ async def test_tee_transport_file_holds_exactly_the_bytes_the_server_sent(
         tg.cancel_scope.cancel()
     received = capture.read_bytes()
     assert received.startswith(b"HTTP/1.1 101 ")
-    assert b'"channel":"ticker.cmt_btcusdt"' in received
+    marker = b'"s":"BTCUSDT"' if h.server.api == "v3" else b'"channel":"ticker.cmt_btcusdt"'
+    assert marker in received  # the server's own frames, in its dialect
     assert received == bytes(sent)
 
 

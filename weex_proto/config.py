@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 
+from .dialects import Dialect, dialect_named, implied_by_url
 from .errors import ConfigError
 from .proxy import ProxyRoutes, parse_proxy_url
 
@@ -207,6 +208,11 @@ def _proxy_repr(value: str | bool | None) -> str:
     return repr(str(parse_proxy_url(value)))
 
 
+def _check_api(instance: WeexConfig, attribute: attrs.Attribute[str], value: str) -> None:
+    if value not in ("", "v2", "v3"):
+        raise ConfigError(f"api must be 'v2' or 'v3' (or '' to follow the URLs), not {value!r}")
+
+
 def _set_or_unset(value: str) -> str:
     return "<set>" if value else "<unset>"
 
@@ -231,6 +237,23 @@ class WeexConfig:
     """The proxy to connect through (`WEEX_PROXY`): `http://`, `socks5://` or `socks5h://`, with
     optional `user:password@`; False or "" for none; None to follow the environment
     (`HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`, ...). The client's `proxy=` option wins over it."""
+    api: str = attrs.field(default="", validator=_check_api)
+    """Which WEEX protocol generation to speak, "v2" or "v3" (`dialect`); "" follows the URLs:
+    v3 when one of them has a `/v3/` path, else v2. URLs left at their defaults follow it."""
+
+    def __attrs_post_init__(self) -> None:
+        named = {
+            version
+            for url, default in (
+                (self.public_url, DEFAULT_PUBLIC_URL),
+                (self.private_url, DEFAULT_PRIVATE_URL),
+            )
+            if url != default and (version := implied_by_url(url)) is not None
+        }
+        if len(named) > 1:
+            raise ConfigError("public_url and private_url name different API versions (v2, v3)")
+        if self.api and named and self.api not in named:
+            raise ConfigError(f"api is {self.api!r} but the URLs are {named.pop()} URLs")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> WeexConfig:
@@ -262,6 +285,29 @@ class WeexConfig:
                 "private connection needs API credentials; missing: " + ", ".join(missing)
             )
 
+    @property
+    def api_version(self) -> str:
+        """ "v2" or "v3": `api` if given, else what the URLs name, else "v2"."""
+        if self.api:
+            return self.api
+        for url, default in (
+            (self.public_url, DEFAULT_PUBLIC_URL),
+            (self.private_url, DEFAULT_PRIVATE_URL),
+        ):
+            version = implied_by_url(url) if url != default else None
+            if version is not None:
+                return version
+        return "v2"
+
+    @property
+    def dialect(self) -> Dialect:
+        """The protocol generation's `Dialect`, which the connections consult."""
+        return dialect_named(self.api_version)
+
     def endpoint(self, private: bool) -> Endpoint:
-        """The parsed private or public URL."""
-        return parse_endpoint(self.private_url if private else self.public_url)
+        """The parsed private or public URL (a default URL is the dialect's own default)."""
+        url = self.private_url if private else self.public_url
+        if url in (DEFAULT_PUBLIC_URL, DEFAULT_PRIVATE_URL):
+            dialect = self.dialect
+            url = dialect.private_url if private else dialect.public_url
+        return parse_endpoint(url)

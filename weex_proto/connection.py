@@ -97,6 +97,7 @@ INTERNAL_ERROR = 1011
 
 _INVALID: Any = object()  # what `_handle_text` got from text that is not JSON
 _SKIPPED_RAW_LIMIT = 512  # how much of a skipped frame we keep for the log
+_PONG_IDS_KEPT = 16  # v3: answers to this many of our latest PONGs are taken silently
 # An error frame's code and text go into logs and exceptions: a server can make them any size.
 _ERROR_CODE_LIMIT = 40
 _ERROR_TEXT_LIMIT = 500
@@ -153,6 +154,10 @@ class WeexConnection:
         self.subscriptions = subscriptions if subscriptions is not None else SubscriptionBook()
         self.options = options if options is not None else ConnectionOptions()
         self._endpoint = config.endpoint(private)
+        self._dialect = config.dialect
+        self._request_ids = 0  # the last id given to a request (v3 numbers its requests)
+        self._requests: dict[str, tuple[str, str]] = {}  # id text -> (operation, channel)
+        self._pong_ids: deque[str] = deque(maxlen=_PONG_IDS_KEPT)  # ids of our recent PONGs
         self._ws = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
         self._frames: FastFrameReader | None = None  # set once the handshake is done
         self._state = ConnectionState.IDLE
@@ -290,12 +295,18 @@ class WeexConnection:
         """
         request = self.subscriptions.subscribe(channel, now)
         if request is not None and self.is_open:
-            self._send_json(request)
+            self._send_request(request["event"], request["channel"])
 
     def unsubscribe(self, channel: str, now: float) -> None:
         request = self.subscriptions.unsubscribe(channel, now)
         if request is not None and self.is_open:
-            self._send_json(request)
+            self._send_request(request["event"], request["channel"])
+
+    def send_request(self, operation: Literal["subscribe", "unsubscribe"], channel: str) -> None:
+        """Send a subscribe/unsubscribe the subscription book has already counted (a pool
+        that keeps the book itself), written as the dialect writes it."""
+        self._require_open(f"send a {operation} request")
+        self._send_request(operation, channel)
 
     def send_message(self, message: Mapping[str, Any] | str) -> None:
         """Send an arbitrary application message (a JSON object, or raw text)."""
@@ -306,9 +317,13 @@ class WeexConnection:
             self._send_json(message)
 
     def send_pong(self, time: str, *, key: Literal["event", "type"] = "event") -> None:
-        """Answer an application ping by hand (normally done automatically)."""
+        """Answer an application ping by hand (normally done automatically): on v3 a PONG
+        request of its own id, which names neither `time` nor `key`."""
         self._require_open("send a pong")
-        self._send_json({key: "pong", "time": time})
+        request_id = self._next_request_id()
+        if self._dialect.request_ids:
+            self._pong_ids.append(str(request_id))
+        self._send_json(self._dialect.pong(key, time, request_id))
 
     def send_ping(self, now: float) -> None:
         """Send a WebSocket ping now; its pong arrives as `PongReceived` with the round trip."""
@@ -513,7 +528,7 @@ class WeexConnection:
         self._heartbeat.start(now)
         requests = self.subscriptions.connection_opened(now)
         for request in requests:
-            self._send_json(request)
+            self._send_request(request["event"], request["channel"])
         resubscribed = tuple(r["channel"] for r in requests)
         self._emit(Connected(self.private, resubscribed, opened_at=self._wall_time))
 
@@ -569,6 +584,8 @@ class WeexConnection:
         if not isinstance(frame, dict):
             self._emit(MessageSkipped("frame is not a JSON object", text[:_SKIPPED_RAW_LIMIT]))
             return
+        if self._dialect.request_ids and self._handle_v3_text(text, frame, now):
+            return
         event = frame.get("event")
         if event == "payload":
             channel = frame.get("channel")
@@ -589,15 +606,51 @@ class WeexConnection:
             reason = f"unknown event {describe(event)}"
             self._emit(MessageSkipped(reason, text[:_SKIPPED_RAW_LIMIT]))
 
+    def _handle_v3_text(self, text: str, frame: dict[str, Any], now: float) -> bool:
+        """A v3 push (`e`), an answer to one of our requests (`id` with `result`), or the
+        `connected` greeting; False for anything else (pings go the common way)."""
+        if "e" in frame:
+            converted = self._dialect.push(frame) if self._dialect.push is not None else None
+            if isinstance(converted, dict):
+                self.last_payload_at = now
+                self._events.append((converted["channel"], converted, self._wall_time, text))
+            else:
+                reason = converted or "push of another dialect"
+                self._emit(MessageSkipped(reason, text[:_SKIPPED_RAW_LIMIT]))
+            return True
+        if "id" in frame and "result" in frame:
+            self._handle_answer(frame, text, now)
+            return True
+        return frame.get("event") == "connected" or frame.get("type") == "connected"
+
+    def _handle_answer(self, frame: dict[str, Any], text: str, now: float) -> None:
+        """`{"result":true,"id":N}` acks request N; `{"result":false,"id":N,"msg":...}` refuses
+        it, which is an error on the request's channel."""
+        request_id = text_of(frame.get("id"))
+        request = self._requests.pop(request_id, None)
+        if request is None:
+            if request_id not in self._pong_ids:
+                reason = "answer to no request of ours"
+                self._emit(MessageSkipped(reason, text[:_SKIPPED_RAW_LIMIT]))
+            return
+        operation, channel = request
+        if frame.get("result") is True:
+            ack = "subscribed" if operation == "subscribe" else "unsubscribed"
+            self._handle_ack(ack, channel, text, now)
+        else:
+            refusal = {"code": frame.get("code"), "msg": frame.get("msg", ""), "channel": channel}
+            self._handle_error(refusal, text, now)
+
     def _answer_ping(self, frame: Mapping[str, Any], key: str, now: float) -> None:
         if self._state is not ConnectionState.OPEN:
             return  # closing: a pong can no longer be sent, and no longer matters
         time = frame.get("time")
         time_text = "" if time is None else text_of(time)
         reply_key = key if self.options.pong_key == "mirror" else self.options.pong_key
-        reply: dict[str, Any] = {reply_key: "pong"}
-        if time is not None:
-            reply["time"] = time  # echo exactly what the server sent, type and all
+        request_id = self._next_request_id()
+        if self._dialect.request_ids:
+            self._pong_ids.append(str(request_id))
+        reply = self._dialect.pong(reply_key, time, request_id)  # v2 echoes `time` as sent
         encoded = encode_json(reply)
         if encoded is not None:
             self._send_text(encoded)
@@ -633,7 +686,7 @@ class WeexConnection:
         ):
             retry = self.subscriptions.on_refused(channel, now)
             if retry is not None:  # a channel it served before: ask again
-                self._send_json(retry)
+                self._send_request(retry["event"], retry["channel"])
             else:
                 refused = True
         raw = text[:_SKIPPED_RAW_LIMIT]
@@ -648,6 +701,18 @@ class WeexConnection:
         if self._state is not ConnectionState.OPEN:
             raise LocalProtocolError(f"cannot {what}: connection is {self._state.value}")
 
+    def _next_request_id(self) -> int:
+        self._request_ids += 1
+        return self._request_ids
+
+    def _send_request(self, operation: str, channel: str) -> None:
+        """A subscribe/unsubscribe of `channel` (a v2 name), in the dialect's words; an id the
+        answer will name is remembered until it comes (or the connection ends)."""
+        request_id = self._next_request_id()
+        if self._dialect.request_ids:
+            self._requests[str(request_id)] = (operation, channel)
+        self._send_json(self._dialect.request(operation, channel, request_id))
+
     def _send_json(self, message: Mapping[str, Any]) -> None:
         self._send_text(json.dumps(message, separators=(",", ":")))
 
@@ -661,6 +726,7 @@ class WeexConnection:
         self.close_code, self.close_reason = code, reason
         self._ended_by = initiator
         self._heartbeat.stop()
+        self._requests.clear()
         self._fragments = bytearray()
         self.subscriptions.connection_lost()
         self._emit(ConnectionClosed(code, reason, initiator))

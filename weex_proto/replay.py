@@ -30,6 +30,7 @@ from wsproto.utilities import RemoteProtocolError as WsRemoteProtocolError
 
 from .channels import is_private_channel, parse_channel
 from .errors import WeexError
+from .v3wire import wire_channel
 
 __all__ = [
     "RecordedFrame",
@@ -38,6 +39,7 @@ __all__ = [
     "ReplayState",
     "channels_of",
     "due_at",
+    "frame_dialect",
     "parse_speed",
     "subscribable_channels",
 ]
@@ -97,6 +99,20 @@ class RecordedFrame:
         if not isinstance(raw, str):
             raise RecordingError(f"{where}: raw must be the frame's text")
         return cls(seconds, channel, raw)
+
+
+def frame_dialect(raw: str) -> str | None:
+    """Which protocol generation a recorded frame's text is: "v3" for a v3 push (an object
+    with `e`), "v2" for a v2 one (`event`), None if it is neither."""
+    try:
+        frame = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(frame, dict):
+        return None
+    if "e" in frame:
+        return "v3"
+    return "v2" if "event" in frame else None
 
 
 def subscribable_channels(channels: Iterable[str]) -> tuple[str, ...]:
@@ -164,6 +180,9 @@ class ReplayServer:
         awaited = subscribable_channels(self.channels) if await_channels is None else await_channels
         self.await_channels = frozenset(awaited)
         self.subscribed: set[str] = set()
+        self.v3 = False
+        """The client asked for a `/v3/` path: requests carry ids and are answered by id."""
+        self._v3_names = {wire_channel(channel): channel for channel in self.channels}
         self.state = ReplayState.HANDSHAKE
         self._ws = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
         self._outgoing = bytearray()
@@ -211,6 +230,7 @@ class ReplayServer:
 
     def _handle(self, event: ws.Event) -> None:
         if isinstance(event, ws.Request):
+            self.v3 = event.target.startswith("/v3/")
             self._outgoing += self._ws.send(ws.AcceptConnection())
             self.state = ReplayState.OPEN
         elif isinstance(event, ws.TextMessage):
@@ -232,6 +252,9 @@ class ReplayServer:
             return
         if not isinstance(message, dict):
             return
+        if self.v3:
+            self._handle_v3(message)
+            return
         event, channel = message.get("event"), message.get("channel")
         if not isinstance(channel, str):
             return
@@ -251,6 +274,22 @@ class ReplayServer:
         elif event == "unsubscribe":
             self.subscribed.discard(channel)
             self._send_json({"event": "unsubscribed", "channel": channel})
+
+    def _handle_v3(self, message: dict[str, Any]) -> None:
+        """`{"method":"SUBSCRIBE","params":[...],"id":N}` answered by id; the rest ignored."""
+        method, names, request_id = message.get("method"), message.get("params"), message.get("id")
+        if method not in ("SUBSCRIBE", "UNSUBSCRIBE") or not isinstance(names, list):
+            return
+        channels = [self._v3_names.get(name) if isinstance(name, str) else None for name in names]
+        if method == "UNSUBSCRIBE":
+            self.subscribed.difference_update(c for c in channels if c is not None)
+        elif None in channels:
+            refusal = {"result": False, "id": request_id, "msg": "channel is not in the recording"}
+            self._send_json(refusal)
+            return
+        else:
+            self.subscribed.update(c for c in channels if c is not None)
+        self._send_json({"id": request_id, "result": True})
 
     def _send_json(self, message: dict[str, Any]) -> None:
         self._outgoing += self._ws.send(ws.Message(data=json.dumps(message, separators=(",", ":"))))

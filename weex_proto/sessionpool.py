@@ -383,7 +383,7 @@ class SessionPool:
             if isinstance(action, Send):
                 connection = self._sessions[action.connection].connection
                 if connection is not None and connection.is_open:
-                    connection.send_message(action.message)
+                    connection.send_request(action.operation, action.channel)
             elif isinstance(action, Close):
                 self._close(action.connection, now)
         self._sync()

@@ -1,4 +1,4 @@
-"""Hypothesis strategies that generate WEEX v2 traffic: valid frames, server scripts, hostile input.
+"""Hypothesis strategies that generate WEEX traffic: valid frames, server scripts, hostile input.
 
     pip install 'weex-ws[hypothesis]'
 
@@ -25,6 +25,10 @@ Three families:
 * hostile variants (`hostile_frames`): valid frames with one field replaced by any JSON value,
   pings and errors with odd fields, text that is not JSON, nesting past the recursion limit.
   A client must log and skip these, never raise.
+
+The frames are v2's. For WEEX's v3 (docs/protocol-v3.md), `v3_frame` writes a valid v2 push
+as the v3 push that carries the same values, and `v3_frames`, `v3_depth_sequences` and
+`v3_pings` generate v3 traffic from the same strategies.
 """
 
 from __future__ import annotations
@@ -79,6 +83,10 @@ __all__ = [
     "ticker_rows",
     "trade_frames",
     "trade_rows",
+    "v3_depth_sequences",
+    "v3_frame",
+    "v3_frames",
+    "v3_pings",
     "valid_frames",
 ]
 
@@ -818,3 +826,142 @@ def _symbol(symbol: str | st.SearchStrategy[str] | None) -> st.SearchStrategy[st
     if isinstance(symbol, str):
         return st.just(symbol)
     return symbol
+
+
+# --------------------------------------------------------------------------- v3
+
+_V3_INTERVALS = dict(
+    zip(
+        INTERVALS,
+        (["1m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "1w", "1M"]),
+        strict=True,
+    )
+)
+_V3_TICKER = {
+    "priceChange": "p",
+    "priceChangePercent": "P",
+    "lastPrice": "c",
+    "high": "h",
+    "low": "l",
+    "size": "v",
+    "value": "q",
+    "markPrice": "m",
+}
+_V3_PRIVATE = {"coinId": "coin", "contractId": "symbol", "crossContractId": "crossSymbol"}
+
+
+def _v3_symbol(contract: str) -> str:
+    return contract.removeprefix("cmt_").upper()
+
+
+def _v3_levels(levels: list[Frame]) -> list[list[str]]:
+    return [[level["price"], level["size"]] for level in levels]
+
+
+def _v3_private_row(row: Frame) -> Frame:
+    result = {}
+    for key, value in row.items():
+        if key in ("contractId", "crossContractId") and str(value).startswith("cmt_"):
+            value = _v3_symbol(value)
+        result[_V3_PRIVATE.get(key, key)] = value
+    return result
+
+
+def v3_frame(frame: Frame, event_time: int = _MS_2020) -> Frame:
+    """A valid v2 data push of these strategies as the v3 push of the same values: `e`, `E`
+    (`event_time`, or the private `msg.time`), `s`, and the records in `d` under v3's names
+    (a book update is the frame itself, levels as `[price, size]` pairs). Counts and times
+    become JSON numbers, as v3 sends them."""
+    channel: str = frame["channel"]
+    if channel in PRIVATE_CHANNELS:
+        msg = frame["msg"]
+        (rows,) = msg["data"].values()
+        return {
+            "e": channel,
+            "E": msg["time"],
+            "v": msg["version"],
+            "msgEvent": msg["msgEvent"],
+            "d": [_v3_private_row(row) for row in rows],
+        }
+    kind, _, rest = channel.partition(".")
+    data = frame["data"]
+    if kind == "ticker":
+        rows = [
+            {**{v3: row[v2] for v2, v3 in _V3_TICKER.items()}, "n": int(row["trades"])}
+            for row in data
+        ]
+        return {"e": "ticker", "E": event_time, "s": _v3_symbol(rest), "d": rows}
+    if kind == "trades":
+        rows = [
+            {
+                "T": int(row["time"]),
+                "t": f"{index}-{row['time']}",
+                "p": row["price"],
+                "q": row["size"],
+                "v": row["value"],
+                "m": row["buyerMaker"],
+            }
+            for index, row in enumerate(data)
+        ]
+        return {"e": "trade", "E": event_time, "s": _v3_symbol(rest), "d": rows}
+    if kind == "depth":
+        (row,) = data
+        return {
+            "e": "depthSnapshot" if row["depthType"] == "SNAPSHOT" else "depth",
+            "E": event_time,
+            "s": _v3_symbol(row["symbol"]),
+            "U": int(row["startVersion"]),
+            "u": int(row["endVersion"]),
+            "l": row["level"],
+            "d": row["depthType"],
+            "b": _v3_levels(row["bids"]),
+            "a": _v3_levels(row["asks"]),
+        }
+    if kind != "kline":
+        raise ValueError(f"not a data push of these strategies: {channel!r}")
+    price_type, contract, interval = rest.split(".")
+    rows = [
+        {
+            "t": int(row["klineTime"]),
+            "s": _v3_symbol(row["symbol"]),
+            "i": _V3_INTERVALS[interval],
+            "o": row["open"],
+            "c": row["close"],
+            "h": row["high"],
+            "l": row["low"],
+            "v": row["size"],
+            "q": row["value"],
+        }
+        for row in data
+    ]
+    return {
+        "e": "klineSnapshot" if frame["type"] == "snapshot" else "kline",
+        "E": event_time,
+        "s": _v3_symbol(contract),
+        "p": price_type,
+        "d": rows,
+    }
+
+
+def v3_frames() -> st.SearchStrategy[Frame]:
+    """Any single valid v3 data push (ticker, trades, kline, a book snapshot, private)."""
+    pushes = st.one_of(
+        ticker_frames(), trade_frames(), kline_frames(), depth_snapshots(), private_frames()
+    )
+    return st.builds(v3_frame, pushes, st.integers(_MS_2020, _MS_2035))
+
+
+def v3_depth_sequences(
+    symbol: str = "cmt_btcusdt", *, level: Literal[15, 200] = 15, gaps: bool = False
+) -> st.SearchStrategy[list[Frame]]:
+    """`depth_sequences` as v3 pushes: a `depthSnapshot`, then `depth` updates whose `U` is the
+    previous `u` + 1 (unless `gaps`)."""
+    return depth_sequences(symbol, level=level, gaps=gaps).map(
+        lambda frames: [v3_frame(frame) for frame in frames]
+    )
+
+
+def v3_pings() -> st.SearchStrategy[Frame]:
+    """v3's heartbeat: `{"event":"ping",...}` (public) or `{"type":"ping",...}` (private); the
+    answer is `{"id":N,"method":"PONG"}`, whatever the ping's `time`."""
+    return pings()

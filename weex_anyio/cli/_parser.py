@@ -210,6 +210,11 @@ def _connection_options(parser: argparse.ArgumentParser, *, private: bool) -> No
             help="public endpoint, e.g. ws://127.0.0.1:8765/v2/ws/public "
             "(default: $WEEX_WS_PUBLIC_URL or WEEX's)",
         )
+    parser.add_argument(
+        "--api",
+        choices=("v2", "v3"),
+        help="WEEX's protocol generation (default: the one a /v2/ or /v3/ URL names, else v2)",
+    )
     _retry_option(parser)
 
 
@@ -380,6 +385,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--flood",
         action="store_true",
         help="push the feed as fast as the subscribers read it (for benchmarks)",
+    )
+    simulate.add_argument(
+        "--api",
+        choices=("v2", "v3"),
+        default="v2",
+        help="the protocol generation of the URLs it prints (both are served; default: v2)",
     )
     simulate.add_argument(
         "--duration", type=_checked(positive_float), metavar="S", help="stop after S seconds"

@@ -208,7 +208,7 @@ async def run_record(args: argparse.Namespace, stopper: Stopper, stderr: TextIO)
     path = Path(args.out)
     created = not (args.append and await anyio.Path(path).exists())
     writer = await anyio.to_thread.run_sync(
-        functools.partial(open_writer, path, append=args.append)
+        functools.partial(open_writer, path, append=args.append, dialect=config.api_version)
     )
     recorder = Recorder(writer, limit=args.count, on_stop=stopper.stop)
     started = anyio.current_time()

@@ -27,7 +27,7 @@ from typing import Literal, Protocol
 
 import attrs
 
-from weex_proto.replay import RecordedFrame, RecordingError
+from weex_proto.replay import RecordedFrame, RecordingError, frame_dialect
 
 Format = Literal["sqlite", "jsonl"]
 
@@ -85,7 +85,7 @@ class JsonlWriter:
 
 
 class SqliteWriter:
-    def __init__(self, path: Path, *, append: bool) -> None:
+    def __init__(self, path: Path, *, append: bool, dialect: str = "v2") -> None:
         self.path = path
         if not append and path.exists():
             raise FileExistsError(f"{path} exists")
@@ -95,9 +95,20 @@ class SqliteWriter:
             # WAL: a killed recorder leaves a database any reader opens, even read-only.
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(SCHEMA)
+            with self._db:  # which protocol generation the frames are (v2 if not said)
+                self._db.execute(
+                    "INSERT OR IGNORE INTO recording (key, value) VALUES ('dialect', ?)",
+                    (dialect,),
+                )
+            [recorded] = self._db.execute(
+                "SELECT value FROM recording WHERE key = 'dialect'"
+            ).fetchone()
         except sqlite3.DatabaseError:
             self._db.close()
             raise
+        if recorded != dialect:
+            self._db.close()
+            raise RecordingError(f"{path} holds {recorded} frames; this client speaks {dialect}")
 
     def write(self, frames: Sequence[RecordedFrame]) -> None:
         with self._db:  # one transaction per batch: all of it is on disk, or none
@@ -114,8 +125,11 @@ class SqliteWriter:
         self._db.close()
 
 
-def open_writer(path: Path, *, append: bool = False) -> RecordingWriter:
+def open_writer(path: Path, *, append: bool = False, dialect: str = "v2") -> RecordingWriter:
     """A writer for `path`; refuses to overwrite an existing file unless appending.
+
+    A SQLite recording says which protocol generation (`dialect`) its frames are, and refuses
+    to be appended frames of the other; a JSON lines one is read from its frames.
 
     Raises `RecordingError` for an unknown extension, an existing file or one that is not a
     recording, and `OSError` when the file cannot be created.
@@ -123,7 +137,7 @@ def open_writer(path: Path, *, append: bool = False) -> RecordingWriter:
     kind = recording_format(path)
     try:
         if kind == "sqlite":
-            return SqliteWriter(path, append=append)
+            return SqliteWriter(path, append=append, dialect=dialect)
         return JsonlWriter(path, append=append)
     except FileExistsError:
         raise RecordingError(f"{path} already exists (use --append to add to it)") from None
@@ -147,6 +161,9 @@ class RecordingInfo:
     """Every channel in the recording, first seen first."""
     warning: str | None = None
     """Set when the last line of a JSON lines file was cut short and is left out."""
+    dialect: str = "v2"
+    """The protocol generation of the frames: a SQLite recording says; otherwise the first
+    frame's text tells (a v3 push is an object with `e`)."""
 
 
 def scan_recording(path: Path) -> RecordingInfo:
@@ -194,7 +211,7 @@ def _frame_of(path: Path, number: int, line: bytes) -> RecordedFrame:
 
 
 def _scan_jsonl(path: Path) -> RecordingInfo:
-    frames = 0
+    frames, dialect = 0, "v2"
     channels: dict[str, None] = {}
     for number, line in _jsonl_lines(path):
         if not line.strip():
@@ -209,10 +226,12 @@ def _scan_jsonl(path: Path) -> RecordingInfo:
                 f"{path}:{number}: the last line is cut short (the recording was interrupted); "
                 f"replaying the {frames} frames before it"
             )
-            return RecordingInfo(path, "jsonl", frames, tuple(channels), warning)
+            return RecordingInfo(path, "jsonl", frames, tuple(channels), warning, dialect)
+        if not frames:
+            dialect = frame_dialect(frame.raw) or "v2"
         frames += 1
         channels.setdefault(frame.channel)
-    return RecordingInfo(path, "jsonl", frames, tuple(channels))
+    return RecordingInfo(path, "jsonl", frames, tuple(channels), dialect=dialect)
 
 
 def _iter_jsonl(info: RecordingInfo) -> Iterator[RecordedFrame]:
@@ -264,11 +283,24 @@ def _scan_sqlite(path: Path) -> RecordingInfo:
         [count] = db.execute("SELECT COUNT(*) FROM frames").fetchone()
         first_seen = "SELECT channel FROM frames GROUP BY channel ORDER BY MIN(id)"
         channels = tuple(channel for (channel,) in db.execute(first_seen))
+        dialect = _recorded_dialect(db)
     except sqlite3.Error as exc:
         raise _sqlite_error(path, exc) from None
     finally:
         db.close()
-    return RecordingInfo(path, "sqlite", int(count), channels)
+    return RecordingInfo(path, "sqlite", int(count), channels, dialect=dialect)
+
+
+def _recorded_dialect(db: sqlite3.Connection) -> str:
+    """The recording's own word (a file without it: what its first frame is)."""
+    try:
+        said = db.execute("SELECT value FROM recording WHERE key = 'dialect'").fetchone()
+    except sqlite3.OperationalError:  # no `recording` table
+        said = None
+    if said is not None and said[0] in ("v2", "v3"):
+        return str(said[0])
+    first = db.execute("SELECT raw FROM frames ORDER BY id LIMIT 1").fetchone()
+    return (frame_dialect(first[0]) if first is not None else None) or "v2"
 
 
 def _iter_sqlite(info: RecordingInfo) -> Iterator[RecordedFrame]:

@@ -29,11 +29,14 @@ from ._recordings import iter_frames, scan_recording
 from ._runtime import Output, Stopper
 from .replay import ReplayTransport
 
-# Never contacted: the replay transport answers for any endpoint.
-REPLAY_CONFIG = WeexConfig(
-    public_url="ws://replay.invalid/v2/ws/public",
-    private_url="ws://replay.invalid/v2/ws/private",
-)
+# Never contacted: the replay transport answers for any endpoint, in the recording's dialect.
+REPLAY_CONFIGS = {
+    dialect: WeexConfig(
+        public_url=f"ws://replay.invalid/{dialect}/ws/public",
+        private_url=f"ws://replay.invalid/{dialect}/ws/private",
+    )
+    for dialect in ("v2", "v3")
+}
 PROGRESS_INTERVAL = 0.2
 
 
@@ -48,7 +51,7 @@ async def run_replay(
         iter_frames(info), speed=args.speed, close_at_end=False, channels=info.channels
     )
     client = WeexWebSocketClient(
-        REPLAY_CONFIG,
+        REPLAY_CONFIGS[info.dialect],
         transport=transport,
         wall_clock=transport.clock,  # messages carry their recorded times
         ping_interval=None,  # recorded time jumps; a quiet stretch is not a dead connection

@@ -1,5 +1,5 @@
-"""`weex-ws simulate [--port N] [--contracts N [--flood]]`: the built-in WEEX simulator in the
-foreground.
+"""`weex-ws simulate [--port N] [--contracts N [--flood]] [--api v3]`: the built-in WEEX
+simulator in the foreground.
 
 It prints where it listens, the contracts it lists (the `symbols` line, ready for `relay --all`),
 the one account its private endpoint accepts, and command lines that point the other commands
@@ -50,6 +50,7 @@ async def run_simulate(args: argparse.Namespace, stopper: Stopper, stdout: TextI
             symbols=tuple(dict.fromkeys(args.symbols)),
             full_feed=args.contracts,
             flood=args.flood,
+            api=args.api,
         )
         async with server:
             stdout.write("".join(line + "\n" for line in banner(server)))

@@ -34,6 +34,8 @@ def config_for(args: argparse.Namespace) -> WeexConfig:
         overrides["public_url"] = args.url
     if getattr(args, "private_url", None):
         overrides["private_url"] = args.private_url
+    if getattr(args, "api", None):
+        overrides["api"] = args.api
     config = WeexConfig.from_env(**overrides)
     if args.command in PRIVATE_COMMANDS:
         config.require_credentials()

@@ -1,8 +1,9 @@
 """Judging an HTTP upgrade request: endpoint path, User-Agent, and private header authentication.
 
 The rule is the documented one (protocol doc §1.3):
-`ACCESS-SIGN = base64(HMAC-SHA256(secret, ACCESS-TIMESTAMP + "/v2/ws/private"))`, with the
-timestamp in milliseconds and at most `tolerance` seconds away from the server clock.
+`ACCESS-SIGN = base64(HMAC-SHA256(secret, ACCESS-TIMESTAMP + "/v2/ws/private"))` (v3:
+`+ "/v3/ws/private"`, docs/protocol-v3.md §1), with the timestamp in milliseconds and at
+most `tolerance` seconds away from the server clock.
 The exchange's real failure behaviour is undocumented; the simulator answers with an HTTP error
 and the REST error body of doc §5.3, e.g.
 `{"code":"40009","msg":"API verification failed","requestTime":1765776928145,"data":null}`.
@@ -21,6 +22,10 @@ import attrs
 
 PUBLIC_PATH = "/v2/ws/public"
 PRIVATE_PATH = "/v2/ws/private"
+V3_PUBLIC_PATH = "/v3/ws/public"
+V3_PRIVATE_PATH = "/v3/ws/private"
+_PUBLIC_PATHS = (PUBLIC_PATH, V3_PUBLIC_PATH)
+_PATHS = (PUBLIC_PATH, PRIVATE_PATH, V3_PUBLIC_PATH, V3_PRIVATE_PATH)
 
 
 @attrs.frozen(repr=False)
@@ -94,14 +99,14 @@ def judge(
 ) -> Admitted | Refused:
     """Decide an upgrade request. `headers` has lower-case names; `now` is the server clock."""
     path = target.split("?", 1)[0]
-    if path not in (PUBLIC_PATH, PRIVATE_PATH):
+    if path not in _PATHS:
         return refuse_with_status(404, f"no WebSocket endpoint at {path}")
     user_agent = headers.get("user-agent", "").strip()
     if require_user_agent and not user_agent:
         return refuse_with_status(403, "a User-Agent header is required")
-    if path == PUBLIC_PATH:
+    if path in _PUBLIC_PATHS:
         return Admitted(path, private=False, user_agent=user_agent)
-    problem = _check_private_headers(headers, credentials, timestamp_tolerance, now)
+    problem = _check_private_headers(headers, credentials, timestamp_tolerance, now, path)
     if problem is not None:
         return problem
     return Admitted(path, private=True, user_agent=user_agent)
@@ -116,7 +121,7 @@ _REQUIRED_HEADERS = (
 
 
 def _check_private_headers(
-    headers: Mapping[str, str], credentials: Credentials, tolerance: float, now: float
+    headers: Mapping[str, str], credentials: Credentials, tolerance: float, now: float, path: str
 ) -> Refused | None:
     for name, code, msg in _REQUIRED_HEADERS:
         if not headers.get(name, "").strip():
@@ -130,7 +135,7 @@ def _check_private_headers(
         return _refuse_with_code(401, "40006", "Invalid ACCESS_KEY", now)
     if not _same(headers["access-passphrase"], credentials.passphrase):
         return _refuse_with_code(401, "40012", "Incorrect API key/Passphrase", now)
-    expected = sign(credentials.secret_key, timestamp)
+    expected = sign(credentials.secret_key, timestamp, path)  # v3 signs its own path
     if not _same(headers["access-sign"].strip(), expected):
         return _refuse_with_code(401, "40009", "API verification failed", now)
     return None

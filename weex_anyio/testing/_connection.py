@@ -43,6 +43,7 @@ from wsproto.events import (
 )
 from wsproto.utilities import RemoteProtocolError
 
+from . import _v3
 from ._auth import Admitted, Refused
 from ._faults import FaultState
 
@@ -118,6 +119,13 @@ class ConnectionHost(Protocol):
 
     def channel_allowed(self, channel: str, *, private: bool) -> bool: ...
 
+    @property
+    def symbols(self) -> tuple[str, ...]: ...
+
+    def v3_text(self, text: str) -> str:
+        """A v2 push's text as v3's, the same for every connection it goes to."""
+        ...
+
     def opened(self, connection: ServerConnection) -> None: ...
 
     def closed(self, connection: ServerConnection) -> None: ...
@@ -162,6 +170,8 @@ class ServerConnection:
         self.id = conn_id
         self.path = ""
         self.private = False
+        self.v3 = False
+        """Opened on a `/v3/` path: speaks WEEX's v3 (requests by id, v3 names and pushes)."""
         self.user_agent = ""
         self.subscriptions: set[str] = set()
         self.pings_sent = 0
@@ -294,6 +304,12 @@ class ServerConnection:
         if self.is_open:
             self._enqueue(_Outgoing(anyio.current_time(), TextMessage(text)))
 
+    def send_push(self, text: str) -> None:
+        """Queue one data push, given as v2 text: as it is on v2, as its v3 frame on v3."""
+        if self.v3 and self.is_open:
+            text = self._host.v3_text(text)
+        self.send_text(text)
+
     def send_binary(self, data: bytes) -> None:
         if self.is_open:
             self._enqueue(_Outgoing(anyio.current_time(), BytesMessage(data)))
@@ -348,8 +364,11 @@ class ServerConnection:
             return False
         self.path = verdict.path
         self.private = verdict.private
+        self.v3 = verdict.path.startswith("/v3/")
         self.user_agent = verdict.user_agent
         await self._write(self._ws.send(AcceptConnection()))
+        if self.v3:
+            self.send_text(_v3.connected(int(time.time() * 1000)))
         self._host.record_handshake(accepted=True)
         return True
 
@@ -497,6 +516,9 @@ class ServerConnection:
         if not isinstance(message, dict):
             self.send_text(error_message("40017", "Parameter validation failed"))
             return
+        if self.v3:
+            self._on_v3_request(message)
+            return
         event, kind = message.get("event"), message.get("type")
         if event == "pong" or (event is None and kind == "pong"):
             self._on_pong(message)
@@ -517,33 +539,75 @@ class ServerConnection:
             self._outstanding_pings.pop(str(stamp), None)
 
     def _on_operation(self, subscribe: bool, channel: object) -> None:
+        refused = self._operate(subscribe, channel)
+        if refused is not None:
+            self.send_text(error_message(*refused, channel))
+            return
+        event = "subscribed" if subscribe else "unsubscribed"
+        self.send_text(encode({"event": event, "channel": channel}))
+        if subscribe:
+            assert isinstance(channel, str)
+            self._host.subscribed(self, channel)
+
+    def _operate(self, subscribe: bool, channel: object) -> tuple[str, str] | None:
+        """Count and carry out one subscribe/unsubscribe; the refusal's (code, msg), if any.
+        The caller answers, and then (a subscribe) calls `host.subscribed` for the snapshot."""
         now = anyio.current_time()
         while self._operations and self._operations[0] <= now - self._settings.operations_window:
             self._operations.popleft()
         if len(self._operations) >= self._settings.max_operations_per_hour:
-            self.send_text(error_message("429", "Too many requests", channel))
-            return
+            return ("429", "Too many requests")
         self._operations.append(now)
         if not isinstance(channel, str) or not channel:
-            self.send_text(error_message("40019", "Parameter cannot be empty", channel))
-            return
+            return ("40019", "Parameter cannot be empty")
         if not self._host.channel_allowed(channel, private=self.private):
-            self.send_text(error_message("40020", "Parameter channel is invalid", channel))
-            return
+            return ("40020", "Parameter channel is invalid")
         if not subscribe:
             self.subscriptions.discard(channel)
-            self.send_text(encode({"event": "unsubscribed", "channel": channel}))
             self._host.record_operation(subscribe=False)
-            return
+            return None
         if channel not in self.subscriptions and (
             len(self.subscriptions) >= self._settings.max_channels
         ):
-            self.send_text(error_message("429", "Too many requests", channel))
-            return
-        self.send_text(encode({"event": "subscribed", "channel": channel}))
+            return ("429", "Too many requests")
         self.subscriptions.add(channel)
         self._host.record_operation(subscribe=True)
-        self._host.subscribed(self, channel)
+        return None
+
+    def _on_v3_request(self, message: dict[str, Any]) -> None:
+        """`{"method":"SUBSCRIBE"|"UNSUBSCRIBE","params":[...],"id":N}` answered by id (one
+        refusal for the whole request if any name fails), or `{"method":"PONG","id":N}`."""
+        method, request_id = message.get("method"), message.get("id")
+        if method == "PONG":
+            self.pongs_received += 1
+            self._outstanding_pings.clear()  # a v3 PONG names no ping: it answers them all
+            if not self.private:  # the private socket does not answer PONGs (Weex.Net)
+                self.send_text(_v3.answer(request_id))
+            return
+        params = message.get("params")
+        if method not in ("SUBSCRIBE", "UNSUBSCRIBE") or not isinstance(params, list):
+            self.send_text(_v3.refusal(request_id, "request"))
+            return
+        subscribe = method == "SUBSCRIBE"
+        if subscribe and self._host.faults.take_ignored_subscribe():
+            return  # a server that never answers (the request was recorded)
+        done: list[str] = []
+        failed: tuple[object, str] | None = None  # the first name refused, and why
+        for name in params:
+            channel = _v3.v2_channel(name, self._host.symbols) if isinstance(name, str) else None
+            refused = self._operate(subscribe, channel)
+            if refused is None:
+                assert channel is not None
+                done.append(channel)
+            elif failed is None:
+                failed = (name, refused[0])
+        if failed is None:
+            self.send_text(_v3.answer(request_id))
+        else:
+            self.send_text(_v3.refusal(request_id, *failed))
+        if subscribe:
+            for channel in done:
+                self._host.subscribed(self, channel)
 
     # -- heartbeat --------------------------------------------------------------------------------
 
@@ -563,4 +627,7 @@ class ServerConnection:
             self._last_ping_ms = stamp
             self._outstanding_pings[str(stamp)] = None
             self.pings_sent += 1
-            self.send_text(encode({key: "ping", "time": str(stamp)}))
+            if self.v3:
+                self.send_text(_v3.ping(self.private, str(stamp)))
+            else:
+                self.send_text(encode({key: "ping", "time": str(stamp)}))

@@ -82,7 +82,9 @@ def generated_symbols(given: Sequence[str], total: int) -> tuple[str, ...]:
 
 
 class Sender(Protocol):
-    def send_text(self, text: str) -> None: ...
+    def send_push(self, text: str) -> None:
+        """Send one push, given as v2 text (a v3 connection sends its v3 form)."""
+        ...
 
 
 Subscribers = Mapping[str, Sequence[Sender]]
@@ -519,5 +521,5 @@ class FeedMarket:
 
     def _send(self, conns: Sequence[Sender], text: str) -> None:
         for connection in conns:
-            connection.send_text(text)
+            connection.send_push(text)
         self.pushes += len(conns)

@@ -35,6 +35,8 @@ from wsproto.events import Request
 from ._auth import (
     PRIVATE_PATH,
     PUBLIC_PATH,
+    V3_PRIVATE_PATH,
+    V3_PUBLIC_PATH,
     Admitted,
     Credentials,
     Refused,
@@ -57,6 +59,7 @@ from ._faults import FaultState
 from ._feed import FeedMarket, FeedRates, generated_symbols
 from ._market import Market
 from ._private import SimulatedAccount, SimulatedTrade
+from ._v3 import push_text
 
 logger = logging.getLogger("weex_anyio.testing")
 
@@ -104,6 +107,10 @@ class _Counters:
     messages_sent: int = 0
 
 
+_V3_TEXTS_KEPT = 1024
+"""v2 push texts whose v3 text the server keeps (then it starts afresh): bounded memory."""
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -147,6 +154,12 @@ class SimulatedWeexServer:
       ones (`cmt_c0001usdt`, ...). Each channel kind has its own WEEX-like rate (`feed_rates`,
       a `FeedRates`; `tick_interval` is not used), a contract is stepped only while some
       channel of it has a subscriber, and pushes are formatted once per subscribed channel.
+    * `api`: "v2" (the default) or "v3", the protocol generation `public_url`, `private_url`
+      and `signed_headers` are for. Both are served whichever it is, by path (`/v2/ws/...`,
+      `/v3/ws/...`): the same market and faults, v3 connections with v3 names, requests
+      answered by id, pings answered by `PONG`, and pushes shaped like WEEX's v3 frames
+      (docs/protocol-v3.md). Pings on v3 are `{"event":"ping"}` (public) and `{"type":"ping"}`
+      (private) whatever the ping keys say.
     * `flood`: push the full feed (of `full_feed` contracts, or of `symbols`) as fast as the
       subscribed connections drain, ignoring the rates: the feed waits while any of them has
       `FLOOD_WINDOW` messages queued, so other connections, pings and acks stay served.
@@ -180,7 +193,11 @@ class SimulatedWeexServer:
         full_feed: int | None = None,
         feed_rates: FeedRates | None = None,
         flood: bool = False,
+        api: Literal["v2", "v3"] = "v2",
     ) -> None:
+        if api not in ("v2", "v3"):
+            raise ValueError('api must be "v2" or "v3"')
+        self._api = api
         if not _is_loopback(host):
             raise ValueError("the simulator only listens on loopback addresses")
         for key in (public_ping_key, private_ping_key):
@@ -227,6 +244,7 @@ class SimulatedWeexServer:
             operations_window=operations_window,
         )
         self._faults = FaultState()
+        self._v3_texts: dict[str, str] = {}  # v2 push text -> its v3 text (see `v3_text`)
         self._flood = flood
         self._market: Market | FeedMarket
         if full_feed is not None or flood:
@@ -351,12 +369,17 @@ class SimulatedWeexServer:
         return f"{host}:{self.port}"
 
     @property
+    def api(self) -> Literal["v2", "v3"]:
+        """The protocol generation of `public_url` and `private_url` (both are served)."""
+        return self._api
+
+    @property
     def public_url(self) -> str:
-        return f"ws://{self._authority}{PUBLIC_PATH}"
+        return f"ws://{self._authority}{V3_PUBLIC_PATH if self._api == 'v3' else PUBLIC_PATH}"
 
     @property
     def private_url(self) -> str:
-        return f"ws://{self._authority}{PRIVATE_PATH}"
+        return f"ws://{self._authority}{V3_PRIVATE_PATH if self._api == 'v3' else PRIVATE_PATH}"
 
     @property
     def credentials(self) -> Credentials:
@@ -377,7 +400,9 @@ class SimulatedWeexServer:
             "ACCESS-KEY": creds.api_key,
             "ACCESS-PASSPHRASE": creds.passphrase,
             "ACCESS-TIMESTAMP": stamp,
-            "ACCESS-SIGN": sign(creds.secret_key, stamp),
+            "ACCESS-SIGN": sign(
+                creds.secret_key, stamp, V3_PRIVATE_PATH if self._api == "v3" else PRIVATE_PATH
+            ),
         }
 
     # -- observability ----------------------------------------------------------------------------
@@ -515,6 +540,14 @@ class SimulatedWeexServer:
                 connection.send_raw(text_frame(data))
         await anyio.lowlevel.checkpoint()
 
+    async def send_push(self, text: str) -> None:
+        """Send one data push, given as v2 text, to every open connection: as it is on v2
+        connections, as the v3 frame that carries it on v3 ones (whatever their subscriptions:
+        like `send_raw`). The frame must have the documented v2 shape."""
+        for connection in list(self._open.values()):
+            connection.send_push(text)
+        await anyio.lowlevel.checkpoint()
+
     async def send_raw_bytes(self, data: bytes) -> None:
         """Write `data` straight to every open TCP stream, below the WebSocket framing."""
         for connection in list(self._open.values()):
@@ -595,7 +628,7 @@ class SimulatedWeexServer:
             text = encode(message)
             for connection in list(self._open.values()):
                 if connection.private and channel in connection.subscriptions:
-                    connection.send_text(text)
+                    connection.send_push(text)
         return report
 
     async def _trading_loop(self, interval: float) -> None:
@@ -632,7 +665,7 @@ class SimulatedWeexServer:
                     cache[channel] = None if message is None else encode(message)
                 text = cache[channel]
                 if text is not None:
-                    connection.send_text(text)
+                    connection.send_push(text)
 
     # -- the full feed ----------------------------------------------------------------------------
 
@@ -745,6 +778,16 @@ class SimulatedWeexServer:
     def channel_allowed(self, channel: str, *, private: bool) -> bool:
         return channel_allowed(channel, private=private, symbols=self._symbols)
 
+    def v3_text(self, text: str) -> str:
+        """A push goes to its connections one by one: each v3 one gets the same v3 frame
+        (one event time), converted once."""
+        converted = self._v3_texts.get(text)
+        if converted is None:
+            if len(self._v3_texts) >= _V3_TEXTS_KEPT:
+                self._v3_texts.clear()
+            converted = self._v3_texts[text] = push_text(text, int(time.time() * 1000))
+        return converted
+
     def opened(self, connection: ServerConnection) -> None:
         self._admitted.pop(connection.id, None)
         self._open[connection.id] = connection
@@ -766,10 +809,10 @@ class SimulatedWeexServer:
                 return
             if isinstance(self._market, FeedMarket):
                 for text in self._market.initial_texts(parsed):
-                    connection.send_text(text)
+                    connection.send_push(text)
             else:
                 for message in self._market.initial_messages(parsed):
-                    connection.send_text(encode(message))
+                    connection.send_push(encode(message))
         self._notify()
 
     def record_received(self, message: Any) -> None:

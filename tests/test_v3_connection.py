@@ -1,0 +1,283 @@
+"""WeexConnection speaking v3 (`WeexConfig(api="v3")`) against a wsproto server peer."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+import pytest
+
+from tests.wspeer import ServerPeer
+from weex_proto import v3wire
+from weex_proto.config import WeexConfig
+from weex_proto.connection import WeexConnection
+from weex_proto.dialects import V2, V3
+from weex_proto.errors import ConfigError
+from weex_proto.events import (
+    Connected,
+    ErrorReceived,
+    Event,
+    MessageReceived,
+    MessageSkipped,
+    PingAnswered,
+    Subscribed,
+    Unsubscribed,
+)
+from weex_proto.subscriptions import SubscriptionBook
+
+T0 = 1_700_000_000.0
+V3_CONFIG = WeexConfig(api_key="key-123", secret_key="s3cr3t", passphrase="pass-phrase", api="v3")
+
+
+def drain(conn: WeexConnection) -> list[Event]:
+    return list(conn.events())
+
+
+def open_v3(
+    *, private: bool = False, book: SubscriptionBook | None = None
+) -> tuple[WeexConnection, ServerPeer]:
+    conn = WeexConnection(V3_CONFIG, private=private, subscriptions=book)
+    peer = ServerPeer()
+    conn.initiate(T0)
+    peer.receive(conn.data_to_send())
+    conn.receive_data(peer.accept(), T0)
+    peer.receive(conn.data_to_send())
+    opened = drain(conn)
+    assert len(opened) == 1 and isinstance(opened[0], Connected)
+    return conn, peer
+
+
+# --- choosing the dialect ------------------------------------------------------------------
+
+
+def test_v2_stays_the_default() -> None:
+    config = WeexConfig()
+    assert config.dialect is V2
+    assert config.endpoint(private=False).path == "/v2/ws/public"
+
+
+def test_api_v3_moves_default_urls_to_v3() -> None:
+    assert V3_CONFIG.dialect is V3
+    assert V3_CONFIG.endpoint(private=False).path == "/v3/ws/public"
+    assert V3_CONFIG.endpoint(private=True).path == "/v3/ws/private"
+    assert V3_CONFIG.endpoint(private=True).host == "ws-contract.weex.com"
+
+
+def test_a_v3_url_implies_v3() -> None:
+    config = WeexConfig(public_url="ws://127.0.0.1:9/v3/ws/public")
+    assert config.api_version == "v3"
+    # the private URL left at its default follows the dialect
+    assert config.endpoint(private=True).path == "/v3/ws/private"
+
+
+def test_contradicting_choices_are_refused() -> None:
+    with pytest.raises(ConfigError, match="api is 'v2' but the URLs are v3"):
+        WeexConfig(api="v2", public_url="ws://127.0.0.1:9/v3/ws/public")
+    with pytest.raises(ConfigError, match="different API versions"):
+        WeexConfig(
+            public_url="ws://127.0.0.1:9/v3/ws/public",
+            private_url="ws://127.0.0.1:9/v2/ws/private",
+        )
+    with pytest.raises(ConfigError, match="api must be"):
+        WeexConfig(api="v4")
+
+
+def test_private_handshake_signs_the_v3_path() -> None:
+    conn = WeexConnection(V3_CONFIG, private=True)
+    peer = ServerPeer()
+    conn.initiate(T0 + 0.5)
+    peer.receive(conn.data_to_send())
+    assert peer.request is not None and peer.request.target == "/v3/ws/private"
+    timestamp = "1700000000500"
+    expected = base64.b64encode(
+        hmac.new(b"s3cr3t", (timestamp + "/v3/ws/private").encode(), hashlib.sha256).digest()
+    ).decode()
+    assert peer.headers()["access-sign"] == expected
+    assert V3.sign_path == "/v3/ws/private"
+
+
+# --- names ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("v2", "v3"),
+    [
+        ("ticker.cmt_btcusdt", "BTCUSDT@ticker"),
+        ("trades.cmt_ethusdt", "ETHUSDT@trade"),
+        ("depth.cmt_btcusdt.15", "BTCUSDT@depth15"),
+        ("depth.cmt_btcusdt.200", "BTCUSDT@depth200"),
+        ("kline.LAST_PRICE.cmt_btcusdt.MINUTE_1", "BTCUSDT@kline_1m_LAST_PRICE"),
+        ("kline.MARK_PRICE.cmt_btcusdt.MONTH_1", "BTCUSDT@kline_1M_MARK_PRICE"),
+        ("kline.LAST_PRICE.cmt_btcusdt.HOUR_4", "BTCUSDT@kline_4h_LAST_PRICE"),
+        ("account", "account"),
+        ("positions", "positions"),
+        ("orders", "orders"),
+        ("fill", "fill"),
+    ],
+)
+def test_channel_names(v2: str, v3: str) -> None:
+    assert v3wire.wire_channel(v2) == v3
+
+
+# --- requests and answers ------------------------------------------------------------------
+
+
+def test_resubscribe_on_open_numbers_each_request_and_acks_by_id() -> None:
+    book = SubscriptionBook()
+    book.subscribe("ticker.cmt_btcusdt", T0)
+    book.subscribe("depth.cmt_btcusdt.15", T0)
+    conn, peer = open_v3(book=book)
+    assert peer.json_sent() == [
+        {"method": "SUBSCRIBE", "params": ["BTCUSDT@ticker"], "id": 1},
+        {"method": "SUBSCRIBE", "params": ["BTCUSDT@depth15"], "id": 2},
+    ]
+    # Answered out of order, one with its id as text (ccxt sends string ids).
+    conn.receive_data(peer.text({"result": True, "id": "2"}), T0 + 1)
+    conn.receive_data(peer.text({"id": 1, "result": True}), T0 + 1)
+    assert drain(conn) == [Subscribed("depth.cmt_btcusdt.15"), Subscribed("ticker.cmt_btcusdt")]
+    assert conn.subscriptions.active == {"ticker.cmt_btcusdt", "depth.cmt_btcusdt.15"}
+
+
+def test_unsubscribe_is_acked_by_its_id() -> None:
+    conn, peer = open_v3()
+    conn.subscribe("trades.cmt_ethusdt", T0)
+    conn.receive_data(peer.text({"result": True, "id": 1}), T0)
+    conn.unsubscribe("trades.cmt_ethusdt", T0 + 1)
+    peer.receive(conn.data_to_send())
+    assert peer.json_sent()[-1] == {"method": "UNSUBSCRIBE", "params": ["ETHUSDT@trade"], "id": 2}
+    conn.receive_data(peer.text({"result": True, "id": 2}), T0 + 2)
+    assert drain(conn) == [Subscribed("trades.cmt_ethusdt"), Unsubscribed("trades.cmt_ethusdt")]
+    assert conn.subscriptions.active == frozenset()
+
+
+def test_refusal_names_the_channel_and_drops_it() -> None:
+    conn, peer = open_v3()
+    conn.subscribe("ticker.cmt_asdfsusdt", T0)
+    refusal = {"result": False, "id": 1, "msg": "INVALID_ARGUMENT: invalid symbol : ASDFS_SPBL"}
+    conn.receive_data(peer.text(refusal), T0 + 1)
+    (event,) = drain(conn)
+    assert isinstance(event, ErrorReceived)
+    assert event.channel == "ticker.cmt_asdfsusdt"
+    assert event.message == refusal["msg"]
+    assert event.refused
+    assert not conn.subscriptions.wants("ticker.cmt_asdfsusdt")
+
+
+def test_an_answer_to_no_request_is_skipped() -> None:
+    conn, peer = open_v3()
+    conn.receive_data(peer.text({"result": True, "id": 99}), T0)
+    (event,) = drain(conn)
+    assert isinstance(event, MessageSkipped)
+    assert event.reason == "answer to no request of ours"
+
+
+# --- heartbeat and system messages ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["event", "type"])
+def test_pings_in_both_forms_are_answered_with_a_pong_request(key: str) -> None:
+    conn, peer = open_v3(private=key == "type")
+    drain(conn)
+    conn.receive_data(peer.text({key: "ping", "time": "1776078750000"}), T0 + 1)
+    peer.receive(conn.data_to_send())
+    assert peer.json_sent() == [{"id": 1, "method": "PONG"}]
+    (event,) = drain(conn)
+    assert isinstance(event, PingAnswered) and event.time == "1776078750000"
+    # The public socket answers the PONG: taken without a word.
+    conn.receive_data(peer.text({"result": True, "id": 1}), T0 + 2)
+    assert drain(conn) == []
+
+
+def test_pong_ids_and_request_ids_do_not_collide() -> None:
+    conn, peer = open_v3()
+    conn.receive_data(peer.text({"event": "ping", "time": "1"}), T0)
+    conn.subscribe("ticker.cmt_btcusdt", T0)
+    peer.receive(conn.data_to_send())
+    ids = [message["id"] for message in peer.json_sent()]
+    assert ids == [1, 2]
+    conn.receive_data(peer.text({"result": True, "id": 2}), T0)
+    assert Subscribed("ticker.cmt_btcusdt") in drain(conn)
+
+
+def test_connected_greeting_is_taken_quietly() -> None:
+    conn, peer = open_v3()
+    drain(conn)
+    conn.receive_data(peer.text({"event": "connected", "timestamp": 1776078750000}), T0)
+    assert drain(conn) == []
+
+
+# --- pushes --------------------------------------------------------------------------------
+
+
+def test_depth_snapshot_event_is_a_snapshot() -> None:
+    conn, peer = open_v3()
+    frame = {
+        "e": "depthSnapshot",
+        "E": 1775120521971,
+        "s": "ETHUSDT",
+        "U": 10,
+        "u": 12,
+        "l": 15,
+        "d": "SNAPSHOT",
+        "b": [["2043.20", "40.724"]],
+        "a": [["2043.21", "46.901"]],
+    }
+    conn.receive_data(peer.text(frame), T0)
+    (event,) = [e for e in drain(conn) if isinstance(e, MessageReceived)]
+    push = event.message
+    assert push.channel == "depth.cmt_ethusdt.15"
+    assert push.frame["data"][0]["depthType"] == "SNAPSHOT"
+
+
+def test_trade_and_kline_snapshots_say_so() -> None:
+    trades = v3wire.push_to_v2({"e": "tradeSnapshot", "s": "ETHUSDT", "d": []})
+    assert isinstance(trades, dict) and trades["type"] == "snapshot"
+    kline = v3wire.push_to_v2(
+        {"e": "klineSnapshot", "s": "ETHUSDT", "p": "MARK_PRICE", "d": [{"i": "5m"}]}
+    )
+    assert isinstance(kline, dict)
+    assert (kline["channel"], kline["type"]) == (
+        "kline.MARK_PRICE.cmt_ethusdt.MINUTE_5",
+        "snapshot",
+    )
+
+
+@pytest.mark.parametrize(
+    ("frame", "reason"),
+    [
+        ({"e": ["ticker"]}, "v3 push without an event name (e)"),
+        ({"e": "bookTicker", "s": "ETHUSDT"}, "unknown v3 event 'bookTicker'"),
+        ({"e": "ticker", "s": "ETH USDT", "d": []}, "v3 ticker push without a symbol (s)"),
+        ({"e": "depth", "s": "ETHUSDT", "l": 16}, "v3 depth push without a depth of 15 or 200 (l)"),
+        ({"e": "kline", "s": "ETHUSDT", "p": "LAST_PRICE", "d": [{"i": ["1m"]}]}, "v3 kline"),
+    ],
+)
+def test_pushes_that_cannot_be_placed_are_skipped_with_a_reason(
+    frame: dict[str, object], reason: str
+) -> None:
+    conn, peer = open_v3()
+    drain(conn)
+    conn.receive_data(peer.text(frame), T0)
+    (event,) = drain(conn)
+    assert isinstance(event, MessageSkipped)
+    assert event.reason.startswith(reason)
+
+
+def test_v2_frames_still_read_on_a_v3_connection() -> None:
+    """A v2-shaped push (a replayed recording, a proxy) is not refused by the v3 reader."""
+    conn, peer = open_v3()
+    drain(conn)
+    push = {"event": "payload", "channel": "trades.cmt_btcusdt", "data": []}
+    conn.receive_data(peer.text(push), T0)
+    (event,) = drain(conn)
+    assert isinstance(event, MessageReceived) and event.message.channel == "trades.cmt_btcusdt"
+
+
+def test_a_pong_sent_by_hand_is_a_pong_request_on_v3() -> None:
+    conn, peer = open_v3()
+    conn.send_pong("1693208170000", key="type")
+    peer.receive(conn.data_to_send())
+    assert peer.json_sent() == [{"id": 1, "method": "PONG"}]
+    conn.receive_data(peer.text({"result": True, "id": 1}), T0)  # its answer: taken quietly
+    assert drain(conn) == []
