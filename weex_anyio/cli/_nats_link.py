@@ -26,8 +26,8 @@ from weex_proto.nats_protocol import (
 )
 
 DEFAULT_PORT = 4222
-RECEIVE_SIZE = 8192
-"""Bytes read at a time: a hundred-odd acks, so one read is a short turn."""
+RECEIVE_SIZE = 16384
+"""Bytes read at a time: a few hundred acks, so one read is a short turn."""
 
 
 class NatsUnavailableError(WeexError):

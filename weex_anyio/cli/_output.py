@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from weex_proto.events import WebSocketMessage
 from weex_proto.jsonable import to_jsonable
@@ -27,11 +27,13 @@ from weex_proto.messages import (
     Ticker,
     Trade,
 )
-from weex_proto.records import OrderBookSnapshot, RowView
+from weex_proto.records import DepthData, OrderBookSnapshot, RowView, TickerData, TradeData
 from weex_proto.relaying import encode_body
 
 _AS_IS = frozenset({str, int, bool, type(None)})
 """Types a JSON value keeps as it is: by far most of the fields of a record."""
+_ROW_VIEWS = frozenset({TickerData, TradeData, DepthData})
+"""The `.data` of the channels that push most: read through the decoded push."""
 
 
 def record_data(message: WebSocketMessage[Any]) -> dict[str, Any]:
@@ -39,8 +41,11 @@ def record_data(message: WebSocketMessage[Any]) -> dict[str, Any]:
     documentation's, the exchange's exact strings; a local book for `stream_order_book`) as
     plain JSON, decimals as exact strings. The relay calls it for every record it publishes
     and `--json` for every line, so both give the same object; it copies the record in one
-    pass and converts only the values that are not JSON already."""
+    pass and converts only the values that are not JSON already. A `RowView`'s values are
+    the decoded push's own, JSON already: its copy is the object."""
     data = message.data
+    if type(data) in _ROW_VIEWS:
+        return cast(RowView, data).as_dict()
     copied = data.as_dict() if isinstance(data, RowView) else dict(data)
     for key, value in copied.items():
         if type(value) not in _AS_IS:

@@ -81,7 +81,9 @@ DRAIN_TIMEOUT = 5.0
 LIMITS_TIMEOUT = 2.0
 """Seconds a new link waits for the stream's size limit before publishing without it."""
 PUBLISH_BATCH = 64
-"""Publishes made and sent at a time; the publisher yields between two batches."""
+"""Publishes made between two looks at the clock."""
+PUBLISH_TURN = 0.002
+"""Seconds of making publishes before they are sent and the publisher yields."""
 REFILL_SLICE = 8
 """The publisher is woken to refill the window once 1/REFILL_SLICE of it is free."""
 STATUS_INTERVAL = 5.0
@@ -487,18 +489,27 @@ class Relay:
                 return
             now = anyio.current_time()
             if now >= self._hold_until:
-                # A batch at a time, each sent before the next is made: sending yields, so
-                # the WEEX side and the acks get their turns while a full window goes out.
-                while batch := self._next_batch(now):
-                    publish = conn.publish
-                    for sending in batch:
-                        item = sending.item
-                        publish(
-                            item.subject,
-                            sending.payload or item.body(),
-                            reply=f"{inbox}{sending.seq}.{sending.generation}",
-                            headers=msg_id_headers(item.msg_id),
-                        )
+                # Batches for up to `PUBLISH_TURN`, then sent: sending yields, so the WEEX
+                # side and the acks get their turns while a full window goes out, and the
+                # publisher's turn holds about as much work as a receive loop's.
+                publish = conn.publish
+                while True:
+                    turn_ends = now + PUBLISH_TURN
+                    made = 0
+                    while batch := self._next_batch(now):
+                        made += len(batch)
+                        for sending in batch:
+                            item = sending.item
+                            publish(
+                                item.subject,
+                                sending.payload or item.body(),
+                                reply=f"{inbox}{sending.seq}.{sending.generation}",
+                                headers=msg_id_headers(item.msg_id),
+                            )
+                        if anyio.current_time() >= turn_ends:
+                            break
+                    if not made:
+                        break
                     if not await self._send(link):
                         return
                     now = anyio.current_time()
