@@ -19,6 +19,7 @@ import re
 import select
 import shlex
 import signal
+import socket
 import sqlite3
 import struct
 import subprocess
@@ -46,6 +47,7 @@ from tests.fixtures_messages import (
     TICKER_PUSH,
     TRADES_PUSH,
 )
+from tests.proxyserver import free_port
 from weex_anyio import AuthenticationError, WeexConfig, WeexWebSocketClient
 from weex_anyio.cli import main
 from weex_anyio.cli._dashboard import DashboardState, render
@@ -242,14 +244,44 @@ async def test_private_command_without_credentials_names_the_variables(
 
 
 @pytest.mark.anyio
-async def test_unreachable_server_exits_1_after_the_retries() -> None:
-    result = await run_cli(
-        "tickers", "BTCUSDT", "--url", "ws://127.0.0.1:1/v2/ws/public", "--max-retries", "1",
-        "--log-level", "critical",
-    )  # fmt: skip
+async def test_an_unreachable_server_fails_at_once_in_one_line(tmp_path: Path) -> None:
+    url = f"ws://127.0.0.1:{free_port()}/v2/ws/public"  # nothing listens there
+    out = tmp_path / "never.sqlite"
+    results = [
+        await run_cli("tickers", "BTCUSDT", "--url", url),
+        await run_cli("demo", "BTCUSDT", "--url", url),
+        await run_cli("record", "BTCUSDT", "--url", url, "--out", str(out)),
+    ]
+    logged = await run_cli(
+        "tickers", "BTCUSDT", "--url", url, "--log-json", "--log-level", "debug"
+    )
+    for result in results:
+        assert result.returncode == 1
+        line = one_error_line(result.stderr)  # no warning per retry: there is no retry
+        assert line == f"weex-ws: error: {url}: could not connect: [Errno 111] Connection refused"
+    assert not out.exists()
+    entries = json_lines(logged.stderr)  # --log-json: the final error is a JSON line too
+    events = [entry.get("weex_event") for entry in entries]
+    assert events.count("connecting") == 1  # attempted once before failing
+    assert entries[-1]["weex_event"] == "failed" and entries[-1]["exit_code"] == 1
+    assert entries[-1]["message"] == f"{url}: could not connect: [Errno 111] Connection refused"
+    assert logged.returncode == 1
+
+
+@pytest.mark.anyio
+async def test_a_host_name_that_does_not_resolve_is_named_with_the_resolvers_reason() -> None:
+    host = "no-such-host.weex-ws.invalid"  # .invalid never resolves (RFC 2606)
+    try:
+        socket.getaddrinfo(host, 80)
+    except socket.gaierror as exc:
+        reason = exc.strerror  # "Name or service not known", or the offline resolver's words
+    else:
+        pytest.skip(f"{host} resolves here")
+    result = await run_cli("tickers", "BTCUSDT", "--url", f"ws://{host}/v2/ws/public")
     assert result.returncode == 1
     line = one_error_line(result.stderr)
-    assert "after 2 attempts" in line and "refused" in line.lower()
+    assert f"ws://{host}/v2/ws/public: could not connect: " in line
+    assert reason in line and "Unknown error" not in line
 
 
 @pytest.mark.parametrize(

@@ -79,6 +79,7 @@ class BaseClient(abc.ABC, Generic[TransportT]):
         max_retries: int | None = 5,
         backoff_base: float = 1.0,
         backoff_max: float = 30.0,
+        fail_fast: bool = False,
         ping_interval: float | None = 20.0,
         ping_timeout: float = 10.0,
         pong_key: PongKey = "mirror",
@@ -99,8 +100,9 @@ class BaseClient(abc.ABC, Generic[TransportT]):
         """Build the client; nothing connects until a stream, `subscribe()` or `connect()`.
 
         `config` defaults to `WeexConfig.from_env()`. The options are described in the
-        README: reconnecting (`max_retries`, `backoff_base`, `backoff_max`), heartbeats
-        (`ping_interval`, `ping_timeout`, `pong_key`, `stale_timeout`), order books
+        README: reconnecting (`max_retries`, `backoff_base`, `backoff_max`; `fail_fast` gives
+        up at once when the first attempt cannot reach the server, as a command line wants),
+        heartbeats (`ping_interval`, `ping_timeout`, `pong_key`, `stale_timeout`), order books
         (`snapshot_timeout`), limits
         (`max_message_size`, `buffer_size`, `connect_timeout`) and `on_gap(endpoint, channels)`.
 
@@ -148,6 +150,7 @@ class BaseClient(abc.ABC, Generic[TransportT]):
             max_retries=max_retries,
             backoff_base=backoff_base,
             backoff_max=backoff_max,
+            fail_fast=fail_fast,
             buffer_size=buffer_size,
             on_gap=on_gap,
             budget=connection_budget,

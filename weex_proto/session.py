@@ -6,6 +6,12 @@ subscription book and the reconnect policy, makes a fresh `WeexConnection` (fres
 each attempt, and when a connection ends says what to do next: reconnect after a delay, give up
 with a typed error, or stop because the user asked to. Adapters only carry the answer out.
 
+With `fail_fast`, a first attempt that cannot reach the server (TCP or TLS could not be set
+up: refused, a name that does not resolve, unreachable, timed out) gives up at once with
+`UnreachableError` instead of retrying: for command lines, where a wrong URL or no network
+should be one line at once, not a minute of retries. Once a connection of the session has
+opened, failures are retried as always.
+
 Giving up always says why: refused credentials (`AuthenticationError`), upgrades refused with
 a status that will not change (`HandshakeRejectedError` with `retryable=False`, e.g. 404) and
 proxy failures that will not change (`ProxyError` with `retryable=False`, e.g. a 407) end
@@ -31,6 +37,7 @@ from .errors import (
     HandshakeRejectedError,
     ProxyError,
     ReconnectExhaustedError,
+    UnreachableError,
     WeexError,
     describe,
 )
@@ -85,6 +92,7 @@ class WeexSession:
         max_retries: int | None = 5,
         backoff_base: float = 1.0,
         backoff_max: float = 30.0,
+        fail_fast: bool = False,
         rng: random.Random,
         subscriptions: SubscriptionBook | None = None,
     ) -> None:
@@ -97,6 +105,9 @@ class WeexSession:
         self.policy = ReconnectPolicy(
             base=backoff_base, maximum=backoff_max, max_retries=max_retries, rng=rng
         )
+        self.fail_fast = fail_fast
+        self.reached = False
+        """True once a connection of this session has opened: the server exists."""
         self.connection: WeexConnection | None = None
         self.state = SessionState.IDLE
         self.error: WeexError | None = None
@@ -133,9 +144,14 @@ class WeexSession:
         self._restart = False  # a restart asked for while waiting is this attempt
         return self.connection
 
+    def server_reached(self) -> bool:
+        """Has the server ever answered us? (`fail_fast` gives up only before it has.)"""
+        return self.reached
+
     def connected(self, now: float) -> None:
         """The current connection finished its handshake (the adapter saw `Connected`)."""
         self.state = SessionState.CONNECTED
+        self.reached = True
         self.policy.on_connected(now)
 
     def delivered(self) -> None:
@@ -195,6 +211,10 @@ class WeexSession:
         self.connection = None
         self.subscriptions.connection_lost()
         problem = self._last_problem = _as_weex_error(error)
+        if self.fail_fast and not self.server_reached() and not self._restart:
+            if self.state is SessionState.STOPPED:
+                return Stop()
+            return self._fail(UnreachableError(problem), ())
         return self._decide(now, was_connected=False, reason=_reason_of(problem))
 
     def connection_closed(self, now: float, event: ConnectionClosed) -> Decision:

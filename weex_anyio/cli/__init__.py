@@ -24,11 +24,12 @@ from weex_proto.channels import parse_channel
 from weex_proto.errors import ConfigError, HandshakeRejectedError, ServerError, WeexError
 from weex_proto.replay import RecordingError
 
-from ._parser import PROG, build_parser
+from ._parser import build_parser
 from ._runtime import (
     Output,
     Stopper,
     configure_logging,
+    error_line,
     explain,
     first_error,
     target_url,
@@ -100,6 +101,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     stdout, stderr = sys.stdout, sys.stderr
     restore_logging = configure_logging(args, stderr)
+
+    def fail(code: int, message: str) -> int:
+        stderr.write(error_line(args, message, code) + "\n")
+        stderr.flush()
+        return code
+
     try:
         return anyio.run(run, args, stdout, stderr)
     except BaseException as raised:  # every outcome becomes an exit code, never a traceback
@@ -107,15 +114,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(error, KeyboardInterrupt):
             return 130
         if isinstance(error, ConfigError | RecordingError):
-            return _fail(stderr, 2, str(error))
+            return fail(2, str(error))
         refused = _refused_symbol(error)
         if refused is not None:
-            return _fail(stderr, 2, refused)
+            return fail(2, refused)
         if isinstance(error, WeexError):
-            return _fail(stderr, 1, _with_url(args, error))
+            return fail(1, _with_url(args, error))
         if isinstance(error, OSError):  # e.g. --out in a directory that does not exist
             detail = f"{error.filename}: {error.strerror}" if error.filename else str(error)
-            return _fail(stderr, 2, detail)
+            return fail(2, detail)
         raise
     finally:
         restore_logging()
@@ -140,9 +147,3 @@ def _with_url(args: argparse.Namespace, error: WeexError) -> str:
         if url is not None and url not in text:
             return f"{url}: {text}"
     return text
-
-
-def _fail(stderr: TextIO, code: int, message: str) -> int:
-    stderr.write(f"{PROG}: error: {message}\n")
-    stderr.flush()
-    return code
