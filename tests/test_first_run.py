@@ -198,6 +198,16 @@ async def test_demo_url_streams_from_that_server() -> None:
     )
 
 
+@pytest.mark.anyio
+async def test_demo_url_measures_the_round_trip_of_a_feed_that_never_pauses() -> None:
+    async with simulator(tick_interval=0.05) as server:  # never a quiet second for a ping
+        result = await run_cli("demo", "BTCUSDT", "--url", server.public_url, "--duration", "5")
+    assert result.returncode == 0, result.stderr
+    health = [line for line in result.stdout.splitlines() if line.startswith("health")]
+    assert health, result.stdout
+    assert re.search(r"\| rtt \d+\.\d+ ms \|", health[-1]), health
+
+
 # --------------------------------------------------------------------------- failing fast
 
 

@@ -82,6 +82,7 @@ class BaseClient(abc.ABC, Generic[TransportT]):
         fail_fast: bool = False,
         ping_interval: float | None = 20.0,
         ping_timeout: float = 10.0,
+        rtt_interval: float | None = None,
         pong_key: PongKey = "mirror",
         stale_timeout: float | None = None,
         snapshot_timeout: float = 10.0,
@@ -102,7 +103,8 @@ class BaseClient(abc.ABC, Generic[TransportT]):
         `config` defaults to `WeexConfig.from_env()`. The options are described in the
         README: reconnecting (`max_retries`, `backoff_base`, `backoff_max`; `fail_fast` gives
         up at once when the first attempt cannot reach the server, as a command line wants),
-        heartbeats (`ping_interval`, `ping_timeout`, `pong_key`, `stale_timeout`), order books
+        heartbeats (`ping_interval`, `ping_timeout`, `rtt_interval`, `pong_key`,
+        `stale_timeout`), order books
         (`snapshot_timeout`), limits
         (`max_message_size`, `buffer_size`, `connect_timeout`) and `on_gap(endpoint, channels)`.
 
@@ -138,6 +140,7 @@ class BaseClient(abc.ABC, Generic[TransportT]):
         options = ConnectionOptions(
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
+            rtt_interval=rtt_interval,
             pong_key=pong_key,
             stale_timeout=stale_timeout,
             max_message_size=max_message_size,

@@ -47,6 +47,7 @@ SIMULATOR_CLIENT_PING = 0.15
 SIMULATOR_SERVER_PING = 2.0
 LIVE_CLIENT_PING = 5.0
 OTHER_SERVER_CLIENT_PING = 1.0  # --url: often a simulator, so measure the round trip now and then
+RTT_INTERVAL = 1.0  # a busy feed never pauses for those pings: measure the round trip anyway
 
 
 class RateMeter:
@@ -348,7 +349,7 @@ async def _show(
     out: Output,
 ) -> None:
     async with WeexWebSocketClient(
-        config, ping_interval=ping_interval, **client_options(args)
+        config, ping_interval=ping_interval, rtt_interval=RTT_INTERVAL, **client_options(args)
     ) as client:
         streams: list[Stream] = [
             *(client.stream_tickers(symbol) for symbol in state.symbols),  # see _streams
