@@ -17,7 +17,6 @@ from tests.wspeer import ServerPeer
 from weex_proto.config import WeexConfig
 from weex_proto.connection import ConnectionOptions, ConnectionState, WeexConnection
 from weex_proto.errors import ErrorKind, LocalProtocolError
-from weex_proto.heartbeat import Heartbeat, HeartbeatAction
 from weex_proto.events import (
     CloseInitiator,
     Connected,
@@ -32,6 +31,7 @@ from weex_proto.events import (
     Subscribed,
     Unsubscribed,
 )
+from weex_proto.heartbeat import Heartbeat, HeartbeatAction
 from weex_proto.subscriptions import SubscriptionBook
 
 T0 = 1_700_000_000.0

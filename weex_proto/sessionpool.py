@@ -48,6 +48,7 @@ __all__ = ["ConnectionHealth", "ConnectionStats", "PooledSession", "RetrySetting
 PARKED = math.inf
 """`retry_at` of a connection that waits for `resume()` rather than for a time."""
 
+
 @attrs.frozen
 class RetrySettings:
     """How every connection of the client reconnects (see `WeexSession`)."""

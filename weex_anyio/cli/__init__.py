@@ -20,7 +20,8 @@ from typing import TextIO
 
 import anyio
 
-from weex_proto.channels import parse_channel
+from weex_proto.channels import is_private_channel, parse_channel
+from weex_proto.config import DEFAULT_PRIVATE_URL
 from weex_proto.errors import ConfigError, HandshakeRejectedError, ServerError, WeexError
 from weex_proto.replay import RecordingError
 
@@ -118,6 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         refused = _refused_symbol(error)
         if refused is not None:
             return fail(2, refused)
+        refused = _refused_private_channel(args, error)
+        if refused is not None:
+            return fail(1, refused)
         if isinstance(error, WeexError):
             return fail(1, _with_url(args, error))
         if isinstance(error, OSError):  # e.g. --out in a directory that does not exist
@@ -136,6 +140,21 @@ def _refused_symbol(error: BaseException) -> str | None:
     if symbol is None:
         return None
     return f"unknown symbol {symbol}: the server refused {error.channel} ({error})"
+
+
+def _refused_private_channel(args: argparse.Namespace, error: BaseException) -> str | None:
+    """A private channel refused, with the likely reason: a public URL given as the private
+    endpoint, where WEEX (and the simulator) say only that the channel is invalid."""
+    if not isinstance(error, ServerError) or error.channel is None:
+        return None
+    if not is_private_channel(error.channel):
+        return None
+    url = target_url(args) or "the private endpoint"
+    return (
+        f"{url}: the server refused the private channel {error.channel} ({error}); "
+        f"is this the private endpoint? WEEX's is {DEFAULT_PRIVATE_URL}, "
+        "and 'weex-ws simulate' prints its own"
+    )
 
 
 def _with_url(args: argparse.Namespace, error: WeexError) -> str:
