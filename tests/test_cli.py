@@ -785,6 +785,7 @@ def terminal_session(command: str, *, width: int = 140, height: int = 50) -> Ite
     os.close(slave)
     screen = pyte.Screen(width, height)
     feed = pyte.ByteStream(screen)
+    written = bytearray()  # everything the program wrote, also what a redraw covered at once
 
     def capture() -> str:
         while select.select([master], [], [], 0)[0]:
@@ -794,8 +795,11 @@ def terminal_session(command: str, *, width: int = 140, height: int = 50) -> Ite
                 break
             if not data:
                 break
+            written.extend(data)
             feed.feed(data)
         return "\n".join(line.rstrip() for line in screen.display)
+
+    capture.written = written  # type: ignore[attr-defined]
 
     try:
         yield capture
