@@ -211,11 +211,8 @@ class WeexSession:
         self.connection = None
         self.subscriptions.connection_lost()
         problem = self._last_problem = _as_weex_error(error)
-        if self.fail_fast and not self.server_reached() and not self._restart:
-            if self.state is SessionState.STOPPED:
-                return Stop()
-            return self._fail(UnreachableError(problem), ())
-        return self._decide(now, was_connected=False, reason=_reason_of(problem))
+        reason = _reason_of(problem)
+        return self._decide(now, was_connected=False, reason=reason, unreachable=True)
 
     def connection_closed(self, now: float, event: ConnectionClosed) -> Decision:
         was_connected = self.state is SessionState.CONNECTED
@@ -229,7 +226,13 @@ class WeexSession:
         return self._decide(now, was_connected=was_connected, reason=reason, gap=gap)
 
     def _decide(
-        self, now: float, *, was_connected: bool, reason: str, gap: tuple[str, ...] = ()
+        self,
+        now: float,
+        *,
+        was_connected: bool,
+        reason: str,
+        gap: tuple[str, ...] = (),
+        unreachable: bool = False,
     ) -> Decision:
         if self.state is SessionState.STOPPED:
             return Stop(gap)
@@ -242,6 +245,8 @@ class WeexSession:
             isinstance(problem, HandshakeRejectedError | ProxyError) and not problem.retryable
         ):
             return self._fail(problem, gap)
+        if unreachable and problem is not None and self.fail_fast and not self.server_reached():
+            return self._fail(UnreachableError(problem), gap)
         if was_connected:
             delay = self.policy.on_disconnected(now)
         else:
