@@ -5,13 +5,15 @@ Only the standard library is used here, because this file runs before anything i
 
     python3 dev.py demo [ARGS...]          live dashboard (embedded simulator; --live for WEEX)
     python3 dev.py test [PYTEST ARGS...]   ruff, mypy --strict, then the whole pytest suite
+    python3 dev.py setup                   only what `test` installs (every example runs after it)
 
 `demo` installs only what the client needs at run time (wsproto, attrs, anyio) and runs it from
-this source tree; `test` installs the package in editable mode with the development tools. Each
-installs once, and again only when pyproject.toml changes. pip's output is shown only when it
-fails. Ctrl-C ends either with exit code 130 and no traceback. Everything either writes stays
-in `.venv/`: bytecode (`PYTHONPYCACHEPREFIX`), and the caches of mypy, ruff and hypothesis
-(pyproject.toml, tests/conftest.py).
+this source tree; `test` and `setup` install the package in editable mode with the development
+tools (they include everything `examples/` imports). Each installs once, and again only when
+pyproject.toml changes. pip's output is shown only when it fails. Ctrl-C ends either with exit
+code 130 and no traceback. Everything either writes stays in `.venv/`: bytecode
+(`PYTHONPYCACHEPREFIX`), and the caches of mypy, ruff and hypothesis (pyproject.toml,
+tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -163,6 +165,7 @@ def main(argv: list[str]) -> int:
             return run_tests(python, rest)
         if command == "demo":
             return run_demo(python, rest)
+        print(f"dev.py: {VENV.name}/ is ready: {python.relative_to(ROOT)}", flush=True)
         return 0
     except KeyboardInterrupt:
         print("\ndev.py: interrupted", file=sys.stderr)

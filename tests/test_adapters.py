@@ -45,6 +45,7 @@ from tests.adapters import (
     requests,
     take,
 )
+from tests.proxyserver import free_port
 from weex_proto.config import Endpoint, WeexConfig
 from weex_proto.errors import (
     AuthenticationError,
@@ -53,6 +54,7 @@ from weex_proto.errors import (
     LocalProtocolError,
     ReconnectExhaustedError,
     StreamOverflowError,
+    UnreachableError,
 )
 from weex_proto.events import WebSocketMessage
 from weex_proto.messages import Fill, Order, Ticker
@@ -196,6 +198,48 @@ async def test_refused_handshakes_exhaust_the_retries(h: Harness) -> None:
     assert isinstance(last, HandshakeRejectedError)
     assert last.status_code == 503
     assert (h.server.stats.rejected, h.server.stats.accepted) == (1 + max_retries, 0)
+
+
+@on_every_adapter()
+async def test_an_unreachable_server_is_retried_unless_fail_fast(h: Harness) -> None:
+    """The documented policy by default; `fail_fast` (what the command line uses) gives up
+    after the first attempt, saying why."""
+    closed = h.config(public_url=f"ws://127.0.0.1:{free_port()}/v2/ws/public")
+    async with h.client(closed, max_retries=2) as client:
+        with anyio.fail_after(10), pytest.raises(ReconnectExhaustedError) as caught:
+            await client.connect()
+        assert client.connection_attempts == 3
+    assert not isinstance(caught.value, UnreachableError)
+    async with h.client(closed, max_retries=2, fail_fast=True) as client:
+        with anyio.fail_after(10), pytest.raises(UnreachableError) as unreachable:
+            await client.connect()
+        assert client.connection_attempts == 1
+    assert isinstance(unreachable.value.last_error, ConnectionClosedError)
+    assert isinstance(unreachable.value.last_error.__cause__, OSError)
+    assert str(unreachable.value).startswith("could not connect: ")
+
+
+@on_every_adapter(tick_interval=0.02)
+async def test_fail_fast_still_reconnects_once_the_server_was_reached(h: Harness) -> None:
+    opened = 0
+    tcp = h.adapter.tcp_transport(None)
+
+    async def first_then_refused(endpoint: Endpoint) -> Any:
+        nonlocal opened
+        opened += 1
+        if opened > 1:
+            raise ConnectionRefusedError(111, "Connection refused")
+        return await tcp(endpoint)
+
+    async with h.client(max_retries=2, fail_fast=True, transport=first_then_refused) as client:
+        stream = generator(client.stream_tickers("BTCUSDT"))
+        await take(stream)
+        await h.server.drop_connections()
+        with anyio.fail_after(TAKE_LIMIT), pytest.raises(ReconnectExhaustedError) as caught:
+            async for _ in stream:
+                pass
+    assert not isinstance(caught.value, UnreachableError)
+    assert opened == 3  # the working connection, then max_retries attempts
 
 
 @on_every_adapter(dialects=BOTH_DIALECTS)

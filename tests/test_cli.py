@@ -19,6 +19,7 @@ import re
 import select
 import shlex
 import signal
+import socket
 import sqlite3
 import struct
 import subprocess
@@ -46,6 +47,7 @@ from tests.fixtures_messages import (
     TICKER_PUSH,
     TRADES_PUSH,
 )
+from tests.proxyserver import free_port
 from weex_anyio import AuthenticationError, WeexConfig, WeexWebSocketClient
 from weex_anyio.cli import main
 from weex_anyio.cli._dashboard import DashboardState, render
@@ -242,14 +244,60 @@ async def test_private_command_without_credentials_names_the_variables(
 
 
 @pytest.mark.anyio
-async def test_unreachable_server_exits_1_after_the_retries() -> None:
-    result = await run_cli(
-        "tickers", "BTCUSDT", "--url", "ws://127.0.0.1:1/v2/ws/public", "--max-retries", "1",
-        "--log-level", "critical",
-    )  # fmt: skip
+async def test_a_private_command_given_the_public_url_says_it_may_be_the_wrong_endpoint() -> None:
+    async with simulator() as server:
+        credentials = server.credentials
+        env = cli_env(
+            WEEX_API_KEY=credentials.api_key,
+            WEEX_SECRET_KEY=credentials.secret_key,
+            WEEX_PASSPHRASE=credentials.passphrase,
+        )
+        result = await run_cli("orders", "--private-url", server.public_url, env=env)
     assert result.returncode == 1
     line = one_error_line(result.stderr)
-    assert "after 2 attempts" in line and "refused" in line.lower()
+    assert line.startswith(f"weex-ws: error: {server.public_url}: ")
+    assert "refused the private channel orders" in line and "40020" in line  # the server's word
+    assert "is this the private endpoint?" in line
+    assert "wss://ws-contract.weex.com/v2/ws/private" in line
+
+
+@pytest.mark.anyio
+async def test_an_unreachable_server_fails_at_once_in_one_line(tmp_path: Path) -> None:
+    url = f"ws://127.0.0.1:{free_port()}/v2/ws/public"  # nothing listens there
+    out = tmp_path / "never.sqlite"
+    results = [
+        await run_cli("tickers", "BTCUSDT", "--url", url),
+        await run_cli("demo", "BTCUSDT", "--url", url),
+        await run_cli("record", "BTCUSDT", "--url", url, "--out", str(out)),
+    ]
+    logged = await run_cli("tickers", "BTCUSDT", "--url", url, "--log-json", "--log-level", "debug")
+    for result in results:
+        assert result.returncode == 1
+        line = one_error_line(result.stderr)  # no warning per retry: there is no retry
+        assert line == f"weex-ws: error: {url}: could not connect: [Errno 111] Connection refused"
+    assert not out.exists()
+    entries = json_lines(logged.stderr)  # --log-json: the final error is a JSON line too
+    events = [entry.get("weex_event") for entry in entries]
+    assert events.count("connecting") == 1  # attempted once before failing
+    assert entries[-1]["weex_event"] == "failed" and entries[-1]["exit_code"] == 1
+    assert entries[-1]["message"] == f"{url}: could not connect: [Errno 111] Connection refused"
+    assert logged.returncode == 1
+
+
+@pytest.mark.anyio
+async def test_a_host_name_that_does_not_resolve_is_named_with_the_resolvers_reason() -> None:
+    host = "no-such-host.weex-ws.invalid"  # .invalid never resolves (RFC 2606)
+    try:
+        socket.getaddrinfo(host, 80)
+    except socket.gaierror as exc:
+        reason = str(exc.strerror)  # "Name or service not known", or the offline resolver's
+    else:
+        pytest.skip(f"{host} resolves here")
+    result = await run_cli("tickers", "BTCUSDT", "--url", f"ws://{host}/v2/ws/public")
+    assert result.returncode == 1
+    line = one_error_line(result.stderr)
+    assert f"ws://{host}/v2/ws/public: could not connect: " in line
+    assert reason in line and "Unknown error" not in line
 
 
 @pytest.mark.parametrize(
@@ -340,6 +388,18 @@ async def test_record_refuses_to_overwrite(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "already exists" in one_error_line(result.stderr)
     assert out.read_bytes() == b"precious"
+
+
+@pytest.mark.parametrize("suffix", [".sqlite", ".jsonl"])
+def test_record_into_a_missing_directory_says_so(
+    tmp_path: Path, suffix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "nodir" / f"x{suffix}"
+    assert main(["record", "BTCUSDT", "--out", str(out), "--url", "ws://127.0.0.1:1/x"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert line == (
+        f"weex-ws: error: {out}: cannot create it: the directory {out.parent} does not exist"
+    )
 
 
 @pytest.mark.anyio
@@ -483,7 +543,14 @@ async def test_replay_paces_frames_by_their_recorded_times(
             ":2: not valid JSON",
         ),
         ("fields.jsonl", '{"received_at": -1, "channel": "a", "raw": "{}"}\n', "received_at"),
-        ("noraw.jsonl", '{"received_at": 1, "channel": "a"}\n', "raw"),
+        ("noraw.jsonl", '{"received_at": 1, "channel": "a"}\n', "not a weex-ws recording"),
+        (  # another program's JSON lines (here: weex-ws tickers --json): not a recording
+            "tickers.jsonl",
+            '{"channel": "ticker.cmt_btcusdt", "received_at": "2026-01-01T00:00:00Z", '
+            '"gap": false, "data": {}}\n',
+            ":1: not a weex-ws recording (each line of one has received_at, channel and raw",
+        ),
+        ("foreign.jsonl", '{"level": "info", "msg": "hello"}\n', ":1: not a weex-ws recording"),
         (
             "huge.jsonl",
             '{"received_at": 1%s, "channel": "a", "raw": ""}' % ("0" * 400),
@@ -718,6 +785,7 @@ def terminal_session(command: str, *, width: int = 140, height: int = 50) -> Ite
     os.close(slave)
     screen = pyte.Screen(width, height)
     feed = pyte.ByteStream(screen)
+    written = bytearray()  # everything the program wrote, also what a redraw covered at once
 
     def capture() -> str:
         while select.select([master], [], [], 0)[0]:
@@ -727,8 +795,11 @@ def terminal_session(command: str, *, width: int = 140, height: int = 50) -> Ite
                 break
             if not data:
                 break
+            written.extend(data)
             feed.feed(data)
         return "\n".join(line.rstrip() for line in screen.display)
+
+    capture.written = written  # type: ignore[attr-defined]
 
     try:
         yield capture

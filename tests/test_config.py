@@ -419,3 +419,23 @@ def test_endpoint_round_trips_its_parts(
         assert endpoint.host_header == host
     else:
         assert endpoint.host_header == f"{host}:{port}"
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        (
+            "127.0.0.1:8765/v2/ws/public",
+            "public_url has no scheme: it must start with ws:// or wss://",
+        ),
+        (
+            "localhost:8765/v2/ws/public",
+            "public_url has no scheme: it must start with ws:// or wss://",
+        ),
+        ("http://127.0.0.1:8765/v2/ws/public", "public_url must use ws:// or wss://, not http://"),
+    ],
+)
+def test_a_url_without_a_websocket_scheme_is_said_plainly(url: str, said: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        WeexConfig(public_url=url)
+    assert str(info.value) == said

@@ -31,6 +31,7 @@ from weex_proto.events import (
     Subscribed,
     Unsubscribed,
 )
+from weex_proto.heartbeat import Heartbeat, HeartbeatAction
 from weex_proto.subscriptions import SubscriptionBook
 
 T0 = 1_700_000_000.0
@@ -759,3 +760,24 @@ def test_max_message_size_counts_utf8_bytes_not_characters(fast_path: bool, part
     conn.receive_data(peer.fragments(too_big, parts) if parts > 1 else peer.text(too_big), T0)
     [closed] = drain(conn)
     assert isinstance(closed, ConnectionClosed) and closed.code == 1009
+
+
+def test_rtt_interval_pings_a_busy_connection_and_measures_each_round_trip() -> None:
+    """Traffic never pauses for `ping_interval`, so only `rtt_interval` sends pings: one at a
+    time (none while one is unanswered), and each pong gives the round trip."""
+    beat = Heartbeat(interval=5.0, timeout=5.0, send_pings=True, rtt_interval=1.0)
+    idle = Heartbeat(interval=5.0, timeout=5.0, send_pings=True)
+    for heartbeat in (beat, idle):
+        heartbeat.start(0.0)
+    round_trips = []
+    now = 0.0
+    while now < 10.0:
+        now = round(now + 0.1, 1)
+        for heartbeat in (beat, idle):
+            heartbeat.traffic(now)  # a push every 0.1 s
+            if heartbeat.poll(now) is HeartbeatAction.SEND_PING:
+                assert heartbeat is beat
+                payload = heartbeat.ping_payload(now)
+                assert heartbeat.poll(now) is HeartbeatAction.NOTHING  # one at a time
+                round_trips.append(heartbeat.pong(payload, now + 0.05))
+    assert len(round_trips) >= 8 and all(rtt == pytest.approx(0.05) for rtt in round_trips)

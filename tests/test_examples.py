@@ -9,12 +9,16 @@ every script as `python examples/NAME.py` and checks its exit code and output.
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
 import itertools
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
+import tomllib
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -552,6 +556,8 @@ def test_every_script_runs_and_reports(tmp_path: Path) -> None:
     }
     # --live for a private example, without credentials: a clear error, no connection attempt.
     commands["private --live"] = [sys.executable, str(EXAMPLES / "private_monitor.py"), "--live"]
+    # As a first-time user runs it: no option at all.
+    commands["reconnect_loop as is"] = [sys.executable, str(EXAMPLES / "reconnect_loop.py")]
     runs: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for name, command in commands.items():
@@ -576,3 +582,59 @@ def test_every_script_runs_and_reports(tmp_path: Path) -> None:
     out, err = (stream.decode() for stream in results["private --live"])
     assert runs["private --live"].returncode == 2
     assert "WEEX_API_KEY" in err
+
+    out, err = (stream.decode() for stream in results["reconnect_loop as is"])
+    assert runs["reconnect_loop as is"].returncode == 0, err
+    assert "gave up" in out and "-- on_gap:" in out and out.rstrip().endswith("times")
+    assert err == ""  # it prints each drop and give-up itself: no log line per reconnect
+
+
+# -- what the README says makes them runnable ---------------------------------------------------
+
+FIRST_PARTY = {"examples", "weex_anyio", "weex_proto", "weex_trio"}
+SETUP_INSTALLS = ("dependencies", "dev")
+"""The pyproject.toml lists `python3 dev.py setup` installs (`-e .[dev]`: checked by
+tests/test_first_run.py's dev.py tests)."""
+
+
+def imported_distributions(script: Path) -> set[tuple[str, str]]:
+    """(module, distribution) of every third-party import of `script`."""
+    providers = importlib.metadata.packages_distributions()
+    found = set()
+    for node in ast.walk(ast.parse(script.read_text())):
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            modules = [node.module]
+        else:
+            continue
+        for module in (name.split(".")[0] for name in modules):
+            if module in sys.stdlib_module_names or module in FIRST_PARTY:
+                continue
+            for distribution in providers.get(module, [module]):
+                found.add((module, distribution))
+    return found
+
+
+def canonical(requirement: str) -> str:
+    name = re.split(r"[^A-Za-z0-9_.-]", requirement.strip(), maxsplit=1)[0]
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_the_readme_names_a_command_after_which_every_example_runs() -> None:
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    section = readme.split("\n## Examples\n", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`python3 dev\.py (\w+)`[^.]*?every\s+example runs", section))
+    assert named == {"setup"}, "the Examples section names the command that makes all runnable"
+    project = tomllib.loads((EXAMPLES.parent / "pyproject.toml").read_text())["project"]
+    lists = {"dependencies": project["dependencies"], **project["optional-dependencies"]}
+    installed = {canonical(req) for key in SETUP_INSTALLS for req in lists[key]}
+    scripts = sorted(EXAMPLES.glob("*.py"))
+    assert len(scripts) > 15
+    missing = [
+        (script.name, module)
+        for script in scripts
+        for module, distribution in imported_distributions(script)
+        if canonical(distribution) not in installed
+    ]
+    assert missing == []

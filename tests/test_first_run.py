@@ -50,6 +50,8 @@ from tests.test_cli import (
     run_cli,
     simulator,
     sqlite_rows,
+    terminal_session,
+    wait_for_screen,
     write_recording,
 )
 from weex_anyio import WeexConfig, WeexWebSocketClient
@@ -197,6 +199,29 @@ async def test_demo_url_streams_from_that_server() -> None:
     assert all(re.search(r"  (ticker|book  |trade ) cmt_btcusdt ", line) for line in streamed), (
         streamed
     )
+
+
+@pytest.mark.anyio
+async def test_demo_url_measures_the_round_trip_of_a_feed_that_never_pauses() -> None:
+    async with simulator(tick_interval=0.05) as server:  # never a quiet second for a ping
+        result = await run_cli("demo", "BTCUSDT", "--url", server.public_url, "--duration", "5")
+    assert result.returncode == 0, result.stderr
+    health = [line for line in result.stdout.splitlines() if line.startswith("health")]
+    assert health, result.stdout
+    assert re.search(r"\| rtt \d+\.\d+ ms \|", health[-1]), health
+
+
+def test_the_dashboard_shows_the_latest_warning_instead_of_writing_it_over_the_screen() -> None:
+    with simulate_process("BTCUSDT") as (simulator, banner):
+        url = banner["public URL"]
+        command = f"{shlex.quote(PYTHON)} -m weex_anyio demo BTCUSDT --url {url}; sleep 60"
+        with terminal_session(command) as capture:
+            wait_for_screen(capture, lambda screen: "HEALTH  connected" in screen)
+            simulator.kill()  # the server goes away: the client reconnects, and warns
+            simulator.wait()
+            screen = wait_for_screen(capture, lambda s: "warning: reconnecting to public" in s)
+            assert "warning: reconnecting to public" in screen  # on the dashboard's last line
+            assert b"WARNING" not in capture.written  # and never written over it
 
 
 # --------------------------------------------------------------------------- failing fast

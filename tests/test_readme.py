@@ -68,6 +68,22 @@ async def test_the_readme_client_example_prints_real_values(
     assert Decimal(book_line.split()[-1]) > 0  # the spread of a real, uncrossed book
 
 
+@pytest.mark.anyio
+async def test_the_readme_client_runs_as_a_script_against_the_simulator(tmp_path: Path) -> None:
+    """As the Examples section says: `python examples/readme_client.py`, from anywhere, with
+    `WEEX_WS_PUBLIC_URL` naming the simulator."""
+    script = str(ROOT / "examples" / "readme_client.py")
+    async with SimulatedWeexServer(tick_interval=0.02) as server:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WEEX_")}
+        env["WEEX_WS_PUBLIC_URL"] = server.public_url
+        with anyio.fail_after(60):  # only turns a hang into a failure
+            done = await anyio.run_process(
+                [sys.executable, script], cwd=tmp_path, env=env, check=False
+            )
+    assert done.returncode == 0, done.stderr.decode()
+    assert " bid " in done.stdout.decode() and done.stderr == b""
+
+
 # --------------------------------------------------------------------------- the NATS consumer
 
 NATS_LINE = re.compile(r"v(\d+) bid (\S+) x (\S+) ask (\S+) x (\S+)")

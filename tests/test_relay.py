@@ -214,7 +214,15 @@ def test_relay_channels_cover_candles_and_the_private_channels() -> None:
     ]
     assert relay_channels(("positions", "account"), [], 15) == ["positions", "account"]
     args = build_parser().parse_args(
-        ["relay", "--channels", "candles,fill,DEPTH", "--interval", "minute_5,HOUR_1"]
+        [
+            "relay",
+            "--channels",
+            "candles,fill,DEPTH",
+            "--interval",
+            "minute_5,HOUR_1",
+            "--nats",
+            "nats://127.0.0.1:4222",
+        ]
     )
     assert args.channels == ("kline", "fills", "depth")
     assert [str(interval) for interval in args.interval] == ["MINUTE_5", "HOUR_1"]
@@ -335,12 +343,13 @@ def test_a_bad_shard_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> 
     for bad in ("2", "2/", "a/4", "-1/4", "2/4/8", ""):
         with pytest.raises(ValueError, match="a shard is K/N"):
             parse_shard(bad)
+    relay = ["relay", "BTCUSDT", "--nats", "nats://127.0.0.1:4222"]
     with pytest.raises(SystemExit) as exited:
-        build_parser().parse_args(["relay", "BTCUSDT", "--shard", "5/4"])
+        build_parser().parse_args([*relay, "--shard", "5/4"])
     assert exited.value.code == 2
     assert "--shard: shard 5/4: K/N needs 1 <= K <= N" in capsys.readouterr().err
-    assert build_parser().parse_args(["relay", "BTCUSDT", "--shard", "3/4"]).shard == (3, 4)
-    assert build_parser().parse_args(["relay", "BTCUSDT"]).shard is None
+    assert build_parser().parse_args([*relay, "--shard", "3/4"]).shard == (3, 4)
+    assert build_parser().parse_args(relay).shard is None
 
 
 # --------------------------------------------------------------------------- a real NATS
@@ -907,6 +916,52 @@ def test_tail_of_a_subject_no_stream_holds_fails_in_one_line(
     assert code == 1
     assert "no JetStream stream holds 'elsewhere.ticker.x'" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_tail_of_an_invalid_subject_says_what_jetstream_answered(
+    nats_server: NatsServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import nats
+
+    from weex_anyio.cli import main
+
+    async def make_stream() -> None:
+        nc = await nats.connect(nats_server.url)
+        try:
+            await nc.jetstream().add_stream(name="WEEX", subjects=["weex.>"])
+        finally:
+            await nc.close()
+
+    anyio.run(make_stream)
+    code = main(["tail", "weex..x", "--nats", nats_server.url])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert len(err.strip().splitlines()) == 1
+    assert "JetStream refused 'weex..x': invalid subject" in err  # it answered: not "did not"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["relay", "BTCUSDT"],
+        ["tail", "weex.>"],
+        ["relay", "BTCUSDT", "--nats", "http://127.0.0.1:4222"],
+        ["tail", "weex.>", "--nats", "http://127.0.0.1:4222"],
+        ["dashboard", "--nats", "https://127.0.0.1:4222"],
+    ],
+)
+def test_every_nats_command_needs_a_nats_url_and_refuses_other_schemes_at_once(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One rule for relay, tail and dashboard: --nats URL is given, and is a NATS URL."""
+    from weex_anyio.cli import main
+
+    assert main(argv) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "--nats" in line
+    if "--nats" in argv:
+        scheme = argv[-1].split("://")[0]
+        assert f"must use nats://, tls://, ws:// or wss://, not {scheme}://" in line
 
 
 # --------------------------------------------------------------------------- relay processes

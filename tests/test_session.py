@@ -17,8 +17,10 @@ from weex_proto.errors import (
     ConnectionClosedError,
     ErrorKind,
     HandshakeRejectedError,
+    ProxyAuthenticationError,
     RateLimitError,
     ReconnectExhaustedError,
+    UnreachableError,
 )
 from weex_proto.events import CloseInitiator, Connected, ConnectionClosed, ConnectionRejected
 from weex_proto.session import Decision, GiveUp, Reconnect, SessionState, Stop, WeexSession
@@ -417,3 +419,30 @@ def test_an_auth_error_frame_ends_retries_only_if_the_close_follows_it() -> None
     outlived.error_received(ErrorKind.AUTH, "40014", "Invalid permissions")
     outlived.delivered()  # e.g. the next push or ping
     assert isinstance(outlived.connection_closed(T0 + 1, dropped(T0 + 1)), Reconnect)
+
+
+def test_fail_fast_gives_up_on_the_first_unreachable_attempt_only() -> None:
+    """Before the server was ever reached a transport failure ends the session; after, it is
+    retried as without fail_fast; and a failure that is never retried keeps its own type."""
+    session = make_session(max_retries=3, fail_fast=True)
+    session.start_attempt(T0)
+    decision = session.transport_failed(T0, ConnectionRefusedError(111, "Connection refused"))
+    assert isinstance(decision, GiveUp)
+    assert isinstance(decision.error, UnreachableError)
+    assert (
+        str(decision.error)
+        == "could not connect: ConnectionRefusedError: [Errno 111] Connection refused"
+    )
+    assert session.connection_attempts == 1
+
+    reached = make_session(max_retries=3, fail_fast=True)
+    open_connection(reached, T0)
+    assert isinstance(reached.connection_closed(T0 + 1, dropped(T0 + 1)), Reconnect)
+    reached.start_attempt(T0 + 2)
+    assert isinstance(reached.transport_failed(T0 + 2, OSError("refused")), Reconnect)
+
+    proxied = make_session(max_retries=3, fail_fast=True)
+    proxied.start_attempt(T0)
+    refused = ProxyAuthenticationError("http://proxy:3128", "HTTP 407")
+    decision = proxied.transport_failed(T0, refused)
+    assert isinstance(decision, GiveUp) and decision.error is refused

@@ -24,7 +24,7 @@ from weex_proto.errors import SubscriptionLimitError
 from weex_proto.events import Connected, ConnectionClosed
 from weex_proto.pool import ConnectionBudget, PooledState
 from weex_proto.session import GiveUp, Reconnect, SessionState, Stop
-from weex_proto.sessionpool import PooledSession, SessionPool
+from weex_proto.sessionpool import PooledSession, RetrySettings, SessionPool
 
 MAX_CHANNELS = 3
 MAX_OPERATIONS = 5
@@ -47,7 +47,7 @@ def make_pool(budget: ConnectionBudget | None = None, *, retries: int | None = N
         private=False,
         options=OPTIONS,
         rng=random.Random(3),
-        retry=(retries, 1.0, 8.0),
+        retry=RetrySettings(retries, 1.0, 8.0),
         budget=budget or ConnectionBudget(),
         max_channels=MAX_CHANNELS,
         max_operations=MAX_OPERATIONS,

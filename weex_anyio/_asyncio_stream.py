@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import ssl
 from collections import deque
 from collections.abc import Mapping
@@ -244,8 +245,8 @@ async def open_protocol_stream(
             happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY,
         )
     except OSError as exc:
-        if exc.errno is None or isinstance(exc, ssl.SSLError):
-            raise
+        if exc.errno is None or isinstance(exc, ssl.SSLError | socket.gaierror):
+            raise  # a resolver's error says its reason itself ("Name or service not known")
         # asyncio says "Connect call failed (address)"; the reason itself ("Connection
         # refused") is what a person needs to read, as anyio's streams give it.
         raise OSError(exc.errno, os.strerror(exc.errno)) from exc

@@ -88,8 +88,9 @@ def parse_endpoint(url: str, *, what: str = "URL") -> Endpoint:
         raise ConfigError(f"{what} is not a valid URL ({exc})") from None
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS:
-        shown = repr(scheme) if scheme else "no scheme"
-        raise ConfigError(f"{what} must use ws:// or wss://, not {shown}")
+        if "://" not in url:  # "localhost:8765/..." parses as the scheme "localhost"
+            raise ConfigError(f"{what} has no scheme: it must start with ws:// or wss://")
+        raise ConfigError(f"{what} must use ws:// or wss://, not {scheme}://")
     if not parts.hostname:
         raise ConfigError(f"{what} has no host")
     if port == 0:

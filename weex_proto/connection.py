@@ -117,6 +117,8 @@ class ConnectionOptions:
 
     ping_interval: float | None = 20.0
     ping_timeout: float = 10.0
+    rtt_interval: float | None = None
+    """Ping at least this often even while data flows, to keep the round trip measured."""
     send_protocol_pings: bool = True
     pong_key: PongKey = "mirror"
     max_message_size: int = 1 << 20
@@ -167,6 +169,7 @@ class WeexConnection:
             interval=self.options.ping_interval,
             timeout=self.options.ping_timeout,
             send_pings=self.options.send_protocol_pings,
+            rtt_interval=self.options.rtt_interval,
         )
         self._handshake_deadline: float | None = None
         self._close_deadline: float | None = None

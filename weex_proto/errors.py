@@ -122,6 +122,20 @@ class ReconnectExhaustedError(WeexError):
         self.last_error = last_error
 
 
+class UnreachableError(ReconnectExhaustedError):
+    """`fail_fast`: the first connection attempt could not reach the server (refused, a name
+    that does not resolve, unreachable, timed out, TLS failed), so the client gave up at once.
+
+    A `ReconnectExhaustedError` with no reconnection attempt made, so code that handles giving
+    up handles this too; `last_error` says why (its `__cause__` is the socket's own error).
+    """
+
+    def __init__(self, last_error: BaseException) -> None:
+        super().__init__(0, last_error, failures=1)
+        reason = last_error.reason if isinstance(last_error, ConnectionClosedError) else ""
+        self.args = (f"could not connect: {reason or describe(last_error)}",)
+
+
 def describe(error: BaseException) -> str:
     """`Type: message` (just the type if there is no message), for error texts and logs."""
     text = str(error)

@@ -4,6 +4,10 @@ The rule is the one `websockets` uses and our public API promises: after `interv
 without receiving anything we send a WebSocket ping; if still nothing has arrived `timeout`
 seconds later the connection is dead. Any received byte counts as traffic, because WEEX pushes
 and its own application pings prove the peer is alive just as well as a pong does.
+
+So on a busy feed no ping ever goes out, and no round trip is measured. `rtt_interval` (off by
+default) sends one at least that often anyway, while no earlier ping is still unanswered, for
+a caller that shows the round trip (the dashboard).
 """
 
 from __future__ import annotations
@@ -20,14 +24,25 @@ class HeartbeatAction(enum.Enum):
 class Heartbeat:
     """Pure timer bookkeeping; the connection turns its answers into frames and events."""
 
-    def __init__(self, *, interval: float | None, timeout: float, send_pings: bool) -> None:
+    def __init__(
+        self,
+        *,
+        interval: float | None,
+        timeout: float,
+        send_pings: bool,
+        rtt_interval: float | None = None,
+    ) -> None:
         if interval is not None and interval <= 0:
             raise ValueError("ping_interval must be positive (or None to disable heartbeats)")
+        if rtt_interval is not None and rtt_interval <= 0:
+            raise ValueError("rtt_interval must be positive (or None)")
         if timeout <= 0:
             raise ValueError("ping_timeout must be positive")
         self.interval = interval
         self.timeout = timeout
         self.send_pings = send_pings
+        self.rtt_interval = rtt_interval
+        self._last_ping_at = 0.0
         self._last_traffic: float | None = None
         self._pinged = False
         self._ping_payloads: dict[bytes, float] = {}
@@ -35,6 +50,7 @@ class Heartbeat:
 
     def start(self, now: float) -> None:
         self._last_traffic = now
+        self._last_ping_at = now
         self._pinged = False
         self._ping_payloads.clear()
 
@@ -56,7 +72,22 @@ class Heartbeat:
             return None
         return self._last_traffic + self.interval + self.timeout
 
+    def _measure_at(self) -> float | None:
+        """When the next `rtt_interval` ping is due (None: off, or a ping is unanswered)."""
+        if self.rtt_interval is None or self.interval is None or not self.send_pings:
+            return None
+        if self._last_traffic is None or self._ping_payloads:
+            return None
+        return self._last_ping_at + self.rtt_interval
+
     def next_deadline(self) -> float | None:
+        measure_at = self._measure_at()
+        deadline = self._liveness_deadline()
+        if measure_at is None or deadline is None:
+            return deadline if measure_at is None else measure_at
+        return min(deadline, measure_at)
+
+    def _liveness_deadline(self) -> float | None:
         dead_at = self._dead_at()
         if dead_at is None or self.interval is None or self._last_traffic is None:
             return None
@@ -72,11 +103,15 @@ class Heartbeat:
             return HeartbeatAction.DEAD
         if self.send_pings and not self._pinged and now >= self._last_traffic + self.interval:
             return HeartbeatAction.SEND_PING
+        measure_at = self._measure_at()
+        if measure_at is not None and now >= measure_at:
+            return HeartbeatAction.SEND_PING
         return HeartbeatAction.NOTHING
 
     def ping_payload(self, now: float) -> bytes:
         """Record that we are sending a ping now and return its (unique) payload."""
         self._pinged = True
+        self._last_ping_at = now
         self._ping_counter += 1
         payload = b"weex-ws:%d" % self._ping_counter
         self._ping_payloads[payload] = now

@@ -18,6 +18,7 @@ from .errors import (
     ServerError,
     StreamOverflowError,
     SubscriptionLimitError,
+    UnreachableError,
     WeexError,
 )
 from .events import WebSocketMessage
@@ -70,6 +71,7 @@ __all__ = [
     "SubscriptionLimitError",
     "Ticker",
     "Trade",
+    "UnreachableError",
     "WebSocketMessage",
     "WeexConfig",
     "WeexError",

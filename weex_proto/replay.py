@@ -55,6 +55,10 @@ class RecordingError(WeexError, ValueError):
     """
 
 
+RECORDING_KEYS = ("received_at", "channel", "raw")
+"""The fields of every line of a `.jsonl` recording."""
+
+
 @attrs.frozen
 class RecordedFrame:
     """One text frame as the client received it."""
@@ -79,6 +83,13 @@ class RecordedFrame:
             raise RecordingError(f"{where}: not valid JSON") from None
         if not isinstance(record, dict):
             raise RecordingError(f"{where}: expected a JSON object")
+        missing = [key for key in RECORDING_KEYS if key not in record]
+        if missing:  # some other JSON lines (e.g. a command's --json output), not a recording
+            shown = ", ".join(repr(key) for key in list(record)[:6]) or "nothing"
+            raise RecordingError(
+                f"{where}: not a weex-ws recording (each line of one has received_at, channel "
+                f"and raw; this one has {shown})"
+            )
         return cls.checked(
             record.get("received_at"), record.get("channel"), record.get("raw"), where
         )

@@ -6,6 +6,12 @@ subscription book and the reconnect policy, makes a fresh `WeexConnection` (fres
 each attempt, and when a connection ends says what to do next: reconnect after a delay, give up
 with a typed error, or stop because the user asked to. Adapters only carry the answer out.
 
+With `fail_fast`, a first attempt that cannot reach the server (TCP or TLS could not be set
+up: refused, a name that does not resolve, unreachable, timed out) gives up at once with
+`UnreachableError` instead of retrying: for command lines, where a wrong URL or no network
+should be one line at once, not a minute of retries. Once a connection of the session has
+opened, failures are retried as always.
+
 Giving up always says why: refused credentials (`AuthenticationError`), upgrades refused with
 a status that will not change (`HandshakeRejectedError` with `retryable=False`, e.g. 404) and
 proxy failures that will not change (`ProxyError` with `retryable=False`, e.g. a 407) end
@@ -31,6 +37,7 @@ from .errors import (
     HandshakeRejectedError,
     ProxyError,
     ReconnectExhaustedError,
+    UnreachableError,
     WeexError,
     describe,
     explain_error,
@@ -86,6 +93,7 @@ class WeexSession:
         max_retries: int | None = 5,
         backoff_base: float = 1.0,
         backoff_max: float = 30.0,
+        fail_fast: bool = False,
         rng: random.Random,
         subscriptions: SubscriptionBook | None = None,
     ) -> None:
@@ -98,6 +106,9 @@ class WeexSession:
         self.policy = ReconnectPolicy(
             base=backoff_base, maximum=backoff_max, max_retries=max_retries, rng=rng
         )
+        self.fail_fast = fail_fast
+        self.reached = False
+        """True once a connection of this session has opened: the server exists."""
         self.connection: WeexConnection | None = None
         self.state = SessionState.IDLE
         self.error: WeexError | None = None
@@ -134,9 +145,14 @@ class WeexSession:
         self._restart = False  # a restart asked for while waiting is this attempt
         return self.connection
 
+    def server_reached(self) -> bool:
+        """Has the server ever answered us? (`fail_fast` gives up only before it has.)"""
+        return self.reached
+
     def connected(self, now: float) -> None:
         """The current connection finished its handshake (the adapter saw `Connected`)."""
         self.state = SessionState.CONNECTED
+        self.reached = True
         self.policy.on_connected(now)
 
     def delivered(self) -> None:
@@ -196,7 +212,8 @@ class WeexSession:
         self.connection = None
         self.subscriptions.connection_lost()
         problem = self._last_problem = _as_weex_error(error)
-        return self._decide(now, was_connected=False, reason=_reason_of(problem))
+        reason = _reason_of(problem)
+        return self._decide(now, was_connected=False, reason=reason, unreachable=True)
 
     def connection_closed(self, now: float, event: ConnectionClosed) -> Decision:
         was_connected = self.state is SessionState.CONNECTED
@@ -210,7 +227,13 @@ class WeexSession:
         return self._decide(now, was_connected=was_connected, reason=reason, gap=gap)
 
     def _decide(
-        self, now: float, *, was_connected: bool, reason: str, gap: tuple[str, ...] = ()
+        self,
+        now: float,
+        *,
+        was_connected: bool,
+        reason: str,
+        gap: tuple[str, ...] = (),
+        unreachable: bool = False,
     ) -> Decision:
         if self.state is SessionState.STOPPED:
             return Stop(gap)
@@ -223,6 +246,8 @@ class WeexSession:
             isinstance(problem, HandshakeRejectedError | ProxyError) and not problem.retryable
         ):
             return self._fail(problem, gap)
+        if unreachable and problem is not None and self.fail_fast and not self.server_reached():
+            return self._fail(UnreachableError(problem), gap)
         if was_connected:
             delay = self.policy.on_disconnected(now)
         else:

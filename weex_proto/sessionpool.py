@@ -43,13 +43,20 @@ from .pool import Close, ConnectionBudget, ConnectionPool, PoolAction, PooledSta
 from .session import Decision, Reconnect, SessionState, WeexSession
 from .subscriptions import SubscriptionBook
 
-__all__ = ["ConnectionHealth", "ConnectionStats", "PooledSession", "SessionPool"]
+__all__ = ["ConnectionHealth", "ConnectionStats", "PooledSession", "RetrySettings", "SessionPool"]
 
 PARKED = math.inf
 """`retry_at` of a connection that waits for `resume()` rather than for a time."""
 
-RetrySettings = tuple[int | None, float, float]
-"""max_retries, backoff_base, backoff_max: the same for every connection of the client."""
+
+@attrs.frozen
+class RetrySettings:
+    """How every connection of the client reconnects (see `WeexSession`)."""
+
+    max_retries: int | None = 5
+    backoff_base: float = 1.0
+    backoff_max: float = 30.0
+    fail_fast: bool = False
 
 
 @attrs.define
@@ -99,15 +106,15 @@ class PooledSession(WeexSession):
         retry: RetrySettings,
         subscriptions: SubscriptionBook,
     ) -> None:
-        max_retries, base, maximum = retry
         super().__init__(
             config,
             private=private,
             options=options,
             rng=rng,
-            max_retries=max_retries,
-            backoff_base=base,
-            backoff_max=maximum,
+            max_retries=retry.max_retries,
+            backoff_base=retry.backoff_base,
+            backoff_max=retry.backoff_max,
+            fail_fast=retry.fail_fast,
             subscriptions=subscriptions,
         )
         self.index = index
@@ -129,6 +136,10 @@ class PooledSession(WeexSession):
         super().connected(now)
         self.stats.handshakes += 1
         self._owner._opened(self, now)
+
+    def server_reached(self) -> bool:
+        """Any connection of the endpoint opened: a later one failing is not a wrong URL."""
+        return self.reached or self._owner.reached
 
     def transport_failed(self, now: float, error: BaseException) -> Decision:
         return self._owner._ended(self, now, super().transport_failed(now, error))
@@ -184,6 +195,8 @@ class SessionPool:
         self._sessions: dict[int, PooledSession] = {}  # by pool id, oldest first
         self._primary: int | None = None
         self._past_attempts = 0  # attempts of connections that are gone
+        self.reached = False
+        """True once any connection of the endpoint has opened."""
 
     def __repr__(self) -> str:
         kind = "private" if self.private else "public"
@@ -361,6 +374,7 @@ class SessionPool:
         self.pool.attempt_started(session.index, now)
 
     def _opened(self, session: PooledSession, now: float) -> None:
+        self.reached = True
         if self.owns(session):
             self._carry_out(self.pool.connected(session.index, now), now)
 

@@ -20,15 +20,17 @@ from typing import TextIO
 
 import anyio
 
-from weex_proto.channels import parse_channel
+from weex_proto.channels import is_private_channel, parse_channel
+from weex_proto.config import DEFAULT_PRIVATE_URL
 from weex_proto.errors import ConfigError, HandshakeRejectedError, ServerError, WeexError
 from weex_proto.replay import RecordingError
 
-from ._parser import PROG, build_parser
+from ._parser import build_parser
 from ._runtime import (
     Output,
     Stopper,
     configure_logging,
+    error_line,
     explain,
     first_error,
     target_url,
@@ -100,6 +102,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     stdout, stderr = sys.stdout, sys.stderr
     restore_logging = configure_logging(args, stderr)
+
+    def fail(code: int, message: str) -> int:
+        stderr.write(error_line(args, message, code) + "\n")
+        stderr.flush()
+        return code
+
     try:
         return anyio.run(run, args, stdout, stderr)
     except BaseException as raised:  # every outcome becomes an exit code, never a traceback
@@ -107,15 +115,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(error, KeyboardInterrupt):
             return 130
         if isinstance(error, ConfigError | RecordingError):
-            return _fail(stderr, 2, str(error))
+            return fail(2, str(error))
         refused = _refused_symbol(error)
         if refused is not None:
-            return _fail(stderr, 2, refused)
+            return fail(2, refused)
+        refused = _refused_private_channel(args, error)
+        if refused is not None:
+            return fail(1, refused)
         if isinstance(error, WeexError):
-            return _fail(stderr, 1, _with_url(args, error))
+            return fail(1, _with_url(args, error))
         if isinstance(error, OSError):  # e.g. --out in a directory that does not exist
             detail = f"{error.filename}: {error.strerror}" if error.filename else str(error)
-            return _fail(stderr, 2, detail)
+            return fail(2, detail)
         raise
     finally:
         restore_logging()
@@ -131,6 +142,21 @@ def _refused_symbol(error: BaseException) -> str | None:
     return f"unknown symbol {symbol}: the server refused {error.channel} ({error})"
 
 
+def _refused_private_channel(args: argparse.Namespace, error: BaseException) -> str | None:
+    """A private channel refused, with the likely reason: a public URL given as the private
+    endpoint, where WEEX (and the simulator) say only that the channel is invalid."""
+    if not isinstance(error, ServerError) or error.channel is None:
+        return None
+    if not is_private_channel(error.channel):
+        return None
+    url = target_url(args) or "the private endpoint"
+    return (
+        f"{url}: the server refused the private channel {error.channel} ({error}); "
+        f"is this the private endpoint? WEEX's is {DEFAULT_PRIVATE_URL}, "
+        "and 'weex-ws simulate' prints its own"
+    )
+
+
 def _with_url(args: argparse.Namespace, error: WeexError) -> str:
     """The reason, naming the URL when the server could not be reached or refused us."""
     text = explain(error)
@@ -140,9 +166,3 @@ def _with_url(args: argparse.Namespace, error: WeexError) -> str:
         if url is not None and url not in text:
             return f"{url}: {text}"
     return text
-
-
-def _fail(stderr: TextIO, code: int, message: str) -> int:
-    stderr.write(f"{PROG}: error: {message}\n")
-    stderr.flush()
-    return code

@@ -13,7 +13,9 @@ they are tested without a terminal.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import logging
 import os
 import shutil
 import time
@@ -47,6 +49,7 @@ SIMULATOR_CLIENT_PING = 0.15
 SIMULATOR_SERVER_PING = 2.0
 LIVE_CLIENT_PING = 5.0
 OTHER_SERVER_CLIENT_PING = 1.0  # --url: often a simulator, so measure the round trip now and then
+RTT_INTERVAL = 1.0  # a busy feed never pauses for those pings: measure the round trip anyway
 
 
 class RateMeter:
@@ -121,8 +124,10 @@ def render(
     now: float,
     width: int | None = None,
     height: int | None = None,
+    note: str | None = None,
 ) -> list[str]:
-    """The whole screen as lines, fitted to `width` x `height` when given.
+    """The whole screen as lines, fitted to `width` x `height` when given; `note` (the latest
+    warning, see `LatestWarning`) ends the health lines.
 
     What matters most stays when space is short: the title, the tickers and the health line
     first, then the book's best levels and the latest trades, then the deeper levels and
@@ -138,6 +143,8 @@ def render(
         title += "  (Ctrl-C to quit)"
     tickers = _tickers(state, columns)
     health_lines = _health_lines(health, connected=connected, rate=rate, width=columns)
+    if note:
+        health_lines.append(f"        {note}"[:columns])
     book = _ladder(state)
     trades = _trades(state)
 
@@ -300,6 +307,37 @@ def wants_redraw(out: Output) -> bool:
     return out.is_tty and os.environ.get("TERM", "") != "dumb"
 
 
+class LatestWarning(logging.Filter):
+    """While the dashboard redraws the terminal, a log line written to that terminal would
+    flash over it: the log handlers writing to a terminal keep quiet instead, and the latest
+    warning (a reconnect, say) is shown on the dashboard's last line. Logs that go to a file or
+    a pipe are left alone."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.latest: str | None = None
+        self._muted: list[logging.Handler] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            self.latest = f"{record.levelname.lower()}: {record.getMessage()}"
+        return False
+
+    def __enter__(self) -> LatestWarning:
+        for handler in logging.getLogger().handlers:
+            stream = getattr(handler, "stream", None)
+            isatty = getattr(stream, "isatty", None)
+            if isatty is not None and isatty():
+                handler.addFilter(self)
+                self._muted.append(handler)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for handler in self._muted:
+            handler.removeFilter(self)
+        self._muted.clear()
+
+
 # --------------------------------------------------------------------------- the command
 
 
@@ -348,7 +386,7 @@ async def _show(
     out: Output,
 ) -> None:
     async with WeexWebSocketClient(
-        config, ping_interval=ping_interval, **client_options(args)
+        config, ping_interval=ping_interval, rtt_interval=RTT_INTERVAL, **client_options(args)
     ) as client:
         streams: list[Stream] = [
             *(client.stream_tickers(symbol) for symbol in state.symbols),  # see _streams
@@ -387,6 +425,7 @@ async def _present(
     source: Source, args: argparse.Namespace, state: DashboardState, stopper: Stopper, out: Output
 ) -> None:
     redraw = wants_redraw(out)
+    warnings = LatestWarning()
     meter = RateMeter()
     if not redraw:
         out.line(f"streaming from the {source.name} (Ctrl-C to stop)")
@@ -412,9 +451,10 @@ async def _present(
             now=time.time(),
             width=width,
             height=height,
+            note=warnings.latest,
         )
 
-    with stopper.scope:
+    with stopper.scope, warnings if redraw else contextlib.nullcontext():
         async with anyio.create_task_group() as task_group:
             task_group.start_soon(source.feed, take)
             if redraw:

@@ -116,6 +116,11 @@ async def subscribe(
         raise NatsUnavailableError(
             f"no JetStream stream holds {subject[:120]!r} (has a relay run with this prefix?)"
         ) from None
+    except nats.js.errors.APIError as exc:  # it answered, with an error: say which
+        reason = exc.description or str(exc) or type(exc).__name__
+        raise NatsUnavailableError(
+            f"JetStream refused {subject[:120]!r}: {reason} (error {exc.err_code})"
+        ) from None
     except (nats.errors.Error, TimeoutError) as exc:
         raise NatsUnavailableError(
             f"JetStream did not answer about {subject[:120]!r}: {str(exc) or type(exc).__name__}"

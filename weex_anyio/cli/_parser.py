@@ -118,6 +118,21 @@ def url(text: str) -> str:
     return text
 
 
+NATS_SCHEMES = ("nats", "tls", "ws", "wss")
+
+
+def nats_url(text: str) -> str:
+    """A NATS server URL (or a comma-separated list): `nats://host:port` and nats-py's other
+    schemes, or `host:port`; `http://...` is refused here rather than failing to connect."""
+    for server in text.split(","):
+        scheme, separator, _ = server.strip().partition("://")
+        if separator and scheme.lower() not in NATS_SCHEMES:
+            raise ValueError(
+                f"the NATS URL must use nats://, tls://, ws:// or wss://, not {scheme}://"
+            )
+    return text
+
+
 def channel_kinds(text: str) -> tuple[str, ...]:
     kinds = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
     unknown = [kind for kind in kinds if kind not in RECORD_CHANNELS]
@@ -224,7 +239,8 @@ def _retry_option(parser: argparse.ArgumentParser) -> None:
         type=_checked(non_negative_int),
         default=5,
         metavar="N",
-        help="reconnect attempts in a row before giving up with exit code 1 (default: 5)",
+        help="reconnect attempts in a row before giving up with exit code 1 (default: 5); a "
+        "server the first attempt cannot reach fails at once",
     )
 
 
@@ -264,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     source.add_argument(
         "--nats",
+        type=_checked(nats_url),
         metavar="URL",
         help="read what 'weex-ws relay' publishes to NATS JetStream at URL instead "
         "(needs weex-ws[nats])",
@@ -505,7 +522,7 @@ def _relay_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> N
 
     tail = command("tail", "print records relayed to NATS JetStream for SUBJECT...")
     tail.add_argument("subjects", nargs="+", metavar="SUBJECT", help="e.g. weex.ticker.* weex.>")
-    _nats_option(tail, required=True)
+    _nats_option(tail)
     tail.add_argument(
         "--deliver",
         choices=("new", "all", "last"),
@@ -522,11 +539,12 @@ def _relay_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> N
     _stop_options(tail, "stop after N messages")
 
 
-def _nats_option(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
+def _nats_option(parser: argparse.ArgumentParser) -> None:
+    """Every command that talks to NATS is told where: no command assumes a local server."""
     parser.add_argument(
         "--nats",
-        required=required,
-        default=None if required else "nats://127.0.0.1:4222",
+        required=True,
+        type=_checked(nats_url),
         metavar="URL",
-        help="NATS server, e.g. nats://127.0.0.1:4222" + ("" if required else " (the default)"),
+        help="NATS server, e.g. nats://127.0.0.1:4222",
     )

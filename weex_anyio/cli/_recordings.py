@@ -135,6 +135,9 @@ def open_writer(path: Path, *, append: bool = False, dialect: str = "v2") -> Rec
     recording, and `OSError` when the file cannot be created.
     """
     kind = recording_format(path)
+    if not path.parent.is_dir():  # else SQLite says only "unable to open database file"
+        problem = "is not a directory" if path.parent.exists() else "does not exist"
+        raise RecordingError(f"{path}: cannot create it: the directory {path.parent} {problem}")
     try:
         if kind == "sqlite":
             return SqliteWriter(path, append=append, dialect=dialect)

@@ -26,11 +26,13 @@ from weex_proto.errors import (
     ConfigError,
     ConnectionClosedError,
     ReconnectExhaustedError,
+    UnreachableError,
 )
 from weex_proto.events import WebSocketMessage
 from weex_proto.logs import JsonLogFormatter, RedactingFormatter
 
 from ._output import describe, json_line
+from ._parser import PROG
 
 CREDENTIAL_VARIABLES = ("WEEX_API_KEY", "WEEX_SECRET_KEY", "WEEX_PASSPHRASE")
 
@@ -167,6 +169,18 @@ def configure_logging(args: argparse.Namespace, stream: TextIO) -> Callable[[], 
     return restore
 
 
+def error_line(args: argparse.Namespace, message: str, exit_code: int) -> str:
+    """The command's last word when it fails: `weex-ws: error: ...`, or with `--log-json` a
+    JSON line like every other on stderr (`weex_event` "failed", with the exit code)."""
+    if not getattr(args, "log_json", False):
+        return f"{PROG}: error: {message}"
+    secrets = [os.environ.get(name, "") for name in CREDENTIAL_VARIABLES]
+    record = logging.LogRecord(PROG, logging.ERROR, __file__, 0, message, None, None)
+    record.weex_event = "failed"
+    record.exit_code = exit_code
+    return JsonLogFormatter(secrets=secrets).format(record)
+
+
 def said_at_exit(record: logging.LogRecord) -> bool:
     """False for a log record that only repeats what the final error line will say.
 
@@ -190,6 +204,8 @@ def said_at_exit(record: logging.LogRecord) -> bool:
 
 def explain(error: BaseException) -> str:
     """One line saying what went wrong, for the final error message."""
+    if isinstance(error, UnreachableError):
+        return f"could not connect: {_reason(error.last_error or error)}"
     if isinstance(error, ReconnectExhaustedError):
         last = error.last_error
         reason = _reason(last) if last is not None else "no reason given"
@@ -207,7 +223,9 @@ def _reason(error: BaseException) -> str:
         return _reason(cause) if isinstance(cause, OSError) else error.reason or str(error)
     text = str(error) or type(error).__name__
     if isinstance(cause, OSError):
-        detail = os.strerror(cause.errno) if cause.errno else cause.strerror
+        # os.strerror knows no resolver error ("Unknown error -2"): those say it themselves.
+        errno = cause.errno if isinstance(cause.errno, int) and cause.errno > 0 else None
+        detail = os.strerror(errno) if errno else cause.strerror
         if detail and detail not in text:
             text = f"{text}: {detail}"
     return text
@@ -245,5 +263,6 @@ def target_url(args: argparse.Namespace) -> str | None:
 
 
 def client_options(args: Any) -> dict[str, Any]:
-    """Options every command gives `WeexWebSocketClient`."""
-    return {"max_retries": args.max_retries}
+    """Options every command gives `WeexWebSocketClient`: a server the first attempt cannot
+    reach is one line at once (`fail_fast`); `--max-retries` bounds reconnecting after that."""
+    return {"max_retries": args.max_retries, "fail_fast": True}

@@ -81,6 +81,8 @@ class BaseClient(abc.ABC, Generic[TransportT]):
         backoff_max: float = 30.0,
         ping_interval: float | None = 20.0,
         ping_timeout: float = 10.0,
+        fail_fast: bool = False,
+        rtt_interval: float | None = None,
         pong_key: PongKey = "mirror",
         stale_timeout: float | None = None,
         snapshot_timeout: float = 10.0,
@@ -99,8 +101,10 @@ class BaseClient(abc.ABC, Generic[TransportT]):
         """Build the client; nothing connects until a stream, `subscribe()` or `connect()`.
 
         `config` defaults to `WeexConfig.from_env()`. The options are described in the
-        README: reconnecting (`max_retries`, `backoff_base`, `backoff_max`), heartbeats
-        (`ping_interval`, `ping_timeout`, `pong_key`, `stale_timeout`), order books
+        README: reconnecting (`max_retries`, `backoff_base`, `backoff_max`; `fail_fast` gives
+        up at once when the first attempt cannot reach the server, as a command line wants),
+        heartbeats (`ping_interval`, `ping_timeout`, `rtt_interval`, `pong_key`,
+        `stale_timeout`), order books
         (`snapshot_timeout`), limits
         (`max_message_size`, `buffer_size`, `connect_timeout`) and `on_gap(endpoint, channels)`.
 
@@ -136,6 +140,7 @@ class BaseClient(abc.ABC, Generic[TransportT]):
         options = ConnectionOptions(
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
+            rtt_interval=rtt_interval,
             pong_key=pong_key,
             stale_timeout=stale_timeout,
             max_message_size=max_message_size,
@@ -148,6 +153,7 @@ class BaseClient(abc.ABC, Generic[TransportT]):
             max_retries=max_retries,
             backoff_base=backoff_base,
             backoff_max=backoff_max,
+            fail_fast=fail_fast,
             buffer_size=buffer_size,
             on_gap=on_gap,
             budget=connection_budget,

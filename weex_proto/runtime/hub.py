@@ -40,7 +40,7 @@ from ..events import (
 from ..pool import ConnectionBudget
 from ..records import RecordSplitter, SplitError
 from ..session import Decision, GiveUp, Reconnect, Stop, WeexSession
-from ..sessionpool import PooledSession
+from ..sessionpool import PooledSession, RetrySettings
 from .books import MAX_RESYNCS_WITHOUT_SNAPSHOT as MAX_RESYNCS_WITHOUT_SNAPSHOT
 from .books import SNAPSHOT_TIMEOUT, BookFeed, OrderBooks
 from .connections import ClientConnections, connection_name
@@ -70,6 +70,7 @@ class ClientHub:
         max_retries: int | None = 5,
         backoff_base: float = 1.0,
         backoff_max: float = 30.0,
+        fail_fast: bool = False,
         buffer_size: int = 1024,
         on_gap: GapCallback | None = None,
         budget: ConnectionBudget | None = None,
@@ -79,7 +80,7 @@ class ClientHub:
             raise ValueError("buffer_size must be at least 1")
         self.config = config
         self.rng = rng
-        self.retry = (max_retries, backoff_base, backoff_max)
+        self.retry = RetrySettings(max_retries, backoff_base, backoff_max, fail_fast)
         self.buffer_size = buffer_size
         self.on_gap = on_gap
         self.connections = ClientConnections(
@@ -328,7 +329,8 @@ class ClientHub:
         self.books.handle_timer(session, now)
 
     def transport_failed(self, session: WeexSession, now: float, error: BaseException) -> Decision:
-        log.warning(
+        # INFO: the decision's own line (reconnecting, giving up) says the same at WARNING.
+        log.info(
             "could not connect to %s: %s",
             _endpoint_name(session),
             explain_error(error),
