@@ -262,3 +262,24 @@ def test_every_kind_of_async_code_is_seen(tmp_path: Path) -> None:
         "5: AsyncWith",
         "8: async comprehension",
     ]
+
+
+def test_the_tunnels_old_public_path_still_works() -> None:
+    """`weex_proto.proxy.establish_tunnel` was public: it still gives the function (saying
+    where it lives now), and importing `weex_proto.proxy` alone imports no runtime module."""
+    import subprocess
+    import sys
+
+    from weex_proto.runtime.tunnel import establish_tunnel
+
+    with pytest.warns(DeprecationWarning, match=r"weex_proto\.runtime\.tunnel"):
+        from weex_proto.proxy import establish_tunnel as old_path
+    assert old_path is establish_tunnel
+    probe = (
+        "import sys, weex_proto.proxy; "
+        "print(sorted(m for m in sys.modules if m.startswith('weex_proto.runtime')))"
+    )
+    out = subprocess.run(  # noqa: S603 - our own interpreter and code
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"

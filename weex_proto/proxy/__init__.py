@@ -7,6 +7,10 @@ is the loop an adapter runs them with. TLS for `wss://` starts inside the tunnel
 against the exchange's name.
 """
 
+import importlib
+import warnings
+from typing import Any
+
 from ._handshake import ProxyHandshake, TunnelEstablished
 from ._http import MAX_REPLY_SIZE, HttpConnectHandshake
 from ._routes import ProxyChoice, ProxyRoutes
@@ -28,3 +32,17 @@ __all__ = [
     "proxy_handshake",
     "unreachable",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """`weex_proto.proxy.establish_tunnel`, the path it had before the runtime got a package
+    of its own, still works (with a `DeprecationWarning` naming the new one). It is looked up
+    when asked for, so importing the proxy package never imports the runtime."""
+    if name == "establish_tunnel":
+        warnings.warn(
+            "weex_proto.proxy.establish_tunnel is weex_proto.runtime.tunnel.establish_tunnel",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return importlib.import_module("weex_proto.runtime.tunnel").establish_tunnel
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
