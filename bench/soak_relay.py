@@ -2,7 +2,7 @@
 exactly once, in order per subject, and the relays' resident sets stay flat.
 
     .venv/bin/python bench/soak_relay.py [--minutes 10] [--contracts 100] [--kill-one]
-        [--shard K/N] [--sample-every 10] [--rss-tolerance 4] [--keep DIR]
+        [--shard K/N] [--sample-every 10] [--rss-tolerance 4] [--rss-from 0.5] [--keep DIR]
 
 Every process as deployed, each a child of this one and reaped on any exit path: the
 simulator (`weex-ws simulate --contracts N --sent-log FILE`, at its WEEX-like rates), a real
@@ -29,7 +29,10 @@ subject, with the log:
   shares), wherever it landed;
 - no record says `gap: true` unless a relay dropped records or reconnected to the simulator;
 - each relay's RSS (`/proc/<pid>/status` VmRSS, every `--sample-every` seconds) grows by no
-  more than `--rss-tolerance` MiB over the second half of its life (a least-squares slope).
+  more than `--rss-tolerance` MiB over the second half of its life (a least-squares slope;
+  `--rss-from 0.67` judges the last third). A relay's caches fill for the first minutes: its
+  count of recent trades frames (4,096 per trades channel, ~0.5 MiB each) takes ~6,000
+  frames, ~6.5 minutes at the feed's rate, to reach its final size.
 
 `--kill-one` SIGKILLs the first relay halfway through and starts it again at once: the other
 carries on, and the stream still holds every record once. The restarted relay's RSS is
@@ -74,6 +77,8 @@ HANG_GUARD = 120.0
 QUIET = 3.0
 """Seconds the stream's message count must stay still before the relays are stopped."""
 MIB = 1024.0
+STARTING = 5.0
+"""A relay younger than this (seconds) is not sampled: it is still importing and connecting."""
 _DERIVED = {"ticker.": frozenset(TickerData.derived), "trades.": frozenset(TradeData.derived)}
 """The documented names a relayed body's `data` carries beside WEEX's fields (README, *Body*);
 the simulator sent only WEEX's."""
@@ -242,36 +247,45 @@ def wire_fields(channel: str, data: dict[str, Any]) -> dict[str, Any]:
 
 
 async def read_stream(url: str, total: int, progress: Callable[[int], None]) -> dict[str, Seen]:
-    """The whole stream, per channel, from its first message to its `total`th."""
+    """The whole stream, per channel, from its first message to its `total`th (read in the
+    subscription's callback: `next_msg` per message costs more than the checks)."""
     got: dict[str, Seen] = {}
+    count = 0
+    done = anyio.Event()
+
+    async def take(msg: Any) -> None:
+        nonlocal count
+        body = json.loads(msg.data)
+        channel = channel_of(msg.subject)
+        seen = got.get(channel)
+        if seen is None:
+            seen = got[channel] = Seen()
+        data = body["data"]
+        seen.gaps += bool(body["gap"])
+        digest = _as_int(record_digest(wire_fields(channel, data)))
+        if channel.startswith("depth.") and data.get("depthType") == "SNAPSHOT":
+            msg_id = (msg.header or {}).get("Nats-Msg-Id", "")
+            seen.snapshots.append((int(msg_id.rpartition(":")[2]), digest))
+        else:
+            seen.records.append(digest)
+            seen.received.append(float(body["received_at"]))
+        count += 1
+        if count % 100_000 == 0:
+            progress(count)
+        if count >= total:
+            done.set()
+
     nc = await nats.connect(url)
     try:
-        js = nc.jetstream()
-        sub = await js.subscribe(
-            "weex.>",
-            ordered_consumer=True,
-            deliver_policy=DeliverPolicy.ALL,
-            pending_msgs_limit=1 << 20,
-            pending_bytes_limit=1 << 30,
+        sub = await nc.jetstream().subscribe(
+            "weex.>", cb=take, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
         )
-        for count in range(1, total + 1):
-            msg = await sub.next_msg(timeout=HANG_GUARD)
-            body = json.loads(msg.data)
-            channel = channel_of(msg.subject)
-            seen = got.get(channel)
-            if seen is None:
-                seen = got[channel] = Seen()
-            data = body["data"]
-            seen.gaps += bool(body["gap"])
-            digest = _as_int(record_digest(wire_fields(channel, data)))
-            if channel.startswith("depth.") and data.get("depthType") == "SNAPSHOT":
-                msg_id = (msg.header or {}).get("Nats-Msg-Id", "")
-                seen.snapshots.append((int(msg_id.rpartition(":")[2]), digest))
-            else:
-                seen.records.append(digest)
-                seen.received.append(float(body["received_at"]))
-            if count % 100_000 == 0:
-                progress(count)
+        while not done.is_set():  # hang guard: the reading must move on
+            before = count
+            with anyio.move_on_after(HANG_GUARD):
+                await done.wait()
+            if count == before and not done.is_set():
+                raise SystemExit(f"reading the stream stopped at {count:,} of {total:,}")
         await sub.unsubscribe()
     finally:
         await nc.close()
@@ -370,10 +384,10 @@ def compare(sent: dict[str, Seen], got: dict[str, Seen]) -> Comparison:
     return result
 
 
-def rss_trend(samples: Sequence[tuple[float, float]]) -> tuple[float, float]:
-    """The least-squares slope (MiB per minute) of the second half of `samples`, and the
-    growth it makes over that half (MiB)."""
-    half = [(t, kib / MIB) for t, kib in samples[len(samples) // 2 :]]
+def rss_trend(samples: Sequence[tuple[float, float]], start: float) -> tuple[float, float]:
+    """The least-squares slope (MiB per minute) of `samples` from the fraction `start` of
+    them on (0.5: the second half), and the growth it makes over those (MiB)."""
+    half = [(t, kib / MIB) for t, kib in samples[int(len(samples) * start) :]]
     if len(half) < 2:
         return 0.0, 0.0
     n = len(half)
@@ -441,7 +455,7 @@ class Soak:
         seconds = options.minutes * 60
         start = time.monotonic()
         killed = False
-        next_sample = start + options.sample_every  # a relay just started is not sampled
+        next_sample = start + options.sample_every
         last_count, last_time = 0, start
         while (now := time.monotonic()) < start + seconds:
             if options.kill_one and not killed and now >= start + seconds / 2:
@@ -457,6 +471,9 @@ class Soak:
                 last_count, last_time = count, now
                 parts = []
                 for relay in live:
+                    if now - relay.child.started < STARTING:
+                        parts.append(f"{relay.child.name} starting")
+                        continue
                     rss = relay.sample()
                     parts.append(
                         f"{relay.child.name} {'gone' if rss is None else f'{rss / MIB:.1f} MiB'}"
@@ -474,6 +491,11 @@ class Soak:
             relay.counts_at_stop = last_status(relay.child.log.read_text())
         _note("  stopping the simulator")
         simulator.stop()
+        if simulator.process.returncode != 0:  # its sent log may be cut short
+            raise SystemExit(
+                f"the simulator exited with {simulator.process.returncode}:\n"
+                f"{simulator.log.read_text()[-2000:]}"
+            )
         total = self._wait_quiet()
         cpu = {id(relay): (relay.child.cpu() or 0.0) - relay.cpu_start for relay in live}
         for relay in live:
@@ -562,11 +584,13 @@ class Soak:
             )
         )
         rss_ok = True
+        start = self.options.rss_from
+        window = "over the second half" if start == 0.5 else f"after the first {start:.0%}"
         for relay in self.relays:
             samples = relay.samples
             if not samples:
                 continue
-            slope, growth = rss_trend(samples)
+            slope, growth = rss_trend(samples, self.options.rss_from)
             values = [kib / MIB for _, kib in samples]
             judged = relay in live and not relay.restarted
             flat = growth <= self.options.rss_tolerance
@@ -577,9 +601,9 @@ class Soak:
             life = samples[-1][0]
             rows.append(
                 (
-                    f"{name} RSS flat (second-half growth ≤ {self.options.rss_tolerance:g} MiB)",
+                    f"{name} RSS flat (growth ≤ {self.options.rss_tolerance:g} MiB {window})",
                     f"first {values[0]:.1f}, last {values[-1]:.1f}, max {max(values):.1f} MiB "
-                    f"over {life / 60:.1f} min ({len(samples)} samples); second half "
+                    f"over {life / 60:.1f} min ({len(samples)} samples); {window} "
                     f"{slope:+.2f} MiB/min, {growth:+.1f} MiB",
                     _verdict(flat) if judged else "reported",
                 )
@@ -589,7 +613,8 @@ class Soak:
             share = cpu.get(id(relay), 0.0) / max(time.monotonic() - relay.child.started, 1e-9)
             rows.append(
                 (
-                    f"{relay.child.name}{' (restarted)' if relay.restarted else ''} at exit",
+                    f"{relay.child.name}{' (restarted)' if relay.restarted else ''} at exit "
+                    f"(status {relay.child.process.returncode})",
                     f"received {s.get('received', 0):,}, acked {s.get('acked', 0):,}, dropped "
                     f"{s.get('dropped', 0):,}, refused {s.get('refused', 0):,}, not acked "
                     f"{s.get('unacked', 0):,}, retried {s.get('retried', 0):,}, reconnects "
@@ -630,6 +655,13 @@ def main() -> None:
     parser.add_argument("--shard", metavar="K/N", help="both relays relay this shard")
     parser.add_argument("--sample-every", type=float, default=10.0, metavar="S")
     parser.add_argument("--rss-tolerance", type=float, default=4.0, metavar="MIB")
+    parser.add_argument(
+        "--rss-from",
+        type=float,
+        default=0.5,
+        metavar="F",
+        help="judge RSS growth from this fraction of each relay's samples on (default 0.5)",
+    )
     parser.add_argument(
         "--keep",
         metavar="DIR",
