@@ -1,27 +1,41 @@
 """The simulator's whole-exchange feed (`full_feed=N`, `flood=True`, `weex-ws simulate
 --contracts N [--flood]`): its frames keep a consistent book, and it serves a real client on
-many connections, flooding one without starving another.
+many connections, flooding one without starving another; its sent log (`on_push=SentLog(...)`,
+`--sent-log FILE`) says what it sent.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import random
 import subprocess
 import time
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import pytest
+import wsproto
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from wsproto import events as ws
 
-from tests.test_cli import PYTHON, ROOT, cli_env, json_lines
+from tests.test_cli import PYTHON, ROOT, cli_env, json_lines, one_error_line
 from tests.test_first_run import simulate_process
 from weex_anyio import WeexWebSocketClient
+from weex_anyio.cli import main
 from weex_anyio.cli._relay import contracts_from
-from weex_anyio.testing import FeedRates, SimulatedWeexServer
+from weex_anyio.testing import (
+    FeedRates,
+    SentLog,
+    SimulatedWeexServer,
+    read_sent_log,
+    record_digest,
+)
 from weex_anyio.testing._feed import FeedMarket, generated_symbols
 from weex_proto.config import WeexConfig
 
@@ -252,3 +266,175 @@ def test_simulate_contracts_lists_them_for_relay_all() -> None:
         )  # fmt: skip
         assert tickers.returncode == 0, tickers.stderr
         assert [r["channel"] for r in json_lines(tickers.stdout)] == [f"ticker.{last}"] * 2
+
+
+# --------------------------------------------------------------------------- the sent log
+
+
+def _log_lines(messages: list[Any]) -> list[str]:
+    """What a sent log says of these pushes."""
+    lines = []
+    for message in messages:
+        for row in message["data"]:
+            depth = f" {row['depthType']}:{row['endVersion']}" if "depthType" in row else ""
+            lines.append(f"{message['channel']} {record_digest(row)}{depth}")
+    return lines
+
+
+def test_a_sent_log_has_each_record_of_each_push_once() -> None:
+    symbols = generated_symbols([], 2)
+    log = io.StringIO()
+    feed = FeedMarket(symbols, random.Random(3), 0.0, FeedRates(), time.time, SentLog(log))
+    first, second = _Recorder(), _Recorder()
+    channels = [f"{kind}.{s}" for s in symbols for kind in ("ticker", "trades")]
+    channels += [f"depth.{s}.15" for s in symbols]
+    feed.watch({channel: [first, second] for channel in channels}, 0.0)
+    feed.run_events(400)
+    assert first.texts == second.texts  # every push to both, logged once
+    lines = log.getvalue().splitlines()
+    assert lines == _log_lines(first.texts)
+    assert {line.split()[0] for line in lines} == set(channels)
+    assert any(line.split()[-1].startswith("CHANGED:") for line in lines)
+    assert any(message["channel"].startswith("trades.") and len(message["data"]) > 1
+               for message in first.texts)  # fmt: skip
+    parsed = list(read_sent_log(io.StringIO(log.getvalue() + "ticker.torn_li")))
+    assert [f"{r.channel} {r.digest}" for r in parsed] == [" ".join(ln.split()[:2]) for ln in lines]
+    assert record_digest({"b": "1", "a": [True]}) == record_digest({"a": [True], "b": "1"})
+    assert record_digest({"a": "1"}) != record_digest({"a": "1.0"})
+
+
+class _SilentClient:
+    """A raw WebSocket client that reads every frame but never answers the server's close, so
+    the server closes it only after its close timeout."""
+
+    def __init__(self, stream: anyio.abc.SocketStream) -> None:
+        self.stream = stream
+        self.ws = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+        self.messages: list[Any] = []
+        self.accepted = anyio.Event()
+        self.closed = anyio.Event()
+        self._more = anyio.Event()
+
+    async def open(self, host: str, channels: list[str]) -> None:
+        """The handshake, then a subscribe per channel (`read` must be running)."""
+        agent = [(b"user-agent", b"test")]
+        request = ws.Request(host=host, target="/v2/ws/public", extra_headers=agent)
+        await self.stream.send(self.ws.send(request))
+        with anyio.fail_after(HANG_GUARD):
+            await self.accepted.wait()
+        for channel in channels:
+            message = json.dumps({"event": "subscribe", "channel": channel})
+            await self.stream.send(self.ws.send(ws.Message(data=message)))
+
+    async def wait_for(self, count: int) -> None:
+        with anyio.fail_after(HANG_GUARD):
+            while len(self.messages) < count:
+                self._more = anyio.Event()
+                await self._more.wait()
+
+    async def read(self) -> None:
+        text = ""
+        with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+            while True:
+                self.ws.receive_data(await self.stream.receive())
+                for event in self.ws.events():
+                    if isinstance(event, ws.AcceptConnection):
+                        self.accepted.set()
+                    elif isinstance(event, ws.TextMessage):
+                        text += event.data
+                        if event.message_finished:
+                            message = json.loads(text)
+                            text = ""
+                            if message.get("event") == "payload":
+                                self.messages.append(message)
+                                self._more.set()
+                    elif isinstance(event, ws.CloseConnection):
+                        self.closed.set()  # and no answer
+
+
+async def _handshake_status(host: str, port: int) -> int:
+    """The HTTP status a WebSocket upgrade to the public endpoint is answered with."""
+    async with await anyio.connect_tcp(host, port) as stream:
+        conn = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+        agent = [(b"user-agent", b"test")]
+        request = ws.Request(host=f"{host}:{port}", target="/v2/ws/public", extra_headers=agent)
+        await stream.send(conn.send(request))
+        with anyio.fail_after(HANG_GUARD):
+            while True:
+                conn.receive_data(await stream.receive())
+                for event in conn.events():
+                    if isinstance(event, ws.AcceptConnection):
+                        return 101
+                    if isinstance(event, ws.RejectConnection):
+                        return event.status_code
+
+
+def test_everything_a_sent_log_has_reached_a_subscriber_that_held_up_the_close() -> None:
+    """The subscribe's snapshot is logged, and the feed stops before the server closes its
+    connections: while it waits for a close answer, nothing more is logged and not sent, and
+    nobody new connects (and is sent a snapshot)."""
+
+    async def main() -> None:
+        log = io.StringIO()
+        server = SimulatedWeexServer(
+            full_feed=3, trade_interval=None, ping_interval=None, on_push=SentLog(log)
+        )
+        symbols = server.symbols
+        channels = [f"{kind}.{s}" for s in symbols for kind in ("ticker", "trades")]
+        channels += [f"depth.{s}.15" for s in symbols]
+        statuses: list[int] = []
+
+        async def knock(client: _SilentClient) -> None:
+            await client.closed.wait()  # the server is closing its connections
+            statuses.append(await _handshake_status(server.host, server.port))
+
+        async with anyio.create_task_group() as tg:
+            async with server:
+                client = _SilentClient(await anyio.connect_tcp(server.host, server.port))
+                tg.start_soon(client.read)
+                await client.open(f"{server.host}:{server.port}", channels)
+                await client.wait_for(100)
+                tg.start_soon(knock, client)
+            assert client.closed.is_set()  # the server closed the connection while pushing
+            await client.stream.aclose()
+        assert statuses == [503]
+        assert log.getvalue().splitlines() == _log_lines(client.messages)
+        assert sum(" SNAPSHOT:" in line for line in log.getvalue().splitlines()) == 3
+
+    anyio.run(main, backend="asyncio")
+
+
+def test_simulate_sent_log_needs_the_full_feed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["simulate", "--sent-log", str(tmp_path / "sent.log")]) == 2
+    assert "--contracts" in one_error_line(capsys.readouterr().err)
+    missing = str(tmp_path / "no" / "sent.log")
+    assert main(["simulate", "--contracts", "2", "--sent-log", missing]) == 2
+    assert missing in one_error_line(capsys.readouterr().err)
+
+
+def test_simulate_sent_log_has_what_a_client_received(tmp_path: Path) -> None:
+    path = tmp_path / "sent.log"
+
+    async def main() -> list[Any]:
+        with simulate_process("--contracts", "3", "--sent-log", str(path)) as (process, banner):
+            symbol = contracts_from(banner["symbols"])[-1]
+            host, port = banner["public URL"].split("/")[2].split(":")
+            async with (
+                await anyio.connect_tcp(host, int(port)) as stream,
+                anyio.create_task_group() as tg,
+            ):
+                client = _SilentClient(stream)
+                tg.start_soon(client.read)
+                await client.open(f"{host}:{port}", [f"ticker.{symbol}", f"depth.{symbol}.15"])
+                await client.wait_for(20)
+                process.terminate()  # a clean stop writes the log out
+                with anyio.fail_after(HANG_GUARD):
+                    await client.closed.wait()
+                tg.cancel_scope.cancel()
+            assert await anyio.to_thread.run_sync(process.wait) == 0
+        return client.messages
+
+    received = anyio.run(main, backend="asyncio")
+    assert path.read_text().splitlines() == _log_lines(received)

@@ -410,6 +410,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the protocol generation of the URLs it prints (both are served; default: v2)",
     )
     simulate.add_argument(
+        "--sent-log",
+        metavar="FILE",
+        help="write a line per record the feed sends (channel, digest; with --contracts or "
+        "--flood), to check that every record reached a consumer",
+    )
+    simulate.add_argument(
         "--duration", type=_checked(positive_float), metavar="S", help="stop after S seconds"
     )
     return parser

@@ -1,5 +1,5 @@
-"""`weex-ws simulate [--port N] [--contracts N [--flood]] [--api v3]`: the built-in WEEX
-simulator in the foreground.
+"""`weex-ws simulate [--port N] [--contracts N [--flood]] [--api v3] [--sent-log FILE]`: the
+built-in WEEX simulator in the foreground.
 
 It prints where it listens, the contracts it lists (the `symbols` line, ready for `relay --all`),
 the one account its private endpoint accepts, and command lines that point the other commands
@@ -10,13 +10,15 @@ The simulator listens on loopback only: it is a test double, not a service.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import shlex
+from pathlib import Path
 from typing import TextIO
 
 from weex_proto.errors import ConfigError
 
-from ..testing import SimulatedWeexServer
+from ..testing import SentLog, SimulatedWeexServer
 from ._runtime import Stopper
 
 
@@ -43,20 +45,35 @@ def banner(server: SimulatedWeexServer) -> list[str]:
     ]
 
 
+def _create(path: Path) -> TextIO:
+    """The sent log, opened once before serving (buffered; closed when the simulator stops)."""
+    return path.open("w", encoding="utf-8", newline="\n")
+
+
 async def run_simulate(args: argparse.Namespace, stopper: Stopper, stdout: TextIO) -> int:
+    if args.sent_log is not None and args.contracts is None and not args.flood:
+        raise ConfigError("--sent-log logs the full feed: give --contracts N (or --flood)")
     try:
-        server = SimulatedWeexServer(
-            port=args.port,
-            symbols=tuple(dict.fromkeys(args.symbols)),
-            full_feed=args.contracts,
-            flood=args.flood,
-            api=args.api,
-        )
-        async with server:
-            stdout.write("".join(line + "\n" for line in banner(server)))
-            stdout.flush()
-            with stopper.scope:
-                await server.serve_forever()
+        with contextlib.ExitStack() as files:
+            sent_log = None
+            if args.sent_log is not None:
+                try:
+                    sent_log = SentLog(files.enter_context(_create(Path(args.sent_log))))
+                except OSError as exc:
+                    raise ConfigError(f"--sent-log {args.sent_log}: {exc.strerror}") from None
+            server = SimulatedWeexServer(
+                port=args.port,
+                symbols=tuple(dict.fromkeys(args.symbols)),
+                full_feed=args.contracts,
+                flood=args.flood,
+                on_push=sent_log,
+                api=args.api,
+            )
+            async with server:
+                stdout.write("".join(line + "\n" for line in banner(server)))
+                stdout.flush()
+                with stopper.scope:
+                    await server.serve_forever()
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE or "address already in use" in str(exc).lower():
             raise ConfigError(

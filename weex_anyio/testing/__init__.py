@@ -16,6 +16,7 @@ from ._connection import ConnectionInfo
 from ._feed import FeedRates
 from ._memory import MemoryByteStream, memory_stream_pair
 from ._private import SimulatedTrade
+from ._sentlog import SentLog, SentRecord, read_sent_log, record_digest
 from ._server import ServerStats, SimulatedWeexServer, run_simulator
 
 __all__ = [
@@ -23,9 +24,13 @@ __all__ = [
     "Credentials",
     "FeedRates",
     "MemoryByteStream",
+    "SentLog",
+    "SentRecord",
     "ServerStats",
     "SimulatedTrade",
     "SimulatedWeexServer",
     "memory_stream_pair",
+    "read_sent_log",
+    "record_digest",
     "run_simulator",
 ]

@@ -345,8 +345,11 @@ class FeedMarket:
         now: float,
         rates: FeedRates,
         clock: Callable[[], float],
+        on_push: Callable[[str], None] | None = None,
     ) -> None:
         self._rng = rng
+        self.on_push = on_push
+        """Called with each push's text once, whichever connections it goes to."""
         self._rates = rates
         self._clock = clock  # wall-clock seconds, for trade and candle times
         self._contracts = {symbol: _FeedContract(symbol, rng) for symbol in symbols}
@@ -523,3 +526,5 @@ class FeedMarket:
         for connection in conns:
             connection.send_push(text)
         self.pushes += len(conns)
+        if self.on_push is not None:
+            self.on_push(text)

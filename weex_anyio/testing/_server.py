@@ -163,6 +163,10 @@ class SimulatedWeexServer:
     * `flood`: push the full feed (of `full_feed` contracts, or of `symbols`) as fast as the
       subscribed connections drain, ignoring the rates: the feed waits while any of them has
       `FLOOD_WINDOW` messages queued, so other connections, pings and acks stay served.
+    * `on_push`: called with the text of every push of the full feed, once however many
+      connections it goes to (a subscribe's snapshot: once per subscriber), e.g. a `SentLog`.
+      The feed stops, and new connections are refused (HTTP 503), before the server closes
+      its connections, so everything it was called with was queued ahead of a close frame.
     """
 
     def __init__(
@@ -194,6 +198,7 @@ class SimulatedWeexServer:
         feed_rates: FeedRates | None = None,
         flood: bool = False,
         api: Literal["v2", "v3"] = "v2",
+        on_push: Callable[[str], None] | None = None,
     ) -> None:
         if api not in ("v2", "v3"):
             raise ValueError('api must be "v2" or "v3"')
@@ -206,6 +211,8 @@ class SimulatedWeexServer:
         self._symbols = tuple(symbols)
         if feed_rates is not None and full_feed is None and not flood:
             raise ValueError("feed_rates apply to a full feed: give full_feed=N (or flood=True)")
+        if on_push is not None and full_feed is None and not flood:
+            raise ValueError("on_push applies to a full feed: give full_feed=N (or flood=True)")
         if full_feed is not None:
             if full_feed < 1:
                 raise ValueError("full_feed must be a number of contracts >= 1")
@@ -254,6 +261,7 @@ class SimulatedWeexServer:
                 0.0,  # the feed's clock starts with its first `watch`
                 feed_rates or FeedRates(),
                 time.time,
+                on_push,
             )
         else:
             self._market = Market(self._symbols, random.Random(seed), time.time())
@@ -273,6 +281,7 @@ class SimulatedWeexServer:
         self._lifespan: contextlib.AbstractAsyncContextManager[None] | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
         self._used = False
+        self._stopping = False
 
     def __repr__(self) -> str:
         return f"SimulatedWeexServer(host={self._host!r}, port={self._port!r})"
@@ -315,6 +324,10 @@ class SimulatedWeexServer:
             try:
                 yield
             finally:
+                # Nothing more is sent once the close frames are queued, and nobody new
+                # connects (and is sent a snapshot) while the connections close.
+                self.pause_market()
+                self._stopping = True
                 if not self._faults.stalled:
                     with anyio.move_on_after(SHUTDOWN_GRACE, shield=True):
                         await self.close_connections(1001, "server shutting down")
@@ -735,6 +748,8 @@ class SimulatedWeexServer:
         return self._faults
 
     def judge_handshake(self, request: Request, connection: ServerConnection) -> Admitted | Refused:
+        if self._stopping:
+            return _refuse_with_status(503, "server shutting down")
         status = self._faults.take_rejection()
         if status is not None:
             return _refuse_with_status(status, "handshake refused by fault injection")
@@ -808,8 +823,11 @@ class SimulatedWeexServer:
                 self._notify()
                 return
             if isinstance(self._market, FeedMarket):
+                on_push = self._market.on_push
                 for text in self._market.initial_texts(parsed):
                     connection.send_push(text)
+                    if on_push is not None:
+                        on_push(text)
             else:
                 for message in self._market.initial_messages(parsed):
                     connection.send_push(encode(message))
