@@ -264,7 +264,7 @@ class FrameCounter:
     their trade time, so they arrive close together.
     """
 
-    def __init__(self, capacity: int = 4096) -> None:
+    def __init__(self, capacity: int = 512) -> None:
         self.capacity = capacity
         self._seen: dict[str, dict[str, int]] = {}
         self._current: dict[str, int] = {}
