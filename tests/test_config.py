@@ -384,6 +384,17 @@ def test_endpoint_parsing(
     assert endpoint.host_header == host_header
 
 
+@pytest.mark.parametrize("api", ["v2", "v3"])
+def test_url_is_the_dialects_default_unless_one_is_given(api: str) -> None:
+    config = WeexConfig(api=api)
+    assert config.url(False) == f"wss://ws-contract.weex.com/{api}/ws/public"
+    assert config.url(True) == f"wss://ws-contract.weex.com/{api}/ws/private"
+    assert config.endpoint(True).path == f"/{api}/ws/private"
+    given = WeexConfig(api=api, public_url="ws://127.0.0.1:9/feed")
+    assert given.url(False) == "ws://127.0.0.1:9/feed"
+    assert given.url(True) == f"wss://ws-contract.weex.com/{api}/ws/private"
+
+
 def test_endpoint_picks_public_or_private() -> None:
     config = WeexConfig(public_url="ws://pub:1/public", private_url="ws://priv:2/private")
     assert config.endpoint(False).host == "pub"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import signal
@@ -14,6 +15,7 @@ import pytest
 
 from tests.test_cli import PYTHON, ROOT, cli_env, json_lines, read_frames, run_cli, simulator
 from tests.test_first_run import simulate_process
+from weex_anyio.cli._runtime import target_url
 
 
 def test_simulate_api_v3_prints_v3_urls_that_the_commands_follow() -> None:
@@ -112,3 +114,16 @@ async def test_a_sqlite_recording_refuses_frames_of_the_other_dialect(tmp_path: 
     assert second.returncode == 2
     assert "holds v2 frames; this client speaks v3" in second.stderr
     assert len(read_frames(out)) == 2
+
+
+@pytest.mark.parametrize("api", [None, "v2", "v3"])
+@pytest.mark.parametrize("command", ["tickers", "orders"])
+def test_error_messages_name_the_url_of_the_chosen_generation(
+    command: str, api: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --url, a connection error names the URL the client tried: v3's with --api v3."""
+    for variable in ("WEEX_WS_PUBLIC_URL", "WEEX_WS_PRIVATE_URL"):
+        monkeypatch.delenv(variable, raising=False)
+    args = argparse.Namespace(command=command, url=None, private_url=None, api=api, max_retries=5)
+    endpoint = "private" if command == "orders" else "public"
+    assert target_url(args) == f"wss://ws-contract.weex.com/{api or 'v2'}/ws/{endpoint}"

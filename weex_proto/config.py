@@ -304,10 +304,15 @@ class WeexConfig:
         """The protocol generation's `Dialect`, which the connections consult."""
         return dialect_named(self.api_version)
 
-    def endpoint(self, private: bool) -> Endpoint:
-        """The parsed private or public URL (a default URL is the dialect's own default)."""
+    def url(self, private: bool) -> str:
+        """The private or public URL a connection goes to: the one given, or the dialect's
+        own when left at the default (`api="v3"` alone connects to v3's)."""
         url = self.private_url if private else self.public_url
         if url in (DEFAULT_PUBLIC_URL, DEFAULT_PRIVATE_URL):
             dialect = self.dialect
             url = dialect.private_url if private else dialect.public_url
-        return parse_endpoint(url)
+        return url
+
+    def endpoint(self, private: bool) -> Endpoint:
+        """The parsed `url(private)`."""
+        return parse_endpoint(self.url(private))

@@ -311,7 +311,7 @@ async def run_demo(args: argparse.Namespace, stopper: Stopper, out: Output) -> i
         return 0
     if args.live or args.url:
         config = WeexConfig.from_env(**({"public_url": args.url} if args.url else {}))
-        source = f"{'WEEX live' if args.live else 'server'} {config.public_url}"
+        source = f"{'WEEX live' if args.live else 'server'} {config.url(False)}"
         ping = LIVE_CLIENT_PING if args.live else OTHER_SERVER_CLIENT_PING
         await _show(args, config, source, ping, state, stopper, out)
         return 0
