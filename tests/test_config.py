@@ -81,6 +81,17 @@ def test_from_env_reads_every_variable() -> None:
     assert config.has_credentials
 
 
+def test_from_env_reads_the_protocol_generation() -> None:
+    config = WeexConfig.from_env({"WEEX_API": "v3"})
+    assert config.api == "v3" and config.dialect.name == "v3"
+    assert config.url(False) == "wss://ws-contract.weex.com/v3/ws/public"
+    assert WeexConfig.from_env({"WEEX_API": "v3"}, api="v2").dialect.name == "v2"
+    with pytest.raises(ConfigError, match="api is 'v3' but the URLs are v2 URLs"):
+        WeexConfig.from_env({**FULL_ENV, "WEEX_API": "v3"})
+    with pytest.raises(ConfigError, match="api must be 'v2' or 'v3'"):
+        WeexConfig.from_env({"WEEX_API": "v4"})
+
+
 def test_from_env_with_empty_mapping_gives_defaults() -> None:
     assert WeexConfig.from_env({}) == WeexConfig()
 

@@ -127,3 +127,29 @@ def test_error_messages_name_the_url_of_the_chosen_generation(
     args = argparse.Namespace(command=command, url=None, private_url=None, api=api, max_retries=5)
     endpoint = "private" if command == "orders" else "public"
     assert target_url(args) == f"wss://ws-contract.weex.com/{api or 'v2'}/ws/{endpoint}"
+
+
+def test_weex_api_in_the_environment_chooses_the_generation_of_the_named_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for variable in ("WEEX_WS_PUBLIC_URL", "WEEX_WS_PRIVATE_URL"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("WEEX_API", "v3")
+    args = argparse.Namespace(command="book", url=None, api=None, max_retries=5)
+    assert target_url(args) == "wss://ws-contract.weex.com/v3/ws/public"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("how", ["--api", "WEEX_API"])
+async def test_demo_runs_its_own_simulator_in_v3(how: str) -> None:
+    """`demo --api v3` (or WEEX_API=v3) starts its simulator speaking v3, and streams from it."""
+    options, env = (["--api", "v3"], cli_env()) if how == "--api" else ([], cli_env(WEEX_API="v3"))
+    result = await run_cli("demo", "BTCUSDT", *options, "--count", "12", env=env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert re.fullmatch(
+        r"streaming from the simulator ws://127\.0\.0\.1:\d+/v3/ws/public \(Ctrl-C to stop\)",
+        lines[0],
+    ), lines[0]
+    kinds = {line.split()[1] for line in lines[1:] if len(line.split()) > 1}
+    assert {"ticker", "book"} <= kinds

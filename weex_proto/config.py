@@ -41,6 +41,7 @@ _OTHER_ENV = {
     "user_agent": "WEEX_USER_AGENT",
     "ca_file": "WEEX_CA_FILE",
     "proxy": "WEEX_PROXY",
+    "api": "WEEX_API",
 }
 
 _DEFAULT_PORTS = {"ws": 80, "wss": 443}
@@ -238,8 +239,9 @@ class WeexConfig:
     optional `user:password@`; False or "" for none; None to follow the environment
     (`HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`, ...). The client's `proxy=` option wins over it."""
     api: str = attrs.field(default="", validator=_check_api)
-    """Which WEEX protocol generation to speak, "v2" or "v3" (`dialect`); "" follows the URLs:
-    v3 when one of them has a `/v3/` path, else v2. URLs left at their defaults follow it."""
+    """Which WEEX protocol generation to speak (`WEEX_API`), "v2" or "v3" (`dialect`); ""
+    follows the URLs: v3 when one of them has a `/v3/` path, else v2. URLs left at their
+    defaults follow it."""
 
     def __attrs_post_init__(self) -> None:
         named = {
