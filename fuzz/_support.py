@@ -58,6 +58,25 @@ def text_frame(payload: bytes) -> bytes:
     return struct.pack("!BBQ", 0x81, 127, size) + payload
 
 
+def client_texts(data: bytes) -> list[str]:
+    """The text messages in what a client wrote (masked frames, whole, as `data_to_send`
+    gives them); other frames are skipped, and a cut-off frame ends the reading."""
+    texts = []
+    while len(data) >= 2:
+        opcode, size, start = data[0] & 0x0F, data[1] & 0x7F, 2
+        if size == 126:
+            size, start = int.from_bytes(data[2:4], "big"), 4
+        elif size == 127:
+            size, start = int.from_bytes(data[2:10], "big"), 10
+        mask, payload = data[start : start + 4], data[start + 4 : start + 4 + size]
+        if len(payload) < size:
+            break
+        if opcode == 0x1:
+            texts.append(bytes(b ^ mask[i % 4] for i, b in enumerate(payload)).decode())
+        data = data[start + 4 + size :]
+    return texts
+
+
 def accept_response(request: bytes) -> bytes:
     return (
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"

@@ -11,6 +11,11 @@ and every frame goes through `receive_data`, `ClientHub.handle_events` and the b
 every timer through `handle_timer` of the connection and of the hub, as the adapters drive
 them. Nothing answers the client's subscribes unless an input says so.
 
+Every input runs twice: against a v2 stack and a v3 one (`WeexConfig(api="v3")`). On v3 the
+scripted server speaks v3 in the steps that build frames (A, V, E, M): it answers requests by
+their ids (`{"result":true,"id":N}`, refusals `{"result":false,...}`), read from what the
+client wrote, and pushes v3 events (`e`, `E`, `s`, `d`); the other steps send what they hold.
+
 An input is one step per line; the line's first byte says what the rest is (capital: public
 connection, small letter: private):
 
@@ -20,8 +25,10 @@ connection, small letter: private):
          first byte's low bit says whether its SNAPSHOT follows (else it is withheld)
     V    version: a depth delta for the book from the server's sequence, the byte saying how:
          the next versions, a gap, a repeat at or below the live version, or restarted far below
-    E/e  error: an error frame naming one channel of all the client knows (the byte picks it)
-    M/m  recipe: a valid WEEX frame (first byte picks it) with fields replaced by hostile values
+    E/e  error: an error frame naming one channel of all the client knows (the byte picks it);
+         on v3, the refusal of that channel's latest request (of an id never asked, if none)
+    M/m  recipe: a valid WEEX frame of the dialect (first byte picks it) with fields replaced by
+         hostile values
          (each further pair of bytes picks a field and a value)
     P/p  ping: a ping whose `time` is the rest, as a string
     R/r  raw: bytes straight onto the socket, below the WebSocket framing
@@ -52,9 +59,19 @@ import random
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from _support import CONFIG, CORPUS, T0, accept_response, fuzz_main, text_frame
+from _support import (
+    CONFIG,
+    CORPUS,
+    T0,
+    V3_CONFIG,
+    accept_response,
+    client_texts,
+    fuzz_main,
+    text_frame,
+)
 
 from weex_proto.channels import channel_matches
+from weex_proto.config import WeexConfig
 from weex_proto.connection import ConnectionOptions, ConnectionState, WeexConnection
 from weex_proto.errors import WeexError
 from weex_proto.events import WebSocketMessage
@@ -70,6 +87,8 @@ from weex_proto.runtime.hub import (
     plan_trades,
 )
 from weex_proto.session import GiveUp, Reconnect, WeexSession
+from weex_proto.strategies import v3_frame
+from weex_proto.v3wire import wire_channel
 
 BUFFER_SIZE = 8
 BOOK_LEVELS = 5
@@ -94,6 +113,16 @@ TEMPLATES: tuple[Any, ...] = (
     {"event": "subscribed", "channel": "ticker.cmt_btcusdt"},
     {"event": "unsubscribed", "channel": "depth.cmt_btcusdt.15"},
     {"event": "error", "code": "40020", "msg": "Parameter is invalid", "channel": "orders"},
+    {"code": "429", "msg": "Too many requests"},
+)
+V3_TEMPLATES: tuple[Any, ...] = (
+    *(v3_frame(frame) for frame in TEMPLATES if frame.get("event") == "payload"),
+    {"event": "ping", "time": "1693208170000"},
+    {"type": "ping", "time": 1693208170000},
+    {"result": True, "id": 1},
+    {"result": False, "id": 2, "msg": "INVALID_ARGUMENT: invalid symbol : BTCUSDT@trade"},
+    {"event": "connected", "timestamp": 1693208170000},
+    {"id": 3, "method": "PONG"},
     {"code": "429", "msg": "Too many requests"},
 )
 _NESTED = object()
@@ -135,6 +164,12 @@ HOSTILE: tuple[Any, ...] = (
     {"price": "1", "size": "1"},
     ["1", "1"],
     _NESTED,
+    "BTCUSDT",
+    "BTCUSDT@depth15",
+    "depthSnapshot",
+    "klineSnapshot",
+    "MINUTE_1",
+    {"result": True, "id": 1},
 )
 MAX_PATH_DEPTH = 6  # deep enough for every template field (msg.data.order[0].price)
 
@@ -163,9 +198,9 @@ def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return found
 
 
-def recipe_frame(recipe: bytes) -> str:
+def recipe_frame(recipe: bytes, templates: tuple[Any, ...] = TEMPLATES) -> str:
     """A template frame with hostile values put where the recipe's bytes say."""
-    frame = copy.deepcopy(TEMPLATES[recipe[0] % len(TEMPLATES)] if recipe else TEMPLATES[0])
+    frame = copy.deepcopy(templates[recipe[0] % len(templates)] if recipe else templates[0])
     for where, what in zip(recipe[1:17:2], recipe[2:17:2], strict=False):
         paths = _paths(frame)
         if not paths:
@@ -179,7 +214,7 @@ def recipe_frame(recipe: bytes) -> str:
         elif isinstance(parent, dict):
             del parent[last]  # a missing field
     text = _encode(frame)
-    return text if text is not None else json.dumps(TEMPLATES[0])
+    return text if text is not None else json.dumps(templates[0])
 
 
 def _encode(frame: Any) -> str | None:
@@ -192,10 +227,15 @@ def _encode(frame: Any) -> str | None:
 class Stack:
     """One hub, both endpoints connected, streams and handlers open: what a client holds."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: WeexConfig = CONFIG) -> None:
         self.now = T0
+        self.v3 = config.dialect.request_ids
+        self.templates = V3_TEMPLATES if self.v3 else TEMPLATES
+        self.asked: dict[WeexConnection, list[tuple[int | None, str, str]]] = {}
+        """v3: each connection's requests not answered yet, (id, operation, channel), oldest
+        first, as the server read them from what the client wrote."""
         self.hub = ClientHub(
-            CONFIG, options=OPTIONS, rng=random.Random(0), max_retries=None, buffer_size=BUFFER_SIZE
+            config, options=OPTIONS, rng=random.Random(0), max_retries=None, buffer_size=BUFFER_SIZE
         )
         self.plans = (
             plan_tickers(["BTCUSDT"]),
@@ -205,6 +245,8 @@ class Stack:
             plan_private("orders"),
             plan_private("account"),
         )
+        known = [*FILLERS, *(channel for plan in self.plans for channel in plan.channels)]
+        self.wire_names = {wire_channel(channel): channel for channel in known}
         for channel in FILLERS:
             self.hub.user_subscribe(channel, self.now)
         self.streams: list[tuple[StreamPlan, MessageBuffer]] = []
@@ -235,12 +277,20 @@ class Stack:
     def connect(self, session: WeexSession) -> None:
         conn = self.hub.start_attempt(session, self.now)
         conn.receive_data(accept_response(conn.data_to_send()), self.now)
+        if self.v3 and conn.state is ConnectionState.OPEN:
+            greeting = {"event": "connected", "timestamp": int(self.now * 1000)}
+            conn.receive_data(self.text(greeting), self.now)
         self.settle(session, conn)
+
+    def text(self, frame: Any) -> bytes:
+        return text_frame(json.dumps(frame).encode())
 
     def settle(self, session: WeexSession, conn: WeexConnection) -> None:
         """What the endpoint loop does after every read: events, decisions, reconnects."""
         decision = self.hub.handle_events(session, conn, self.now)
-        conn.data_to_send()
+        written = conn.data_to_send()
+        if self.v3 and conn.state is not ConnectionState.CONNECTING:
+            self.read_requests(conn, written)
         if decision is None:
             return
         self.hub.decided(session, decision)
@@ -250,6 +300,16 @@ class Stack:
             self.connect(session)
         elif isinstance(decision, GiveUp):
             assert isinstance(decision.error, WeexError), decision
+
+    def read_requests(self, conn: WeexConnection, written: bytes) -> None:
+        """v3: the subscribes and unsubscribes the client wrote, by id, for `answer`."""
+        asked = self.asked.setdefault(conn, [])
+        for text in client_texts(written):
+            request = json.loads(text)
+            method, params = request.get("method"), request.get("params")
+            if method in ("SUBSCRIBE", "UNSUBSCRIBE") and isinstance(params, list):
+                channel = self.wire_names.get(str(params[0]), str(params[0]))
+                asked.append((request["id"], method.lower(), channel))
 
     def feed(self, private: bool, data: bytes) -> None:
         session = self.sessions[private]
@@ -277,13 +337,20 @@ class Stack:
         conn = self.sessions[private].connection
         if conn is None or conn.state is not ConnectionState.OPEN:
             return
-        frames = []
-        for channel, operation in conn.subscriptions.pending.items():
-            frames.append({"event": f"{operation}d", "channel": channel})
+        frames: list[Any] = []
+        if self.v3:
+            requests = self.asked.pop(conn, [])
+        else:
+            requests = [(None, op, channel) for channel, op in conn.subscriptions.pending.items()]
+        for request_id, operation, channel in requests:
+            if self.v3:
+                frames.append({"result": True, "id": request_id})
+            else:
+                frames.append({"event": f"{operation}d", "channel": channel})
             if channel == BOOK_CHANNEL and operation == "subscribe" and snapshot:
                 frames.append(self.depth("SNAPSHOT", self.server_version, self.server_version))
         for frame in frames:
-            self.feed(private, text_frame(json.dumps(frame).encode()))
+            self.feed(private, self.text(frame))
 
     def delta(self, how: int) -> None:
         """A depth delta from the server's sequence: next, a gap, a repeat, or a restart."""
@@ -297,9 +364,10 @@ class Stack:
         self.server_version = max(self.server_version, end)
         holder = self.hub.connections.holder(BOOK_CHANNEL)
         if holder is not None and holder is self.sessions[False]:
-            self.feed(False, text_frame(json.dumps(self.depth("CHANGED", start, end)).encode()))
+            self.feed(False, self.text(self.depth("CHANGED", start, end)))
 
     def depth(self, kind: str, start: int, end: int) -> dict[str, Any]:
+        """The book's depth push, in the dialect's words."""
         row = {
             "startVersion": str(start),
             "endVersion": str(end),
@@ -309,7 +377,8 @@ class Stack:
             "asks": [{"price": str(101 + end % 5), "size": "1"}],
             "bids": [{"price": str(100 - end % 3), "size": str(end % 2)}],
         }
-        return {"event": "payload", "channel": BOOK_CHANNEL, "data": [row]}
+        frame = {"event": "payload", "channel": BOOK_CHANNEL, "data": [row]}
+        return v3_frame(frame, int(self.now * 1000)) if self.v3 else frame
 
     def error(self, private: bool, pick: int) -> None:
         """An error frame naming any channel; it may end only what it refuses."""
@@ -319,8 +388,15 @@ class Stack:
             return
         asked = conn.subscriptions.pending.get(channel) == "subscribe"
         open_before = [buffer for _, buffer in self.streams if not buffer.closed]
-        frame = {"event": "error", "code": "40020", "msg": "refused", "channel": channel}
-        self.feed(private, text_frame(json.dumps(frame).encode()))
+        frame: dict[str, Any] = {"event": "error", "code": "40020", "msg": "refused"}
+        if self.v3:
+            requests = self.asked.get(conn, [])
+            latest = [index for index, request in enumerate(requests) if request[2] == channel]
+            request_id = requests.pop(latest[-1])[0] if latest else 0  # 0: an id never asked
+            frame = {"result": False, "id": request_id, "msg": f"INVALID_ARGUMENT: {channel}"}
+        else:
+            frame["channel"] = channel
+        self.feed(private, self.text(frame))
         ended = [
             plan
             for plan, buffer in self.streams
@@ -423,11 +499,13 @@ def _logs_checked() -> Iterator[None]:
 
 def test_one_input(data: bytes) -> None:
     with _logs_checked():
-        run(data)
+        for config in (CONFIG, V3_CONFIG):
+            run(data, config)
 
 
-def run(data: bytes) -> None:
-    stack = Stack()
+def run(data: bytes, config: WeexConfig = CONFIG) -> Stack:
+    """The input's steps against a stack of `config`'s dialect; the stack, finished."""
+    stack = Stack(config)
     for line in data.split(b"\n")[:64]:
         op, rest = line[:1], line[1:]
         private = op.islower()
@@ -435,7 +513,7 @@ def run(data: bytes) -> None:
         if kind == b"J":
             stack.feed(private, text_frame(rest))
         elif kind == b"M":
-            stack.feed(private, text_frame(recipe_frame(rest).encode()))
+            stack.feed(private, text_frame(recipe_frame(rest, stack.templates).encode()))
         elif kind == b"P":
             time = rest.decode("utf-8", "replace")
             stack.feed(private, text_frame(json.dumps({"event": "ping", "time": time}).encode()))
@@ -458,6 +536,7 @@ def run(data: bytes) -> None:
         stack.check_never_silent()
     stack.drain()
     stack.finish()
+    return stack
 
 
 if __name__ == "__main__":

@@ -81,6 +81,17 @@ def test_from_env_reads_every_variable() -> None:
     assert config.has_credentials
 
 
+def test_from_env_reads_the_protocol_generation() -> None:
+    config = WeexConfig.from_env({"WEEX_API": "v3"})
+    assert config.api == "v3" and config.dialect.name == "v3"
+    assert config.url(False) == "wss://ws-contract.weex.com/v3/ws/public"
+    assert WeexConfig.from_env({"WEEX_API": "v3"}, api="v2").dialect.name == "v2"
+    with pytest.raises(ConfigError, match="api is 'v3' but the URLs are v2 URLs"):
+        WeexConfig.from_env({**FULL_ENV, "WEEX_API": "v3"})
+    with pytest.raises(ConfigError, match="api must be 'v2' or 'v3'"):
+        WeexConfig.from_env({"WEEX_API": "v4"})
+
+
 def test_from_env_with_empty_mapping_gives_defaults() -> None:
     assert WeexConfig.from_env({}) == WeexConfig()
 
@@ -382,6 +393,17 @@ def test_endpoint_parsing(
     )
     assert endpoint.secure == (scheme == "wss")
     assert endpoint.host_header == host_header
+
+
+@pytest.mark.parametrize("api", ["v2", "v3"])
+def test_url_is_the_dialects_default_unless_one_is_given(api: str) -> None:
+    config = WeexConfig(api=api)
+    assert config.url(False) == f"wss://ws-contract.weex.com/{api}/ws/public"
+    assert config.url(True) == f"wss://ws-contract.weex.com/{api}/ws/private"
+    assert config.endpoint(True).path == f"/{api}/ws/private"
+    given = WeexConfig(api=api, public_url="ws://127.0.0.1:9/feed")
+    assert given.url(False) == "ws://127.0.0.1:9/feed"
+    assert given.url(True) == f"wss://ws-contract.weex.com/{api}/ws/private"
 
 
 def test_endpoint_picks_public_or_private() -> None:

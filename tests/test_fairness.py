@@ -19,7 +19,7 @@ import anyio
 import anyio.lowlevel
 
 from tests import fixtures_messages as fixtures
-from tests.adapters import Harness, on_every_adapter
+from tests.adapters import BOTH_DIALECTS, Harness, on_every_adapter
 from weex_anyio.testing._connection import text_frame
 from weex_proto.events import WebSocketMessage
 from weex_proto.messages import Ticker
@@ -31,21 +31,23 @@ from weex_proto.runtime.runner import (
     ConnectionRunner,
     _next_feed_size,
 )
+from weex_proto.strategies import v3_frame
 
 BTC = "ticker.cmt_btcusdt"
 FLOOD_PRICE = "1.5"
 
 
-def flood_frame() -> bytes:
-    """One BTC ticker push, as a text frame, marked by its last price."""
+def flood_frame(api: str) -> bytes:
+    """One BTC ticker push in the words of WEEX's `api`, as a text frame, marked by its last
+    price."""
     push = copy.deepcopy(fixtures.TICKER_PUSH)
     push["data"][0]["lastPrice"] = FLOOD_PRICE
-    return text_frame(json.dumps(push).encode())
+    return text_frame(json.dumps(v3_frame(push) if api == "v3" else push).encode())
 
 
-@on_every_adapter(tick_interval=1000.0)  # the flood is the only market traffic
+@on_every_adapter(tick_interval=1000.0, dialects=BOTH_DIALECTS)  # the flood: all the traffic
 async def test_other_tasks_run_between_slices_of_a_flooded_stream(h: Harness) -> None:
-    frame = flood_frame()
+    frame = flood_frame(h.server.api)
     flood = 3 * RECEIVE_SIZE // len(frame)  # several full reads' worth, in one write
     per_slice = FEED_SIZE // len(frame) + 1  # a slice may also end a frame the last one began
     consumed = 0
@@ -87,12 +89,12 @@ async def test_other_tasks_run_between_slices_of_a_flooded_stream(h: Harness) ->
     assert 4 * per_slice < RECEIVE_SIZE // len(frame)
 
 
-@on_every_adapter(tick_interval=1000.0)
+@on_every_adapter(tick_interval=1000.0, dialects=BOTH_DIALECTS)
 async def test_other_tasks_run_while_a_sync_handler_takes_a_flood(h: Harness) -> None:
     """A sync handler is called inline by the receive loop (the relay's way): the loop still
     hands control back after each slice, so the program's other tasks make progress all
     through a flood, not only after it."""
-    frame = flood_frame()
+    frame = flood_frame(h.server.api)
     flood = 3 * RECEIVE_SIZE // len(frame)
     per_slice = FEED_SIZE // len(frame) + 1
     handled = 0
@@ -129,13 +131,13 @@ async def test_other_tasks_run_while_a_sync_handler_takes_a_flood(h: Harness) ->
     assert 2 * per_slice < RECEIVE_SIZE // len(frame)
 
 
-@on_every_adapter(tick_interval=1000.0)
+@on_every_adapter(tick_interval=1000.0, dialects=BOTH_DIALECTS)
 async def test_costly_handlers_shrink_the_slices_not_the_other_tasks_turns(h: Harness) -> None:
     """A sync handler that takes a millisecond per message: a 16 KiB slice of such messages
     would hold the event loop for tens of milliseconds. The receive loop times its slices and
     makes them smaller once one outlasts its share of the round (`ROUND_BUDGET`), down to
     `MIN_FEED_SIZE`: after the first slices, the other task runs every few messages."""
-    frame = flood_frame()
+    frame = flood_frame(h.server.api)
     flood = 2 * FEED_SIZE // len(frame)
     per_small_slice = MIN_FEED_SIZE // len(frame) + 1
     assert 4 * per_small_slice < FEED_SIZE // len(frame)  # the sizes tell the two apart
@@ -190,11 +192,11 @@ def test_the_next_slice_fits_the_turn() -> None:
     assert _next_feed_size(8192, 8192, ROUND_BUDGET / 2, ROUND_BUDGET / 4) == 4096
 
 
-@on_every_adapter(tick_interval=1000.0)
+@on_every_adapter(tick_interval=1000.0, dialects=BOTH_DIALECTS)
 async def test_no_receive_loop_counts_as_busy_once_the_flood_is_read(h: Harness) -> None:
     """The count of receive loops sharing the round goes back to zero after a flood, also when
     the client is closed in the middle of one."""
-    frame = flood_frame()
+    frame = flood_frame(h.server.api)
     seen = anyio.Event()
 
     def first(message: WebSocketMessage[Any]) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from weex_proto.errors import WeexError
 from weex_proto.events import Connected, ConnectionRejected
 from weex_proto.messages import DepthUpdate, parse_push
 from weex_proto.orderbook import Applied, OrderBook
@@ -235,3 +236,40 @@ def test_depth_seed_is_a_snapshot_and_the_documented_delta() -> None:
             results.append(book.apply(update))
     assert results == [Applied(), Applied()]
     assert book.version == 3644174270
+
+
+@pytest.mark.parametrize("api", ["v2", "v3"])
+def test_the_stack_harness_server_answers_in_the_stacks_dialect(api: str) -> None:
+    """fuzz_stack's scripted server acks what each connection asked, in its dialect (v3 by
+    the request's id), so every stream is served and the book goes live on its snapshot."""
+    support, fuzz_stack = harness("_support"), harness("fuzz_stack")
+    stack = fuzz_stack.Stack(support.V3_CONFIG if api == "v3" else support.CONFIG)
+    for index in range(2):
+        stack.choose(index)
+        stack.answer(False, True)
+    stack.answer(True, True)
+    for channel in stack.hub.subscriptions:
+        session = stack.hub.connections.holder(channel)
+        assert channel in session.subscriptions.active, channel
+    feed = stack.hub.books.feeds[fuzz_stack.BOOK_CHANNEL]
+    assert feed.live
+    stack.delta(0)  # the next versions, in the dialect's words
+    assert feed.live and feed.book.version == stack.server_version
+    stack.finish()
+
+
+@pytest.mark.parametrize("api", ["v2", "v3"])
+def test_the_stack_harness_refuses_a_pending_subscribe_in_the_stacks_dialect(api: str) -> None:
+    """An `E` step refuses a channel's pending subscribe (v3: its request's id): its stream ends
+    with the server's error; refusing a channel nobody asked for ends nothing."""
+    support, fuzz_stack = harness("_support"), harness("fuzz_stack")
+    stack = fuzz_stack.Stack(support.V3_CONFIG if api == "v3" else support.CONFIG)
+    stack.choose(1)
+    book = next(b for plan, b in stack.streams if plan.channels == (fuzz_stack.BOOK_CHANNEL,))
+    stack.error(False, stack.channels.index("ticker.cmt_nobodyusdt"))
+    assert not book.closed
+    stack.error(False, stack.channels.index(fuzz_stack.BOOK_CHANNEL))
+    assert book.closed
+    with pytest.raises(WeexError, match=r"refused|INVALID_ARGUMENT"):
+        book.get()
+    stack.finish()

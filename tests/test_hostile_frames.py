@@ -5,7 +5,8 @@ Found by probing the whole stack: one `{"event":"ping","time":"²"}` ended the c
 did 400 digits (OverflowError) or 5000 (past Python's int digit limit). Arrays nested near the
 recursion limit in a ping's `time` or an error's `code`/`msg` broke `repr`/`json.dumps` inside
 `receive_data`. The core tests drive `WeexConnection` + `ClientHub` byte by byte; the adapter
-tests send the same frames from the simulator to a real client on every adapter.
+tests send the same frames from the simulator to a real client on every adapter. Both run on
+WEEX's v2 and v3 alike (v3's own frames: tests/test_v3_hostile.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.adapters import Harness, eventually, on_every_adapter, take
+from tests.adapters import BOTH_DIALECTS, Harness, eventually, on_every_adapter, take
 from tests.test_hub import T0, connect, make_hub
 from tests.wspeer import ServerPeer
 from weex_proto.config import WeexConfig
@@ -73,15 +74,31 @@ HOSTILE_CONTROL = [
 ]
 
 
-def ticker_push(price: str) -> str:
+def ticker_push(price: str, api: str = "v2") -> str:
+    """A BTCUSDT ticker push with this last price, in the words of WEEX's `api`."""
+    if api == "v3":
+        return json.dumps({"e": "ticker", "E": 1, "s": "BTCUSDT", "d": [{"c": price}]})
     return json.dumps({"event": "payload", "channel": BTC, "data": [{"lastPrice": price}]})
 
 
+def expected_pong(ping: dict[str, Any], pong: dict[str, Any], api: str) -> dict[str, Any]:
+    """What the client answers `ping` with: v2 echoes its `time` exactly (same value, same
+    type) under the ping's key; v3 sends a PONG request of its own id."""
+    if api == "v3":
+        assert isinstance(pong.get("id"), int)
+        return {"id": pong["id"], "method": "PONG"}
+    key = "event" if "event" in ping else "type"
+    expected: dict[str, Any] = {key: "pong"}
+    if ping.get("time") is not None:
+        expected["time"] = ping["time"]
+    return expected
+
+
 def hub_with_streams(
-    options: ConnectionOptions | None = None,
+    options: ConnectionOptions | None = None, api: str = "v2"
 ) -> tuple[ClientHub, WeexSession, ServerPeer, list[MessageBuffer]]:
     """A hub connected to `peer`, with a ticker stream and an order book stream open."""
-    hub = make_hub()
+    hub = make_hub(WeexConfig(api_key="k", secret_key="s", passphrase="p", api=api))
     if options is not None:
         hub.options = options
     tickers = hub.open_stream(plan_tickers(["BTCUSDT"]))
@@ -139,30 +156,29 @@ def test_texts_of_wire_values_never_raise() -> None:
 # ------------------------------------------------------------------ the core, through the hub
 
 
+@pytest.mark.parametrize("api", BOTH_DIALECTS)
 @pytest.mark.parametrize("text", HOSTILE_PINGS, ids=lambda text: text[:40])
-def test_a_hostile_ping_is_answered_and_data_keeps_flowing(text: str) -> None:
-    hub, session, peer, (tickers, _) = hub_with_streams()
+def test_a_hostile_ping_is_answered_and_data_keeps_flowing(text: str, api: str) -> None:
+    hub, session, peer, (tickers, _) = hub_with_streams(api=api)
     feed(hub, session, peer, text)
     [pong] = peer.texts
     if text.count("[") < 900:
-        frame = json.loads(text)
-        key = "event" if "event" in frame else "type"
-        expected: dict[str, Any] = {key: "pong"}
-        if frame.get("time") is not None:
-            expected["time"] = frame["time"]  # echoed exactly: same value, same type
-        assert json.loads(pong) == expected
+        assert json.loads(pong) == expected_pong(json.loads(text), json.loads(pong), api)
+    elif api == "v3":
+        assert json.loads(pong)["method"] == "PONG"
     else:  # only orjson reads it; echoed if `json.dumps` can write it back, answered anyway
         assert pong in ('{"event":"pong"}', '{"event":"pong","time":' + NESTED + "}")
     assert hub.health.endpoints["public"].pings_answered == 1
     assert hub.health.endpoints["public"].server_clock_offset is None
 
-    feed(hub, session, peer, ticker_push("42"))
+    feed(hub, session, peer, ticker_push("42", api))
     message = tickers.get()
-    assert message is not None and message.frame["data"] == [{"lastPrice": "42"}]
+    assert message is not None and message.data["lastPrice"] == "42"
 
 
-def test_a_plausible_ping_time_sets_the_clock_offset() -> None:
-    hub, session, peer, _ = hub_with_streams()
+@pytest.mark.parametrize("api", BOTH_DIALECTS)
+def test_a_plausible_ping_time_sets_the_clock_offset(api: str) -> None:
+    hub, session, peer, _ = hub_with_streams(api=api)
     feed(hub, session, peer, '{"event":"ping","time":"1699999999000"}')
     assert hub.health.endpoints["public"].server_clock_offset == pytest.approx(T0 + 1 - 1699999999)
     feed(hub, session, peer, '{"event":"ping","time":1699999998000}')
@@ -171,17 +187,18 @@ def test_a_plausible_ping_time_sets_the_clock_offset() -> None:
     assert hub.health.endpoints["public"].server_clock_offset == pytest.approx(T0 + 1 - 1699999998)
 
 
+@pytest.mark.parametrize("api", BOTH_DIALECTS)
 @pytest.mark.parametrize("text", HOSTILE_CONTROL, ids=lambda text: text[:40])
 @pytest.mark.parametrize("loads", ["default", "json"])
-def test_hostile_control_frames_are_skipped_or_logged(text: str, loads: str) -> None:
+def test_hostile_control_frames_are_skipped_or_logged(text: str, loads: str, api: str) -> None:
     options = ConnectionOptions(json_loads=json.loads) if loads == "json" else None
-    hub, session, peer, (tickers, book) = hub_with_streams(options)
+    hub, session, peer, (tickers, book) = hub_with_streams(options, api)
     feed(hub, session, peer, text)
-    feed(hub, session, peer, ticker_push("43"))
+    feed(hub, session, peer, ticker_push("43", api))
     received: list[WebSocketMessage[Any]] = []
     while (message := tickers.get()) is not None:
         received.append(message)
-    assert received[-1].frame["data"] == [{"lastPrice": "43"}]
+    assert received[-1].data["lastPrice"] == "43"
     assert not tickers.closed and not book.closed
 
 
@@ -189,14 +206,16 @@ def test_hostile_control_frames_are_skipped_or_logged(text: str, loads: str) -> 
 
 
 def pongs(h: Harness) -> list[dict[str, Any]]:
+    """The answers to pings the server received: v2's `pong` events, v3's PONG requests."""
     return [
         frame
         for frame in h.server.received
-        if isinstance(frame, dict) and "pong" in (frame.get("event"), frame.get("type"))
+        if isinstance(frame, dict)
+        and ("pong" in (frame.get("event"), frame.get("type")) or frame.get("method") == "PONG")
     ]
 
 
-@on_every_adapter(tick_interval=0.02, ping_interval=None)
+@on_every_adapter(tick_interval=0.02, ping_interval=None, dialects=BOTH_DIALECTS)
 async def test_hostile_pings_do_not_end_the_client(h: Harness) -> None:
     """Each of these pings used to end `async with client` with ExceptionGroup[ValueError]."""
     fatal = ["²", "1" * 400, "1" * 5000]
@@ -211,11 +230,12 @@ async def test_hostile_pings_do_not_end_the_client(h: Harness) -> None:
         health = client.health.endpoints["public"]
         await eventually(lambda: health.pings_answered == len(fatal) + 1)
         await eventually(lambda: len(pongs(h)) >= len(fatal))
-        assert [pong.get("time") for pong in pongs(h)[: len(fatal)]] == fatal  # echoed as sent
+        if h.server.api == "v2":
+            assert [pong.get("time") for pong in pongs(h)[: len(fatal)]] == fatal  # as sent
         assert health.server_clock_offset is None
 
-        await h.server.send_raw(ticker_push("424242"))  # after the pings, on the same socket
-        while (await take(stream)).frame["data"] != [{"lastPrice": "424242"}]:
+        await h.server.send_raw(ticker_push("424242", h.server.api))  # on the same socket
+        while (await take(stream)).data["lastPrice"] != "424242":
             pass
         assert h.server.stats.accepted == 1  # never reconnected
         await h.server.send_raw('{"event":"ping","time":"1700000000000"}')

@@ -21,6 +21,11 @@ version, a stream ends only for a reason the script gave it, and a book that wai
 snapshot on an open connection always has a deadline. Once the server heals (answers what it
 is asked from then on, sends data), every book stream is live and in step with the server,
 or has ended with an error, and every wanted channel is subscribed on an open connection.
+
+Each example speaks one WEEX protocol generation, drawn at the start: on v3 the server reads
+the client's requests by id and answers them by id (`{"result":true,"id":N}`, a refusal
+`{"result":false,"id":N,...}`), greets each socket with `connected`, and pushes v3 events
+(`e`, `E`, `s`, `d`); the same rules and checks hold.
 """
 
 from __future__ import annotations
@@ -55,6 +60,8 @@ from weex_proto.runtime.fanout import BufferClosed, HandlerBacklog, MessageBuffe
 from weex_proto.runtime.hub import ClientHub, plan_order_book, plan_private, plan_tickers
 from weex_proto.session import Decision, GiveUp
 from weex_proto.sessionpool import PooledSession
+from weex_proto.strategies import v3_frame
+from weex_proto.v3wire import v3_symbol, wire_channel
 
 START = 1000.0
 BUFFER_SIZE = 4
@@ -62,6 +69,7 @@ SNAPSHOT_TIMEOUT = 2.0
 STALE_TIMEOUT = 3.0
 HEAL_ROUNDS = 12  # seconds of healing: several snapshot and stale timeouts, and backoffs
 CONFIG = WeexConfig(api_key="k", secret_key="s", passphrase="p")
+CONFIGS = {"v2": CONFIG, "v3": WeexConfig(api_key="k", secret_key="s", passphrase="p", api="v3")}
 
 FILLERS = [f"ticker.cmt_f{i}usdt" for i in range(100)]
 BOOKS = {"depth.cmt_btcusdt.15": ("BTCUSDT", 5), "depth.cmt_ethusdt.15": ("ETHUSDT", 3)}
@@ -71,8 +79,13 @@ UNKNOWN = "ticker.cmt_nosuchusdt"
 FILLER_SET = frozenset(FILLERS)
 STREAMED = frozenset({*BOOKS, TICKER, ORDERS})
 ORDERS_TEXT = json.dumps(ORDERS_PUSH)
+ORDERS_V3_TEXT = json.dumps(v3_frame(ORDERS_PUSH))
 AT_START = ["everything", "all but the first", "everything", "nothing"]  # answered at once
 ERROR_CHANNELS = [FILLERS[0], FILLERS[1], FILLERS[99], *BOOKS, TICKER, ORDERS, UNKNOWN, None]
+V2_NAMES = {
+    wire_channel(channel): channel for channel in [*FILLERS, *BOOKS, TICKER, ORDERS, UNKNOWN]
+}
+"""A v3 request's channel -> the v2 name the machine keeps its books by."""
 
 Levels = tuple[tuple[Decimal, Decimal], ...]
 Book = tuple[Levels, Levels]
@@ -155,14 +168,16 @@ class ServerBook:
 class Socket:
     """One attempt's socket: the client's connection and the scripted server at the other end."""
 
-    def __init__(self, session: PooledSession, conn: WeexConnection) -> None:
+    def __init__(self, session: PooledSession, conn: WeexConnection, v3: bool) -> None:
         self.session = session
         self.conn = conn
+        self.v3 = v3
         self.peer = ServerPeer()
         self.accepted = False
         self.closed = False  # the server saw the client's close (and answered it)
         self.seen = 0  # requests read from `peer.texts`
-        self.queue: list[dict[str, str]] = []  # requests not answered yet, oldest first
+        self.queue: list[dict[str, Any]] = []  # requests not answered yet, oldest first
+        """Each as `{"event": operation, "channel": v2 name, "id": its id (v3) or None}`."""
         self.pending_subscribe: set[str] = set()
         """Channels whose latest request here is a subscribe not answered (by an ack or an
         error) since: what the client's book holds as a pending subscribe."""
@@ -179,9 +194,31 @@ class Socket:
         return self.accepted and not self.closed
 
     def send(self, frame: dict[str, Any]) -> None:
-        self.outbox += self.peer.text(frame)
+        """A v2-shaped frame, sent in the socket's dialect (a v3 push; an answer by id)."""
         if frame.get("event") == "payload" and frame["channel"].startswith("depth."):
             self.depth_frames += 1
+        if self.v3:
+            frame = self.wire(frame)
+        else:
+            frame = {key: value for key, value in frame.items() if key != "id"}
+        self.outbox += self.peer.text(frame)
+
+    def wire(self, frame: dict[str, Any]) -> dict[str, Any]:
+        if frame.get("event") in ("subscribed", "unsubscribed"):
+            return {"result": True, "id": frame["id"]}
+        if frame.get("event") == "error":
+            message = f"INVALID_ARGUMENT: {frame.get('channel')}"
+            return {"result": False, "id": frame.get("id", 0), "msg": message}  # 0: never asked
+        if frame["channel"].startswith("ticker."):
+            (row,) = frame["data"]
+            symbol = v3_symbol(frame["channel"].split(".")[1])
+            return {
+                "e": "ticker",
+                "E": 1_700_000_000_000,
+                "s": symbol,
+                "d": [{"c": row["lastPrice"]}],
+            }
+        return v3_frame(frame)
 
 
 class Stream:
@@ -208,13 +245,15 @@ class Stream:
 class MisbehavingServerMachine(RuleBasedStateMachine):
     # --- set-up -------------------------------------------------------------------------------
 
-    @initialize(at_start=st.sampled_from(AT_START))
-    def start(self, at_start: str) -> None:
+    @initialize(at_start=st.sampled_from(AT_START), api=st.sampled_from(sorted(CONFIGS)))
+    def start(self, at_start: str, api: str) -> None:
         """The client and its streams, connected; what the server answers at once."""
         self.now = START
+        self.v3 = api == "v3"
+        event(f"dialect {api}")
         options = ConnectionOptions(ping_interval=None, stale_timeout=STALE_TIMEOUT)
         self.hub = ClientHub(
-            CONFIG,
+            CONFIGS[api],
             options=options,
             rng=random.Random(7),
             max_retries=None,
@@ -298,10 +337,16 @@ class MisbehavingServerMachine(RuleBasedStateMachine):
         socket.seen += len(texts)
         for text in texts:
             request = json.loads(text)
-            if not isinstance(request, dict) or request.get("event") not in (
-                "subscribe",
-                "unsubscribe",
-            ):
+            if self.v3 and request.get("method") in ("SUBSCRIBE", "UNSUBSCRIBE"):
+                (name,) = request["params"]
+                request = {
+                    "event": request["method"].lower(),
+                    "channel": V2_NAMES[name],
+                    "id": request["id"],
+                }
+            elif request.get("event") in ("subscribe", "unsubscribe"):
+                request = {**request, "id": None}
+            else:
                 continue
             socket.queue.append(request)
             if request["event"] == "subscribe":
@@ -341,23 +386,25 @@ class MisbehavingServerMachine(RuleBasedStateMachine):
                 socket.pending_subscribe.discard(channel)
                 socket.held.add(channel)
                 self.acked_ever.add(channel)
-                socket.send({"event": "subscribed", "channel": channel})
+                socket.send({"event": "subscribed", "channel": channel, "id": request["id"]})
                 if channel in self.books and how == "ack":
                     socket.send(self.books[channel].snapshot())
             else:
                 socket.held.discard(channel)
-                socket.send({"event": "unsubscribed", "channel": channel})
+                socket.send({"event": "unsubscribed", "channel": channel, "id": request["id"]})
         del socket.queue[:count]
 
     def start_attempt(self, session: PooledSession) -> None:
         assert session not in self.sockets
         conn = self.hub.start_attempt(session, self.now)
-        socket = self.sockets[session] = Socket(session, conn)
+        socket = self.sockets[session] = Socket(session, conn, self.v3)
         socket.peer.receive(conn.data_to_send())
 
     def accept(self, socket: Socket) -> None:
         socket.accepted = True
         socket.conn.receive_data(socket.peer.accept(), self.now)
+        if self.v3:
+            socket.outbox += socket.peer.text({"event": "connected", "timestamp": 1})
         self.pump(socket.session)
 
     def run_timers(self) -> None:
@@ -466,7 +513,7 @@ class MisbehavingServerMachine(RuleBasedStateMachine):
         stream.backlog += 1
         if stream.backlog > BUFFER_SIZE:  # a private stream must not lose updates silently
             self.may_end[ORDERS] = (StreamOverflowError,)
-        socket.outbox += socket.peer.text(ORDERS_TEXT)
+        socket.outbox += socket.peer.text(ORDERS_V3_TEXT if self.v3 else ORDERS_TEXT)
         self.settle()
         if stream.backlog > BUFFER_SIZE and stream.ended is None:
             assert stream.buffer.closed, "an overflowing private stream did not end"
@@ -491,7 +538,9 @@ class MisbehavingServerMachine(RuleBasedStateMachine):
             assert channel is not None
             socket.pending_subscribe.discard(channel)  # the error answers the subscribe
             for index in range(len(socket.queue) - 1, -1, -1):
-                if socket.queue[index] == {"event": "subscribe", "channel": channel}:
+                request = socket.queue[index]
+                if request["event"] == "subscribe" and request["channel"] == channel:
+                    frame["id"] = request["id"]  # v3 refuses by the request's id
                     del socket.queue[index]
                     break
             for stream in readers:

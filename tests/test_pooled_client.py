@@ -71,11 +71,20 @@ def serving(h: Harness, wanted: list[set[str]]) -> Callable[[], bool]:
 
 
 def subscribes_since(h: Harness, start: int) -> list[str]:
-    return [
-        frame["channel"]
-        for frame in h.server.received[start:]
-        if isinstance(frame, dict) and frame.get("event") == "subscribe"
-    ]
+    """The ticker channels the server was asked for since `start`, as v2 names (a v3
+    request's `BTCUSDT@ticker` is `ticker.cmt_btcusdt`)."""
+    channels = []
+    for frame in h.server.received[start:]:
+        if not isinstance(frame, dict):
+            continue
+        if frame.get("event") == "subscribe":
+            channels.append(frame["channel"])
+        elif frame.get("method") == "SUBSCRIBE":
+            for name in frame["params"]:
+                symbol, _, kind = name.partition("@")
+                assert kind == "ticker", name
+                channels.append(f"ticker.cmt_{symbol.lower()}")
+    return channels
 
 
 class Feed:
@@ -159,7 +168,7 @@ async def test_350_tickers_stream_over_four_connections_of_at_most_100(h: Harnes
         await stream.aclose()
 
 
-@on_every_adapter(symbols=SYMBOLS, tick_interval=1.0)
+@on_every_adapter(symbols=SYMBOLS, tick_interval=1.0, dialects=BOTH_DIALECTS)
 async def test_one_dropped_connection_resubscribes_only_its_channels_and_only_its_streams_gap(
     h: Harness,
 ) -> None:
@@ -226,6 +235,7 @@ QUIET_MARKET = 1000.0  # seconds between market steps: only subscriptions matter
     tick_interval=QUIET_MARKET,
     max_connection_requests=6,
     connection_request_window=2.0,
+    dialects=BOTH_DIALECTS,
 )
 async def test_mass_drops_reconnect_paced_within_the_servers_limits(h: Harness) -> None:
     # The server takes 6 connection requests per 2 s. The client's budget allows 6 per 3 s
@@ -255,6 +265,7 @@ async def test_mass_drops_reconnect_paced_within_the_servers_limits(h: Harness) 
     tick_interval=QUIET_MARKET,
     max_connection_requests=6,
     connection_request_window=2.0,
+    dialects=BOTH_DIALECTS,
 )
 async def test_without_a_budget_within_the_limits_the_same_drops_get_http_429(
     h: Harness,
@@ -340,7 +351,7 @@ async def test_closing_streams_closes_the_connections_they_emptied(h: Harness) -
         assert h.server.stats.accepted == 3
 
 
-@on_every_adapter(symbols=SYMBOLS[:150], tick_interval=0.5)
+@on_every_adapter(symbols=SYMBOLS[:150], tick_interval=0.5, dialects=BOTH_DIALECTS)
 async def test_reconnect_replaces_every_connection_of_the_endpoint(h: Harness) -> None:
     symbol_groups = groups(SYMBOLS[:150])
     async with h.client(buffer_size=BUFFER) as client:

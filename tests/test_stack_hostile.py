@@ -6,7 +6,9 @@ errors and acks of any JSON shape, pushes whose fields are the wrong type, text 
 interleaved with valid ticker, trade, order-book and order pushes, each valid one marked. The user's
 side holds streams, a sync and an async handler in its own task group. Asserted: no exception
 reaches that task group or `async with client`, every marked push arrives, in order, on its
-stream, the connections are never replaced, and the client closes cleanly.
+stream, the connections are never replaced, and the client closes cleanly. Each example speaks
+one WEEX protocol generation, drawn with it: on v3 the valid pushes are v3 events, and the
+hostile frames include v3's (tests/test_v3_hostile.py).
 
 Virtual time on the trio variants; no assertion depends on how long anything took.
 """
@@ -26,6 +28,7 @@ from hypothesis import strategies as st
 
 from tests.adapters import (
     ADAPTERS,
+    BOTH_DIALECTS,
     TAKE_LIMIT,
     TEST_LIMIT,
     VIRTUAL_TEST_LIMIT,
@@ -35,6 +38,7 @@ from tests.adapters import (
     eventually,
 )
 from tests.fixtures_messages import ORDERS_PUSH
+from tests.test_v3_hostile import HOSTILE_V3
 from weex_anyio.testing import SimulatedWeexServer
 from weex_proto import strategies
 from weex_proto.events import WebSocketMessage
@@ -100,7 +104,11 @@ hostile_frames = strategies.hostile_frames()
 type, text that is not JSON, nesting past the recursion limit: see `weex_proto.strategies`."""
 KILLERS = [json.dumps({"event": "ping", "time": time}) for time in ("²", "1" * 400, "1" * 5000)]
 """Pings that each ended the client with ExceptionGroup[ValueError] before they were validated."""
-scripts = st.lists(st.one_of(hostile_frames, st.sampled_from(VALID)), min_size=1, max_size=14)
+scripts = st.lists(
+    st.one_of(hostile_frames, st.sampled_from(HOSTILE_V3), st.sampled_from(VALID)),
+    min_size=1,
+    max_size=14,
+)
 
 
 async def collect_marks(
@@ -118,30 +126,31 @@ async def collect_marks(
 FIRST_MARK = 1000
 
 
-def _mark(message: WebSocketMessage[Any], build: Any, read: Any) -> int | None:
-    """The mark of a valid push made by `build` (exactly that frame), else None."""
-    try:
-        mark = int(read(message.frame))
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
-        return None
-    return mark if mark >= FIRST_MARK and message.frame == build(mark) else None
+READ_MARK: dict[str, Callable[[Any], Any]] = {
+    "ticker": lambda frame: frame["data"][0]["lastPrice"][:-2],
+    "trade": lambda frame: frame["data"][0]["price"][:-2],
+    "order": lambda frame: frame["msg"]["version"],
+}
+"""Where a valid push's mark is, in the (v2-shaped) frame a message carries."""
 
 
-def ticker_mark(message: WebSocketMessage[Any]) -> int | None:
-    return _mark(message, ticker, lambda data: data["data"][0]["lastPrice"][:-2])
+def marker(kind: str, texts: dict[int, str]) -> Callable[[WebSocketMessage[Any]], int | None]:
+    """The mark of a message from a valid push of `kind` (exactly its text, `texts[mark]`)."""
 
+    def mark_of(message: WebSocketMessage[Any]) -> int | None:
+        try:
+            mark = int(READ_MARK[kind](message.frame))
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+            return None
+        return mark if mark >= FIRST_MARK and message.raw == texts.get(mark) else None
 
-def trade_mark(message: WebSocketMessage[Any]) -> int | None:
-    return _mark(message, trade, lambda data: data["data"][0]["price"][:-2])
-
-
-def order_mark(message: WebSocketMessage[Any]) -> int | None:
-    return _mark(message, order, lambda data: data["msg"]["version"])
+    return mark_of
 
 
 async def run_script(h: Harness, script: list[str]) -> None:
     h.server.pause_market()
     sent: dict[str, list[int]] = {kind: [] for kind in VALID}
+    texts: dict[str, dict[int, str]] = {kind: {} for kind in VALID}
     got: dict[str, list[int]] = {kind: [] for kind in ("ticker", "trade", "order")}
     handler_ticks: set[int] = set()
     handler_trades: set[int] = set()
@@ -153,7 +162,10 @@ async def run_script(h: Harness, script: list[str]) -> None:
             continue
         mark = next(marks)
         sent[step].append(mark)
-        frames.append(json.dumps(BUILDERS[step](mark)))
+        push = BUILDERS[step](mark)
+        texts[step][mark] = json.dumps(strategies.v3_frame(push) if h.server.api == "v3" else push)
+        frames.append(texts[step][mark])
+    ticker_mark, trade_mark, order_mark = (marker(kind, texts[kind]) for kind in got)
 
     def on_ticker(message: WebSocketMessage[Any]) -> None:
         mark = ticker_mark(message)
@@ -207,21 +219,24 @@ async def read_book(book: AsyncIterator[WebSocketMessage[Any]]) -> None:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-@given(script=scripts)
-@example(script=[*KILLERS, "ticker", "depth", "trade"])
+@given(script=scripts, api=st.sampled_from(BOTH_DIALECTS))
+@example(script=[*KILLERS, "ticker", "depth", "trade"], api="v2")
+@example(script=[*KILLERS, "ticker", "depth", "trade", *HOSTILE_V3[:4], "order"], api="v3")
 @example(  # a bad depth push resyncs the book; an error naming its channel refused the resync
     script=[
         '{"event":"payload","channel":"depth.cmt_btcusdt.15","data":"\u00b2","msg":"\u00b2"}',
         '{"event":"error","code":"\u00b2","msg":"\u00b2","channel":"depth.cmt_btcusdt.15"}',
-    ]
+    ],
+    api="v2",
 )
 def test_hostile_frames_never_reach_the_user_and_valid_pushes_keep_flowing(
-    adapter: Adapter, script: list[str]
+    adapter: Adapter, script: list[str], api: str
 ) -> None:
     async def main() -> None:
         virtual = adapter.can_use_virtual_time
         with anyio.fail_after(VIRTUAL_TEST_LIMIT if virtual else TEST_LIMIT):
-            async with SimulatedWeexServer(trade_interval=None, ping_interval=None) as server:
+            options: dict[str, Any] = {"trade_interval": None, "ping_interval": None, "api": api}
+            async with SimulatedWeexServer(**options) as server:
                 await run_script(Harness(adapter, server, virtual), script)
 
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import signal
@@ -14,6 +15,7 @@ import pytest
 
 from tests.test_cli import PYTHON, ROOT, cli_env, json_lines, read_frames, run_cli, simulator
 from tests.test_first_run import simulate_process
+from weex_anyio.cli._runtime import target_url
 
 
 def test_simulate_api_v3_prints_v3_urls_that_the_commands_follow() -> None:
@@ -112,3 +114,42 @@ async def test_a_sqlite_recording_refuses_frames_of_the_other_dialect(tmp_path: 
     assert second.returncode == 2
     assert "holds v2 frames; this client speaks v3" in second.stderr
     assert len(read_frames(out)) == 2
+
+
+@pytest.mark.parametrize("api", [None, "v2", "v3"])
+@pytest.mark.parametrize("command", ["tickers", "orders"])
+def test_error_messages_name_the_url_of_the_chosen_generation(
+    command: str, api: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --url, a connection error names the URL the client tried: v3's with --api v3."""
+    for variable in ("WEEX_WS_PUBLIC_URL", "WEEX_WS_PRIVATE_URL"):
+        monkeypatch.delenv(variable, raising=False)
+    args = argparse.Namespace(command=command, url=None, private_url=None, api=api, max_retries=5)
+    endpoint = "private" if command == "orders" else "public"
+    assert target_url(args) == f"wss://ws-contract.weex.com/{api or 'v2'}/ws/{endpoint}"
+
+
+def test_weex_api_in_the_environment_chooses_the_generation_of_the_named_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for variable in ("WEEX_WS_PUBLIC_URL", "WEEX_WS_PRIVATE_URL"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("WEEX_API", "v3")
+    args = argparse.Namespace(command="book", url=None, api=None, max_retries=5)
+    assert target_url(args) == "wss://ws-contract.weex.com/v3/ws/public"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("how", ["--api", "WEEX_API"])
+async def test_demo_runs_its_own_simulator_in_v3(how: str) -> None:
+    """`demo --api v3` (or WEEX_API=v3) starts its simulator speaking v3, and streams from it."""
+    options, env = (["--api", "v3"], cli_env()) if how == "--api" else ([], cli_env(WEEX_API="v3"))
+    result = await run_cli("demo", "BTCUSDT", *options, "--count", "12", env=env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert re.fullmatch(
+        r"streaming from the simulator ws://127\.0\.0\.1:\d+/v3/ws/public \(Ctrl-C to stop\)",
+        lines[0],
+    ), lines[0]
+    kinds = {line.split()[1] for line in lines[1:] if len(line.split()) > 1}
+    assert {"ticker", "book"} <= kinds

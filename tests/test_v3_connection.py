@@ -5,9 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from typing import Any
 
 import pytest
 
+import weex_anyio
+import weex_trio
 from tests.wspeer import ServerPeer
 from weex_proto import v3wire
 from weex_proto.config import WeexConfig
@@ -281,3 +284,21 @@ def test_a_pong_sent_by_hand_is_a_pong_request_on_v3() -> None:
     assert peer.json_sent() == [{"id": 1, "method": "PONG"}]
     conn.receive_data(peer.text({"result": True, "id": 1}), T0)  # its answer: taken quietly
     assert drain(conn) == []
+
+
+@pytest.mark.parametrize(
+    "client_class", [weex_anyio.WeexWebSocketClient, weex_trio.WeexWebSocketClient]
+)
+def test_a_clients_endpoint_constants_are_its_generations(client_class: Any) -> None:
+    """On the class, WEEX's default generation's URLs (v2); on a v3 client, v3's."""
+    weex = "wss://ws-contract.weex.com"
+    assert (
+        f"{weex}/v2/ws/public",
+        f"{weex}/v2/ws/private",
+    ) == (client_class.PUBLIC_ENDPOINT, client_class.PRIVATE_ENDPOINT)
+    v3_client = client_class(WeexConfig(api="v3"))
+    assert (
+        f"{weex}/v3/ws/public",
+        f"{weex}/v3/ws/private",
+    ) == (v3_client.PUBLIC_ENDPOINT, v3_client.PRIVATE_ENDPOINT)
+    assert f"{weex}/v2/ws/public" == client_class(WeexConfig()).PUBLIC_ENDPOINT

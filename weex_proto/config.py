@@ -41,6 +41,7 @@ _OTHER_ENV = {
     "user_agent": "WEEX_USER_AGENT",
     "ca_file": "WEEX_CA_FILE",
     "proxy": "WEEX_PROXY",
+    "api": "WEEX_API",
 }
 
 _DEFAULT_PORTS = {"ws": 80, "wss": 443}
@@ -239,8 +240,9 @@ class WeexConfig:
     optional `user:password@`; False or "" for none; None to follow the environment
     (`HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`, ...). The client's `proxy=` option wins over it."""
     api: str = attrs.field(default="", validator=_check_api)
-    """Which WEEX protocol generation to speak, "v2" or "v3" (`dialect`); "" follows the URLs:
-    v3 when one of them has a `/v3/` path, else v2. URLs left at their defaults follow it."""
+    """Which WEEX protocol generation to speak (`WEEX_API`), "v2" or "v3" (`dialect`); ""
+    follows the URLs: v3 when one of them has a `/v3/` path, else v2. URLs left at their
+    defaults follow it."""
 
     def __attrs_post_init__(self) -> None:
         named = {
@@ -305,10 +307,15 @@ class WeexConfig:
         """The protocol generation's `Dialect`, which the connections consult."""
         return dialect_named(self.api_version)
 
-    def endpoint(self, private: bool) -> Endpoint:
-        """The parsed private or public URL (a default URL is the dialect's own default)."""
+    def url(self, private: bool) -> str:
+        """The private or public URL a connection goes to: the one given, or the dialect's
+        own when left at the default (`api="v3"` alone connects to v3's)."""
         url = self.private_url if private else self.public_url
         if url in (DEFAULT_PUBLIC_URL, DEFAULT_PRIVATE_URL):
             dialect = self.dialect
             url = dialect.private_url if private else dialect.public_url
-        return parse_endpoint(url)
+        return url
+
+    def endpoint(self, private: bool) -> Endpoint:
+        """The parsed `url(private)`."""
+        return parse_endpoint(self.url(private))

@@ -21,7 +21,7 @@ import shutil
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 import anyio
 import attrs
@@ -348,18 +348,26 @@ async def run_demo(args: argparse.Namespace, stopper: Stopper, out: Output) -> i
         await _show_nats(args, state, stopper, out)
         return 0
     if args.live or args.url:
-        config = WeexConfig.from_env(**({"public_url": args.url} if args.url else {}))
-        source = f"{'WEEX live' if args.live else 'server'} {config.public_url}"
+        overrides = {"public_url": args.url} if args.url else {}
+        if args.api:
+            overrides["api"] = args.api
+        config = WeexConfig.from_env(**overrides)
+        source = f"{'WEEX live' if args.live else 'server'} {config.url(False)}"
         ping = LIVE_CLIENT_PING if args.live else OTHER_SERVER_CLIENT_PING
         await _show(args, config, source, ping, state, stopper, out)
         return 0
+    # The simulator speaks the generation chosen by --api or WEEX_API (the rest of the
+    # environment is for a real exchange, and stays unread here).
+    wanted = args.api or WeexConfig.from_env({"WEEX_API": os.environ.get("WEEX_API", "")}).api
+    api: Literal["v2", "v3"] = "v3" if wanted == "v3" else "v2"
     async with SimulatedWeexServer(
         symbols=symbols,
         tick_interval=SIMULATOR_TICK,
         ping_interval=SIMULATOR_SERVER_PING,
         trade_interval=None,
+        api=api,
     ) as server:
-        config = WeexConfig(public_url=server.public_url, private_url=server.private_url)
+        config = WeexConfig(public_url=server.public_url, private_url=server.private_url, api=api)
         source = f"simulator {server.public_url}"
         await _show(args, config, source, SIMULATOR_CLIENT_PING, state, stopper, out)
     return 0

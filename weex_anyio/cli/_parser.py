@@ -228,7 +228,8 @@ def _connection_options(parser: argparse.ArgumentParser, *, private: bool) -> No
     parser.add_argument(
         "--api",
         choices=("v2", "v3"),
-        help="WEEX's protocol generation (default: the one a /v2/ or /v3/ URL names, else v2)",
+        help="WEEX's protocol generation (default: $WEEX_API, else the one a /v2/ or /v3/ URL "
+        "names, else v2)",
     )
     _retry_option(parser)
 
@@ -299,6 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--depth", type=_checked(book_depth), default=10, metavar="N", help="ladder levels"
+    )
+    demo.add_argument(
+        "--api",
+        choices=("v2", "v3"),
+        help="WEEX's protocol generation, of the built-in simulator too (default: $WEEX_API, "
+        "else the one a /v2/ or /v3/ URL names, else v2)",
     )
     _stop_options(demo, "stop after N messages")
     _retry_option(demo)

@@ -256,10 +256,10 @@ def target_url(args: argparse.Namespace) -> str | None:
     if not hasattr(args, "max_retries") or (args.command == "demo" and not args.live):
         return None  # replay, the simulator and the demo's own simulator: nothing to name
     try:
-        config = WeexConfig.from_env()
+        config = WeexConfig.from_env(**({"api": args.api} if getattr(args, "api", None) else {}))
     except ConfigError:
         return None
-    return config.private_url if private else config.public_url
+    return config.url(private)
 
 
 def client_options(args: Any) -> dict[str, Any]:

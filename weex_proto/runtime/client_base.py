@@ -19,15 +19,16 @@ import logging
 import random
 import ssl
 from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from ..channels import KlineInterval, PriceType, build_channel
-from ..config import DEFAULT_PRIVATE_URL, DEFAULT_PUBLIC_URL, WeexConfig
+from ..config import WeexConfig
 from ..connection import (
     ConnectionOptions,
     PongKey,
     WeexConnection,
 )
+from ..dialects import V2
 from ..errors import ConnectionClosedError, LocalProtocolError, StreamOverflowError, WeexError
 from ..events import PushFrame, WebSocketMessage
 from ..messages import Candle, Collateral, Fill, Order, Position, Ticker, Trade
@@ -62,15 +63,29 @@ TransportT = TypeVar("TransportT")
 """The adapter's transport type (`weex_anyio.Transport`, `weex_trio.Transport`)."""
 
 
+class _WeexUrl:
+    """One of WEEX's URLs: the default generation's (v2) read on the client class, the
+    client's own generation's read on a client, so a v3 client names v3's."""
+
+    def __init__(self, *, private: bool) -> None:
+        self.private = private
+
+    def __get__(self, client: BaseClient[Any] | None, owner: type | None = None) -> str:
+        dialect = V2 if client is None else client.config.dialect
+        return dialect.private_url if self.private else dialect.public_url
+
+
 class BaseClient(abc.ABC, Generic[TransportT]):
     """`WeexWebSocketClient` minus the event loop. Adapters add `__aenter__`/`__aexit__`
     (owning the task group or nursery) and say how to start a background task; they inherit
     this `__init__`, so every option is spelled out once and typed for each adapter."""
 
-    PUBLIC_ENDPOINT: ClassVar[str] = DEFAULT_PUBLIC_URL
-    """WEEX's public (market data) URL; `WeexConfig(public_url=...)` points elsewhere."""
-    PRIVATE_ENDPOINT: ClassVar[str] = DEFAULT_PRIVATE_URL
-    """WEEX's private (account) URL; `WeexConfig(private_url=...)` points elsewhere."""
+    PUBLIC_ENDPOINT = _WeexUrl(private=False)
+    """WEEX's public (market data) URL: v2's on the class, the client's generation's on a
+    client (`WeexConfig(api="v3")`); `WeexConfig(public_url=...)` points elsewhere."""
+    PRIVATE_ENDPOINT = _WeexUrl(private=True)
+    """WEEX's private (account) URL, as `PUBLIC_ENDPOINT`; `WeexConfig(private_url=...)`
+    points elsewhere."""
 
     def __init__(
         self,
