@@ -13,6 +13,7 @@ import copy
 import itertools
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -89,20 +90,25 @@ async def test_other_tasks_run_between_slices_of_a_flooded_stream(h: Harness) ->
     assert 4 * per_slice < RECEIVE_SIZE // len(frame)
 
 
-@on_every_adapter(tick_interval=1000.0, dialects=BOTH_DIALECTS)
-async def test_other_tasks_run_while_a_sync_handler_takes_a_flood(h: Harness) -> None:
-    """A sync handler is called inline by the receive loop (the relay's way): the loop still
-    hands control back after each slice, so the program's other tasks make progress all
-    through a flood, not only after it."""
-    frame = flood_frame(h.server.api)
-    flood = 3 * RECEIVE_SIZE // len(frame)
-    per_slice = FEED_SIZE // len(frame) + 1
+async def turns_while_a_sync_handler_takes(
+    h: Harness,
+    frame: bytes,
+    flood: int,
+    *,
+    cost: Callable[[], None] | None = None,
+    guard: float = 30,
+) -> list[int]:
+    """Send `frame` `flood` times in one write to a client whose sync handler (calling `cost`
+    for each message) takes them inline, beside a task that notes at each of its turns how
+    many flood messages the handler has had so far; those notes."""
     handled = 0
     turns: list[int] = []  # handler calls made so far, at each turn of the other task
     done = anyio.Event()
 
     def on_ticker(message: WebSocketMessage[Any]) -> None:
         nonlocal handled
+        if cost is not None:
+            cost()
         if str(message.record.last_price) == FLOOD_PRICE:
             handled += 1
             if handled == flood:
@@ -120,9 +126,21 @@ async def test_other_tasks_run_while_a_sync_handler_takes_a_flood(h: Harness) ->
         tg.start_soon(other_task)
         await h.server.wait_for_subscription(BTC)
         await h.server.send_raw_bytes(frame * flood)
-        with anyio.fail_after(30):
+        with anyio.fail_after(guard):
             await done.wait()
         tg.cancel_scope.cancel()
+    return turns
+
+
+@on_every_adapter(tick_interval=1000.0, dialects=BOTH_DIALECTS)
+async def test_other_tasks_run_while_a_sync_handler_takes_a_flood(h: Harness) -> None:
+    """A sync handler is called inline by the receive loop (the relay's way): the loop still
+    hands control back after each slice, so the program's other tasks make progress all
+    through a flood, not only after it."""
+    frame = flood_frame(h.server.api)
+    flood = 3 * RECEIVE_SIZE // len(frame)
+    per_slice = FEED_SIZE // len(frame) + 1
+    turns = await turns_while_a_sync_handler_takes(h, frame, flood)
 
     during = sorted({*turns, flood})
     assert during[0] == 0  # it ran before the flood, and (below) all along it
@@ -141,35 +159,13 @@ async def test_costly_handlers_shrink_the_slices_not_the_other_tasks_turns(h: Ha
     flood = 2 * FEED_SIZE // len(frame)
     per_small_slice = MIN_FEED_SIZE // len(frame) + 1
     assert 4 * per_small_slice < FEED_SIZE // len(frame)  # the sizes tell the two apart
-    handled = 0
-    turns: list[int] = []
-    done = anyio.Event()
 
-    def costly(message: WebSocketMessage[Any]) -> None:
-        nonlocal handled
+    def costly() -> None:
         spin_until = time.perf_counter() + ROUND_BUDGET / 2  # CPU work, not a sleep
         while time.perf_counter() < spin_until:
             pass
-        if str(message.record.last_price) == FLOOD_PRICE:
-            handled += 1
-            if handled == flood:
-                done.set()
 
-    async with h.client() as client, anyio.create_task_group() as tg:
-        client.add_message_handler(BTC, costly)
-        await client.subscribe("ticker", symbol="BTCUSDT")
-
-        async def other_task() -> None:
-            while True:
-                turns.append(handled)
-                await anyio.lowlevel.checkpoint()
-
-        tg.start_soon(other_task)
-        await h.server.wait_for_subscription(BTC)
-        await h.server.send_raw_bytes(frame * flood)
-        with anyio.fail_after(60):
-            await done.wait()
-        tg.cancel_scope.cancel()
+    turns = await turns_while_a_sync_handler_takes(h, frame, flood, cost=costly, guard=60)
 
     during = sorted({*turns, flood})
     steps = [b - a for a, b in itertools.pairwise(during) if a > 0]

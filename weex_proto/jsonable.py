@@ -61,31 +61,27 @@ def to_jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _stdlib_dumps() -> Callable[[Any], bytes]:
-    encoder = json.JSONEncoder(
-        ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=to_jsonable
-    )
-
-    def dumps(value: Any) -> bytes:
-        return encoder.encode(value).encode()
-
-    return dumps
+Writer = Callable[[Any], bytes]
 
 
-def _fast_dumps() -> Callable[[Any], bytes]:
+def _writers() -> tuple[Writer, Writer | None]:
+    """The compact writer, and the one with sorted keys: orjson's when it is installed, the
+    standard library's compact one (and no sorted one: `canonical_json` has its own) when not."""
     try:
         import orjson
     except ImportError:
-        return _stdlib_dumps()
-    fast = orjson.dumps
+        encoder = json.JSONEncoder(
+            ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=to_jsonable
+        )
+        return (lambda value: encoder.encode(value).encode()), None
+    dumps, sort_keys = orjson.dumps, orjson.OPT_SORT_KEYS
+    return (
+        (lambda value: dumps(value, default=to_jsonable)),
+        (lambda value: dumps(value, option=sort_keys)),
+    )
 
-    def dumps(value: Any) -> bytes:
-        return fast(value, default=to_jsonable)
 
-    return dumps
-
-
-_dumps = _fast_dumps()
+_dumps, _sorted_fast = _writers()
 
 _CANONICAL = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
@@ -94,22 +90,6 @@ _FLOAT_TOKEN = re.compile(rb"(?:^|[:,\[])(?:-?[0-9]+[.eE]|null)")
 """A number with a fraction or an exponent in compact JSON, or a null (orjson writes an
 infinity as null). It may also match inside a string: then the slower encoder is used,
 which is never wrong."""
-
-
-def _orjson_sorted() -> Callable[[Any], bytes] | None:
-    try:
-        import orjson
-    except ImportError:
-        return None
-    dumps, option = orjson.dumps, orjson.OPT_SORT_KEYS
-
-    def sorted_dumps(value: Any) -> bytes:
-        return dumps(value, option=option)
-
-    return sorted_dumps
-
-
-_sorted_fast = _orjson_sorted()
 
 
 def canonical_json(value: Any) -> bytes:

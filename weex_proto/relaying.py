@@ -21,6 +21,7 @@ import attrs
 
 from .channels import is_private_channel, parse_channel
 from .jsonable import canonical_json, dumps_compact
+from .nats_protocol import msg_id_headers
 
 SUBJECT_PREFIX = "weex"
 _FORBIDDEN_IN_SUBJECTS = frozenset(" \t\r\n*>")
@@ -344,7 +345,7 @@ def classify_ack(data: bytes, status: str | None = None) -> AckResult:
 def header_block_size(msg_id: str) -> int:
     """Bytes of the NATS header block carrying `Nats-Msg-Id` (counted by JetStream's
     max_msg_size and the server's max_payload, with the body)."""
-    return len(f"NATS/1.0\r\nNats-Msg-Id: {msg_id}\r\n\r\n".encode())
+    return len(msg_id_headers(msg_id))
 
 
 # --------------------------------------------------------------------------- the window

@@ -30,8 +30,6 @@ from weex_proto.messages import (
 from weex_proto.records import DepthData, OrderBookSnapshot, RowView, TickerData, TradeData
 from weex_proto.relaying import encode_body
 
-_AS_IS = frozenset({str, int, bool, type(None)})
-"""Types a JSON value keeps as it is: by far most of the fields of a record."""
 _ROW_VIEWS = frozenset({TickerData, TradeData, DepthData})
 """The `.data` of the channels that push most: read through the decoded push."""
 
@@ -46,11 +44,7 @@ def record_data(message: WebSocketMessage[Any]) -> dict[str, Any]:
     data = message.data
     if type(data) in _ROW_VIEWS:
         return cast(RowView, data).as_dict()
-    copied = data.as_dict() if isinstance(data, RowView) else dict(data)
-    for key, value in copied.items():
-        if type(value) not in _AS_IS:
-            copied[key] = to_jsonable(value)
-    return copied
+    return cast(dict[str, Any], to_jsonable(dict(data)))
 
 
 def is_book(message: WebSocketMessage[Any]) -> bool:
