@@ -28,9 +28,7 @@ import anyio.abc
 
 from weex_proto.channels import build_channel, is_private_channel
 from weex_proto.events import WebSocketMessage
-from weex_proto.messages import DepthUpdate, PayloadError, parse_record
 from weex_proto.nats_protocol import NatsProtocolError, Reply, ServerError, msg_id_headers
-from weex_proto.orderbook import OrderBook
 from weex_proto.relaying import (
     AckResult,
     FrameCounter,
@@ -50,6 +48,7 @@ from weex_proto.relaying import (
     subject_for,
     summary_text,
 )
+from weex_proto.runtime.books import LocalOrderBook
 
 from ..client import WeexWebSocketClient
 from ._nats_link import (
@@ -218,7 +217,8 @@ class Relay:
         self.max_size = -1
         """The largest message (headers and body) the stream and the server take; -1: any."""
         self.clients: list[WeexWebSocketClient] = []
-        self.books: dict[str, OrderBook] = {}
+        self.books: dict[str, LocalOrderBook] = {}
+        """The client-kept book of each depth channel, read for `publish_snapshots`."""
         self._snapshotted: dict[str, int] = {}
         self._trades = FrameCounter()
         self._subjects: dict[str, str] = {}
@@ -307,9 +307,6 @@ class Relay:
         except (TypeError, ValueError) as exc:
             log.warning("not relayed: a record of %s: %s", channel[:80], exc)
             return
-        book = self.books.get(channel)
-        if book is not None:
-            self._apply(book, channel, message)
         self._queue(Outgoing(subject, msg_id, channel, data, message.timestamp, message.gap))
 
     def _subject(self, channel: str) -> str:
@@ -328,15 +325,6 @@ class Relay:
         self._digested_frame, self._digested = frame, digest
         return digest
 
-    def _apply(self, book: OrderBook, channel: str, message: WebSocketMessage[Any]) -> None:
-        try:
-            update = parse_record(channel, message.source, message.index)
-        except PayloadError as exc:
-            book.invalidate(str(exc))
-            return
-        if isinstance(update, DepthUpdate):
-            book.apply(update)
-
     def _queue(self, item: Outgoing) -> None:
         self.received += 1
         if not self.outbox.put(item) and not self._dropping:
@@ -349,21 +337,20 @@ class Relay:
             )
         self._wake.set()
 
-    def follow_book(self, channel: str, symbol: str, level: int) -> None:
-        """Keep a local book of `channel`, for `publish_snapshots`."""
-        self.books[channel] = OrderBook(symbol, level)
-
     def publish_snapshots(self) -> int:
-        """Queue each live book that moved since its last snapshot; how many were queued."""
+        """Queue each live book that moved since its last snapshot; how many were queued.
+
+        A book the client could not keep raises its `OrderBookError`: the relay stops rather
+        than publish snapshots of a book it no longer has."""
         queued = 0
         for channel, book in self.books.items():
-            version = book.version
-            if book.version is None or self._snapshotted.get(channel) == version:
+            held = book.depth_levels()
+            if held is None:
+                continue  # waiting for a snapshot
+            version, bids, asks = held
+            if self._snapshotted.get(channel) == version:
                 continue
-            assert version is not None
-            record = book_snapshot_record(
-                book.symbol, book.depth, version, book.bids(), book.asks()
-            )
+            record = book_snapshot_record(book.symbol, book.levels, version, bids, asks)
             self._snapshotted[channel] = version
             self._queue(
                 Outgoing(
@@ -848,7 +835,7 @@ async def run_relay(args: argparse.Namespace, stopper: Stopper, stderr: TextIO) 
                         task_group.start_soon(relay.publish_forever, link, reconnect, args.stream)
                         if not args.quiet:
                             task_group.start_soon(show_status, relay, stderr)
-                        await _relay(groups, relay, args, task_group)
+                        await _relay(groups, relay, args, task_group, clients)
             # Stopped, WEEX closed: what is queued or unacked gets a last chance.
             with anyio.move_on_after(DRAIN_TIMEOUT):
                 await relay.drain(args.stream)
@@ -897,22 +884,17 @@ async def _relay(
     relay: Relay,
     args: argparse.Namespace,
     task_group: anyio.abc.TaskGroup,
+    books: contextlib.AsyncExitStack,
 ) -> None:
     for client, channels in groups:
         for channel in channels:
             client.add_message_handler(channel, relay.on_message)
             if channel.startswith("depth."):
+                # The client keeps the book (for the periodic snapshots) and resubscribes the
+                # channel after a version gap, which brings WEEX's fresh snapshot to the stream.
                 symbol = channel.split(".")[1]
-                relay.follow_book(channel, symbol, args.depth)
-                # The client's own book stream resubscribes the channel after a version
-                # gap, which brings a fresh WEEX snapshot to the relay's book too.
-                task_group.start_soon(_drain_book, client, symbol, args.depth)
+                book = client.order_book(symbol, level=args.depth)
+                relay.books[channel] = await books.enter_async_context(book)
             await client.subscribe(channel)
     if relay.books and args.snapshot_interval:
         task_group.start_soon(relay.snapshot_every, args.snapshot_interval)
-
-
-async def _drain_book(client: WeexWebSocketClient, symbol: str, level: int) -> None:
-    async with contextlib.aclosing(client.stream_order_book(symbol, level=level)) as books:
-        async for _ in books:
-            pass

@@ -1,9 +1,10 @@
-"""The client's local order books: one per depth channel that a stream reads.
+"""The client's local order books: one per depth channel that a stream reads or a user holds.
 
-Each `BookFeed` keeps its channel's `OrderBook` and the streams reading it (each at its own
-depth). `OrderBooks` applies each depth push, hands every reader one consistent book per
-update, and when the book can no longer be trusted gets a fresh snapshot without ever dropping
-the channel (see `_resync`), or ends its streams with `OrderBookError` when it cannot.
+Each `BookFeed` keeps its channel's `OrderBook`, the streams reading it (each at its own
+depth) and a count of `LocalOrderBook`s holding it. `OrderBooks` applies each depth push,
+hands every reader one consistent book per update (a holder reads the book when it likes),
+and when the book can no longer be trusted gets a fresh snapshot without ever dropping the
+channel (see `_resync`), or ends its readers with `OrderBookError` when it cannot.
 
 A book waiting for a snapshot has a deadline (`snapshot_timeout` from when it was asked for,
 on an open connection): a server that acks the subscribe and then sends only deltas, or never
@@ -20,7 +21,7 @@ from ..errors import OrderBookError, SubscriptionLimitError, WeexError
 from ..events import PushFrame, WebSocketMessage
 from ..messages import PayloadError, parse_depth_levels
 from ..orderbook import Applied, BookState, NeedsResync, OrderBook, Rejected
-from ..records import OrderBookSnapshot
+from ..records import Level, OrderBookSnapshot
 from ..session import WeexSession
 from .fanout import MessageBuffer
 from .health import Health
@@ -101,7 +102,9 @@ class OrderBooks:
                 if update.depth_type == "SNAPSHOT":
                     feed.resyncs_without_snapshot = 0
                     feed.snapshot_due = None
-                feed.publish(message)
+                feed.updated_at = message.timestamp
+                if feed.readers:
+                    feed.publish(message)
             elif isinstance(result, Rejected):
                 log.warning(
                     "skipped a depth push on %s: %s",
@@ -135,6 +138,7 @@ class OrderBooks:
         end with `OrderBookError`.
         """
         channel = feed.channel
+        feed.waiting_for = problem.reason
         log.warning(
             "order book %s needs a new snapshot: %s",
             channel,
@@ -188,6 +192,7 @@ class OrderBooks:
             error,
             extra={"weex_event": "book_failed", "channel": feed.channel},
         )
+        feed.error = error
         if self.feeds.get(feed.channel) is feed:
             del self.feeds[feed.channel]
         for buffer, _ in feed.readers:
@@ -195,7 +200,8 @@ class OrderBooks:
 
 
 class BookFeed:
-    """One depth channel's local book and the streams reading it (each with its own depth)."""
+    """One depth channel's local book, the streams reading it (each with its own depth) and
+    how many `LocalOrderBook`s hold it."""
 
     def __init__(self, channel: str) -> None:
         spec = parse_channel(channel)
@@ -203,6 +209,14 @@ class BookFeed:
         self.channel = channel
         self.book = OrderBook(spec.symbol, spec.level)
         self.readers: list[tuple[MessageBuffer, int]] = []
+        self.holders = 0
+        """`LocalOrderBook`s open on this book: they read it when they like, with no buffer."""
+        self.updated_at = 0.0
+        """Wall time the last applied push was received (0.0 before the first)."""
+        self.waiting_for = "waiting for the first snapshot"
+        """Why the book is not live, while it is not."""
+        self.error: WeexError | None = None
+        """Why the book ended, once it cannot be kept (its readers got the same error)."""
         self.resyncs_without_snapshot = 0
         self.snapshot_due: float | None = None
         """Monotonic time by which the snapshot asked for must have arrived; None when the
@@ -211,6 +225,11 @@ class BookFeed:
     @property
     def live(self) -> bool:
         return self.book.state is BookState.LIVE
+
+    @property
+    def unread(self) -> bool:
+        """No stream reads it and nobody holds it: the client stops keeping it."""
+        return not self.readers and not self.holders
 
     def publish(self, source: PushFrame) -> None:
         """One consistent book per reader (each at its own depth), for the push just applied."""
@@ -226,6 +245,74 @@ class BookFeed:
         for buffer, _ in self.readers:
             message = _book_message(self.channel, snapshot, source)
             buffer.put(message.with_gap())
+
+
+class LocalOrderBook:
+    """A local book the client keeps, read when the reader wants rather than once per update.
+
+    For readers that look now and then (a strategy checking the spread before an order, a
+    relay's periodic snapshots): nothing is copied or queued per update, and the book resyncs
+    exactly as `stream_order_book`'s does. Reading a book that could not be kept raises its
+    `OrderBookError`: it is never read stale.
+    """
+
+    def __init__(self, feed: BookFeed, levels: int) -> None:
+        self._feed = feed
+        self._held = True
+        self.levels = levels
+        """How many levels a side `snapshot()` returns."""
+
+    def __repr__(self) -> str:
+        return f"<LocalOrderBook {self._feed.channel} top {self.levels}>"
+
+    @property
+    def channel(self) -> str:
+        return self._feed.channel
+
+    @property
+    def symbol(self) -> str:
+        return self._feed.book.symbol
+
+    @property
+    def live(self) -> bool:
+        """True while the book is consistent with WEEX's (False while it waits for a snapshot)."""
+        return self._checked().live
+
+    @property
+    def version(self) -> int | None:
+        """The version of the last update applied; None while the book waits for a snapshot."""
+        return self._checked().book.version
+
+    def snapshot(self, levels: int | None = None) -> OrderBookSnapshot:
+        """The top `levels` (default: the book's own `levels`) of each side, now: the record a
+        stream would yield, `resyncing` (empty, with its `reason`) while the book is rebuilt."""
+        feed = self._checked()
+        if not feed.live:
+            return OrderBookSnapshot(
+                self.symbol, (), (), None, feed.updated_at, resyncing=True, reason=feed.waiting_for
+            )
+        return book_snapshot(feed.book, self.levels if levels is None else levels, feed.updated_at)
+
+    def depth_levels(self) -> tuple[int, list[Level], list[Level]] | None:
+        """`(version, bids, asks)` with every level the book holds, best first; None while it
+        waits for a snapshot. The cheapest whole copy (lists of the book's own levels)."""
+        feed = self._checked()
+        version = feed.book.version
+        if not feed.live or version is None:
+            return None
+        return version, feed.book.bids(), feed.book.asks()
+
+    def let_go(self) -> BookFeed | None:
+        """The client stops keeping the book for this holder (once); returns its feed."""
+        feed, self._held = (self._feed if self._held else None), False
+        if feed is not None:
+            feed.holders -= 1
+        return feed
+
+    def _checked(self) -> BookFeed:
+        if self._feed.error is not None:
+            raise self._feed.error
+        return self._feed
 
 
 def book_snapshot(book: OrderBook, levels: int, timestamp: float) -> OrderBookSnapshot:

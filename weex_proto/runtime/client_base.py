@@ -18,7 +18,7 @@ import contextlib
 import logging
 import random
 import ssl
-from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterable
 from typing import Any, Generic, Literal, TypeVar
 
 from ..channels import KlineInterval, PriceType, build_channel
@@ -38,6 +38,7 @@ from ..records import OrderBookSnapshot
 from ..session import WeexSession
 from ..sessionpool import SessionPool
 from .backend import AsyncBuffer, Backend
+from .books import LocalOrderBook
 from .fanout import BufferClosed, Handler, HandlerBacklog
 from .health import Health
 from .hub import (
@@ -590,6 +591,30 @@ class BaseClient(abc.ABC, Generic[TransportT]):
         acquired.append(channel)
         with contextlib.suppress(WeexError):
             await self._flush(session)
+
+    @contextlib.asynccontextmanager
+    async def order_book(self, symbol: str, level: int = 15) -> AsyncIterator[LocalOrderBook]:
+        """A local book of `symbol`'s top `level` levels, kept up to date while the block runs
+        and read when you like (`book.snapshot()`), rather than one message per update.
+
+        The same book as `stream_order_book` (snapshot, deltas, resyncs, gap handling), for
+        code that looks at the book now and then: nothing is copied or queued per update. A
+        book that cannot be kept raises its `OrderBookError` on the next read."""
+        plan = plan_order_book(symbol, level)
+        (channel,) = plan.channels
+        book = self._hub.hold_book(channel, level)
+        acquired = False
+        try:
+            session = self._hub.acquire(channel, self._clock())
+            acquired = True
+            await self._flush(session)
+            yield book
+        finally:
+            self._hub.let_go_book(book)
+            if acquired:
+                with self._backend.shield():
+                    for session in self._hub.release_all([channel], self._clock()):
+                        await self._flush_released(session)
 
     def stream_tickers(
         self, symbols: Iterable[str] | str | None = None

@@ -42,7 +42,7 @@ from ..records import RecordSplitter, SplitError
 from ..session import Decision, GiveUp, Reconnect, Stop, WeexSession
 from ..sessionpool import PooledSession, RetrySettings
 from .books import MAX_RESYNCS_WITHOUT_SNAPSHOT as MAX_RESYNCS_WITHOUT_SNAPSHOT
-from .books import SNAPSHOT_TIMEOUT, BookFeed, OrderBooks
+from .books import SNAPSHOT_TIMEOUT, BookFeed, LocalOrderBook, OrderBooks
 from .connections import ClientConnections, connection_name
 from .fanout import ChannelRefs, Handler, HandlerBacklog, MessageBuffer, Router
 from .health import Health
@@ -223,11 +223,24 @@ class ClientHub:
             feed = self._books.get(channel)
             if feed is not None:
                 feed.readers = [(b, n) for b, n in feed.readers if b is not buffer]
-                if not feed.readers:
+                if feed.unread:
                     del self._books[channel]
         else:
             self.routers[plan.private].remove_buffer(buffer)
         buffer.close()
+
+    def hold_book(self, channel: str, levels: int) -> LocalOrderBook:
+        """A `LocalOrderBook` of depth `channel`: the client keeps the book until it is let go."""
+        feed = self._books.get(channel)
+        if feed is None:
+            feed = self._books[channel] = BookFeed(channel)
+        feed.holders += 1
+        return LocalOrderBook(feed, levels)
+
+    def let_go_book(self, book: LocalOrderBook) -> None:
+        feed = book.let_go()
+        if feed is not None and feed.unread and self._books.get(feed.channel) is feed:
+            del self._books[feed.channel]
 
     def _stream_buffers(self, private: bool) -> list[MessageBuffer]:
         """Buffers of open streams (not of async handlers, which outlive connections)."""
@@ -473,6 +486,7 @@ class ClientHub:
                 for buffer, _ in feed.readers:
                     buffer.mark_gap()
                 feed.book.invalidate("reconnecting")  # the resubscribe brings a snapshot
+                feed.waiting_for = "reconnecting"
                 feed.snapshot_due = None  # set again when the new connection asks for it
         self.splitter.forget_candles(channels)
 
