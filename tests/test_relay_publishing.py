@@ -418,3 +418,34 @@ def test_a_repeated_server_error_is_said_once_in_a_while(caplog: pytest.LogCaptu
         f"NATS: {denied.text} (499 more times)",
         "NATS: Maximum Connections Exceeded",
     ]
+
+
+def test_repeated_refusals_are_counted_under_their_own_reason(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A refusal reason said once, its repeats counted; when another reason follows, the
+    count of the first is said on a line naming the first, never added to the second's."""
+    from weex_anyio.cli._relay import Relay
+    from weex_proto.relaying import AckResult, Outgoing
+
+    item = Outgoing("weex.ticker.x", "id-1", "ticker.x", {}, 0.0)
+    too_big = AckResult("refused", "message size exceeds maximum allowed")
+    full = AckResult("refused", "maximum messages exceeded")
+
+    async def main() -> None:
+        relay = Relay()
+        for _ in range(3):
+            relay._say_refused(item, too_big)
+        for _ in range(2):
+            relay._say_refused(item, full)
+
+    with caplog.at_level(logging.WARNING, logger="weex_anyio.relay"):
+        anyio.run(main)
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [
+        f"JetStream refused record id-1 of weex.ticker.x, dropped (the next one is flagged as "
+        f"a gap): {too_big.reason}",
+        f"JetStream refused 2 more records since the last such line: {too_big.reason}",
+        f"JetStream refused record id-1 of weex.ticker.x, dropped (the next one is flagged as "
+        f"a gap): {full.reason}",
+    ]

@@ -61,6 +61,7 @@ from ._nats_link import (
 from ._output import record_data
 from ._runtime import Stopper, client_options
 from ._streams import config_for
+from ._throttle import RepeatedLines
 
 log = logging.getLogger("weex_anyio.relay")
 
@@ -236,8 +237,8 @@ class Relay:
         self._limits_known = anyio.Event()
         self._inbox = ""
         """`<inbox>.`: the subjects of this link's acks start with it."""
-        self._said: tuple[str, float, int] = ("", -REFUSAL_LOG_INTERVAL, 0)
-        self._server_said: tuple[str, float, int] = ("", -REFUSAL_LOG_INTERVAL, 0)
+        self._refusals = RepeatedLines(REFUSAL_LOG_INTERVAL)
+        self._server_errors = RepeatedLines(REFUSAL_LOG_INTERVAL)
 
     # -- counters ----------------------------------------------------------------------------
 
@@ -455,18 +456,13 @@ class Relay:
     def _say_server_error(self, error: ServerError) -> None:
         """A WARNING; the same text again (a permissions violation comes once per publish)
         at most every `REFUSAL_LOG_INTERVAL` seconds, with a count."""
-        now = anyio.current_time()
-        text, said_at, unsaid = self._server_said
-        if error.text == text and now - said_at < REFUSAL_LOG_INTERVAL and not error.fatal:
-            self._server_said = (text, said_at, unsaid + 1)
-            return
-        if unsaid and error.text != text:
-            extra = {"weex_event": "nats_error"}
-            log.warning("NATS: %s (%d more times)", text, unsaid, extra=extra)
-            unsaid = 0
-        more = f" ({unsaid} more since the last such line)" if unsaid else ""
-        log.warning("NATS: %s%s", error.text, more, extra={"weex_event": "nats_error"})
-        self._server_said = (error.text, now, 0)
+        extra = {"weex_event": "nats_error"}
+        verdict = self._server_errors.check(error.text, anyio.current_time(), always=error.fatal)
+        if verdict.earlier is not None:
+            log.warning("NATS: %s (%d more times)", *verdict.earlier, extra=extra)
+        if verdict.say:
+            more = f" ({verdict.repeats} more since the last such line)" if verdict.repeats else ""
+            log.warning("NATS: %s%s", error.text, more, extra=extra)
 
     async def _pump(self, link: NatsLink) -> None:
         conn = link.conn
@@ -614,12 +610,18 @@ class Relay:
     def _say_refused(self, item: Outgoing, result: AckResult) -> None:
         """A WARNING naming the reason (an ERROR when storage is exhausted); the same
         reason again is said at most every `REFUSAL_LOG_INTERVAL` seconds, with a count."""
-        now = anyio.current_time()
-        reason, said_at, unsaid = self._said
-        if result.reason == reason and now - said_at < REFUSAL_LOG_INTERVAL:
-            self._said = (reason, said_at, unsaid + 1)
+        verdict = self._refusals.check(result.reason, anyio.current_time())
+        if verdict.earlier is not None:
+            log.warning(
+                "JetStream refused %d more records since the last such line: %s",
+                verdict.earlier[1],
+                verdict.earlier[0],
+                extra={"weex_event": "relay_refused"},
+            )
+        if not verdict.say:
             return
-        more = f" ({unsaid} more refused since the last such line)" if unsaid else ""
+        more = f" ({verdict.repeats} more refused since the last such line)"
+        more = more if verdict.repeats else ""
         if result.kind == "storage":
             log.error(
                 "JetStream storage is exhausted: record %s of %s dropped: %s%s",
@@ -639,7 +641,6 @@ class Relay:
                 more,
                 extra={"weex_event": "relay_refused"},
             )
-        self._said = (result.reason, now, 0)
 
     def _on_limits(self, data: bytes) -> None:
         """The stream's `max_msg_size` (JetStream's STREAM.INFO answer), below the server's
