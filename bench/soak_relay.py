@@ -30,9 +30,9 @@ subject, with the log:
 - no record says `gap: true` unless a relay dropped records or reconnected to the simulator;
 - each relay's RSS (`/proc/<pid>/status` VmRSS, every `--sample-every` seconds) grows by no
   more than `--rss-tolerance` MiB over the second half of its life (a least-squares slope;
-  `--rss-from 0.67` judges the last third). A relay's caches fill for the first minutes: its
-  count of recent trades frames (4,096 per trades channel, ~0.5 MiB each) takes ~6,000
-  frames, ~6.5 minutes at the feed's rate, to reach its final size.
+  `--rss-from 0.67` judges the last third). A relay's caches fill first: its count of
+  recent trades frames (512 per trades channel) is full within a minute at the feed's ~16
+  trades pushes a second per contract.
 
 `--kill-one` SIGKILLs the first relay halfway through and starts it again at once: the other
 carries on, and the stream still holds every record once. The restarted relay's RSS is
