@@ -580,7 +580,7 @@ async def test_private_streams_receive_the_events_of_a_trade(h: Harness) -> None
 # 8 ----------------------------------------------------------------------------------------------
 
 
-RAW_FRAMES = {
+RAW_FRAMES: dict[str, list[dict[str, Any]]] = {
     "v2": [{"event": "ping", "time": "1"}, {"event": "ping", "time": "2"}],
     "v3": [{"method": "PONG", "id": 1001}, {"method": "PONG", "id": 1002}],
 }
