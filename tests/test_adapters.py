@@ -26,6 +26,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
@@ -579,7 +580,25 @@ async def test_private_streams_receive_the_events_of_a_trade(h: Harness) -> None
 # 8 ----------------------------------------------------------------------------------------------
 
 
-@on_every_adapter(tick_interval=0.02)
+RAW_FRAMES: dict[str, list[dict[str, Any]]] = {
+    "v2": [{"event": "ping", "time": "1"}, {"event": "ping", "time": "2"}],
+    "v3": [{"method": "PONG", "id": 1001}, {"method": "PONG", "id": 1002}],
+}
+"""Two frames `send_message` sends as they are, one given as a dict and one as its text: a
+ping of the client's own on v2; on v3 (where the client never pings) PONGs of ids of its own."""
+
+
+def expected_pongs(api: str) -> list[dict[str, Any]]:
+    """What `send_pong("1693208170000")` and then `send_pong(..., key="type")` put on the wire,
+    right after two subscribes on a fresh connection: v2 echoes the time under the key; v3
+    sends PONG requests whose ids go on from the subscribes' 1 and 2 (docs/protocol-v3.md §3)."""
+    if api == "v3":
+        return [{"id": 3, "method": "PONG"}, {"id": 4, "method": "PONG"}]
+    return [{"event": "pong", "time": "1693208170000"}, {"type": "pong", "time": "1693208175000"}]
+
+
+# Server pings off: on v3 a PONG answering one would take an id the expected PONGs count on.
+@on_every_adapter(tick_interval=0.02, ping_interval=None, dialects=BOTH_DIALECTS)
 async def test_raw_sending_subscriptions_reconnect_and_disconnect(h: Harness) -> None:
     async with h.client() as client:
         assert await client.subscribe("ticker", symbol="BTCUSDT") == BTC
@@ -589,16 +608,12 @@ async def test_raw_sending_subscriptions_reconnect_and_disconnect(h: Harness) ->
         await h.server.wait_for_subscription(BTC)
         await h.server.wait_for_subscription(ETH_BOOK)
 
-        await client.send_message({"event": "ping", "time": "1"})
-        await client.send_message('{"event":"ping","time":"2"}')
+        as_dict, as_text = RAW_FRAMES[h.server.api]
+        await client.send_message(as_dict)
+        await client.send_message(json.dumps(as_text))
         await client.send_pong("1693208170000")
         await client.send_pong("1693208175000", key="type")
-        sent = [
-            {"event": "ping", "time": "1"},
-            {"event": "ping", "time": "2"},
-            {"event": "pong", "time": "1693208170000"},
-            {"type": "pong", "time": "1693208175000"},
-        ]
+        sent = [as_dict, as_text, *expected_pongs(h.server.api)]
         await h.server.wait_until(lambda: all(frame in h.server.received for frame in sent))
         assert [f for f in h.server.received if f in sent] == sent
 
@@ -676,7 +691,12 @@ async def tls_front(
         tg.cancel_scope.cancel()
 
 
-@on_every_adapter(tick_interval=0.02)
+def tls_url(h: Harness, port: int) -> str:
+    """The simulator's public URL (its dialect's path) as wss:// through `tls_front`'s port."""
+    return f"wss://127.0.0.1:{port}{urlsplit(h.server.public_url).path}"
+
+
+@on_every_adapter(tick_interval=0.02, dialects=BOTH_DIALECTS)
 async def test_wss_verifies_certificates_by_default_and_trusts_a_given_ca(h: Harness) -> None:
     ca = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -685,7 +705,7 @@ async def test_wss_verifies_certificates_by_default_and_trusts_a_given_ca(h: Har
     ca.configure_trust(trusting)
 
     async with tls_front(h.server.port, server_context) as (port, failures):
-        config = h.config(public_url=f"wss://127.0.0.1:{port}/v2/ws/public")
+        config = h.config(public_url=tls_url(h, port))
 
         async with h.client(config, max_retries=0) as untrusting:
             with anyio.fail_after(5), pytest.raises(ReconnectExhaustedError) as caught:
@@ -712,13 +732,13 @@ def server_context_signed_by(ca: trustme.CA) -> ssl.SSLContext:
     return context
 
 
-@on_every_adapter(tick_interval=0.02)
+@on_every_adapter(tick_interval=0.02, dialects=BOTH_DIALECTS)
 async def test_a_certificate_failure_is_spelled_out_in_the_error(h: Harness) -> None:
     server_context = server_context_signed_by(trustme.CA())
     not_trusting = ssl.create_default_context()  # the system's CAs, not this test CA
 
     async with tls_front(h.server.port, server_context) as (port, _):
-        config = h.config(public_url=f"wss://127.0.0.1:{port}/v2/ws/public")
+        config = h.config(public_url=tls_url(h, port))
         transport = h.adapter.tcp_transport(not_trusting)
         async with h.client(config, transport=transport, max_retries=0) as client:
             with anyio.fail_after(5), pytest.raises(ReconnectExhaustedError) as caught:
@@ -731,14 +751,14 @@ async def test_a_certificate_failure_is_spelled_out_in_the_error(h: Harness) -> 
         assert "SSLCertVerificationError" in text
 
 
-@on_every_adapter(tick_interval=0.02)
+@on_every_adapter(tick_interval=0.02, dialects=BOTH_DIALECTS)
 async def test_ssl_context_option_trusts_a_custom_ca(h: Harness) -> None:
     ca = trustme.CA()
     trusting = ssl.create_default_context()
     ca.configure_trust(trusting)
 
     async with tls_front(h.server.port, server_context_signed_by(ca)) as (port, _):
-        config = h.config(public_url=f"wss://127.0.0.1:{port}/v2/ws/public")
+        config = h.config(public_url=tls_url(h, port))
         system_only = ssl.create_default_context()
         async with h.client(config, ssl_context=system_only, max_retries=0) as untrusting:
             with anyio.fail_after(5), pytest.raises(ReconnectExhaustedError) as caught:
@@ -754,7 +774,7 @@ async def test_ssl_context_option_trusts_a_custom_ca(h: Harness) -> None:
         assert h.server.stats.accepted == 1
 
 
-@on_every_adapter(tick_interval=0.02)
+@on_every_adapter(tick_interval=0.02, dialects=BOTH_DIALECTS)
 async def test_ca_file_from_the_environment_trusts_that_ca_only(h: Harness, tmp_path: Path) -> None:
     ca, other_ca = trustme.CA(), trustme.CA()
     ca.cert_pem.write_to_path(tmp_path / "ca.pem")
@@ -762,7 +782,7 @@ async def test_ca_file_from_the_environment_trusts_that_ca_only(h: Harness, tmp_
 
     async with tls_front(h.server.port, server_context_signed_by(ca)) as (port, _):
         env = {
-            "WEEX_WS_PUBLIC_URL": f"wss://127.0.0.1:{port}/v2/ws/public",
+            "WEEX_WS_PUBLIC_URL": tls_url(h, port),
             "WEEX_USER_AGENT": USER_AGENT,
         }
         wrong = WeexConfig.from_env(env | {"WEEX_CA_FILE": str(tmp_path / "other.pem")})
@@ -774,6 +794,7 @@ async def test_ca_file_from_the_environment_trusts_that_ca_only(h: Harness, tmp_
 
         config = WeexConfig.from_env(env | {"WEEX_CA_FILE": str(tmp_path / "ca.pem")})
         assert config.ca_file == str(tmp_path / "ca.pem")
+        assert config.dialect.name == h.server.api  # the URL's path says which
         async with h.client(config, max_retries=0) as client:
             stream = generator(client.stream_tickers("BTCUSDT"))
             message = await take(stream)

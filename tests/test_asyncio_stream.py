@@ -8,6 +8,9 @@ client's `TransportStream` contract says, a reader that stops reading stops the 
 read (the buffer stays bounded) and picks up where it left off, TLS verifies (directly and
 inside a proxy tunnel), a cancelled receive loses nothing, and on trio anyio's streams stay.
 The suite's other asyncio tests run on this stream too, since it is the default.
+
+The stream tests carry bytes and speak no WEEX protocol; the whole-client tests at the end run
+on WEEX's v2 and v3 (the server's path, subscribe and pushes in the dialect's words).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import pytest
 import trustme
 
 import weex_anyio
-from tests.adapters import eventually
+from tests.adapters import BOTH_DIALECTS, eventually
 from tests.proxyserver import RunningProxy, pproxy_server
 from tests.thirdparty_server import ThirdPartyWeexServer, ticker_push
 from tests.wspeer import ServerPeer
@@ -425,15 +428,46 @@ def test_tls_inside_a_proxy_tunnel_on_the_protocol_stream(
 
 # --------------------------------------------------------------------------- the whole client
 
+DIALECTS = pytest.mark.parametrize("api", BOTH_DIALECTS)
+V3_TICKER = {
+    "priceChange": "p",
+    "priceChangePercent": "P",
+    "trades": "n",
+    "size": "v",
+    "value": "q",
+    "high": "h",
+    "low": "l",
+    "lastPrice": "c",
+    "markPrice": "m",
+}
+"""v2 ticker fields -> v3's (docs/protocol-v3.md §5.1)."""
 
-def test_a_frame_larger_than_every_buffer_reaches_the_consumer_intact() -> None:
-    big = ticker_push("cmt_btcusdt", "101.5")
-    big["data"][0]["padding"] = "x" * (3 << 20)  # > RECEIVE_SIZE and > the high-water mark
+
+def btc_ticker(api: str, last_price: str, **extra: str) -> tuple[str, dict[str, Any]]:
+    """BTCUSDT's ticker channel as `api` names it on the wire, and a push of it (`extra` fields
+    added to its row), in `api`'s words."""
+    v2 = ticker_push("cmt_btcusdt", last_price)
+    (row,) = v2["data"]
+    if api == "v2":
+        row.update(extra)
+        return "ticker.cmt_btcusdt", v2
+    v3_row: dict[str, Any] = {
+        V3_TICKER[key]: value for key, value in row.items() if key in V3_TICKER
+    }
+    v3_row["n"] = int(v3_row["n"])  # a count is a number on v3
+    v3_row.update(extra)
+    return "BTCUSDT@ticker", {"e": "ticker", "E": 1747203188148, "s": "BTCUSDT", "d": [v3_row]}
+
+
+@DIALECTS
+def test_a_frame_larger_than_every_buffer_reaches_the_consumer_intact(api: str) -> None:
+    padding = "x" * (3 << 20)  # > RECEIVE_SIZE and > the high-water mark
+    channel, big = btc_ticker(api, "101.5", padding=padding)
 
     async def body() -> None:
-        async with ThirdPartyWeexServer() as server:
+        async with ThirdPartyWeexServer(api=api) as server:
             server.max_frame_size = 8 << 20
-            server.on_subscribe["ticker.cmt_btcusdt"] = [big, ticker_push("cmt_btcusdt", "102")]
+            server.on_subscribe[channel] = [big, btc_ticker(api, "102")[1]]
             config = WeexConfig(public_url=server.public_url)
             async with (
                 weex_anyio.WeexWebSocketClient(config, max_message_size=8 << 20) as client,
@@ -441,21 +475,24 @@ def test_a_frame_larger_than_every_buffer_reaches_the_consumer_intact() -> None:
             ):
                 first = await anext(tickers)
                 second = await anext(tickers)
-            assert first.frame == big
+            assert first.raw == json.dumps(big)  # the server's text, to the last byte
+            assert first.frame["data"][0]["padding"] == padding
+            assert str(first.record.last_price) == "101.5"
             assert str(second.record.last_price) == "102"
 
     run(body)
 
 
+@DIALECTS
 def test_closing_while_the_server_floods_and_never_answers_ends_by_the_close_timeout(
-    caplog: pytest.LogCaptureFixture,
+    api: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The close deadline fires although a `receive` never has to wait for data (without the
     receive loop handling a due timer first, the client would end only when `disconnect`
     gives up on it and cancels: no close is reported then)."""
     caplog.set_level(logging.INFO, logger="weex_ws")
     closes: list[tuple[int, str | None]] = []
-    push = json.dumps(ticker_push("cmt_btcusdt", "1"))
+    push = json.dumps(btc_ticker(api, "1")[1])
 
     async def server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = ServerPeer()
@@ -479,7 +516,7 @@ def test_closing_while_the_server_floods_and_never_answers_ends_by_the_close_tim
 
     async def body() -> None:
         async with serving(server) as port:
-            config = WeexConfig(public_url=f"ws://127.0.0.1:{port}/v2/ws/public")
+            config = WeexConfig(public_url=f"ws://127.0.0.1:{port}/{api}/ws/public")
             client = weex_anyio.WeexWebSocketClient(config, ping_interval=None)
             async with client, contextlib.aclosing(client.stream_tickers("BTCUSDT")) as tickers:
                 for _ in range(500):
@@ -494,14 +531,16 @@ def test_closing_while_the_server_floods_and_never_answers_ends_by_the_close_tim
     ]
 
 
-def test_the_client_on_the_protocol_stream_through_a_stalled_sync_handler() -> None:
+@DIALECTS
+def test_the_client_on_the_protocol_stream_through_a_stalled_sync_handler(api: str) -> None:
     """A sync handler that blocks the loop stops all reading; nothing is lost or reordered."""
-    pushes = [ticker_push("cmt_btcusdt", str(100 + n)) for n in range(3000)]
+    channel, _ = btc_ticker(api, "0")
+    pushes = [btc_ticker(api, str(100 + n))[1] for n in range(3000)]
     seen: list[str] = []
 
     async def body() -> None:
-        async with ThirdPartyWeexServer() as server:
-            server.on_subscribe["ticker.cmt_btcusdt"] = list(pushes)
+        async with ThirdPartyWeexServer(api=api) as server:
+            server.on_subscribe[channel] = list(pushes)
             config = WeexConfig(public_url=server.public_url)
             done = anyio.Event()
 

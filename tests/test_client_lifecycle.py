@@ -1,4 +1,8 @@
-"""Lifecycle edges: cancellation from outside the client, async handlers after a give-up."""
+"""Lifecycle edges: cancellation from outside the client, async handlers after a give-up.
+
+Each runs against a `websockets` server speaking WEEX's v2 or v3 (a subscribe is acked and
+one ticker push follows, in the dialect's words).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import anyio.abc
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
+from tests.adapters import BOTH_DIALECTS
 from tests.thirdparty_server import eventually
 from weex_anyio import ReconnectExhaustedError, TransportStream, WeexConfig, WeexWebSocketClient
 from weex_anyio._transport import tcp_transport
@@ -31,22 +36,46 @@ class Recorder:
         self.url = ""
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[Recorder]:
+def answer_v2(message: Any) -> list[Any]:
+    """A v2 subscribe's ack, then one push on its channel."""
+    if message.get("event") != "subscribe":
+        return []
+    channel = message["channel"]
+    return [
+        {"event": "subscribed", "channel": channel},
+        {"event": "payload", "channel": channel, "data": [{}]},
+    ]
+
+
+def answer_v3(message: Any) -> list[Any]:
+    """A v3 SUBSCRIBE's answer by id, then one push for each `<SYMBOL>@ticker` it names."""
+    if message.get("method") != "SUBSCRIBE":
+        return []
+    pushes = [
+        {"e": "ticker", "E": 1, "s": name.partition("@")[0], "d": [{}]}
+        for name in message["params"]
+        if name.endswith("@ticker")
+    ]
+    return [{"id": message["id"], "result": True}, *pushes]
+
+
+ANSWERS = {"v2": answer_v2, "v3": answer_v3}
+
+
+@pytest.fixture(params=BOTH_DIALECTS)
+async def server(request: pytest.FixtureRequest) -> AsyncIterator[Recorder]:
     recorder = Recorder()
+    answer = ANSWERS[request.param]
 
     async def handler(ws: ServerConnection) -> None:
         async for raw in ws:
-            message: Any = json.loads(raw)
-            if message.get("event") == "subscribe":
-                await ws.send(json.dumps({"event": "subscribed", "channel": message["channel"]}))
-                push = {"event": "payload", "channel": message["channel"], "data": [{}]}
-                await ws.send(json.dumps(push))
+            for reply in answer(json.loads(raw)):
+                await ws.send(json.dumps(reply))
         recorder.close_codes.append(ws.close_code)
 
     async with serve(handler, "127.0.0.1", 0) as ws_server:
         port = ws_server.sockets[0].getsockname()[1]
-        recorder.url = f"ws://127.0.0.1:{port}/v2/ws/public"
+        recorder.url = f"ws://127.0.0.1:{port}/{request.param}/ws/public"
         yield recorder
 
 

@@ -5,7 +5,8 @@ bundle (about 1 MB of OpenSSL memory, which `tracemalloc` does not see). Anythin
 client kept alive by a reference cycle waits for a full collection of the oldest generation,
 so a program opening and closing clients piles up several of them and fragments its heap
 (`bench/bench_memory.py cycles` shows it in the resident set). Plain reference counting
-frees a closed client at once; these tests check that nothing stops it, on every adapter.
+frees a closed client at once; these tests check that nothing stops it, on every adapter
+and in both of WEEX's dialects.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import aclosing, contextmanager
 from typing import Any
 
-from tests.adapters import Harness, on_every_adapter, take
+from tests.adapters import BOTH_DIALECTS, Harness, on_every_adapter, take
 from weex_proto.config import Endpoint
 
 
@@ -41,7 +42,7 @@ def no_cycle_collector() -> Iterator[None]:
         gc.enable()
 
 
-@on_every_adapter(tick_interval=0.02)
+@on_every_adapter(tick_interval=0.02, dialects=BOTH_DIALECTS)
 async def test_a_closed_client_frees_its_transport_without_the_cycle_collector(h: Harness) -> None:
     transport = WatchedTransport(h.adapter.tcp_transport(None))
     alive = weakref.ref(transport)

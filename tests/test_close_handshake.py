@@ -7,7 +7,8 @@ of the client's own clean shutdown.
 
 `websockets.asyncio` needs an asyncio loop, and the trio variants run on trio, so the server
 runs on its own asyncio loop in a thread (`ServerThread`); test bodies reach it with `call`.
-Real time throughout: a virtual clock would jump while the server thread works.
+Real time throughout: a virtual clock would jump while the server thread works. Every test
+runs on WEEX's v2 and v3 (the server's paths, and so the client's dialect).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import anyio.to_thread
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.adapters import ADAPTERS, TEST_LIMIT, Adapter, Client
+from tests.adapters import ADAPTERS, BOTH_DIALECTS, TEST_LIMIT, Adapter, Client
 from tests.thirdparty_server import Peer, ThirdPartyWeexServer, eventually
 from weex_anyio import WeexConfig
 
@@ -39,8 +40,8 @@ USER_AGENT = "weex-ws-close-tests/1.0"
 class ServerThread:
     """A `ThirdPartyWeexServer` on its own asyncio loop in a background thread."""
 
-    def __init__(self) -> None:
-        self.server = ThirdPartyWeexServer()
+    def __init__(self, api: str = "v2") -> None:
+        self.server = ThirdPartyWeexServer(api=api)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
@@ -114,9 +115,9 @@ class ServerThread:
         return adapter.client_class(config, **settings)
 
 
-@pytest.fixture
-def server_thread() -> Iterator[ServerThread]:
-    with ServerThread() as running:
+@pytest.fixture(params=BOTH_DIALECTS)
+def server_thread(request: pytest.FixtureRequest) -> Iterator[ServerThread]:
+    with ServerThread(request.param) as running:
         yield running
 
 

@@ -5,6 +5,9 @@ mistakes. Here the HTTP upgrade, the framing, RFC 6455 pings and close handshake
 from `websockets`; only the WEEX layer on top is ours, written from
 /work/shared/weex-protocol.md (§1.2 User-Agent, §1.3 signed handshake, §2 application pings,
 §3 subscribe/ack/payload, §3.4 the assumed error frame) without importing `weex_proto`.
+With `api="v3"` it serves `/v3/` paths and speaks v3's requests (docs/protocol-v3.md §1-3):
+a `connected` greeting, `SUBSCRIBE`/`UNSUBSCRIBE`/`PONG` answered by id; channel names and
+pushes are then v3's, as the test writes them (the server translates nothing).
 
     async with ThirdPartyWeexServer(secret_key="s") as server:
         server.on_subscribe["ticker.cmt_btcusdt"] = [ticker_push("cmt_btcusdt", "1")]
@@ -43,6 +46,11 @@ TIMESTAMP_WINDOW_MS = 30_000  # doc §1.3: "expires after 30 seconds"
 server_log = logging.getLogger("tests.thirdparty_server")
 
 Frame = Mapping[str, Any]
+
+
+def paths(api: str) -> tuple[str, str]:
+    """The public and private paths of WEEX's `api` ("v2" or "v3")."""
+    return f"/{api}/ws/public", f"/{api}/ws/private"
 
 
 def expected_signature(secret_key: str, timestamp: str, path: str = PRIVATE_PATH) -> str:
@@ -137,14 +145,22 @@ class Peer:
 
     @property
     def private(self) -> bool:
-        return self.path == PRIVATE_PATH
+        return self.path.endswith("/private")
 
     def frames(self, event: str) -> list[dict[str, Any]]:
-        """Received JSON objects whose `event` is `event`."""
-        return [f for f in self.received if isinstance(f, dict) and f.get("event") == event]
+        """Received JSON objects whose `event` is `event` (v3: whose `method` is it, upper case)."""
+        return [
+            f
+            for f in self.received
+            if isinstance(f, dict) and (f.get("event") == event or f.get("method") == event.upper())
+        ]
 
     def channels(self, event: str) -> list[str]:
-        return [f["channel"] for f in self.frames(event)]
+        """The names of the `event` ("subscribe"...) requests, in order (v3: each of `params`)."""
+        names: list[str] = []
+        for frame in self.frames(event):
+            names.extend(frame["params"] if "method" in frame else [frame["channel"]])
+        return names
 
     async def send(self, frame: Frame | str | bytes) -> None:
         """Send a JSON object, raw text or a binary frame; a closed connection is ignored."""
@@ -175,9 +191,13 @@ class Peer:
 
 
 class ThirdPartyWeexServer:
-    """Loopback WEEX v2 look-alike. Attributes below are the per-test script."""
+    """Loopback WEEX v2 (or v3) look-alike. Attributes below are the per-test script."""
 
-    def __init__(self, *, api_key: str = "", secret_key: str = "", passphrase: str = "") -> None:
+    def __init__(
+        self, *, api_key: str = "", secret_key: str = "", passphrase: str = "", api: str = "v2"
+    ) -> None:
+        self.api = api
+        self.public_path, self.private_path = paths(api)
         self.api_key = api_key
         self.secret_key = secret_key
         self.passphrase = passphrase
@@ -225,11 +245,11 @@ class ThirdPartyWeexServer:
 
     @property
     def public_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}{PUBLIC_PATH}"
+        return f"ws://127.0.0.1:{self.port}{self.public_path}"
 
     @property
     def private_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}{PRIVATE_PATH}"
+        return f"ws://127.0.0.1:{self.port}{self.private_path}"
 
     def stop_listening(self) -> None:
         """Close the listening socket: new connections are refused at TCP level."""
@@ -270,13 +290,13 @@ class ThirdPartyWeexServer:
     def _judge(
         self, connection: ServerConnection, path: str, headers: Mapping[str, str]
     ) -> Response | None:
-        if path not in (PUBLIC_PATH, PRIVATE_PATH):
+        if path not in (self.public_path, self.private_path):
             return connection.respond(404, "not found\n")
         if not headers.get("user-agent", "").strip():
             return connection.respond(403, "User-Agent required\n")  # doc §1.2 (presumed)
         if self.refuse_status is not None:
             return connection.respond(self.refuse_status, "service unavailable\n")
-        if path == PRIVATE_PATH:
+        if path == self.private_path:
             return self._check_signature(connection, headers)
         return None
 
@@ -306,7 +326,7 @@ class ThirdPartyWeexServer:
             and hmac.compare_digest(headers["access-passphrase"], self.passphrase)
         ):
             return refuse("40012", "Incorrect API key/Passphrase")
-        wanted = expected_signature(self.secret_key, timestamp)
+        wanted = expected_signature(self.secret_key, timestamp, self.private_path)
         if not hmac.compare_digest(headers["access-sign"], wanted):
             return refuse("40009", "API verification failed")
         return None
@@ -319,6 +339,8 @@ class ThirdPartyWeexServer:
         headers = {name.lower(): value for name, value in request.headers.raw_items()}
         peer = Peer(connection, request.path, headers)
         self.peers.append(peer)
+        if self.api == "v3":
+            await peer.send({"event": "connected", "timestamp": int(time.time() * 1000)})
         try:
             async for message in connection:
                 if isinstance(message, bytes):
@@ -338,6 +360,9 @@ class ThirdPartyWeexServer:
             peer.closed = True
 
     async def _react(self, peer: Peer, frame: dict[str, Any]) -> None:
+        if self.api == "v3":
+            await self._react_v3(peer, frame)
+            return
         event, channel = frame.get("event"), frame.get("channel")
         if not isinstance(channel, str):
             return
@@ -353,6 +378,31 @@ class ThirdPartyWeexServer:
         elif event == "unsubscribe":
             peer.subscriptions.discard(channel)
             await peer.send({"event": "unsubscribed", "channel": channel})
+
+    async def _react_v3(self, peer: Peer, frame: dict[str, Any]) -> None:
+        """v3 requests, answered by id: `{"id":N,"result":true}`, or for a name in
+        `subscribe_errors` `{"result":false,"id":N,"msg":...}` with that frame's `msg`."""
+        method, request_id, params = frame.get("method"), frame.get("id"), frame.get("params")
+        if method == "PONG":
+            if not peer.private:  # the private socket does not answer PONGs (Weex.Net)
+                await peer.send({"id": request_id, "result": True})
+            return
+        if method not in ("SUBSCRIBE", "UNSUBSCRIBE") or not isinstance(params, list):
+            return
+        names = [name for name in params if isinstance(name, str)]
+        refused = [self.subscribe_errors[n] for n in names if n in self.subscribe_errors]
+        if method == "SUBSCRIBE" and refused:
+            await peer.send({"result": False, "id": request_id, "msg": refused[0].get("msg")})
+            return
+        if method == "UNSUBSCRIBE":
+            peer.subscriptions.difference_update(names)
+            await peer.send({"id": request_id, "result": True})
+            return
+        peer.subscriptions.update(names)
+        await peer.send({"id": request_id, "result": True})
+        for name in names:
+            for scripted in self.on_subscribe.get(name, ()):
+                await peer.send(scripted)
 
 
 async def eventually(condition: Callable[[], bool], *, limit: float = 5.0) -> None:
