@@ -433,13 +433,19 @@ class Relay:
         connection ends."""
         try:
             while True:
+                on_reply = self._on_reply
                 for event in await link.receive():
                     if type(event) is Reply:
-                        self._on_reply(event.subject, event.data, event.status)
+                        on_reply(event.subject, event.data, event.status)
                     elif isinstance(event, ServerError):
                         self._say_server_error(event)
                         if event.fatal:
                             raise anyio.EndOfStream
+                # The publisher refills in batches: woken once a slice of the window is free
+                # (or it emptied, or something is to be sent again), once per read of acks.
+                window = self.window
+                if window.due or window.room >= self._refill or not len(window):
+                    self._wake.set()
                 await link.flush()  # a PONG for the server's PING
         except (
             OSError,
@@ -601,11 +607,6 @@ class Relay:
             item = self.window.refuse(seq)
             if item is not None:
                 self._say_refused(item, result)
-        # The publisher refills in batches: woken once a slice of the window is free (or it
-        # emptied, or something is to be sent again), not once per ack.
-        window = self.window
-        if window.due or window.room >= self._refill or not len(window):
-            self._wake.set()
 
     def _say_refused(self, item: Outgoing, result: AckResult) -> None:
         """A WARNING naming the reason (an ERROR when storage is exhausted); the same
