@@ -556,7 +556,7 @@ def test_repr_has_no_secrets(api: str) -> None:
 
 # --------------------------------------------------------------------------- properties
 
-ACKS = {
+ACKS: dict[str, dict[str, Any]] = {
     "v2": {"event": "subscribed", "channel": "ticker.cmt_btcusdt"},
     "v3": {"result": True, "id": 1},
 }
