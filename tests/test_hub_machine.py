@@ -178,9 +178,10 @@ class Socket:
         self.seen = 0  # requests read from `peer.texts`
         self.queue: list[dict[str, Any]] = []  # requests not answered yet, oldest first
         """Each as `{"event": operation, "channel": v2 name, "id": its id (v3) or None}`."""
-        self.pending_subscribe: set[str] = set()
+        self.pending_subscribe: dict[str, Any] = {}
         """Channels whose latest request here is a subscribe not answered (by an ack or an
-        error) since: what the client's book holds as a pending subscribe."""
+        error) since: what the client's book holds as a pending subscribe. Each with that
+        request's id: v3 refuses by it, also a request the server ignored."""
         self.held: set[str] = set()  # channels the server sends data for
         self.outbox = b""
         self.depth_frames = 0  # depth pushes in `outbox`
@@ -350,9 +351,9 @@ class MisbehavingServerMachine(RuleBasedStateMachine):
                 continue
             socket.queue.append(request)
             if request["event"] == "subscribe":
-                socket.pending_subscribe.add(request["channel"])
+                socket.pending_subscribe[request["channel"]] = request["id"]
             else:
-                socket.pending_subscribe.discard(request["channel"])
+                socket.pending_subscribe.pop(request["channel"], None)
         if self.answering is not None and socket.open:
             self.answer(socket, len(socket.queue), self.answering)
         if socket.peer.closes and not socket.closed:
@@ -383,7 +384,7 @@ class MisbehavingServerMachine(RuleBasedStateMachine):
             if how == "ignore":
                 continue
             if request["event"] == "subscribe":
-                socket.pending_subscribe.discard(channel)
+                socket.pending_subscribe.pop(channel, None)
                 socket.held.add(channel)
                 self.acked_ever.add(channel)
                 socket.send({"event": "subscribed", "channel": channel, "id": request["id"]})
@@ -536,11 +537,11 @@ class MisbehavingServerMachine(RuleBasedStateMachine):
             frame["channel"] = channel
         if pending:
             assert channel is not None
-            socket.pending_subscribe.discard(channel)  # the error answers the subscribe
+            # The error answers the subscribe: v3 refuses by its id, even once it was ignored.
+            frame["id"] = socket.pending_subscribe.pop(channel)
             for index in range(len(socket.queue) - 1, -1, -1):
                 request = socket.queue[index]
                 if request["event"] == "subscribe" and request["channel"] == channel:
-                    frame["id"] = request["id"]  # v3 refuses by the request's id
                     del socket.queue[index]
                     break
             for stream in readers:

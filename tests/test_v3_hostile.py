@@ -15,21 +15,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.test_hub import T0, connect, make_hub
-from tests.wspeer import ServerPeer
+from tests.test_connection import T0, drain, open_pair
+from tests.test_hostile_frames import NESTED, feed, hub_with_streams, ticker_push
 from weex_proto import strategies as ws
 from weex_proto import v3wire
-from weex_proto.config import WeexConfig
-from weex_proto.connection import WeexConnection
 from weex_proto.events import MessageReceived
 from weex_proto.messages import DepthUpdate, PayloadError, parse_push
-from weex_proto.runtime.fanout import MessageBuffer
-from weex_proto.runtime.hub import ClientHub, plan_order_book, plan_tickers
-from weex_proto.session import WeexSession
 
-V3 = WeexConfig(api_key="k", secret_key="s", passphrase="p", api="v3")
-BTC = "ticker.cmt_btcusdt"
-NESTED = "[" * 990 + "]" * 990
 PRIVATE = ("account", "positions", "orders", "fill")
 
 HOSTILE_V3 = [
@@ -57,33 +49,11 @@ HOSTILE_V3 = [
 ]
 
 
-def v3_ticker(price: str) -> str:
-    return json.dumps({"e": "ticker", "E": 1, "s": "BTCUSDT", "d": [{"c": price}]})
-
-
-def v3_hub() -> tuple[ClientHub, WeexSession, ServerPeer, list[MessageBuffer]]:
-    hub = make_hub(V3)
-    tickers = hub.open_stream(plan_tickers(["BTCUSDT"]))
-    book = hub.open_stream(plan_order_book("BTCUSDT", 5))
-    session = hub.acquire(BTC, T0)
-    hub.acquire("depth.cmt_btcusdt.15", T0)
-    peer = connect(hub, session)
-    return hub, session, peer, [tickers, book]
-
-
-def feed(hub: ClientHub, session: WeexSession, peer: ServerPeer, text: str) -> None:
-    conn = session.connection
-    assert conn is not None
-    conn.receive_data(peer.text(text), T0 + 1)
-    assert hub.handle_events(session, conn, T0 + 1) is None  # still connected
-    peer.receive(conn.data_to_send())
-
-
 @pytest.mark.parametrize("text", HOSTILE_V3, ids=lambda text: text[:40])
 def test_hostile_v3_frames_are_skipped_and_data_keeps_flowing(text: str) -> None:
-    hub, session, peer, (tickers, book) = v3_hub()
+    hub, session, peer, (tickers, book) = hub_with_streams(api="v3")
     feed(hub, session, peer, text)
-    feed(hub, session, peer, v3_ticker("43"))
+    feed(hub, session, peer, ticker_push("43", "v3"))
     received = []
     while (message := tickers.get()) is not None:
         received.append(message)
@@ -124,15 +94,10 @@ def test_any_v3_push_becomes_a_v2_frame_or_a_reason(
     with contextlib.suppress(PayloadError):
         parse_push(converted)
     # Through a connection: one event, never an exception.
-    conn = WeexConnection(V3)
-    peer = ServerPeer()
-    conn.initiate(T0)
-    peer.receive(conn.data_to_send())
-    conn.receive_data(peer.accept(), T0)
-    list(conn.events())
+    conn, peer, _ = open_pair("v3")
     encoded = json.dumps(frame)
     conn.receive_data(peer.text(encoded), T0)
-    [event_out] = list(conn.events())
+    [event_out] = drain(conn)
     assert isinstance(event_out, MessageReceived)
     assert event_out.message.raw == encoded
 
@@ -142,16 +107,11 @@ def test_any_v3_push_becomes_a_v2_frame_or_a_reason(
 
 def _through_v3(frames: list[dict[str, Any]]) -> list[Any]:
     """The pushes a v3 connection makes of `frames`, in order (each must be one)."""
-    conn = WeexConnection(V3)
-    peer = ServerPeer()
-    conn.initiate(T0)
-    peer.receive(conn.data_to_send())
-    conn.receive_data(peer.accept(), T0)
-    list(conn.events())
+    conn, peer, _ = open_pair("v3")
     pushes = []
     for frame in frames:
         conn.receive_data(peer.text(frame), T0)
-        [event] = list(conn.events())
+        [event] = drain(conn)
         assert isinstance(event, MessageReceived), event
         pushes.append(event.message)
     return pushes
