@@ -224,30 +224,27 @@ class Outbox:
 
     def put(self, item: Outgoing) -> bool:
         """Queue `item`; False if that cost a record (an older one, or this one)."""
-        if item.subject in self._lost:
-            self._lost.discard(item.subject)
-            item = attrs.evolve(item, gap=True)
-        if len(self._items) < self.capacity:
-            self._items.append(item)
+        items = self._items
+        if len(items) < self.capacity:
+            items.append(item)
             return True
-        victim = self._items.popleft()
-        self._items.append(item)
-        self._lose(victim.subject)
-        return False
-
-    def _lose(self, subject: str) -> None:
-        """Count a lost record of `subject`; flag the next one of that subject."""
+        victim = items.popleft()
+        items.append(item)
         self.dropped += 1
-        for index in range(len(self._items)):
-            queued = self._items[index]
-            if queued.subject == subject:
-                self._items[index] = attrs.evolve(queued, gap=True)
-                return
-        self._lost.add(subject)
+        # Every queued record of its subject is newer: the first one taken carries the flag.
+        # Marked here and applied in `take`, so a drop costs the same however full the box.
+        self._lost.add(victim.subject)
+        return False
 
     def take(self) -> Outgoing | None:
         """The next record, removed from the outbox (it moves to the publish window)."""
-        return self._items.popleft() if self._items else None
+        if not self._items:
+            return None
+        item = self._items.popleft()
+        if self._lost and item.subject in self._lost:
+            self._lost.discard(item.subject)
+            item = attrs.evolve(item, gap=True)
+        return item
 
 
 # --------------------------------------------------------------------------- trade ids
