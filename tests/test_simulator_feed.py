@@ -241,8 +241,9 @@ def _single(server: SimulatedWeexServer) -> list[Any]:
     return [c for c in server.connections if len(c.subscriptions) == 1]
 
 
-@pytest.mark.parametrize("api", BOTH_DIALECTS)
-@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize(
+    ("backend", "api"), [("asyncio", "v2"), ("trio", "v2"), ("trio", "v3")]
+)  # v3 on one backend: the dialect and the event loop are independent, and this one is slow
 def test_a_flood_is_fast_and_leaves_other_connections_served(backend: str, api: Api) -> None:
     """Rates slow enough that nothing would arrive without the flood; the flooded client gets
     thousands of pushes while a second connection still has its pings answered and pushes."""
@@ -285,10 +286,10 @@ def test_a_flood_is_fast_and_leaves_other_connections_served(backend: str, api: 
     anyio.run(main, backend=backend)
 
 
-@pytest.mark.parametrize("api", BOTH_DIALECTS)
-def test_simulate_contracts_lists_them_for_relay_all(api: str) -> None:
-    with simulate_process("--contracts", "250", "--api", api) as (_, banner):
-        assert f"/{api}/ws/public" in banner["public URL"]
+def test_simulate_contracts_lists_them_for_relay_all() -> None:
+    # v2 only: v3's full feed is checked in-process above (a client on three v3 connections),
+    # and `simulate --api v3` in test_v3_cli; this one adds two processes' start-up (3 s).
+    with simulate_process("--contracts", "250") as (_, banner):
         symbols = contracts_from(banner["symbols"])
         assert len(symbols) == 250
         assert symbols[0] == "cmt_btcusdt"
