@@ -78,9 +78,6 @@ class Wire:
 
     api: Literal["v2", "v3"]
 
-    def __str__(self) -> str:
-        return self.api
-
     def path(self, private: bool = False) -> str:
         return f"/{self.api}/ws/{'private' if private else 'public'}"
 
@@ -235,7 +232,7 @@ async def request(
     return sent, await recv_until(ws, wire.answers(sent))
 
 
-async def subscribe(ws: ClientConnection, channel: str, wire: Wire = V2) -> None:
+async def subscribe(ws: ClientConnection, channel: str, wire: Wire) -> None:
     sent, answer = await request(ws, wire, channel)
     assert answer == wire.answer(sent)
 
