@@ -1,7 +1,8 @@
 """The simulator enforces WEEX's documented limits (protocol doc §5.1), so a client that spreads
 channels over several connections can be checked against them: per connection, 100 channels
 and 240 subscribe/unsubscribe requests an hour; per IP, 100 concurrent connections and 300
-connection requests per 5 minutes. Tests lower them through the constructor."""
+connection requests per 5 minutes. Tests lower them through the constructor, and run on v2 and
+v3 alike (`Wire`: the dialect's requests and answers)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 from wsproto.events import Request
 
+from tests.adapters import BOTH_DIALECTS
+from tests.test_simulator import Wire
 from weex_anyio.testing import SimulatedWeexServer
 from weex_anyio.testing._auth import Admitted, Refused
 from weex_anyio.testing._connection import ServerConnection
@@ -30,7 +33,13 @@ def anyio_backend() -> str:
     return "asyncio"  # `websockets` plays the third-party client: asyncio only
 
 
-def quiet_server(**options: Any) -> SimulatedWeexServer:
+@pytest.fixture(params=BOTH_DIALECTS)
+def wire(request: pytest.FixtureRequest) -> Wire:
+    return Wire(request.param)
+
+
+def quiet_server(wire: Wire, **options: Any) -> SimulatedWeexServer:
+    options.setdefault("api", wire.api)
     options.setdefault("tick_interval", 0.05)
     options.setdefault("trade_interval", None)
     options.setdefault("ping_interval", None)
@@ -43,20 +52,20 @@ def ws_connect(url: str) -> connect:
     )
 
 
-async def answer(ws: ClientConnection, channel: str) -> dict[str, Any]:
-    """The ack or error that answers a request for `channel` (pushes are skipped)."""
+async def request(ws: ClientConnection, wire: Wire, event: str, channel: str) -> bool:
+    """Send a (un)subscribe for `channel`: True if acknowledged, False if refused as over a
+    limit (any other answer fails the test). Pushes are skipped."""
+    sent = wire.request(channel, event)
+    await ws.send(json.dumps(sent))
     with anyio.fail_after(5):
         while True:
             message = json.loads(await ws.recv())
-            if message.get("event") in ("subscribed", "unsubscribed", "error") and (
-                message.get("channel") == channel
-            ):
-                return dict(message)
-
-
-async def request(ws: ClientConnection, event: str, channel: str) -> dict[str, Any]:
-    await ws.send(json.dumps({"event": event, "channel": channel}))
-    return await answer(ws, channel)
+            if wire.answers(sent)(message):
+                break
+    if message == wire.answer(sent):
+        return True
+    assert message == wire.refusal(sent, "429")
+    return False
 
 
 async def refused(server: SimulatedWeexServer) -> InvalidStatus:
@@ -103,30 +112,28 @@ def test_impossible_limits_are_refused(options: dict[str, float]) -> None:
 
 
 @pytest.mark.anyio
-async def test_the_101st_channel_on_one_connection_is_refused_by_default() -> None:
+async def test_the_101st_channel_on_one_connection_is_refused_by_default(wire: Wire) -> None:
     symbols = [f"cmt_sym{i}usdt" for i in range(101)]
-    async with quiet_server(symbols=symbols) as server, ws_connect(server.public_url) as ws:
+    server = quiet_server(wire, symbols=symbols)
+    async with server, ws_connect(server.public_url) as ws:
         for symbol in symbols[:100]:
-            assert (await request(ws, "subscribe", f"ticker.{symbol}"))["event"] == "subscribed"
-        error = await request(ws, "subscribe", f"ticker.{symbols[100]}")
-        assert error == {"event": "error", **TOO_MANY, "channel": f"ticker.{symbols[100]}"}
+            assert await request(ws, wire, "subscribe", f"ticker.{symbol}")
+        assert not await request(ws, wire, "subscribe", f"ticker.{symbols[100]}")
         assert len(server.connections[0].subscriptions) == 100
         # The connection stays usable: dropping one channel makes room for another.
-        await request(ws, "unsubscribe", f"ticker.{symbols[0]}")
-        ack = await request(ws, "subscribe", f"ticker.{symbols[100]}")
-        assert ack["event"] == "subscribed"
+        assert await request(ws, wire, "unsubscribe", f"ticker.{symbols[0]}")
+        assert await request(ws, wire, "subscribe", f"ticker.{symbols[100]}")
 
 
 @pytest.mark.anyio
-async def test_operation_budget_comes_back_as_the_window_slides() -> None:
+async def test_operation_budget_comes_back_as_the_window_slides(wire: Wire) -> None:
     window = 0.5
-    server = quiet_server(max_operations_per_hour=2, operations_window=window)
+    server = quiet_server(wire, max_operations_per_hour=2, operations_window=window)
     async with server, ws_connect(server.public_url) as ws:
         started = anyio.current_time()
-        await request(ws, "subscribe", "ticker.cmt_btcusdt")
-        await request(ws, "subscribe", "ticker.cmt_ethusdt")
-        error = await request(ws, "subscribe", "ticker.cmt_solusdt")
-        assert error["event"] == "error" and error["code"] == "429"
+        assert await request(ws, wire, "subscribe", "ticker.cmt_btcusdt")
+        assert await request(ws, wire, "subscribe", "ticker.cmt_ethusdt")
+        assert not await request(ws, wire, "subscribe", "ticker.cmt_solusdt")
         assert server.connections[0].subscriptions == {
             "ticker.cmt_btcusdt",
             "ticker.cmt_ethusdt",
@@ -134,8 +141,7 @@ async def test_operation_budget_comes_back_as_the_window_slides() -> None:
         # The refused request counted too: both slots free up one window after it at most.
         await anyio.sleep_until(anyio.current_time() + window)
         assert anyio.current_time() - started >= window
-        ack = await request(ws, "subscribe", "ticker.cmt_solusdt")
-        assert ack["event"] == "subscribed"
+        assert await request(ws, wire, "subscribe", "ticker.cmt_solusdt")
 
 
 @contextlib.asynccontextmanager
@@ -147,8 +153,8 @@ async def open_connections(server: SimulatedWeexServer, n: int) -> AsyncIterator
 
 
 @pytest.mark.anyio
-async def test_connections_past_the_concurrent_cap_get_http_429() -> None:
-    async with quiet_server(max_connections=3) as server:
+async def test_connections_past_the_concurrent_cap_get_http_429(wire: Wire) -> None:
+    async with quiet_server(wire, max_connections=3) as server:
         async with open_connections(server, 3):
             assert_too_many(await refused(server))
             assert len(server.connections) == 3
@@ -160,7 +166,7 @@ async def test_connections_past_the_concurrent_cap_get_http_429() -> None:
 
 
 @pytest.mark.anyio
-async def test_handshakes_racing_each_other_cannot_pass_the_concurrent_cap() -> None:
+async def test_handshakes_racing_each_other_cannot_pass_the_concurrent_cap(wire: Wire) -> None:
     outcomes: list[str] = []
     release, all_known = anyio.Event(), anyio.Event()
 
@@ -178,7 +184,7 @@ async def test_handshakes_racing_each_other_cannot_pass_the_concurrent_cap() -> 
             assert_too_many(refusal)
             settle("refused")
 
-    async with quiet_server(max_connections=2) as server:
+    async with quiet_server(wire, max_connections=2) as server:
         async with anyio.create_task_group() as tg:
             for _ in range(6):
                 tg.start_soon(one, server)
@@ -189,9 +195,12 @@ async def test_handshakes_racing_each_other_cannot_pass_the_concurrent_cap() -> 
 
 
 @pytest.mark.anyio
-async def test_connection_requests_past_the_rate_get_http_429_until_the_window_slides() -> None:
+async def test_connection_requests_past_the_rate_get_http_429_until_the_window_slides(
+    wire: Wire,
+) -> None:
     window = 0.6
-    async with quiet_server(max_connection_requests=3, connection_request_window=window) as server:
+    server = quiet_server(wire, max_connection_requests=3, connection_request_window=window)
+    async with server:
         first = anyio.current_time()
         for _ in range(3):
             async with ws_connect(server.public_url):
@@ -203,19 +212,16 @@ async def test_connection_requests_past_the_rate_get_http_429_until_the_window_s
         await anyio.sleep_until(anyio.current_time() + window)
         assert anyio.current_time() - first >= window
         async with ws_connect(server.public_url) as ws:
-            ack = await request(ws, "subscribe", "ticker.cmt_btcusdt")
-            assert ack["event"] == "subscribed"
+            assert await request(ws, wire, "subscribe", "ticker.cmt_btcusdt")
         assert server.stats.accepted == 4
 
 
 @pytest.mark.anyio
-async def test_an_admitted_handshake_counts_before_its_101_is_out() -> None:
+async def test_an_admitted_handshake_counts_before_its_101_is_out(wire: Wire) -> None:
     # The window between admitting an upgrade and serving it is too short to hit reliably over
     # sockets (the test above), so the server's judge is driven directly here.
-    server = quiet_server(max_connections=2)
-    request = Request(
-        host="127.0.0.1", target="/v2/ws/public", extra_headers=[(b"user-agent", b"tests")]
-    )
+    server = quiet_server(wire, max_connections=2)
+    request = Request(host="127.0.0.1", target=wire.path(), extra_headers=[(b"user-agent", b"t")])
     pending = [cast(ServerConnection, SimpleNamespace(id=i)) for i in range(3)]
     verdicts = [server.judge_handshake(request, connection) for connection in pending]
     assert [type(v) for v in verdicts] == [Admitted, Admitted, Refused]

@@ -22,6 +22,8 @@ slow or busy machine runs the same storm, only longer. Afterwards:
 * buffers stayed bounded (and the slow one really filled up); memory stayed flat from the first
   round of faults to the last (tracemalloc, sampled at the same quiet point of each round).
 
+It runs on v2, and on v3 with fewer rounds (the same storm, shorter: it is the slowest test).
+
 Loopback only. Timeouts here only turn a hang into a failure; they are never what is measured.
 """
 
@@ -34,7 +36,7 @@ import random
 import tracemalloc
 from collections.abc import AsyncGenerator, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 from unittest import mock
 
 import anyio
@@ -50,7 +52,8 @@ from weex_proto.runtime.fanout import MessageBuffer
 
 SEED = 20240607
 ROUNDS = 3
-"""Each kind of fault happens exactly this many times."""
+"""Each kind of fault happens exactly this many times (on v2; `V3_ROUNDS` on v3)."""
+V3_ROUNDS = 2
 HANG_LIMIT = 60.0
 """Seconds after which a wait that should end is taken to be a hang (never a measurement)."""
 BUFFER_SIZE = 16
@@ -117,14 +120,17 @@ class Audit:
 
 @contextmanager
 def watched(audit: Audit) -> Iterator[None]:
-    """Record every subscribe/unsubscribe the server handles, per connection, and audit every
-    message put into a stream buffer; keep the client's and the simulator's logs out of memory."""
-    handle_operation = ServerConnection._on_operation
+    """Record every subscribe/unsubscribe the server handles, per connection (v2's and v3's
+    requests alike), and audit every message put into a stream buffer; keep the client's and the
+    simulator's logs out of memory."""
+    operate = ServerConnection._operate
     put = MessageBuffer.put
 
-    def record_operation(self: ServerConnection, subscribe: bool, channel: object) -> None:
+    def record_operation(
+        self: ServerConnection, subscribe: bool, channel: object
+    ) -> tuple[str, str] | None:
         audit.operations.append((self.id, subscribe, channel))
-        handle_operation(self, subscribe, channel)
+        return operate(self, subscribe, channel)
 
     def audited_put(self: MessageBuffer, message: WebSocketMessage[Any]) -> None:
         put(self, message)
@@ -133,7 +139,7 @@ def watched(audit: Audit) -> Iterator[None]:
     quiet = [logging.getLogger(name) for name in ("weex_ws", "weex_anyio.testing")]
     previous = [logger.disabled for logger in quiet]
     with (
-        mock.patch.object(ServerConnection, "_on_operation", record_operation),
+        mock.patch.object(ServerConnection, "_operate", record_operation),
         mock.patch.object(MessageBuffer, "put", audited_put),
     ):
         for logger in quiet:
@@ -188,8 +194,9 @@ async def storm(
     client: WeexWebSocketClient,
     rng: random.Random,
     audit: Audit,
+    rounds: int,
 ) -> None:
-    """`ROUNDS` rounds of every fault once, in a random order; trades keep the private stream
+    """`rounds` rounds of every fault once, in a random order; trades keep the private stream
     busy. Drops wait until both connections are up, so each one really drops two."""
 
     async def wait_synced() -> None:
@@ -223,7 +230,7 @@ async def storm(
         ),
         "depth_gap": lambda: server.inject_depth_gap("cmt_btcusdt", rng.randint(1, 20)),
     }
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         deck = sorted(faults)
         rng.shuffle(deck)
         for name in deck:
@@ -234,16 +241,18 @@ async def storm(
                 await outcome
             await server.simulate_trade(rng.choice(SYMBOLS), rng.choice(["BUY", "SELL"]), "0.01")
         await wait_synced()
-        audit.memory.append(traced_memory())
+        audit.memory.append(traced_memory(server))
 
 
-def traced_memory() -> int:
+def traced_memory(server: SimulatedWeexServer) -> int:
     """Bytes allocated and still alive, leaving out this file's own records of the run.
 
-    The decimal caches are emptied first: they fill with the price texts the market walks
-    through, up to their bounds (tests/test_cache_bounds.py holds those), and how far they have
-    got by a given round depends on how many market steps a busy machine fitted in; what is
-    left is what could leak."""
+    The decimal caches, and the simulator's v3 texts of recent pushes, are emptied first: they
+    fill with the price texts the market walks through, up to their bounds
+    (tests/test_cache_bounds.py holds the decimal ones), and how far they have got by a given
+    round depends on how many market steps a busy machine fitted in; what is left is what could
+    leak."""
+    server._v3_texts.clear()
     messages._decimals.clear()
     messages._level_decimals.clear()
     records._percents.clear()
@@ -254,11 +263,11 @@ def traced_memory() -> int:
     return sum(stat.size for stat in snapshot.statistics("filename"))
 
 
-async def soak(audit: Audit) -> dict[str, Any]:
+async def soak(audit: Audit, api: Literal["v2", "v3"], rounds: int) -> dict[str, Any]:
     facts: dict[str, Any] = {}
     rng = random.Random(SEED)
     async with SimulatedWeexServer(
-        seed=SEED, tick_interval=0.05, trade_interval=None, ping_interval=None
+        seed=SEED, tick_interval=0.05, trade_interval=None, ping_interval=None, api=api
     ) as server:
         await anyio.sleep(0.1)  # the listener starts its per-socket tasks on its first turn
         tasks_before = len(asyncio.all_tasks())
@@ -293,7 +302,7 @@ async def soak(audit: Audit) -> dict[str, Any]:
             await server.wait_until(lambda: synced(server, client), timeout=HANG_LIMIT)
             await traffic_on_every_stream(server, audit, lambda: all(audit.received.values()))
 
-            await storm(server, client, rng, audit)
+            await storm(server, client, rng, audit, rounds)
 
             # Every stream gets a message after the last reconnect, so every gap is checked: a
             # stream left without one would hang here. (Garbage from the storm can still end a
@@ -307,6 +316,7 @@ async def soak(audit: Audit) -> dict[str, Any]:
             facts["attempts"] = client.connection_attempts
             facts["accepted"] = server.stats.accepted
             facts["rejected"] = server.stats.rejected
+            facts["paths"] = {c.path for c in server.connections}
             streams.cancel_scope.cancel()
         await server.wait_for_connections(0, exact=True, timeout=HANG_LIMIT)
         # The server's per-connection tasks finish unwinding: back to where we started.
@@ -337,14 +347,16 @@ def traced() -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("traced")
-def test_soak_under_random_faults() -> None:
+@pytest.mark.parametrize(("api", "rounds"), [("v2", ROUNDS), ("v3", V3_ROUNDS)])
+def test_soak_under_random_faults(api: Literal["v2", "v3"], rounds: int) -> None:
     audit = Audit()
     with watched(audit):
-        facts = anyio.run(soak, audit, backend="asyncio")
+        facts = anyio.run(soak, audit, api, rounds, backend="asyncio")
+    assert facts["paths"] == {f"/{api}/ws/public", f"/{api}/ws/private"}
 
-    # The storm was the storm we dealt: every kind of fault, ROUNDS times each.
+    # The storm was the storm we dealt: every kind of fault, `rounds` times each.
     assert audit.faults == {
-        name: ROUNDS
+        name: rounds
         for name in (
             "drop",
             "reset",
@@ -388,5 +400,5 @@ def test_soak_under_random_faults() -> None:
     assert audit.largest_buffer == BUFFER_SIZE
 
     # Memory flat: the last round of faults ends no bigger than the first.
-    assert len(audit.memory) == ROUNDS
+    assert len(audit.memory) == rounds
     assert audit.memory[-1] <= audit.memory[0] + MEMORY_GROWTH_LIMIT, audit.memory

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import re
 import signal
@@ -15,6 +16,8 @@ import pytest
 
 from tests.test_cli import PYTHON, ROOT, cli_env, json_lines, read_frames, run_cli, simulator
 from tests.test_first_run import simulate_process
+from weex_anyio.cli import main, run
+from weex_anyio.cli._parser import build_parser
 from weex_anyio.cli._runtime import target_url
 
 
@@ -153,3 +156,34 @@ async def test_demo_runs_its_own_simulator_in_v3(how: str) -> None:
     ), lines[0]
     kinds = {line.split()[1] for line in lines[1:] if len(line.split()) > 1}
     assert {"ticker", "book"} <= kinds
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("flag", "variable", "expected"),
+    [(None, None, "v2"), (None, "v3", "v3"), ("v2", "v3", "v2"), ("v3", "v2", "v3")],
+)
+async def test_simulate_takes_its_generation_from_api_else_weex_api(
+    flag: str | None, variable: str | None, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`simulate` follows the other commands' rule: --api, else $WEEX_API, else v2."""
+    monkeypatch.delenv("WEEX_API", raising=False)
+    if variable is not None:
+        monkeypatch.setenv("WEEX_API", variable)
+    argv = ["simulate", "BTCUSDT", "--port", "0", "--duration", "0.01"]
+    args = build_parser().parse_args([*argv, *(["--api", flag] if flag else [])])
+    out = io.StringIO()
+    assert await run(args, out, io.StringIO()) == 0
+    urls = [line.split()[-1] for line in out.getvalue().splitlines() if " URL " in line]
+    assert [url.rsplit("/", 3)[1:] for url in urls] == [
+        [expected, "ws", "public"],
+        [expected, "ws", "private"],
+    ]
+
+
+def test_simulate_refuses_a_weex_api_it_does_not_know(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("WEEX_API", "v4")
+    assert main(["simulate", "--port", "0", "--duration", "0.01"]) == 2
+    assert "not 'v4'" in capsys.readouterr().err

@@ -21,7 +21,7 @@ import shutil
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from typing import Any, Literal, TextIO
+from typing import Any, TextIO
 
 import anyio
 import attrs
@@ -34,7 +34,7 @@ from weex_proto.runtime.health import Health
 from ..client import WeexWebSocketClient
 from ..testing import SimulatedWeexServer
 from ._output import describe, is_book
-from ._runtime import Output, Stopper, client_options
+from ._runtime import Output, Stopper, client_options, simulator_api
 from ._streams import Stream, pump
 
 REDRAW_INTERVAL = 0.25
@@ -356,10 +356,7 @@ async def run_demo(args: argparse.Namespace, stopper: Stopper, out: Output) -> i
         ping = LIVE_CLIENT_PING if args.live else OTHER_SERVER_CLIENT_PING
         await _show(args, config, source, ping, state, stopper, out)
         return 0
-    # The simulator speaks the generation chosen by --api or WEEX_API (the rest of the
-    # environment is for a real exchange, and stays unread here).
-    wanted = args.api or WeexConfig.from_env({"WEEX_API": os.environ.get("WEEX_API", "")}).api
-    api: Literal["v2", "v3"] = "v3" if wanted == "v3" else "v2"
+    api = simulator_api(args.api)
     async with SimulatedWeexServer(
         symbols=symbols,
         tick_interval=SIMULATOR_TICK,

@@ -413,8 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument(
         "--api",
         choices=("v2", "v3"),
-        default="v2",
-        help="the protocol generation of the URLs it prints (both are served; default: v2)",
+        help="the protocol generation of the URLs it prints (both are served; default: "
+        "$WEEX_API, else v2)",
     )
     simulate.add_argument(
         "--sent-log",

@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 import anyio
 import anyio.abc
@@ -260,6 +260,13 @@ def target_url(args: argparse.Namespace) -> str | None:
     except ConfigError:
         return None
     return config.url(private)
+
+
+def simulator_api(flag: str | None) -> Literal["v2", "v3"]:
+    """The generation a simulator the CLI starts speaks: `--api`, else WEEX_API, else v2 (the
+    rule every command follows). The rest of the environment is for a real exchange: unread."""
+    wanted = flag or WeexConfig.from_env({"WEEX_API": os.environ.get("WEEX_API", "")}).api
+    return "v3" if wanted == "v3" else "v2"
 
 
 def client_options(args: Any) -> dict[str, Any]:

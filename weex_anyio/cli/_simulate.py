@@ -19,7 +19,7 @@ from typing import TextIO
 from weex_proto.errors import ConfigError
 
 from ..testing import SentLog, SimulatedWeexServer
-from ._runtime import Stopper
+from ._runtime import Stopper, simulator_api
 
 
 def banner(server: SimulatedWeexServer) -> list[str]:
@@ -67,7 +67,7 @@ async def run_simulate(args: argparse.Namespace, stopper: Stopper, stdout: TextI
                 full_feed=args.contracts,
                 flood=args.flood,
                 on_push=sent_log,
-                api=args.api,
+                api=simulator_api(args.api),
             )
             async with server:
                 stdout.write("".join(line + "\n" for line in banner(server)))
