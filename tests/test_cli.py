@@ -634,7 +634,8 @@ async def test_replay_gives_exactly_the_recorded_frames_every_time(
 def test_a_jsonl_recording_is_read_in_the_dialect_its_header_names(
     tmp_path: Path, said: str
 ) -> None:
-    """The header decides, whatever the first frame looks like; without it the frame does."""
+    """The header decides (a frame that is neither generation's is read in its dialect);
+    without it the first frame does, and a frame contradicting it is an error."""
     frame = RecordedFrame(1_700_000_000.5, "ticker.cmt_btcusdt", '{"neither":"v2 nor v3"}')
     header = json.dumps({"format": "weex-ws recording 1", "dialect": said})
     path = tmp_path / "said.jsonl"
@@ -642,11 +643,16 @@ def test_a_jsonl_recording_is_read_in_the_dialect_its_header_names(
     info = scan_recording(path)
     assert (info.dialect, info.frames, info.channels) == (said, 1, ("ticker.cmt_btcusdt",))
     assert list(iter_frames(info)) == [frame]
-    v3_first = doc_recording(count=1, api="v3")[0]
-    path.write_text(f"{header}\n{v3_first.to_json_line()}\n")
-    assert scan_recording(path).dialect == said
-    path.write_text(f"{v3_first.to_json_line()}\n")  # no header: the first frame's dialect
-    assert scan_recording(path).dialect == "v3"
+    for api in BOTH_DIALECTS:
+        first = doc_recording(count=1, api=api)[0]
+        path.write_text(f"{first.to_json_line()}\n")  # no header: the first frame's dialect
+        assert scan_recording(path).dialect == api
+        path.write_text(f"{header}\n{first.to_json_line()}\n")
+        if api == said:
+            assert scan_recording(path).dialect == said
+        else:
+            with pytest.raises(RecordingError, match=f":2: a {api} frame, but the header says"):
+                scan_recording(path)
 
 
 @pytest.mark.anyio

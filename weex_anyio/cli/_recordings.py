@@ -272,11 +272,22 @@ def _scan_jsonl(path: Path) -> RecordingInfo:
                 f"replaying the {frames} frames before it"
             )
             return RecordingInfo(path, "jsonl", frames, tuple(channels), warning, dialect)
-        if not frames and said is None:
-            dialect = frame_dialect(frame.raw) or "v2"
+        if not frames:
+            dialect = _first_frame_dialect(path, number, frame, said)
         frames += 1
         channels.setdefault(frame.channel)
     return RecordingInfo(path, "jsonl", frames, tuple(channels), dialect=dialect)
+
+
+def _first_frame_dialect(path: Path, number: int, frame: RecordedFrame, said: str | None) -> str:
+    """The recording's dialect: what its header says, which the first frame must not
+    contradict (a header edited or pasted onto another file), else what that frame is."""
+    found = frame_dialect(frame.raw)
+    if said is None:
+        return found or "v2"
+    if found is not None and found != said:
+        raise RecordingError(f"{path}:{number}: a {found} frame, but the header says {said}")
+    return said
 
 
 def _iter_jsonl(info: RecordingInfo) -> Iterator[RecordedFrame]:
