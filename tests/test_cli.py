@@ -463,6 +463,7 @@ async def test_record_refuses_to_overwrite(tmp_path: Path) -> None:
 def test_record_into_a_missing_directory_says_so(
     tmp_path: Path, suffix: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # One dialect: the file is refused before anything connects.
     out = tmp_path / "nodir" / f"x{suffix}"
     assert main(["record", "BTCUSDT", "--out", str(out), "--url", "ws://127.0.0.1:1/x"]) == 2
     line = one_error_line(capsys.readouterr().err)
@@ -768,16 +769,19 @@ RFC6455_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 RFC6455_ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="  # RFC 6455 §1.3
 
 
-def upgrade_request(key: str = RFC6455_KEY) -> bytes:
+def upgrade_request(key: str = RFC6455_KEY, api: str = "v2") -> bytes:
     return (
-        "GET /v2/ws/public HTTP/1.1\r\nHost: example\r\nUpgrade: websocket\r\n"
+        f"GET /{api}/ws/public HTTP/1.1\r\nHost: example\r\nUpgrade: websocket\r\n"
         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
     ).encode()
 
 
-def test_replay_server_accepts_the_upgrade_with_the_rfc_accept_value() -> None:
+@pytest.mark.parametrize("api", BOTH_DIALECTS)
+def test_replay_server_accepts_the_upgrade_with_the_rfc_accept_value(api: str) -> None:
+    """The same upgrade on both generations; its path says which the client speaks."""
     server = ReplayServer(["ticker.cmt_btcusdt"])
-    server.receive_data(upgrade_request())
+    server.receive_data(upgrade_request(api=api))
+    assert server.v3 is (api == "v3")
     status, *lines = server.data_to_send().decode().split("\r\n")
     assert status.startswith("HTTP/1.1 101 ")
     headers = {
