@@ -520,9 +520,9 @@ async def test_a_recording_refuses_frames_of_the_other_dialect(tmp_path: Path, s
 def test_appending_to_a_jsonl_recording_without_a_header_keeps_it_readable(
     tmp_path: Path, api: str
 ) -> None:
-    """A JSON lines file as written before recordings had a header: appending frames of its
-    own dialect adds no header in the middle, and the other dialect's are refused (its first
-    frame says which it holds)."""
+    """A JSON lines recording without the header line: appending frames of its own dialect
+    adds no header in the middle, and the other dialect's are refused (its first frame says
+    which it holds)."""
     path = tmp_path / "old.jsonl"
     frames = doc_recording(count=4, api=api)
     write_recording(path, frames[:2])

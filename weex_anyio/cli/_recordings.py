@@ -4,10 +4,9 @@ The format follows the file name: `.sqlite`, `.sqlite3` or `.db` is a SQLite dat
 `sqlite3`) with one row per frame in `frames`; `.jsonl` or `.ndjson` holds a header line
 (`{"format": "weex-ws recording 1", "dialect": "v3"}`) then one `{"received_at", "channel",
 "raw"}` object per line. Both say which protocol generation their frames are, so `replay` speaks
-it; a JSON lines file without the header (as written before it existed) is read from its first
-frame. Writers are plain blocking objects: the
-recorder calls them from a worker thread, one batch at a time, so the event loop never waits
-on the disk.
+it; a JSON lines file without the header line is read in its first frame's. Writers are plain
+blocking objects: the recorder calls them from a worker thread, one batch at a time, so the
+event loop never waits on the disk.
 
 Recordings survive the recorder being killed: SQLite runs in WAL mode while recording, so a
 SIGKILL leaves every committed batch readable (the last ones in the `-wal` file beside the
