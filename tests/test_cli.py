@@ -4,6 +4,10 @@ Commands run as real subprocesses (`python -m weex_anyio ...`) beside a simulato
 event loop, so exit codes, output streams and signals are the real thing. What they write is
 checked with independent readers: `json.loads`, the `sqlite3` module, the doc's example frames,
 RFC 6455's handshake example, and a pseudo-terminal screen (via pyte) for the dashboard.
+
+Behaviour runs on both WEEX protocol generations (`api`: the simulator's URLs, so the client's
+dialect, are v2's or v3's); where a test reads frames as sent, a small per-dialect reader
+(`pushed`, `subscribe_request`, ...) reads them in that dialect's own words.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import copy
 import fcntl
 import io
+import itertools
 import json
 import logging
 import os
@@ -40,6 +45,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from wsproto import events as ws
 
+from tests.adapters import BOTH_DIALECTS
 from tests.fixtures_messages import (
     ACCOUNT_PUSH,
     DEPTH_PUSH,
@@ -51,12 +57,15 @@ from tests.proxyserver import free_port
 from weex_anyio import AuthenticationError, WeexConfig, WeexWebSocketClient
 from weex_anyio.cli import main
 from weex_anyio.cli._dashboard import DashboardState, render
+from weex_anyio.cli._recordings import iter_frames, open_writer, scan_recording
 from weex_anyio.cli.replay import ReplayTransport
 from weex_anyio.testing import SimulatedWeexServer
+from weex_anyio.testing import _v3 as sim_v3
 from weex_proto.config import parse_endpoint
 from weex_proto.logs import REDACTED, JsonLogFormatter
 from weex_proto.replay import RecordedFrame, RecordingError, ReplayServer, due_at, parse_speed
 from weex_proto.runtime.health import Health
+from weex_proto.v3wire import wire_channel
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -136,12 +145,54 @@ def read_frames(path: Path) -> list[tuple[float, str, str]]:
     """(received_at, channel, raw) of every frame, read with the standard library alone."""
     if path.suffix == ".jsonl":
         rows = [json.loads(line) for line in path.read_text().splitlines()]
+        if rows and "format" in rows[0]:  # the header line, not a frame
+            rows = rows[1:]
         return [(row["received_at"], row["channel"], row["raw"]) for row in rows]
     db = sqlite3.connect(path)
     try:
         return list(db.execute("SELECT received_at, channel, raw FROM frames ORDER BY id"))
     finally:
         db.close()
+
+
+def recorded_dialect(path: Path) -> str:
+    """What a recording says it holds: a JSON lines file's header, a SQLite one's table."""
+    if path.suffix == ".jsonl":
+        header = json.loads(path.read_text().splitlines()[0])
+        assert header["format"] == "weex-ws recording 1"
+        return str(header["dialect"])
+    db = sqlite3.connect(path)
+    try:
+        [said] = db.execute("SELECT value FROM recording WHERE key = 'dialect'").fetchone()
+    finally:
+        db.close()
+    return str(said)
+
+
+V3_KINDS = {"ticker": "ticker", "trade": "trades", "depth": "depth", "depthSnapshot": "depth"}
+"""A v3 public push's `e` -> the v2 channel kind it is on."""
+
+
+def pushed(raw: str, api: str) -> tuple[str, int]:
+    """The channel of a recorded public push and how many records it holds, read from its text
+    in its dialect's own words: v2's `channel` and `data`, v3's `e`, `s`, `l` and `d` (a v3
+    book update is one record)."""
+    frame = json.loads(raw)
+    if api == "v2":
+        assert frame["event"] == "payload"
+        return frame["channel"], len(frame["data"])
+    kind = V3_KINDS[frame["e"]]
+    channel = f"{kind}.cmt_{frame['s'].lower()}"
+    if kind == "depth":
+        return f"{channel}.{frame['l']}", 1
+    return channel, len(frame["d"])
+
+
+def is_book_snapshot(raw: str, api: str) -> bool:
+    frame = json.loads(raw)
+    if api == "v2":
+        return bool(frame["data"][0]["depthType"] == "SNAPSHOT")
+    return bool(frame["e"] == "depthSnapshot")
 
 
 def sqlite_rows(path: Path) -> int:
@@ -162,6 +213,7 @@ def sqlite_rows(path: Path) -> int:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("api", BOTH_DIALECTS)
 @pytest.mark.parametrize(
     ("command", "extra", "channels"),
     [
@@ -171,9 +223,9 @@ def sqlite_rows(path: Path) -> int:
     ],
 )
 async def test_public_stream_commands_print_json_lines(
-    command: str, extra: list[str], channels: set[str]
+    command: str, extra: list[str], channels: set[str], api: str
 ) -> None:
-    async with simulator() as server:
+    async with simulator(api=api) as server:
         result = await run_cli(
             command, *extra, "--url", server.public_url, "--json", "--count", "6"
         )
@@ -199,6 +251,7 @@ async def test_public_stream_commands_print_json_lines(
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("api", BOTH_DIALECTS)
 @pytest.mark.parametrize(
     ("command", "channel", "key"),
     [
@@ -209,9 +262,9 @@ async def test_public_stream_commands_print_json_lines(
     ],
 )
 async def test_private_stream_commands_print_json_lines(
-    command: str, channel: str, key: str
+    command: str, channel: str, key: str, api: str
 ) -> None:
-    async with simulator(trade_interval=0.05) as server:
+    async with simulator(trade_interval=0.05, api=api) as server:
         result = await run_cli(
             command, "--private-url", server.private_url, "--json", "--count", "2",
             env=cli_env(**SIM_CREDENTIALS),
@@ -234,6 +287,7 @@ async def test_private_stream_commands_print_json_lines(
 async def test_private_command_without_credentials_names_the_variables(
     present: dict[str, str], missing: list[str]
 ) -> None:
+    # One dialect: the command stops before connecting, whichever generation the URL names.
     result = await run_cli(
         "orders", "--private-url", "ws://127.0.0.1:1/v2/ws/private", env=cli_env(**present)
     )
@@ -243,9 +297,16 @@ async def test_private_command_without_credentials_names_the_variables(
     assert all(name not in line for name in present)
 
 
+SERVER_SAYS_INVALID = {"v2": "40020", "v3": "INVALID_ARGUMENT"}
+"""The server's own word refusing a channel: v2's error code, v3's message (it has no code)."""
+
+
 @pytest.mark.anyio
-async def test_a_private_command_given_the_public_url_says_it_may_be_the_wrong_endpoint() -> None:
-    async with simulator() as server:
+@pytest.mark.parametrize("api", BOTH_DIALECTS)
+async def test_a_private_command_given_the_public_url_says_it_may_be_the_wrong_endpoint(
+    api: str,
+) -> None:
+    async with simulator(api=api) as server:
         credentials = server.credentials
         env = cli_env(
             WEEX_API_KEY=credentials.api_key,
@@ -256,13 +317,14 @@ async def test_a_private_command_given_the_public_url_says_it_may_be_the_wrong_e
     assert result.returncode == 1
     line = one_error_line(result.stderr)
     assert line.startswith(f"weex-ws: error: {server.public_url}: ")
-    assert "refused the private channel orders" in line and "40020" in line  # the server's word
+    assert "refused the private channel orders" in line and SERVER_SAYS_INVALID[api] in line
     assert "is this the private endpoint?" in line
-    assert "wss://ws-contract.weex.com/v2/ws/private" in line
+    assert f"wss://ws-contract.weex.com/{api}/ws/private" in line
 
 
 @pytest.mark.anyio
 async def test_an_unreachable_server_fails_at_once_in_one_line(tmp_path: Path) -> None:
+    # One dialect: no byte reaches a server, so a v3 URL fails the same way (and is named).
     url = f"ws://127.0.0.1:{free_port()}/v2/ws/public"  # nothing listens there
     out = tmp_path / "never.sqlite"
     results = [
@@ -293,6 +355,7 @@ async def test_a_host_name_that_does_not_resolve_is_named_with_the_resolvers_rea
         reason = str(exc.strerror)  # "Name or service not known", or the offline resolver's
     else:
         pytest.skip(f"{host} resolves here")
+    # One dialect: the name fails before any protocol starts, a v3 URL's alike.
     result = await run_cli("tickers", "BTCUSDT", "--url", f"ws://{host}/v2/ws/public")
     assert result.returncode == 1
     line = one_error_line(result.stderr)
@@ -330,12 +393,15 @@ def test_bad_arguments_exit_2_with_one_line(
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("api", BOTH_DIALECTS)
 @pytest.mark.parametrize("suffix", [".jsonl", ".sqlite"])
 async def test_record_writes_every_reported_frame_and_replays_them(
-    tmp_path: Path, suffix: str
+    tmp_path: Path, suffix: str, api: str
 ) -> None:
+    """Frames exactly as received, in the recording's dialect, which the file names; `replay`
+    plays them in that dialect: one line per record of each frame."""
     out = tmp_path / f"recording{suffix}"
-    async with simulator() as server:
+    async with simulator(api=api) as server:
         result = await run_cli(
             "record", "BTCUSDT", "ETHUSDT", "--url", server.public_url, "--out", str(out),
             "--duration", "1",
@@ -351,9 +417,9 @@ async def test_record_writes_every_reported_frame_and_replays_them(
     assert {channel for _, channel, _ in frames} == expected
     times = [received_at for received_at, _, _ in frames]
     assert times == sorted(times)
-    for _, channel, raw in frames:
-        frame = json.loads(raw)
-        assert frame["event"] == "payload" and frame["channel"] == channel
+    for _, channel, raw in frames:  # as received: the dialect's own frame, on its channel
+        assert pushed(raw, api)[0] == channel
+    assert recorded_dialect(out) == api
 
     replayed = await run_cli("replay", str(out), "--speed", "max", "--json")
     assert replayed.returncode == 0, replayed.stderr
@@ -361,14 +427,15 @@ async def test_record_writes_every_reported_frame_and_replays_them(
     assert [(line["channel"], line["received_at"]) for line in lines] == [  # one per record
         (channel, received_at)
         for received_at, channel, raw in frames
-        for _ in json.loads(raw)["data"]
+        for _ in range(pushed(raw, api)[1])
     ]
 
 
 @pytest.mark.anyio
-async def test_record_chosen_channels_up_to_a_count(tmp_path: Path) -> None:
+@pytest.mark.parametrize("api", BOTH_DIALECTS)
+async def test_record_chosen_channels_up_to_a_count(tmp_path: Path, api: str) -> None:
     out = tmp_path / "depth.jsonl"
-    async with simulator() as server:
+    async with simulator(api=api) as server:
         result = await run_cli(
             "record", "SOLUSDT", "--channels", "depth", "--depth", "200", "--count", "5",
             "--url", server.public_url, "--out", str(out),
@@ -377,11 +444,13 @@ async def test_record_chosen_channels_up_to_a_count(tmp_path: Path) -> None:
     frames = read_frames(out)
     assert reported_count(result.stderr) == len(frames) == 5
     assert {channel for _, channel, _ in frames} == {"depth.cmt_solusdt.200"}
-    assert json.loads(frames[0][2])["data"][0]["depthType"] == "SNAPSHOT"
+    assert {pushed(raw, api)[0] for _, _, raw in frames} == {"depth.cmt_solusdt.200"}
+    assert is_book_snapshot(frames[0][2], api)
 
 
 @pytest.mark.anyio
 async def test_record_refuses_to_overwrite(tmp_path: Path) -> None:
+    # One dialect: the file is refused before anything connects.
     out = tmp_path / "taken.sqlite"
     out.write_bytes(b"precious")
     result = await run_cli("record", "BTCUSDT", "--out", str(out), "--url", "ws://127.0.0.1:1/x")
@@ -394,6 +463,7 @@ async def test_record_refuses_to_overwrite(tmp_path: Path) -> None:
 def test_record_into_a_missing_directory_says_so(
     tmp_path: Path, suffix: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # One dialect: the file is refused before anything connects.
     out = tmp_path / "nodir" / f"x{suffix}"
     assert main(["record", "BTCUSDT", "--out", str(out), "--url", "ws://127.0.0.1:1/x"]) == 2
     line = one_error_line(capsys.readouterr().err)
@@ -403,9 +473,10 @@ def test_record_into_a_missing_directory_says_so(
 
 
 @pytest.mark.anyio
-async def test_record_stopped_by_sigterm_loses_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("api", BOTH_DIALECTS)
+async def test_record_stopped_by_sigterm_loses_nothing(tmp_path: Path, api: str) -> None:
     out = tmp_path / "stopped.sqlite"
-    async with simulator() as server:
+    async with simulator(api=api) as server:
         command = [PYTHON, "-m", "weex_anyio", "record", "BTCUSDT", "ETHUSDT", "SOLUSDT"]
         command += ["--url", server.public_url, "--out", str(out)]
         async with await anyio.open_process(command, env=cli_env(), cwd=ROOT) as process:
@@ -427,26 +498,77 @@ async def test_record_stopped_by_sigterm_loses_nothing(tmp_path: Path) -> None:
     assert not await anyio.Path(f"{out}-journal").exists()  # no transaction left half-done
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize("suffix", [".jsonl", ".sqlite"])
+async def test_a_recording_refuses_frames_of_the_other_dialect(tmp_path: Path, suffix: str) -> None:
+    out = tmp_path / f"mixed{suffix}"
+    async with simulator() as v2_server, simulator(api="v3") as v3_server:
+        first = await run_cli(
+            "record", "BTCUSDT", "--url", v2_server.public_url, "--out", str(out), "--count", "2"
+        )
+        assert first.returncode == 0, first.stderr
+        second = await run_cli(
+            "record", "BTCUSDT", "--url", v3_server.public_url, "--out", str(out),
+            "--count", "2", "--append",
+        )  # fmt: skip
+    assert second.returncode == 2
+    assert "holds v2 frames; this client speaks v3" in second.stderr
+    assert len(read_frames(out)) == 2
+
+
+@pytest.mark.parametrize("api", BOTH_DIALECTS)
+def test_appending_to_a_jsonl_recording_without_a_header_keeps_it_readable(
+    tmp_path: Path, api: str
+) -> None:
+    """A JSON lines recording without the header line: appending frames of its own dialect
+    adds no header in the middle, and the other dialect's are refused (its first frame says
+    which it holds)."""
+    path = tmp_path / "old.jsonl"
+    frames = doc_recording(count=4, api=api)
+    write_recording(path, frames[:2])
+    writer = open_writer(path, append=True, dialect=api)
+    writer.write(frames[2:])
+    writer.close()
+    assert [json.loads(line)["raw"] for line in path.read_text().splitlines()] == [
+        frame.raw for frame in frames
+    ]
+    info = scan_recording(path)
+    assert (info.frames, info.dialect) == (4, api)
+    other = "v3" if api == "v2" else "v2"
+    with pytest.raises(RecordingError, match=f"holds {api} frames; this client speaks {other}"):
+        open_writer(path, append=True, dialect=other)
+
+
 # --------------------------------------------------------------------------- replay
 
 
 DOC_PUSHES = [TICKER_PUSH, DEPTH_PUSH, TRADES_PUSH, KLINE_PUSH, ACCOUNT_PUSH]
 
 
-def doc_recording(step: float = 0.2, count: int = 6) -> list[RecordedFrame]:
-    """The doc's example pushes (a second ticker with another price) at `step` intervals."""
+def doc_pushes() -> list[dict[str, Any]]:
+    """The doc's example pushes (v2), and a second ticker with another price."""
     pushes = [copy.deepcopy(push) for push in DOC_PUSHES]
     second_ticker = copy.deepcopy(TICKER_PUSH)
     second_ticker["data"][0]["lastPrice"] = "102700.50"
     pushes.append(second_ticker)
+    return pushes
+
+
+def doc_recording(step: float = 0.2, count: int = 6, api: str = "v2") -> list[RecordedFrame]:
+    """`doc_pushes()` at `step` intervals; with `api="v3"` each as the v3 frame that carries it
+    (the simulator's translation), recorded on the same v2 channel names as a client records."""
     start = 1_700_000_000.125
-    return [
-        RecordedFrame(start + i * step, push["channel"], json.dumps(push))
-        for i, push in enumerate(pushes[:count])
-    ]
+    frames = []
+    for i, push in enumerate(doc_pushes()[:count]):
+        when = start + i * step
+        text = json.dumps(push if api == "v2" else sim_v3.push(push, int(when * 1000)))
+        frames.append(RecordedFrame(when, push["channel"], text))
+    return frames
 
 
 def write_recording(path: Path, frames: list[RecordedFrame]) -> None:
+    """The frames as a recording that does not say its dialect: a JSON lines file without the
+    header line, a database with only the `frames` table (replay tells from the first frame)."""
     if path.suffix == ".jsonl":
         lines = [
             json.dumps({"received_at": f.received_at, "channel": f.channel, "raw": f.raw})
@@ -483,11 +605,14 @@ def key_value(record: dict[str, Any], raw: dict[str, Any]) -> tuple[object, obje
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("api", BOTH_DIALECTS)
 @pytest.mark.parametrize("suffix", [".jsonl", ".db"])
 async def test_replay_gives_exactly_the_recorded_frames_every_time(
-    tmp_path: Path, suffix: str
+    tmp_path: Path, suffix: str, api: str
 ) -> None:
-    frames = doc_recording()
+    """Also a recording that does not say its dialect (no header, no `recording` table): its
+    first frame tells, and each record's value is the doc push's own, v3 frames or v2."""
+    frames = doc_recording(api=api)
     path = tmp_path / f"doc{suffix}"
     write_recording(path, frames)
     first = await run_cli("replay", str(path), "--speed", "max", "--json")
@@ -496,22 +621,49 @@ async def test_replay_gives_exactly_the_recorded_frames_every_time(
     assert first.stdout == second.stdout
     records = json_lines(first.stdout)
     assert len(records) == len(frames)
-    for record, frame in zip(records, frames, strict=True):
+    for record, frame, push in zip(records, frames, doc_pushes(), strict=True):
         assert (record["channel"], record["received_at"], record["gap"]) == (
             frame.channel,
             frame.received_at,
             False,
         )
-        replayed, recorded = key_value(record, json.loads(frame.raw))
+        replayed, recorded = key_value(record, push)
         assert replayed == recorded
 
 
-@pytest.mark.anyio
-@pytest.mark.parametrize(("speed", "factor"), [("recorded", 1.0), ("2", 2.0)])
-async def test_replay_paces_frames_by_their_recorded_times(
-    tmp_path: Path, speed: str, factor: float
+@pytest.mark.parametrize("said", BOTH_DIALECTS)
+def test_a_jsonl_recording_is_read_in_the_dialect_its_header_names(
+    tmp_path: Path, said: str
 ) -> None:
-    frames = doc_recording(step=0.2, count=6)  # 1.0 s from first to last
+    """The header decides (a frame that is neither generation's is read in its dialect);
+    without it the first frame does, and a frame contradicting it is an error."""
+    frame = RecordedFrame(1_700_000_000.5, "ticker.cmt_btcusdt", '{"neither":"v2 nor v3"}')
+    header = json.dumps({"format": "weex-ws recording 1", "dialect": said})
+    path = tmp_path / "said.jsonl"
+    path.write_text(f"{header}\n{frame.to_json_line()}\n")
+    info = scan_recording(path)
+    assert (info.dialect, info.frames, info.channels) == (said, 1, ("ticker.cmt_btcusdt",))
+    assert list(iter_frames(info)) == [frame]
+    for api in BOTH_DIALECTS:
+        first = doc_recording(count=1, api=api)[0]
+        path.write_text(f"{first.to_json_line()}\n")  # no header: the first frame's dialect
+        assert scan_recording(path).dialect == api
+        path.write_text(f"{header}\n{first.to_json_line()}\n")
+        if api == said:
+            assert scan_recording(path).dialect == said
+        else:
+            with pytest.raises(RecordingError, match=f":2: a {api} frame, but the header says"):
+                scan_recording(path)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("speed", "factor", "api"), [("recorded", 1.0, "v2"), ("2", 2.0, "v2"), ("recorded", 1.0, "v3")]
+)
+async def test_replay_paces_frames_by_their_recorded_times(
+    tmp_path: Path, speed: str, factor: float, api: str
+) -> None:
+    frames = doc_recording(step=0.2, count=6, api=api)  # 1.0 s from first to last
     span = frames[-1].received_at - frames[0].received_at
     path = tmp_path / "paced.jsonl"
     write_recording(path, frames)
@@ -558,6 +710,27 @@ async def test_replay_paces_frames_by_their_recorded_times(
         ),
         ("binary.jsonl", b"\xff\xfe\x00", "UTF-8"),
         ("empty.jsonl", "", "no frames"),
+        (
+            "header.jsonl",
+            '{"format": "weex-ws recording 1", "dialect": "v3"}\n',
+            "the recording holds no frames",
+        ),
+        (
+            "newer.jsonl",
+            '{"format": "weex-ws recording 9", "dialect": "v3"}\n',
+            ":1: a recording of format 'weex-ws recording 9'",
+        ),
+        (
+            "dialect.jsonl",
+            '{"format": "weex-ws recording 1", "dialect": "v4"}\n',
+            ":1: dialect must be one of v2, v3",
+        ),
+        (  # a header is the first line or nothing: here it is a line that is no frame
+            "joined.jsonl",
+            '{"received_at": 1, "channel": "a", "raw": "{}"}\n'
+            '{"format": "weex-ws recording 1", "dialect": "v3"}\n',
+            ":2: not a weex-ws recording",
+        ),
         ("garbage.sqlite", b"this is not a database" * 100, "not a SQLite database"),
     ],
 )
@@ -596,16 +769,19 @@ RFC6455_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 RFC6455_ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="  # RFC 6455 §1.3
 
 
-def upgrade_request(key: str = RFC6455_KEY) -> bytes:
+def upgrade_request(key: str = RFC6455_KEY, api: str = "v2") -> bytes:
     return (
-        "GET /v2/ws/public HTTP/1.1\r\nHost: example\r\nUpgrade: websocket\r\n"
+        f"GET /{api}/ws/public HTTP/1.1\r\nHost: example\r\nUpgrade: websocket\r\n"
         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
     ).encode()
 
 
-def test_replay_server_accepts_the_upgrade_with_the_rfc_accept_value() -> None:
+@pytest.mark.parametrize("api", BOTH_DIALECTS)
+def test_replay_server_accepts_the_upgrade_with_the_rfc_accept_value(api: str) -> None:
+    """The same upgrade on both generations; its path says which the client speaks."""
     server = ReplayServer(["ticker.cmt_btcusdt"])
-    server.receive_data(upgrade_request())
+    server.receive_data(upgrade_request(api=api))
+    assert server.v3 is (api == "v3")
     status, *lines = server.data_to_send().decode().split("\r\n")
     assert status.startswith("HTTP/1.1 101 ")
     headers = {
@@ -616,35 +792,60 @@ def test_replay_server_accepts_the_upgrade_with_the_rfc_accept_value() -> None:
     assert headers["upgrade"].lower() == "websocket"
 
 
+def subscribe_request(api: str, channel: str, request_id: int) -> str:
+    """A subscribe request as each dialect sends one: v2 by channel, v3 by its v3 name and id."""
+    if api == "v2":
+        return json.dumps({"event": "subscribe", "channel": channel})
+    return json.dumps({"method": "SUBSCRIBE", "params": [wire_channel(channel)], "id": request_id})
+
+
+def accepted(api: str, answer: tuple[Any, int], channel: str) -> bool:
+    """The dialect's yes to a subscription (`answer`: the reply and the request's id): v2's
+    names the channel, v3's the request."""
+    reply, request_id = answer
+    if api == "v2":
+        return bool(reply == {"event": "subscribed", "channel": channel})
+    return bool(reply == {"id": request_id, "result": True})
+
+
+def refused(api: str, answer: tuple[Any, int], channel: str) -> bool:
+    """The dialect's no: v2's error event naming the channel, v3's `result: false` by id."""
+    reply, request_id = answer
+    if api == "v2":
+        return bool(reply["event"] == "error" and reply["channel"] == channel)
+    return bool(reply["result"] is False and reply["id"] == request_id and reply["msg"])
+
+
 class WsClient:
     """An independent wsproto client talking to a ReplayServer in memory."""
 
-    def __init__(self, server: ReplayServer) -> None:
+    def __init__(self, server: ReplayServer, api: str = "v2") -> None:
         self.server = server
+        self.api = api
+        self.requests = itertools.count(1)
         self.ws = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
-        self.send(ws.Request(host="example", target="/v2/ws/public"))
+        self.send(ws.Request(host="example", target=f"/{api}/ws/public"))
 
     def send(self, event: ws.Event) -> list[ws.Event]:
         self.server.receive_data(self.ws.send(event))
         self.ws.receive_data(self.server.data_to_send())
         return list(self.ws.events())
 
-    def subscribe(self, channel: str) -> Any:
-        [reply] = self.send(ws.Message(data=json.dumps({"event": "subscribe", "channel": channel})))
+    def subscribe(self, channel: str) -> tuple[Any, int]:
+        """The server's answer, and the request's id."""
+        request_id = next(self.requests)
+        [reply] = self.send(ws.Message(data=subscribe_request(self.api, channel, request_id)))
         assert isinstance(reply, ws.TextMessage)
-        return json.loads(reply.data)
+        return json.loads(reply.data), request_id
 
 
-def test_replay_server_acks_recorded_channels_and_refuses_others() -> None:
+@pytest.mark.parametrize("api", BOTH_DIALECTS)
+def test_replay_server_acks_recorded_channels_and_refuses_others(api: str) -> None:
     server = ReplayServer(["ticker.cmt_btcusdt", "trades.cmt_btcusdt", "account"])
-    client = WsClient(server)
+    client = WsClient(server, api)
     assert not server.ready  # both public channels must be subscribed first; not `account`
-    assert client.subscribe("ticker.cmt_btcusdt") == {
-        "event": "subscribed",
-        "channel": "ticker.cmt_btcusdt",
-    }
-    refused = client.subscribe("ticker.cmt_ethusdt")
-    assert refused["event"] == "error" and refused["channel"] == "ticker.cmt_ethusdt"
+    assert accepted(api, client.subscribe("ticker.cmt_btcusdt"), "ticker.cmt_btcusdt")
+    assert refused(api, client.subscribe("ticker.cmt_ethusdt"), "ticker.cmt_ethusdt")
     assert not server.ready
     client.subscribe("trades.cmt_btcusdt")
     assert server.ready
@@ -657,19 +858,20 @@ def test_replay_server_acks_recorded_channels_and_refuses_others() -> None:
 
 
 @pytest.mark.anyio
-async def test_replay_transport_serves_the_recording_once_then_closes() -> None:
-    frames = doc_recording(count=3)
+@pytest.mark.parametrize("api", BOTH_DIALECTS)
+async def test_replay_transport_serves_the_recording_once_then_closes(api: str) -> None:
+    frames = doc_recording(count=3, api=api)
     transport = ReplayTransport(frames, speed=None)
-    endpoint = parse_endpoint("ws://replay.invalid/v2/ws/public")
+    endpoint = parse_endpoint(f"ws://replay.invalid/{api}/ws/public")
     stream = await transport(endpoint)
     client = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
-    await stream.send(client.send(ws.Request(host="replay.invalid", target="/v2/ws/public")))
+    await stream.send(client.send(ws.Request(host="replay.invalid", target=f"/{api}/ws/public")))
     client.receive_data(await stream.receive())
     assert [type(event) for event in client.events()] == [ws.AcceptConnection]
-    for channel in {frame.channel for frame in frames}:
-        await stream.send(
-            client.send(ws.Message(data=json.dumps({"event": "subscribe", "channel": channel})))
-        )
+    for request_id, channel in enumerate(dict.fromkeys(frame.channel for frame in frames), 1):
+        request = subscribe_request(api, channel, request_id)
+        await stream.send(client.send(ws.Message(data=request)))
+    recorded = {frame.raw for frame in frames}
     texts: list[str] = []
     clocks: list[float] = []
     close: ws.CloseConnection | None = None
@@ -677,7 +879,7 @@ async def test_replay_transport_serves_the_recording_once_then_closes() -> None:
         while close is None:
             client.receive_data(await stream.receive())
             for event in client.events():
-                if isinstance(event, ws.TextMessage) and '"payload"' in event.data:
+                if isinstance(event, ws.TextMessage) and event.data in recorded:  # not an ack
                     texts.append(event.data)
                     clocks.append(transport.clock())
                 elif isinstance(event, ws.CloseConnection):
@@ -741,12 +943,20 @@ def test_recording_errors_are_configuration_errors() -> None:
 
 
 @pytest.mark.anyio
-async def test_demo_prints_plain_lines_when_not_on_a_terminal() -> None:
-    result = await run_cli("demo", "BTCUSDT", "ETHUSDT", "--count", "15")
+@pytest.mark.parametrize("how", ["", "--api v3", "WEEX_API=v3"])
+async def test_demo_prints_plain_lines_when_not_on_a_terminal(how: str) -> None:
+    """Its own simulator, in v3 when asked (`--api v3`, or WEEX_API=v3), streamed from."""
+    options = how.split() if how.startswith("--") else []
+    env = cli_env(**dict([how.split("=")])) if "=" in how else cli_env()
+    api = "v3" if how else "v2"
+    result = await run_cli("demo", "BTCUSDT", "ETHUSDT", *options, "--count", "15", env=env)
     assert result.returncode == 0, result.stderr
     assert "\x1b[" not in result.stdout
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("streaming from the simulator ws://127.0.0.1:")
+    assert re.fullmatch(
+        rf"streaming from the simulator ws://127\.0\.0\.1:\d+/{api}/ws/public \(Ctrl-C to stop\)",
+        lines[0],
+    ), lines[0]
     kinds = {line.split()[1] for line in lines[1:] if len(line.split()) > 1}
     assert {"ticker", "book"} <= kinds
 
@@ -821,8 +1031,10 @@ def wait_for_screen(capture: Any, ready: Any, timeout: float = 60) -> str:
         time.sleep(0.1)
 
 
-def test_demo_dashboard_redraws_in_a_terminal() -> None:
-    command = f"{shlex.quote(PYTHON)} -m weex_anyio demo --duration 3; echo EXIT=$?; sleep 60"
+@pytest.mark.parametrize("api", BOTH_DIALECTS)
+def test_demo_dashboard_redraws_in_a_terminal(api: str) -> None:
+    demo = f"{shlex.quote(PYTHON)} -m weex_anyio demo --api {api} --duration 3"
+    command = f"{demo}; echo EXIT=$?; sleep 60"
     trade_row = r"\d{2}:\d{2}:\d{2}\.\d{3}\s+cmt_\w+\s+(buy|sell)"
     health_line = (
         r"HEALTH\s+connected \| rtt [\d.]+ ms \| pings answered \d+ \| reconnects 0 \|"
@@ -914,7 +1126,8 @@ def test_json_log_lines_include_the_traceback() -> None:
 
 
 @pytest.mark.anyio
-async def test_a_private_session_logs_json_without_its_secrets() -> None:
+@pytest.mark.parametrize("api", BOTH_DIALECTS)
+async def test_a_private_session_logs_json_without_its_secrets(api: str) -> None:
     """No value scrubbing here: the client itself must never log them."""
     secrets: dict[str, Any] = {
         "api_key": "AK-d41d8cd98f00",
@@ -929,7 +1142,7 @@ async def test_a_private_session_logs_json_without_its_secrets() -> None:
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
     try:
-        async with simulator(trade_interval=0.05, **secrets) as server:
+        async with simulator(trade_interval=0.05, api=api, **secrets) as server:
             config = WeexConfig(
                 public_url=server.public_url, private_url=server.private_url, **secrets
             )
@@ -961,8 +1174,9 @@ async def test_a_private_session_logs_json_without_its_secrets() -> None:
 
 
 @pytest.mark.anyio
-async def test_log_json_option_writes_json_lines_on_stderr() -> None:
-    async with simulator(trade_interval=0.05) as server:
+@pytest.mark.parametrize("api", BOTH_DIALECTS)
+async def test_log_json_option_writes_json_lines_on_stderr(api: str) -> None:
+    async with simulator(trade_interval=0.05, api=api) as server:
         result = await run_cli(
             "--log-json", "fills", "--log-level", "debug", "--private-url", server.private_url,
             "--count", "1", env=cli_env(**SIM_CREDENTIALS),

@@ -24,6 +24,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.adapters import BOTH_DIALECTS
+from tests.fixtures_messages import TICKER_PUSH
 from tests.natsserver import (
     HANG_GUARD,
     ROOT,
@@ -800,6 +802,101 @@ def test_two_relays_carry_candles_and_private_records_once(
         closed_times = [time for time, closed in candles if closed]
         assert candles[-1][1] is False  # the newest candle is still open
         assert sorted(closed_times) == sorted(set(open_times) - {candles[-1][0]})
+
+    _run(main)
+
+
+def test_relays_on_the_two_generations_share_subjects_and_only_versioned_ids(
+    nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A v2-fed and a v3-fed relay on one feed and one stream (README, WEEX v3): the same
+    subjects and body shape; book updates and private records are kept once (their ids are the
+    book's and the account's versions, which both generations carry), tickers and trades once
+    per generation (their ids digest the frame, and the generations' frames differ)."""
+    private = ("orders", "fill", "account")
+    channels = (*CHANNELS, *private)
+    once = {c for c in channels if c.startswith("depth.") or is_private_channel(c)}
+    v3_only_key = {"ticker": "vwap", "trades": "tradeId"}  # a v3 record's, v2's lack them
+
+    async def main() -> None:
+        async with _simulator() as sim, anyio.create_task_group() as tg:  # serves /v2/ and /v3/
+            sim.pause_market()
+            credentials = sim.credentials
+            monkeypatch.setenv("WEEX_API_KEY", credentials.api_key)
+            monkeypatch.setenv("WEEX_SECRET_KEY", credentials.secret_key)
+            monkeypatch.setenv("WEEX_PASSPHRASE", credentials.passphrase)
+            relays = []
+            for api in BOTH_DIALECTS:
+                args = build_parser().parse_args(
+                    ["relay", *SYMBOLS, "--nats", nats_server.url,
+                     "--url", sim.public_url.replace("/v2/", f"/{api}/"),
+                     "--private-url", sim.private_url.replace("/v2/", f"/{api}/"),
+                     "--channels", "ticker,depth,trades,orders,fills,account",
+                     "--snapshot-interval", "100000"]
+                )  # fmt: skip
+                relays.append(anyio.CancelScope())
+                tg.start_soon(_relay_task, args, relays[-1])
+
+            async def scenario(reference: Reference) -> None:
+                await _subscribed_by(sim, 3, channels)
+                sim.resume_market()
+                await reference.wait_for(lambda: reference.count("depth.") >= 40)
+                sim.pause_market()
+                for _ in range(TRADES_MADE):
+                    await sim.simulate_trade(SYMBOLS[0], "BUY", "0.01")
+                # Last, a ticker each connection gets in its generation's form: once the
+                # reference has it, it has every push before it, as has each relay.
+                marker = str(next(_MARKERS))
+                row = {**TICKER_PUSH["data"][0], "symbol": SYMBOLS[0], "marker": marker}
+                ticker = f"ticker.{SYMBOLS[0]}"
+                await sim.send_push(
+                    json.dumps({"event": "payload", "channel": ticker, "data": [row]})
+                )
+                await reference.wait_for(
+                    lambda: (
+                        any(r.get("marker") == marker for r in reference.records[ticker][-3:])
+                        and len(reference.records["fill"]) == TRADES_MADE
+                    )
+                )
+
+            reference = await _with_reference(sim, scenario, channels)
+            expected = {
+                channel: len(records) * (1 if channel in once else 2)
+                for channel, records in reference.records.items()
+            }
+            got = await _read_stream(nats_server.url, expected)  # and nothing more
+            bodies = await _tail(nats_server.url, "--json", "--count", str(sum(expected.values())))
+            for scope in relays:
+                scope.cancel()
+        assert all(reference.records[channel] for channel in channels)
+        for line in bodies.splitlines():  # one body shape, on the channel's own subject
+            body = json.loads(line)
+            assert set(body) == {"channel", "received_at", "gap", "data"}
+            assert body["channel"] in channels and body["gap"] is False
+        for channel in channels:
+            ids = [msg_id for msg_id, _ in got[channel]]
+            assert len(ids) == len(set(ids)), channel
+        for channel in private:  # once, whichever relay was first (the simulator's private
+            # records read the same in both generations)
+            assert [data for _, data in got[channel]] == reference.records[channel]
+        for channel in (c for c in CHANNELS if c.startswith("depth.")):
+            # once, in order; v3's copies carry their versions as numbers
+            as_text = [
+                {**data, "startVersion": str(data["startVersion"]),
+                 "endVersion": str(data["endVersion"])}
+                for _, data in got[channel]
+            ]  # fmt: skip
+            assert as_text == reference.records[channel], channel
+        for channel in (c for c in CHANNELS if not c.startswith("depth.")):
+            key = v3_only_key[channel.partition(".")[0]]
+            v2 = [data for _, data in got[channel] if key not in data]
+            v3 = [data for _, data in got[channel] if key in data]
+            assert v2 == reference.records[channel], channel  # each record once per generation
+            assert len(v3) == len(v2), channel
+            price = "lastPrice" if key == "vwap" else "price"
+            for old, new in zip(v2, v3, strict=True):  # the same record, v2's names and more
+                assert set(old) - {"marker"} <= set(new), channel  # (v3 has no place for ours)
+                assert (old["symbol"], old[price]) == (new["symbol"], new[price]), channel
 
     _run(main)
 

@@ -1,20 +1,19 @@
-"""`weex-ws simulate --api v3`, the stream commands reading it, and v3 recordings."""
+"""`weex-ws simulate --api v3`, the stream commands reading it, and choosing the generation.
+
+The commands' behaviour on both generations (streams, record, replay, demo) is tested in
+test_cli.py, parametrized by dialect; here is what only choosing one involves."""
 
 from __future__ import annotations
 
 import argparse
 import io
-import json
 import re
 import signal
-import sqlite3
 import subprocess
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.test_cli import PYTHON, ROOT, cli_env, json_lines, read_frames, run_cli, simulator
+from tests.test_cli import PYTHON, ROOT, cli_env, json_lines
 from tests.test_first_run import simulate_process
 from weex_anyio.cli import main, run
 from weex_anyio.cli._parser import build_parser
@@ -61,64 +60,6 @@ def test_api_contradicting_the_url_is_a_configuration_error() -> None:
     assert "api is 'v2' but the URLs are v3 URLs" in result.stderr
 
 
-@pytest.mark.anyio
-@pytest.mark.parametrize("suffix", [".jsonl", ".sqlite"])
-async def test_a_v3_recording_holds_v3_frames_and_replays_as_v3(
-    tmp_path: Path, suffix: str
-) -> None:
-    out = tmp_path / f"v3{suffix}"
-    async with simulator(api="v3") as server:
-        result = await run_cli(
-            "record", "BTCUSDT", "--url", server.public_url, "--out", str(out), "--count", "20",
-        )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    frames = read_frames(out)
-    assert len(frames) == 20
-    assert all("e" in json.loads(raw) for _, _, raw in frames)  # exactly as received: v3
-    assert {channel for _, channel, _ in frames} <= {
-        "ticker.cmt_btcusdt",
-        "depth.cmt_btcusdt.15",
-        "trades.cmt_btcusdt",
-    }
-    if suffix == ".sqlite":
-        db = sqlite3.connect(out)
-        try:
-            said = db.execute("SELECT value FROM recording WHERE key = 'dialect'").fetchone()
-        finally:
-            db.close()
-        assert said == ("v3",)
-    replayed = await run_cli("replay", str(out), "--speed", "max", "--json")
-    assert replayed.returncode == 0, replayed.stderr
-    lines = json_lines(replayed.stdout)
-    assert [(line["channel"], line["received_at"]) for line in lines] == [
-        (channel, received_at)
-        for received_at, channel, raw in frames
-        for _ in records_of(json.loads(raw))
-    ]
-
-
-def records_of(frame: dict[str, Any]) -> list[Any]:
-    """The records a v3 push holds: its `d` rows, or the frame itself for a book update."""
-    return [frame] if frame["e"] in ("depth", "depthSnapshot") else list(frame["d"])
-
-
-@pytest.mark.anyio
-async def test_a_sqlite_recording_refuses_frames_of_the_other_dialect(tmp_path: Path) -> None:
-    out = tmp_path / "mixed.sqlite"
-    async with simulator() as v2_server, simulator(api="v3") as v3_server:
-        first = await run_cli(
-            "record", "BTCUSDT", "--url", v2_server.public_url, "--out", str(out), "--count", "2"
-        )
-        assert first.returncode == 0, first.stderr
-        second = await run_cli(
-            "record", "BTCUSDT", "--url", v3_server.public_url, "--out", str(out),
-            "--count", "2", "--append",
-        )  # fmt: skip
-    assert second.returncode == 2
-    assert "holds v2 frames; this client speaks v3" in second.stderr
-    assert len(read_frames(out)) == 2
-
-
 @pytest.mark.parametrize("api", [None, "v2", "v3"])
 @pytest.mark.parametrize("command", ["tickers", "orders"])
 def test_error_messages_name_the_url_of_the_chosen_generation(
@@ -140,22 +81,6 @@ def test_weex_api_in_the_environment_chooses_the_generation_of_the_named_url(
     monkeypatch.setenv("WEEX_API", "v3")
     args = argparse.Namespace(command="book", url=None, api=None, max_retries=5)
     assert target_url(args) == "wss://ws-contract.weex.com/v3/ws/public"
-
-
-@pytest.mark.anyio
-@pytest.mark.parametrize("how", ["--api", "WEEX_API"])
-async def test_demo_runs_its_own_simulator_in_v3(how: str) -> None:
-    """`demo --api v3` (or WEEX_API=v3) starts its simulator speaking v3, and streams from it."""
-    options, env = (["--api", "v3"], cli_env()) if how == "--api" else ([], cli_env(WEEX_API="v3"))
-    result = await run_cli("demo", "BTCUSDT", *options, "--count", "12", env=env)
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    assert re.fullmatch(
-        r"streaming from the simulator ws://127\.0\.0\.1:\d+/v3/ws/public \(Ctrl-C to stop\)",
-        lines[0],
-    ), lines[0]
-    kinds = {line.split()[1] for line in lines[1:] if len(line.split()) > 1}
-    assert {"ticker", "book"} <= kinds
 
 
 @pytest.mark.anyio

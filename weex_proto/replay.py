@@ -9,7 +9,8 @@ exactly as it does live. An adapter moves the bytes and decides *when* to serve 
 (`due_at`); the frames' receive times become the client's clock, so the output is the same on
 every run.
 
-Also here: the one-line JSON form of a recorded frame (the `.jsonl` recording format) and its
+Also here: the one-line JSON form of a recorded frame (the `.jsonl` recording format), the
+header line that says which protocol generation a `.jsonl` recording holds, and their
 validation, shared by whatever stores recordings.
 """
 
@@ -40,7 +41,9 @@ __all__ = [
     "channels_of",
     "due_at",
     "frame_dialect",
+    "header_dialect",
     "parse_speed",
+    "recording_header",
     "subscribable_channels",
 ]
 
@@ -56,7 +59,10 @@ class RecordingError(WeexError, ValueError):
 
 
 RECORDING_KEYS = ("received_at", "channel", "raw")
-"""The fields of every line of a `.jsonl` recording."""
+"""The fields of every frame line of a `.jsonl` recording."""
+RECORDING_FORMAT = "weex-ws recording 1"
+"""What a recording says it is: a SQLite one's `format` key, a `.jsonl` one's header line."""
+DIALECTS = ("v2", "v3")
 
 
 @attrs.frozen
@@ -110,6 +116,33 @@ class RecordedFrame:
         if not isinstance(raw, str):
             raise RecordingError(f"{where}: raw must be the frame's text")
         return cls(seconds, channel, raw)
+
+
+def recording_header(dialect: str) -> str:
+    """The first line of a `.jsonl` recording (without the newline): the format and the
+    protocol generation of its frames, stated once as a SQLite recording's table does."""
+    if dialect not in DIALECTS:
+        raise ValueError(f"dialect must be one of {DIALECTS}, not {dialect!r}")
+    return json.dumps({"format": RECORDING_FORMAT, "dialect": dialect}, separators=(",", ":"))
+
+
+def header_dialect(line: str, *, where: str = "line 1") -> str | None:
+    """The dialect a `.jsonl` recording's first line declares; None when that line is not a
+    header (a file written without one: its frames tell). `RecordingError` for a header of
+    another format or an unknown dialect."""
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError):
+        return None  # not a header; reading it as a frame says what is wrong
+    if not isinstance(record, dict) or "format" not in record or "raw" in record:
+        return None
+    if record["format"] != RECORDING_FORMAT:
+        shown = str(record["format"])[:40]
+        raise RecordingError(f"{where}: a recording of format {shown!r}, not {RECORDING_FORMAT!r}")
+    dialect = record.get("dialect")
+    if dialect not in DIALECTS:
+        raise RecordingError(f"{where}: dialect must be one of {', '.join(DIALECTS)}")
+    return str(dialect)
 
 
 def frame_dialect(raw: str) -> str | None:

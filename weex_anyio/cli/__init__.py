@@ -36,6 +36,7 @@ from ._runtime import (
     target_url,
     watch_signals,
 )
+from ._streams import config_for
 
 __all__ = ["main", "run"]
 
@@ -152,9 +153,17 @@ def _refused_private_channel(args: argparse.Namespace, error: BaseException) -> 
     url = target_url(args) or "the private endpoint"
     return (
         f"{url}: the server refused the private channel {error.channel} ({error}); "
-        f"is this the private endpoint? WEEX's is {DEFAULT_PRIVATE_URL}, "
+        f"is this the private endpoint? WEEX's is {_weex_private_url(args)}, "
         "and 'weex-ws simulate' prints its own"
     )
+
+
+def _weex_private_url(args: argparse.Namespace) -> str:
+    """WEEX's private URL in the protocol generation the command spoke (v3's for v3)."""
+    try:
+        return config_for(args).dialect.private_url
+    except ConfigError:
+        return DEFAULT_PRIVATE_URL
 
 
 def _with_url(args: argparse.Namespace, error: WeexError) -> str:

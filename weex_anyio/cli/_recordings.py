@@ -1,10 +1,12 @@
 """Recording files: raw frames with their receive times, in SQLite or JSON lines.
 
 The format follows the file name: `.sqlite`, `.sqlite3` or `.db` is a SQLite database (stdlib
-`sqlite3`) with one row per frame in `frames`; `.jsonl` or `.ndjson` holds one
-`{"received_at", "channel", "raw"}` object per line. Writers are plain blocking objects: the
-recorder calls them from a worker thread, one batch at a time, so the event loop never waits
-on the disk.
+`sqlite3`) with one row per frame in `frames`; `.jsonl` or `.ndjson` holds a header line
+(`{"format": "weex-ws recording 1", "dialect": "v3"}`) then one `{"received_at", "channel",
+"raw"}` object per line. Both say which protocol generation their frames are, so `replay` speaks
+it; a JSON lines file without the header line is read in its first frame's. Writers are plain
+blocking objects: the recorder calls them from a worker thread, one batch at a time, so the
+event loop never waits on the disk.
 
 Recordings survive the recorder being killed: SQLite runs in WAL mode while recording, so a
 SIGKILL leaves every committed batch readable (the last ones in the `-wal` file beside the
@@ -27,7 +29,13 @@ from typing import Literal, Protocol
 
 import attrs
 
-from weex_proto.replay import RecordedFrame, RecordingError, frame_dialect
+from weex_proto.replay import (
+    RecordedFrame,
+    RecordingError,
+    frame_dialect,
+    header_dialect,
+    recording_header,
+)
 
 Format = Literal["sqlite", "jsonl"]
 
@@ -69,9 +77,15 @@ class RecordingWriter(Protocol):
 
 
 class JsonlWriter:
-    def __init__(self, path: Path, *, append: bool) -> None:
+    def __init__(self, path: Path, *, append: bool, dialect: str = "v2") -> None:
         self.path = path
+        recorded = _jsonl_dialect(path) if append and path.is_file() else None
+        if recorded is not None and recorded != dialect:
+            raise RecordingError(f"{path} holds {recorded} frames; this client speaks {dialect}")
         self._file = path.open("a" if append else "x", encoding="utf-8", newline="\n")
+        if self._file.tell() == 0:  # a new (or empty) file starts with its header
+            self._file.write(recording_header(dialect) + "\n")
+            self._file.flush()
 
     def write(self, frames: Sequence[RecordedFrame]) -> None:
         self._file.write("".join(frame.to_json_line() + "\n" for frame in frames))
@@ -128,8 +142,9 @@ class SqliteWriter:
 def open_writer(path: Path, *, append: bool = False, dialect: str = "v2") -> RecordingWriter:
     """A writer for `path`; refuses to overwrite an existing file unless appending.
 
-    A SQLite recording says which protocol generation (`dialect`) its frames are, and refuses
-    to be appended frames of the other; a JSON lines one is read from its frames.
+    A recording says which protocol generation (`dialect`) its frames are (a SQLite one in its
+    `recording` table, a JSON lines one in its header line), and refuses to be appended frames
+    of the other.
 
     Raises `RecordingError` for an unknown extension, an existing file or one that is not a
     recording, and `OSError` when the file cannot be created.
@@ -141,7 +156,7 @@ def open_writer(path: Path, *, append: bool = False, dialect: str = "v2") -> Rec
     try:
         if kind == "sqlite":
             return SqliteWriter(path, append=append, dialect=dialect)
-        return JsonlWriter(path, append=append)
+        return JsonlWriter(path, append=append, dialect=dialect)
     except FileExistsError:
         raise RecordingError(f"{path} already exists (use --append to add to it)") from None
     except sqlite3.DatabaseError as exc:
@@ -165,7 +180,8 @@ class RecordingInfo:
     warning: str | None = None
     """Set when the last line of a JSON lines file was cut short and is left out."""
     dialect: str = "v2"
-    """The protocol generation of the frames: a SQLite recording says; otherwise the first
+    """The protocol generation of the frames, as the recording says (a SQLite one's
+    `recording` table, a JSON lines one's header line); in a file that does not say, the first
     frame's text tells (a v3 push is an object with `e`)."""
 
 
@@ -205,20 +221,45 @@ def _jsonl_lines(path: Path) -> Iterator[tuple[int, bytes]]:
         yield from enumerate(file, 1)
 
 
-def _frame_of(path: Path, number: int, line: bytes) -> RecordedFrame:
+def _text_of(path: Path, line: bytes) -> str:
     try:
-        text = line.decode("utf-8")
+        return line.decode("utf-8")
     except UnicodeDecodeError:
         raise RecordingError(f"{path}: not a text file (invalid UTF-8)") from None
-    return RecordedFrame.from_json_line(text, where=f"{path}:{number}")
+
+
+def _frame_of(path: Path, number: int, line: bytes) -> RecordedFrame:
+    return RecordedFrame.from_json_line(_text_of(path, line), where=f"{path}:{number}")
+
+
+def _header_of(path: Path, number: int, line: bytes) -> str | None:
+    """The dialect the header says, if `line` is the file's header (its first line)."""
+    if number != 1:
+        return None
+    return header_dialect(_text_of(path, line), where=f"{path}:1")
+
+
+def _jsonl_dialect(path: Path) -> str | None:
+    """What an existing JSON lines recording holds: its header's word, else its first frame's
+    (None for a file with no frames yet)."""
+    for number, line in _jsonl_lines(path):
+        if line.strip():
+            said = _header_of(path, number, line)
+            return said if said is not None else frame_dialect(_frame_of(path, number, line).raw)
+    return None
 
 
 def _scan_jsonl(path: Path) -> RecordingInfo:
-    frames, dialect = 0, "v2"
+    frames, dialect, said = 0, "v2", None
     channels: dict[str, None] = {}
     for number, line in _jsonl_lines(path):
         if not line.strip():
             continue
+        if number == 1:
+            said = _header_of(path, number, line)
+            if said is not None:
+                dialect = said
+                continue
         try:
             frame = _frame_of(path, number, line)
         except RecordingError:
@@ -231,10 +272,21 @@ def _scan_jsonl(path: Path) -> RecordingInfo:
             )
             return RecordingInfo(path, "jsonl", frames, tuple(channels), warning, dialect)
         if not frames:
-            dialect = frame_dialect(frame.raw) or "v2"
+            dialect = _first_frame_dialect(path, number, frame, said)
         frames += 1
         channels.setdefault(frame.channel)
     return RecordingInfo(path, "jsonl", frames, tuple(channels), dialect=dialect)
+
+
+def _first_frame_dialect(path: Path, number: int, frame: RecordedFrame, said: str | None) -> str:
+    """The recording's dialect: what its header says, which the first frame must not
+    contradict (a header edited or pasted onto another file), else what that frame is."""
+    found = frame_dialect(frame.raw)
+    if said is None:
+        return found or "v2"
+    if found is not None and found != said:
+        raise RecordingError(f"{path}:{number}: a {found} frame, but the header says {said}")
+    return said
 
 
 def _iter_jsonl(info: RecordingInfo) -> Iterator[RecordedFrame]:
@@ -242,7 +294,7 @@ def _iter_jsonl(info: RecordingInfo) -> Iterator[RecordedFrame]:
     for number, line in _jsonl_lines(info.path):
         if served >= info.frames:
             return
-        if line.strip():
+        if line.strip() and _header_of(info.path, number, line) is None:
             yield _frame_of(info.path, number, line)
             served += 1
 
