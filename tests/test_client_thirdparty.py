@@ -2,12 +2,14 @@
 
 The server (tests/thirdparty_server.py) gets its HTTP, framing, pings and closes from
 `websockets`, so these tests check the whole client stack against code we did not write.
-Expected values come from the protocol reference (/work/shared/weex-protocol.md), never from
-the client's own output.
+Expected values come from the protocol reference (/work/shared/weex-protocol.md, and
+docs/protocol-v3.md for v3), never from the client's own output. Every test runs on v2 and v3:
+the server then speaks the dialect's words (names, requests, pushes), written out here.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -18,7 +20,10 @@ import anyio
 import anyio.lowlevel
 import pytest
 
+from tests.adapters import BOTH_DIALECTS
+from tests.dialect_peer import pong, v3_push
 from tests.thirdparty_server import (
+    Peer,
     ThirdPartyWeexServer,
     eventually,
     expected_signature,
@@ -44,6 +49,21 @@ SECRET_KEY = "sk-4a8b0c6e1f-very-secret"
 PASSPHRASE = "pp-correct-horse"
 BTC = "ticker.cmt_btcusdt"
 ETH = "ticker.cmt_ethusdt"
+TRADES = "trades.cmt_btcusdt"
+DEPTH = "depth.cmt_ethusdt.200"
+REFUSED = "ticker.cmt_nosuchusdt"
+SILENT = "ticker.cmt_silentusdt"
+V3_NAMES = {
+    BTC: "BTCUSDT@ticker",
+    ETH: "ETHUSDT@ticker",
+    TRADES: "BTCUSDT@trade",
+    DEPTH: "ETHUSDT@depth200",
+    REFUSED: "NOSUCHUSDT@ticker",
+    SILENT: "SILENTUSDT@ticker",
+    "orders": "orders",
+    "fill": "fill",
+}
+"""The client's (v2) channel names as v3 names them on the wire (docs/protocol-v3.md §4)."""
 TAKE_LIMIT = 5.0  # seconds; a message that has not come by then is not coming
 
 
@@ -52,12 +72,53 @@ def anyio_backend() -> str:
     return "asyncio"  # websockets.asyncio is asyncio-only
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[ThirdPartyWeexServer]:
+@pytest.fixture(params=BOTH_DIALECTS)
+async def server(request: pytest.FixtureRequest) -> AsyncIterator[ThirdPartyWeexServer]:
     async with ThirdPartyWeexServer(
-        api_key=API_KEY, secret_key=SECRET_KEY, passphrase=PASSPHRASE
+        api_key=API_KEY, secret_key=SECRET_KEY, passphrase=PASSPHRASE, api=request.param
     ) as running:
         yield running
+
+
+def wire(server: ThirdPartyWeexServer, channel: str) -> str:
+    """`channel` as the server's dialect names it (what the server's script is keyed by)."""
+    return channel if server.api == "v2" else V3_NAMES[channel]
+
+
+def wire_push(server: ThirdPartyWeexServer, frame: dict[str, Any]) -> dict[str, Any]:
+    """A v2 push as the server's dialect sends it."""
+    return frame if server.api == "v2" else v3_push(frame)
+
+
+def as_read(server: ThirdPartyWeexServer, frame: dict[str, Any]) -> dict[str, Any]:
+    """The v2 frame a message carries for the push `frame`: on v3, a public push's `E` becomes
+    its `time` (docs/protocol-v3.md §6; a private push keeps `msg.time`)."""
+    if server.api == "v2" or "msg" in frame:
+        return frame
+    return {**frame, "time": wire_push(server, frame)["E"]}
+
+
+def request(server: ThirdPartyWeexServer, operation: str, channel: str) -> dict[str, Any]:
+    """The (un)subscribe request of `channel`, exactly, as the dialect writes it (v3: its id
+    is checked and removed by `sent`)."""
+    if server.api == "v2":
+        return {"event": operation, "channel": channel}
+    return {"method": operation.upper(), "params": [V3_NAMES[channel]]}
+
+
+def sent(server: ThirdPartyWeexServer, peer: Peer) -> list[Any]:
+    """What the client sent on `peer`; on v3 its request ids are checked to count 1, 2, ...
+    on the connection (PONGs included), then removed so each request compares with `request`."""
+    if server.api == "v2":
+        return list(peer.received)
+    ids = [frame.get("id") for frame in peer.received if isinstance(frame, dict)]
+    assert ids == list(range(1, len(ids) + 1)), ids
+    return [
+        {key: value for key, value in frame.items() if key != "id"}
+        if isinstance(frame, dict)
+        else frame
+        for frame in peer.received
+    ]
 
 
 def make_client(
@@ -108,7 +169,9 @@ async def feed(server: ThirdPartyWeexServer, channel: str, symbol: str) -> None:
     n = 0
     while True:
         n += 1
-        await server.push(channel, ticker_push(symbol, f"feed-{n}"))
+        await server.push(
+            wire(server, channel), wire_push(server, ticker_push(symbol, f"feed-{n}"))
+        )
         await anyio.sleep(0.01)
 
 
@@ -117,7 +180,7 @@ async def feed(server: ThirdPartyWeexServer, channel: str, symbol: str) -> None:
 
 async def test_stream_tickers_yields_pushed_frames_in_order(server: ThirdPartyWeexServer) -> None:
     pushes = [ticker_push("cmt_btcusdt", str(100 + n)) for n in range(5)]
-    server.on_subscribe[BTC] = list(pushes)
+    server.on_subscribe[wire(server, BTC)] = [wire_push(server, push) for push in pushes]
     received: list[WebSocketMessage[Any]] = []
     async with make_client(server) as client:
         stream = generator(client.stream_tickers(["BTCUSDT"]))
@@ -128,16 +191,19 @@ async def test_stream_tickers_yields_pushed_frames_in_order(server: ThirdPartyWe
                     break
         await stream.aclose()
 
-    assert [m.frame for m in received] == pushes
+    # The server's frames to the byte, read as the v2 frames they carry.
+    assert [json.loads(m.raw) for m in received] == [wire_push(server, p) for p in pushes]
+    assert [m.frame for m in received] == [as_read(server, p) for p in pushes]
     assert all(m.channel == BTC for m in received)
     assert not any(m.gap for m in received)
     assert all(abs(m.timestamp - time.time()) < 60 for m in received)
     (handshake,) = server.handshakes
-    assert handshake.path == "/v2/ws/public"
+    assert handshake.path == f"/{server.api}/ws/public"
     assert handshake.headers["user-agent"] == USER_AGENT
     assert not any(name.startswith("access-") for name in handshake.headers)
-    # Doc §3.1: exactly {"event":"subscribe","channel":"ticker.cmt_btcusdt"}, nothing else.
-    assert server.peers[0].received[0] == {"event": "subscribe", "channel": BTC}
+    # Doc §3.1: exactly {"event":"subscribe","channel":"ticker.cmt_btcusdt"}, nothing else;
+    # v3 (docs/protocol-v3.md §2): {"method":"SUBSCRIBE","params":["BTCUSDT@ticker"],"id":1}.
+    assert sent(server, server.peers[0])[0] == request(server, "subscribe", BTC)
 
 
 # 2 ----------------------------------------------------------------------------------------------
@@ -155,9 +221,10 @@ async def test_application_ping_is_answered_with_the_same_key_and_time(
         await peer.ping("1693208175000", key=key)
         await eventually(lambda: len(peer.received) >= 2)
 
+        # v2 echoes `time` under the ping's key; v3 sends PONG requests with fresh ids.
         assert peer.received == [
-            {key: "pong", "time": "1693208170000"},
-            {key: "pong", "time": "1693208175000"},
+            pong(server.api, key, "1693208170000", 1),
+            pong(server.api, key, "1693208175000", 2),
         ]
         assert client.health.endpoints["public"].pings_answered == 2
 
@@ -169,8 +236,8 @@ async def test_application_ping_is_answered_with_the_same_key_and_time(
 async def test_lost_connection_is_resumed_with_the_same_subscriptions(
     server: ThirdPartyWeexServer, ending: str
 ) -> None:
-    server.on_subscribe[BTC] = [ticker_push("cmt_btcusdt", "1")]
-    server.on_subscribe[ETH] = [ticker_push("cmt_ethusdt", "2")]
+    server.on_subscribe[wire(server, BTC)] = [wire_push(server, ticker_push("cmt_btcusdt", "1"))]
+    server.on_subscribe[wire(server, ETH)] = [wire_push(server, ticker_push("cmt_ethusdt", "2"))]
     gaps: list[tuple[str, tuple[str, ...]]] = []
     async with make_client(server, on_gap=lambda name, chans: gaps.append((name, chans))) as client:
         stream = generator(client.stream_tickers(["BTCUSDT", "ETHUSDT"]))
@@ -183,7 +250,7 @@ async def test_lost_connection_is_resumed_with_the_same_subscriptions(
         after = [await take(stream), await take(stream)]
 
         second = server.peers[1]
-        assert sorted(first.channels("subscribe")) == sorted([BTC, ETH])
+        assert sorted(first.channels("subscribe")) == sorted([wire(server, BTC), wire(server, ETH)])
         assert sorted(second.channels("subscribe")) == sorted(first.channels("subscribe"))
         assert [m.gap for m in before] == [False, False]
         assert {m.channel for m in after} == {BTC, ETH}
@@ -202,7 +269,7 @@ async def test_exhausted_retries_end_the_stream_and_connect(
     server: ThirdPartyWeexServer, refusal: str
 ) -> None:
     max_retries = 2
-    server.on_subscribe[BTC] = [ticker_push("cmt_btcusdt", "1")]
+    server.on_subscribe[wire(server, BTC)] = [wire_push(server, ticker_push("cmt_btcusdt", "1"))]
     async with make_client(server, max_retries=max_retries) as client:
         stream = generator(client.stream_tickers(["BTCUSDT"]))
         await take(stream)
@@ -260,26 +327,29 @@ async def test_private_connection_with_good_credentials_streams_orders(
     server: ThirdPartyWeexServer,
 ) -> None:
     pushes = [order_push("617414920861909658", 46654), order_push("617414920861909659", 46655)]
-    server.on_subscribe["orders"] = list(pushes)
+    server.on_subscribe["orders"] = [wire_push(server, push) for push in pushes]
     async with make_client(server) as client:
         await client.connect(private=True)
         stream = generator(client.stream_orders())
         got = [await take(stream), await take(stream)]
         await stream.aclose()
 
-    assert [m.frame for m in got] == pushes
+    assert [json.loads(m.raw) for m in got] == [wire_push(server, p) for p in pushes]
+    assert [m.frame for m in got] == [as_read(server, p) for p in pushes]
     assert [m.channel for m in got] == ["orders", "orders"]
     assert [m.data["order_id"] for m in got] == ["617414920861909658", "617414920861909659"]
     (handshake,) = server.handshakes
     assert handshake.status == 101
-    assert handshake.path == "/v2/ws/private"
+    assert handshake.path == f"/{server.api}/ws/private"
     headers = handshake.headers
     assert headers["user-agent"] == USER_AGENT
     assert headers["access-key"] == API_KEY
     assert headers["access-passphrase"] == PASSPHRASE
     assert abs(int(headers["access-timestamp"]) - time.time() * 1000) < 30_000
-    assert headers["access-sign"] == expected_signature(SECRET_KEY, headers["access-timestamp"])
-    assert server.peers[0].received[0] == {"event": "subscribe", "channel": "orders"}
+    # Signed over the dialect's own path (v3: "/v3/ws/private", docs/protocol-v3.md §1).
+    signed = expected_signature(SECRET_KEY, headers["access-timestamp"], handshake.path)
+    assert headers["access-sign"] == signed
+    assert sent(server, server.peers[0])[0] == request(server, "subscribe", "orders")
 
 
 async def test_wrong_secret_fails_at_once_with_authentication_error(
@@ -307,15 +377,16 @@ async def test_junk_frames_are_skipped_and_errors_do_not_kill_the_connection(
         "[1, 2, 3]",
         '{"event":"mystery","channel":"ticker.cmt_btcusdt"}',
     ]
-    server.on_subscribe[BTC] = [ticker_push("cmt_btcusdt", "1")]
+    server.on_subscribe[wire(server, BTC)] = [wire_push(server, ticker_push("cmt_btcusdt", "1"))]
     async with make_client(server) as client:
         stream = generator(client.stream_tickers(["BTCUSDT"]))
         assert last_price(await take(stream)) == "1"
         (peer,) = server.open_peers()
         for frame in junk:
             await peer.send(frame)
+        # v3's sources show no rate-limit frame: both dialects get v2's (assumed, doc §3.4).
         await peer.send({"event": "error", "code": "429", "msg": "Too many requests"})
-        await server.push(BTC, ticker_push("cmt_btcusdt", "2"))
+        await server.push(wire(server, BTC), wire_push(server, ticker_push("cmt_btcusdt", "2")))
 
         message = await take(stream)
         assert last_price(message) == "2"
@@ -334,24 +405,26 @@ async def test_junk_frames_are_skipped_and_errors_do_not_kill_the_connection(
 async def test_error_naming_a_streams_channel_ends_that_stream(
     server: ThirdPartyWeexServer,
 ) -> None:
-    channel = "trades.cmt_btcusdt"
-    server.subscribe_errors[channel] = {
+    channel = TRADES
+    server.subscribe_errors[wire(server, channel)] = {
         "event": "error",
         "code": "40020",
         "msg": "Parameter is invalid",
         "channel": channel,
     }
-    server.on_subscribe[BTC] = [ticker_push("cmt_btcusdt", "1")]
+    server.on_subscribe[wire(server, BTC)] = [wire_push(server, ticker_push("cmt_btcusdt", "1"))]
     async with make_client(server) as client:
         tickers = generator(client.stream_tickers(["BTCUSDT"]))
         await take(tickers)
         trades = generator(client.stream_trades("BTCUSDT"))
         with anyio.fail_after(5), pytest.raises(ServerError) as caught:
             await take(trades)
-        assert caught.value.code == "40020"
+        # v3's refusal `{"result":false,"id":N,"msg":...}` carries no code (protocol-v3.md §2).
+        assert caught.value.code == {"v2": "40020", "v3": None}[server.api]
+        assert "Parameter is invalid" in str(caught.value)
 
         # The other stream and the connection are untouched.
-        await server.push(BTC, ticker_push("cmt_btcusdt", "2"))
+        await server.push(wire(server, BTC), wire_push(server, ticker_push("cmt_btcusdt", "2")))
         assert last_price(await take(tickers)) == "2"
         assert client.connection_attempts == 1
         assert channel not in client.subscriptions
@@ -393,11 +466,11 @@ async def test_message_handlers(
         client.add_message_handler(ETH, eth_slow)
         await client.subscribe("ticker", symbol="BTCUSDT")
         await client.subscribe("ticker", symbol="ETHUSDT")
-        await server.wait_subscribed(BTC)
-        await server.wait_subscribed(ETH)
+        await server.wait_subscribed(wire(server, BTC))
+        await server.wait_subscribed(wire(server, ETH))
 
-        await server.push(BTC, ticker_push("cmt_btcusdt", "1"))
-        await server.push(ETH, ticker_push("cmt_ethusdt", "2"))
+        await server.push(wire(server, BTC), wire_push(server, ticker_push("cmt_btcusdt", "1")))
+        await server.push(wire(server, ETH), wire_push(server, ticker_push("cmt_ethusdt", "2")))
         await eventually(lambda: seen["async"] == ["1"] and seen["eth_async"] == ["2"])
         assert seen["exact"] == ["1"]
         assert seen["pattern"] == [f"{BTC}:1", f"{ETH}:2"]
@@ -408,8 +481,8 @@ async def test_message_handlers(
 
         client.remove_message_handler(BTC, exact)
         client.remove_message_handler(BTC, recorder.on_message)
-        await server.push(BTC, ticker_push("cmt_btcusdt", "3"))
-        await server.push(ETH, ticker_push("cmt_ethusdt", "4"))
+        await server.push(wire(server, BTC), wire_push(server, ticker_push("cmt_btcusdt", "3")))
+        await server.push(wire(server, ETH), wire_push(server, ticker_push("cmt_ethusdt", "4")))
         await eventually(lambda: len(seen["pattern"]) == 4 and seen["eth_async"] == ["2", "4"])
         await anyio.sleep(0.05)  # room for a wrongly kept async handler to run
         assert seen["exact"] == ["1"]
@@ -417,7 +490,7 @@ async def test_message_handlers(
 
         # Removing every handler of one channel leaves other channels' handlers alone.
         client.remove_message_handler(BTC)
-        await server.push(ETH, ticker_push("cmt_ethusdt", "5"))
+        await server.push(wire(server, ETH), wire_push(server, ticker_push("cmt_ethusdt", "5")))
         await eventually(lambda: seen["eth_async"] == ["2", "4", "5"])
 
 
@@ -426,7 +499,7 @@ async def test_message_handlers(
 
 async def test_silent_server_is_declared_dead_and_replaced(server: ThirdPartyWeexServer) -> None:
     interval, timeout = 0.2, 0.2
-    server.on_subscribe[BTC] = [ticker_push("cmt_btcusdt", "1")]
+    server.on_subscribe[wire(server, BTC)] = [wire_push(server, ticker_push("cmt_btcusdt", "1"))]
     async with make_client(server, ping_interval=interval, ping_timeout=timeout) as client:
         stream = generator(client.stream_tickers(["BTCUSDT"]))
         await take(stream)
@@ -441,7 +514,7 @@ async def test_silent_server_is_declared_dead_and_replaced(server: ThirdPartyWee
 
         assert message.gap
         assert client.connection_attempts == 2
-        assert server.peers[1].channels("subscribe") == [BTC]
+        assert server.peers[1].channels("subscribe") == [wire(server, BTC)]
         assert first.last_sent_at is not None
         # Not declared dead before ping_interval + ping_timeout of silence.
         assert reconnected_at - first.last_sent_at >= interval + timeout
@@ -467,10 +540,10 @@ async def test_two_streams_share_one_subscription(server: ThirdPartyWeexServer) 
         assert peer.channels("unsubscribe") == []
 
         await two.aclose()
-        await eventually(lambda: BTC not in peer.subscriptions)
+        await eventually(lambda: wire(server, BTC) not in peer.subscriptions)
         await anyio.sleep(0.05)  # room for a duplicate unsubscribe
-        assert peer.channels("subscribe") == [BTC]
-        assert peer.channels("unsubscribe") == [BTC]
+        assert peer.channels("subscribe") == [wire(server, BTC)]
+        assert peer.channels("unsubscribe") == [wire(server, BTC)]
         assert BTC not in client.subscriptions
         tg.cancel_scope.cancel()
 
@@ -487,26 +560,22 @@ async def test_explicit_subscribe_and_unsubscribe(server: ThirdPartyWeexServer) 
         )
         assert await client.subscribe(BTC) == BTC  # already subscribed: nothing new is sent
         assert client.subscriptions == {BTC, "depth.cmt_ethusdt.200"}
-        await server.wait_subscribed("depth.cmt_ethusdt.200")
-        await server.wait_subscribed(BTC)
+        await server.wait_subscribed(wire(server, DEPTH))
+        await server.wait_subscribed(wire(server, BTC))
         (peer,) = server.open_peers()
 
         await client.unsubscribe("ticker", symbol="BTCUSDT")
         assert client.subscriptions == {"depth.cmt_ethusdt.200"}
-        await eventually(lambda: BTC not in peer.subscriptions)
+        await eventually(lambda: wire(server, BTC) not in peer.subscriptions)
         await client.unsubscribe("ticker", symbol="BTCUSDT")  # not subscribed: nothing sent
         await client.subscribe("depth", symbol="ETHUSDT", level=200)
         await anyio.sleep(0.05)
 
-    requests = [f for f in peer.received if isinstance(f, dict) and "subscribe" in f["event"]]
+    requests = sent(server, peer)
     assert sorted(requests[:2], key=str) == sorted(
-        [
-            {"event": "subscribe", "channel": BTC},
-            {"event": "subscribe", "channel": "depth.cmt_ethusdt.200"},
-        ],
-        key=str,
+        [request(server, "subscribe", BTC), request(server, "subscribe", DEPTH)], key=str
     )
-    assert requests[2:] == [{"event": "unsubscribe", "channel": BTC}]
+    assert requests[2:] == [request(server, "unsubscribe", BTC)]
 
 
 # 11 ---------------------------------------------------------------------------------------------
@@ -516,13 +585,14 @@ async def test_secrets_never_reach_the_logs(
     server: ThirdPartyWeexServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    server.on_subscribe["orders"] = [order_push("1", 1)]
+    server.on_subscribe["orders"] = [wire_push(server, order_push("1", 1))]
     async with make_client(server) as client:
         stream = generator(client.stream_orders())
         await take(stream)
         server.peers[0].drop()  # a reconnect signs a second handshake
         await take(stream)
-        await client.send_message({"event": "subscribe", "channel": "fill"}, private=True)
+        raw = request(server, "subscribe", "fill") | ({} if server.api == "v2" else {"id": 1000})
+        await client.send_message(raw, private=True)
         await stream.aclose()
         rejected = make_client(server, secret_key="wrong-" + SECRET_KEY)
         async with rejected:
@@ -548,21 +618,23 @@ async def test_secrets_never_reach_the_logs(
 
 async def test_slow_ticker_consumer_keeps_only_the_newest(server: ThirdPartyWeexServer) -> None:
     size = 5
-    server.on_subscribe[BTC] = [ticker_push("cmt_btcusdt", "0")]
+    server.on_subscribe[wire(server, BTC)] = [wire_push(server, ticker_push("cmt_btcusdt", "0"))]
     async with make_client(server, buffer_size=size) as client:
         stream = generator(client.stream_tickers(["BTCUSDT"]))
         await take(stream)
         for n in range(1, 21):
-            await server.push(BTC, ticker_push("cmt_btcusdt", str(n)))
+            await server.push(
+                wire(server, BTC), wire_push(server, ticker_push("cmt_btcusdt", str(n)))
+            )
         await eventually(lambda: client.health.messages == 21)
-        await server.push(BTC, ticker_push("cmt_btcusdt", "21"))
+        await server.push(wire(server, BTC), wire_push(server, ticker_push("cmt_btcusdt", "21")))
         await eventually(lambda: client.health.messages == 22)
 
         held = [await take(stream) for _ in range(size)]
         assert [last_price(m) for m in held] == ["17", "18", "19", "20", "21"]
         assert [m.gap for m in held] == [True, False, False, False, False]
         # Nothing else was held back: the next push is the next message.
-        await server.push(BTC, ticker_push("cmt_btcusdt", "22"))
+        await server.push(wire(server, BTC), wire_push(server, ticker_push("cmt_btcusdt", "22")))
         newest = await take(stream)
         assert last_price(newest) == "22"
         assert not newest.gap
@@ -571,12 +643,12 @@ async def test_slow_ticker_consumer_keeps_only_the_newest(server: ThirdPartyWeex
 
 async def test_slow_private_consumer_gets_overflow_error(server: ThirdPartyWeexServer) -> None:
     size = 5
-    server.on_subscribe["orders"] = [order_push("0", 1)]
+    server.on_subscribe["orders"] = [wire_push(server, order_push("0", 1))]
     async with make_client(server, buffer_size=size) as client:
         stream = generator(client.stream_orders())
         await take(stream)
         for n in range(size + 1):
-            await server.push("orders", order_push(str(n + 1), n + 2))
+            await server.push("orders", wire_push(server, order_push(str(n + 1), n + 2)))
         await eventually(lambda: client.health.messages == size + 2)
         with pytest.raises(StreamOverflowError):
             await take(stream)
@@ -587,14 +659,14 @@ async def test_slow_private_consumer_gets_overflow_error(server: ThirdPartyWeexS
 
 
 async def test_subscribe_can_wait_for_the_servers_answer(server: ThirdPartyWeexServer) -> None:
-    refused = "ticker.cmt_nosuchusdt"
-    server.subscribe_errors[refused] = {
+    refused = REFUSED
+    server.subscribe_errors[wire(server, refused)] = {
         "event": "error",
         "code": "40020",
         "msg": "Parameter channel is invalid",
         "channel": refused,
     }
-    server.subscribe_errors["ticker.cmt_silentusdt"] = {"event": "payload", "channel": "x"}
+    server.unanswered.add(wire(server, SILENT))
     async with make_client(server) as client:
         assert await client.subscribe("ticker", symbol="BTCUSDT", ack_timeout=5) == BTC
         assert BTC in client.subscriptions
@@ -605,4 +677,4 @@ async def test_subscribe_can_wait_for_the_servers_answer(server: ThirdPartyWeexS
         with pytest.raises(TimeoutError, match="cmt_silentusdt"):
             await client.subscribe("ticker", symbol="SILENTUSDT", ack_timeout=0.2)
         (peer,) = server.open_peers()
-        assert peer.channels("subscribe").count(BTC) == 1
+        assert peer.channels("subscribe").count(wire(server, BTC)) == 1

@@ -209,6 +209,8 @@ class ThirdPartyWeexServer:
         """Frames sent right after each `subscribed` ack for the channel."""
         self.subscribe_errors: dict[str, Frame] = {}
         """Channels whose subscribe is answered with this error frame instead of an ack."""
+        self.unanswered: set[str] = set()
+        """Channels whose subscribe gets no answer at all (the request is only recorded)."""
         self.max_frame_size = 1 << 20
         self._server: Server | None = None
         self.port = 0
@@ -366,6 +368,8 @@ class ThirdPartyWeexServer:
         event, channel = frame.get("event"), frame.get("channel")
         if not isinstance(channel, str):
             return
+        if event == "subscribe" and channel in self.unanswered:
+            return
         if event == "subscribe":
             error = self.subscribe_errors.get(channel)
             if error is not None:
@@ -390,6 +394,8 @@ class ThirdPartyWeexServer:
         if method not in ("SUBSCRIBE", "UNSUBSCRIBE") or not isinstance(params, list):
             return
         names = [name for name in params if isinstance(name, str)]
+        if method == "SUBSCRIBE" and self.unanswered.intersection(names):
+            return
         refused = [self.subscribe_errors[n] for n in names if n in self.subscribe_errors]
         if method == "SUBSCRIBE" and refused:
             await peer.send({"result": False, "id": request_id, "msg": refused[0].get("msg")})
