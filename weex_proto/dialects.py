@@ -45,8 +45,6 @@ class Dialect:
     name: ApiVersion
     public_url: str
     private_url: str
-    sign_path: str
-    """What the private handshake signs after the timestamp (the private URL's path)."""
     request_ids: bool
     """Requests carry ids and are answered `{"result":...,"id":...}` (v3), rather than by an
     ack naming the channel (v2)."""
@@ -65,7 +63,6 @@ V2: Final = Dialect(
     name="v2",
     public_url="wss://ws-contract.weex.com/v2/ws/public",
     private_url="wss://ws-contract.weex.com/v2/ws/private",
-    sign_path="/v2/ws/private",
     request_ids=False,
     request=_v2_request,
     pong=_v2_pong,
@@ -77,7 +74,6 @@ V3: Final = Dialect(
     name="v3",
     public_url="wss://ws-contract.weex.com/v3/ws/public",
     private_url="wss://ws-contract.weex.com/v3/ws/private",
-    sign_path="/v3/ws/private",
     request_ids=True,
     request=v3wire.request,
     pong=_v3_pong,
