@@ -363,8 +363,11 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
 
 
 def _relay_args(sim: SimulatedWeexServer, nats_url: str, *extra: str) -> Any:
+    """Publishing at once (`--hold-back 0`) unless `extra` says otherwise: the tests that read
+    up to a marker need the relay to publish in the order it received, across channels."""
+    hold_back = () if "--hold-back" in extra else ("--hold-back", "0")
     return build_parser().parse_args(
-        ["relay", *SYMBOLS, "--url", sim.public_url, "--nats", nats_url, *extra]
+        ["relay", *SYMBOLS, "--url", sim.public_url, "--nats", nats_url, *hold_back, *extra]
     )
 
 
@@ -628,7 +631,9 @@ def test_two_relays_one_killed_mid_stream(nats_server: NatsServer) -> None:
         async with _simulator() as sim, anyio.create_task_group() as tg:
             sim.pause_market()
             first, second = anyio.CancelScope(), anyio.CancelScope()
-            args = _relay_args(sim, nats_server.url, "--snapshot-interval", "100000")
+            args = _relay_args(  # holding back, as a pair of relays should
+                sim, nats_server.url, "--snapshot-interval", "100000", "--hold-back", "1"
+            )
             tg.start_soon(_relay_task, args, first)
             tg.start_soon(_relay_task, args, second)
 

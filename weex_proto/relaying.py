@@ -247,6 +247,60 @@ class Outbox:
         return item
 
 
+class HoldBack:
+    """Holds each channel's first records for `delay` seconds after it is (re)subscribed.
+
+    Two relays on one shard store each record once (JetStream keeps the first copy of an id),
+    and a subject's order is the order its records reach JetStream. A relay that starts or
+    reconnects while its peer lags gets its first records before the peer has published the
+    ones just earlier, which the first relay never got: published at once, they would be
+    stored ahead of them. Held back longer than the peer lags, they go after. Time comes in
+    as `now`; the relay releases what is due (`release_due`) and, when stopping, everything.
+    """
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.started: set[str] = set()
+        """Channels that have had a record since the relay started."""
+        self.held: dict[str, tuple[float, list[Outgoing]]] = {}
+        """Channel -> (when its hold ends, its records so far, in order)."""
+        self.count = 0
+
+    def admit(self, channel: str, item: Outgoing, restarted: bool, now: float) -> list[Outgoing]:
+        """The records to queue now, in order: none while `channel` is held back; its held ones
+        and then `item` once the hold is over. `restarted`: the first record after a reconnect
+        (a new hold begins, as for a channel's first record)."""
+        if channel not in self.started or restarted:
+            self.started.add(channel)
+            _, items = self.held.get(channel, (now, []))
+            self.held[channel] = (now + self.delay, items)  # a hold under way starts again
+        held = self.held.get(channel)
+        if held is None:
+            return [item]
+        until, items = held
+        if now < until:
+            items.append(item)
+            self.count += 1
+            return []
+        del self.held[channel]
+        self.count -= len(items)
+        items.append(item)
+        return items
+
+    def release_due(self, now: float) -> list[Outgoing]:
+        """The records of every channel whose hold is over, each channel's in order."""
+        due = [channel for channel, (until, _) in self.held.items() if until <= now]
+        return [item for channel in due for item in self._release(channel)]
+
+    def release_all(self) -> list[Outgoing]:
+        return [item for channel in list(self.held) for item in self._release(channel)]
+
+    def _release(self, channel: str) -> list[Outgoing]:
+        _, items = self.held.pop(channel)
+        self.count -= len(items)
+        return items
+
+
 # --------------------------------------------------------------------------- trade ids
 
 

@@ -89,6 +89,13 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"must be 0 or a positive number of seconds, not {text}")
+    return value
+
+
 def book_depth(text: str) -> int:
     value = int(text)
     if not 1 <= value <= 200:
@@ -509,6 +516,15 @@ def _relay_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> N
         default=4000,
         metavar="N",
         help="publishes awaiting JetStream's ack at once (default: 4000)",
+    )
+    relay.add_argument(
+        "--hold-back",
+        type=_checked(non_negative_float),
+        default=1.0,
+        metavar="S",
+        help="publish each channel's records from S seconds after it is (re)subscribed, so a "
+        "second relay of the shard that lags by less stores the earlier ones first "
+        "(default: 1; 0: at once)",
     )
     relay.add_argument(
         "--quiet",

@@ -32,6 +32,7 @@ from weex_proto.nats_protocol import NatsProtocolError, Reply, ServerError, msg_
 from weex_proto.relaying import (
     AckResult,
     FrameCounter,
+    HoldBack,
     Outbox,
     Outgoing,
     PublishWindow,
@@ -208,8 +209,11 @@ class Relay:
         outbox_capacity: int = 10_000,
         window: int = DEFAULT_WINDOW,
         publish_timeout: float = PUBLISH_TIMEOUT,
+        hold_back: float = 0.0,
     ) -> None:
         self.prefix = prefix
+        self.hold_back = HoldBack(hold_back)
+        """Each channel's first records after a (re)subscribe wait this long (`--hold-back`)."""
         self.outbox = Outbox(outbox_capacity)
         self.window = PublishWindow(window)
         self.publish_timeout = publish_timeout
@@ -271,7 +275,7 @@ class Relay:
             acked=self.window.acked,
             in_flight=self.window.in_flight,
             unacked=self.window.unacked,
-            outbox=len(self.outbox),
+            outbox=len(self.outbox) + self.hold_back.count,
             dropped=self.outbox.dropped,
             refused=self.window.refused,
             retried=self.window.retried,
@@ -308,7 +312,29 @@ class Relay:
         except (TypeError, ValueError) as exc:
             log.warning("not relayed: a record of %s: %s", channel[:80], exc)
             return
-        self._queue(Outgoing(subject, msg_id, channel, data, message.timestamp, message.gap))
+        self._admit(
+            channel, Outgoing(subject, msg_id, channel, data, message.timestamp, message.gap)
+        )
+
+    def _admit(self, channel: str, item: Outgoing) -> None:
+        """Queue `item`, unless its channel's records are being held back (`HoldBack`)."""
+        hold_back = self.hold_back
+        if hold_back.delay and (
+            item.gap or channel in hold_back.held or channel not in hold_back.started
+        ):
+            for admitted in hold_back.admit(channel, item, item.gap, anyio.current_time()):
+                self._queue(admitted)
+            return
+        self._queue(item)
+
+    async def release_held_back(self) -> None:
+        """Queue each channel's held-back records once its hold is over."""
+        interval = min(self.hold_back.delay / 4, 0.1)
+        while True:
+            await anyio.sleep(interval)
+            if self.hold_back.held:
+                for item in self.hold_back.release_due(anyio.current_time()):
+                    self._queue(item)
 
     def _subject(self, channel: str) -> str:
         subject = self._subjects[channel] = subject_for(channel, self.prefix)
@@ -353,14 +379,15 @@ class Relay:
                 continue
             record = book_snapshot_record(book.symbol, book.levels, version, bids, asks)
             self._snapshotted[channel] = version
-            self._queue(
+            self._admit(  # after the records it follows, if they are being held back
+                channel,
                 Outgoing(
                     subject_for(channel, self.prefix),
                     snapshot_id(channel, version),
                     channel,
                     record,
                     time.time(),
-                )
+                ),
             )
             queued += 1
         return queued
@@ -398,6 +425,8 @@ class Relay:
     async def drain(self, stream: str) -> None:
         """After a stop (WEEX closed): publish what is left, on the link the publisher was
         using, until everything is acked or refused (bounded by the caller)."""
+        for item in self.hold_back.release_all():
+            self._queue(item)
         if self.link is None or self.link.closed:
             return  # NATS is away: what is left stays unacked (the summary counts it)
         self.window.restart()  # the acks of what was on the wire went with the old inbox
@@ -790,7 +819,12 @@ async def run_relay(args: argparse.Namespace, stopper: Stopper, stderr: TextIO) 
     config = config_for(args)
     if any(is_private_channel(channel) for channel in channels):
         config.require_credentials()
-    relay = Relay(prefix=args.prefix, outbox_capacity=args.outbox, window=args.window)
+    relay = Relay(
+        prefix=args.prefix,
+        outbox_capacity=args.outbox,
+        window=args.window,
+        hold_back=args.hold_back,
+    )
     nc = await connect_nats(args.nats, reconnect=False)
     try:
         changed = await ensure_stream(
@@ -835,6 +869,8 @@ async def run_relay(args: argparse.Namespace, stopper: Stopper, stderr: TextIO) 
                 with stopper.scope:
                     async with anyio.create_task_group() as task_group:
                         task_group.start_soon(relay.publish_forever, link, reconnect, args.stream)
+                        if relay.hold_back.delay:
+                            task_group.start_soon(relay.release_held_back)
                         if not args.quiet:
                             task_group.start_soon(show_status, relay, stderr)
                         await _relay(groups, relay, args, task_group, clients)
