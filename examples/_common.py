@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -99,8 +100,10 @@ async def simulator(**options: Any) -> AsyncIterator[Exchange]:
     """An embedded simulator and a config (with its credentials) pointing at it.
 
     The simulator's own random trading is off, so private events come only from the example.
+    It speaks the protocol generation `WEEX_API` names (v2 unless it says v3), as `--live` does.
     """
     options.setdefault("trade_interval", None)
+    options.setdefault("api", WeexConfig(api=os.environ.get("WEEX_API", "")).api_version)
     async with SimulatedWeexServer(**options) as server:
         credentials = server.credentials
         config = WeexConfig(

@@ -3,6 +3,10 @@
 The keys (price texts, channel names) come from the server, so a cache without a bound would
 grow for as long as a client runs. CONTRIBUTING ("Memory") lists these caches and their
 bounds; the router's own bound is checked in test_fanout.py.
+
+These run on v2 frames only, and need no v3 counterpart: a connection turns each v3 push into
+the v2 frame it stands for (`Dialect.push`) before any parser or cache sees it, so v3 traffic
+fills these caches with the same texts and channel names.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""`weex-ws candles`: candle records from the kline channel, through the real command."""
+"""`weex-ws candles`: candle records from the kline channel, through the real command, on both
+WEEX protocol generations (`api`: the simulator's URL chooses the client's)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from tests.adapters import BOTH_DIALECTS
 from tests.test_cli import is_decimal_text, json_lines, run_cli, simulator
 
 
@@ -15,8 +17,9 @@ def anyio_backend() -> str:
 
 
 @pytest.mark.anyio
-async def test_candles_prints_one_json_line_per_candle_update() -> None:
-    async with simulator() as server:
+@pytest.mark.parametrize("api", BOTH_DIALECTS)
+async def test_candles_prints_one_json_line_per_candle_update(api: str) -> None:
+    async with simulator(api=api) as server:
         result = await run_cli(
             "candles", "BTCUSDT", "--interval", "minute_5", "--price-type", "mark_price",
             "--url", server.public_url, "--json", "--count", "4",
@@ -33,8 +36,9 @@ async def test_candles_prints_one_json_line_per_candle_update() -> None:
 
 
 @pytest.mark.anyio
-async def test_candles_human_lines_name_the_candle_state() -> None:
-    async with simulator() as server:
+@pytest.mark.parametrize("api", BOTH_DIALECTS)
+async def test_candles_human_lines_name_the_candle_state(api: str) -> None:
+    async with simulator(api=api) as server:
         result = await run_cli("candles", "ETHUSDT", "--url", server.public_url, "--count", "2")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -45,6 +49,7 @@ async def test_candles_human_lines_name_the_candle_state() -> None:
 
 @pytest.mark.anyio
 async def test_candles_refuses_an_unknown_interval() -> None:
+    # No v3 counterpart: the command line refuses it before choosing a protocol generation.
     result = await run_cli("candles", "BTCUSDT", "--interval", "MINUTE_2")
     assert result.returncode == 2
     assert "unknown interval 'MINUTE_2'" in result.stderr and "MINUTE_1" in result.stderr

@@ -4,7 +4,9 @@ Each example's `run(...)` is called in-process and its result checked against fa
 here independently: moving averages and crossovers by brute force, PnL by the cash-flow
 identity, trade tallies from the raw JSON frames, private events against what the simulator
 reports it did, the SQLite file read back with the standard `sqlite3` module. A last test runs
-every script as `python examples/NAME.py` and checks its exit code and output.
+every script as `python examples/NAME.py` and checks its exit code and output. Everything that
+talks to the simulator runs on both of WEEX's protocol generations (the `api` fixture): the
+raw frames are read with the v2 or v3 names of `RAW`.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from examples import (
 )
 from weex_anyio import WebSocketMessage
 from weex_anyio.testing import SimulatedWeexServer
+from weex_anyio.testing._v3 import v2_channel
 from weex_proto.messages import PriceLevel, Ticker
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -58,12 +61,37 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture(params=["v2", "v3"])
+def api(request: pytest.FixtureRequest) -> str:
+    """The protocol generation the simulator speaks (the example follows its URLs)."""
+    param: str = request.param
+    return param
+
+
 @asynccontextmanager
-async def fast_simulator(**options: Any) -> AsyncIterator[_common.Exchange]:
+async def fast_simulator(api: str, **options: Any) -> AsyncIterator[_common.Exchange]:
     options.setdefault("tick_interval", 0.02)
     options.setdefault("ping_interval", 0.2)
-    async with _common.simulator(**options) as exchange:
+    async with _common.simulator(api=api, **options) as exchange:
+        assert exchange.config.api_version == api
         yield exchange
+
+
+RAW = {
+    "v2": {"buyer_maker": "buyerMaker", "size": "size", "value": "value", "rows": "data"},
+    "v3": {"buyer_maker": "m", "size": "q", "value": "v", "rows": "d"},
+}
+"""Where a raw push keeps a trade's fields and its rows, by protocol generation."""
+V3_STREAMS = {"ticker": "ticker", "trade": "trade", "depth": "depth", "depthSnapshot": "depth"}
+
+
+def raw_channel(frame: dict[str, Any], api: str) -> str | None:
+    """The (v2) channel a raw push belongs to: v2 names it, v3 names its event and symbol."""
+    if api == "v2":
+        channel: str = frame["channel"]
+        return channel
+    stream = V3_STREAMS[frame["e"]] + (str(frame["l"]) if frame["e"].startswith("depth") else "")
+    return v2_channel(f"{frame['s']}@{stream}", {"cmt_" + frame["s"].lower()})
 
 
 def server_of(exchange: _common.Exchange) -> SimulatedWeexServer:
@@ -189,8 +217,8 @@ def test_batcher_cuts_full_batches_and_a_final_partial_one(total: int, max_size:
 
 
 @pytest.mark.anyio
-async def test_ticker_monitor_keeps_the_latest_ticker_of_each_symbol() -> None:
-    async with fast_simulator() as exchange:
+async def test_ticker_monitor_keeps_the_latest_ticker_of_each_symbol(api: str) -> None:
+    async with fast_simulator(api) as exchange:
         report = await ticker_monitor.run(exchange.config, ["BTCUSDT", "eth-usdt"], count=20)
     assert report.messages == 20
     assert set(report.latest) == {"cmt_btcusdt", "cmt_ethusdt"}
@@ -201,9 +229,9 @@ async def test_ticker_monitor_keeps_the_latest_ticker_of_each_symbol() -> None:
 
 
 @pytest.mark.anyio
-async def test_order_book_monitor_follows_versions_and_resyncs_after_a_gap() -> None:
+async def test_order_book_monitor_follows_versions_and_resyncs_after_a_gap(api: str) -> None:
     reports: list[order_book_monitor.BookReport] = []
-    async with fast_simulator() as exchange, anyio.create_task_group() as tasks:
+    async with fast_simulator(api) as exchange, anyio.create_task_group() as tasks:
 
         async def monitor() -> None:
             reports.append(await order_book_monitor.run(exchange.config, "BTCUSDT", count=25))
@@ -247,23 +275,24 @@ async def test_order_book_monitor_follows_versions_and_resyncs_after_a_gap() -> 
 
 
 @pytest.mark.anyio
-async def test_trade_monitor_tally_matches_the_raw_frames() -> None:
-    async with fast_simulator() as exchange:
+async def test_trade_monitor_tally_matches_the_raw_frames(api: str) -> None:
+    async with fast_simulator(api) as exchange:
         tally = await trade_monitor.run(exchange.config, "BTCUSDT", count=30)
     buys = sells = 0
     volume = {"buy": Decimal(0), "sell": Decimal(0)}
     value = {"buy": Decimal(0), "sell": Decimal(0)}
     for message in tally.messages:
         frame = json.loads(message.raw)  # one message per trade: row `index` of its frame
-        assert frame["channel"] == "trades.cmt_btcusdt"
-        row = frame["data"][message.index]
-        seller_took = row["buyerMaker"] in (True, "true")
+        assert raw_channel(frame, api) == "trades.cmt_btcusdt"
+        key = RAW[api]
+        row = frame[key["rows"]][message.index]
+        seller_took = row[key["buyer_maker"]] in (True, "true")
         side = "sell" if seller_took else "buy"
         assert message.data["side"] == side
         buys += not seller_took
         sells += seller_took
-        volume[side] += Decimal(str(row["size"]))
-        value[side] += Decimal(str(row["value"]))
+        volume[side] += Decimal(str(row[key["size"]]))
+        value[side] += Decimal(str(row[key["value"]]))
     assert tally.trades >= 30
     assert (tally.buys, tally.sells) == (buys, sells)
     assert (tally.buy_volume, tally.sell_volume) == (volume["buy"], volume["sell"])
@@ -272,8 +301,8 @@ async def test_trade_monitor_tally_matches_the_raw_frames() -> None:
 
 
 @pytest.mark.anyio
-async def test_private_monitor_sees_orders_fills_positions_and_account() -> None:
-    async with fast_simulator() as exchange:
+async def test_private_monitor_sees_orders_fills_positions_and_account(api: str) -> None:
+    async with fast_simulator(api) as exchange:
         report = await private_monitor.run(exchange.config, count=3, server=exchange.server)
     trades = report.trades
     # The plan: buy 0.010, buy 0.005, sell 0.020 of BTC.
@@ -311,9 +340,9 @@ async def test_private_monitor_sees_orders_fills_positions_and_account() -> None
 
 
 @pytest.mark.anyio
-async def test_multi_symbol_tasks_each_see_only_their_symbol() -> None:
+async def test_multi_symbol_tasks_each_see_only_their_symbol(api: str) -> None:
     symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
-    async with fast_simulator() as exchange:
+    async with fast_simulator(api) as exchange:
         summaries = await multi_symbol_taskgroup.run(exchange.config, symbols, per_symbol=5)
     assert set(summaries) == {"cmt_btcusdt", "cmt_ethusdt", "cmt_solusdt"}
     for symbol, summary in summaries.items():
@@ -324,8 +353,8 @@ async def test_multi_symbol_tasks_each_see_only_their_symbol() -> None:
 
 
 @pytest.mark.anyio
-async def test_moving_averages_equal_a_brute_force_recomputation() -> None:
-    async with fast_simulator() as exchange:
+async def test_moving_averages_equal_a_brute_force_recomputation(api: str) -> None:
+    async with fast_simulator(api) as exchange:
         report = await moving_average.run(exchange.config, count=60, short=3, long=8)
     prices = list(report.prices)
     assert len(prices) == 60
@@ -337,9 +366,9 @@ async def test_moving_averages_equal_a_brute_force_recomputation() -> None:
 
 
 @pytest.mark.anyio
-async def test_paper_trading_fills_and_pnl_match_an_independent_recomputation() -> None:
+async def test_paper_trading_fills_and_pnl_match_an_independent_recomputation(api: str) -> None:
     size = Decimal("0.01")
-    async with fast_simulator() as exchange:
+    async with fast_simulator(api) as exchange:
         report = await paper_trading.run(exchange.config, count=100, short=3, long=8, size=size)
     prices = list(report.prices)
     assert len(prices) == 100
@@ -374,8 +403,8 @@ async def test_paper_trading_fills_and_pnl_match_an_independent_recomputation() 
 
 
 @pytest.mark.anyio
-async def test_reconnect_loop_flags_gaps_after_forced_drops() -> None:
-    async with fast_simulator() as exchange:
+async def test_reconnect_loop_flags_gaps_after_forced_drops(api: str) -> None:
+    async with fast_simulator(api) as exchange:
         server = server_of(exchange)
         report = await reconnect_loop.run(
             exchange.config,
@@ -397,8 +426,8 @@ async def test_reconnect_loop_flags_gaps_after_forced_drops() -> None:
 
 
 @pytest.mark.anyio
-async def test_reconnect_loop_starts_a_new_client_after_the_old_one_gives_up() -> None:
-    async with fast_simulator() as exchange:
+async def test_reconnect_loop_starts_a_new_client_after_the_old_one_gives_up(api: str) -> None:
+    async with fast_simulator(api) as exchange:
         report = await reconnect_loop.run(
             exchange.config,
             count=40,
@@ -415,9 +444,9 @@ async def test_reconnect_loop_starts_a_new_client_after_the_old_one_gives_up() -
 
 
 @pytest.mark.anyio
-async def test_filtering_passes_watched_symbols_that_moved_enough() -> None:
+async def test_filtering_passes_watched_symbols_that_moved_enough(api: str) -> None:
     min_move = Decimal("0.00002")
-    async with fast_simulator() as exchange:
+    async with fast_simulator(api) as exchange:
         report = await filtering.run(
             exchange.config,
             ["BTCUSDT", "ETHUSDT", "SOLUSDT"],
@@ -447,9 +476,9 @@ async def test_filtering_passes_watched_symbols_that_moved_enough() -> None:
     [(5, 30.0, "size"), (10_000, 0.05, "time")],
 )
 async def test_batching_respects_size_and_time_limits(
-    max_size: int, max_wait: float, reason: str
+    max_size: int, max_wait: float, reason: str, api: str
 ) -> None:
-    async with fast_simulator() as exchange:
+    async with fast_simulator(api) as exchange:
         batches = await batching.run(
             exchange.config, ["BTCUSDT", "ETHUSDT"], count=4, max_size=max_size, max_wait=max_wait
         )
@@ -466,8 +495,8 @@ async def test_batching_respects_size_and_time_limits(
 
 
 @pytest.mark.anyio
-async def test_heartbeat_checker_reports_staleness_while_the_market_is_paused() -> None:
-    async with fast_simulator() as exchange:
+async def test_heartbeat_checker_reports_staleness_while_the_market_is_paused(api: str) -> None:
+    async with fast_simulator(api) as exchange:
         samples = await heartbeat_checker.run(
             exchange.config,
             duration=2.0,
@@ -489,9 +518,11 @@ async def test_heartbeat_checker_reports_staleness_while_the_market_is_paused() 
 
 
 @pytest.mark.anyio
-async def test_sqlite_recorder_file_holds_exactly_the_reported_rows(tmp_path: Path) -> None:
+async def test_sqlite_recorder_file_holds_exactly_the_reported_rows(
+    tmp_path: Path, api: str
+) -> None:
     path = tmp_path / "messages.sqlite"
-    async with fast_simulator() as exchange:
+    async with fast_simulator(api) as exchange:
         first = await sqlite_recorder.run(
             exchange.config, path, ["BTCUSDT", "ETHUSDT"], count=40, commit_every=15
         )
@@ -513,7 +544,7 @@ async def test_sqlite_recorder_file_holds_exactly_the_reported_rows(tmp_path: Pa
     }
     for channel, received_at, raw in rows:
         assert channel in allowed
-        assert json.loads(raw)["channel"] == channel
+        assert raw_channel(json.loads(raw), api) == channel
         assert received_at > 1e9
     assert Counter(channel for channel, _, _ in rows[: first.rows]) == first.by_channel
     assert Counter(channel for channel, _, _ in rows[first.rows :]) == second.by_channel
@@ -544,20 +575,28 @@ SCRIPTS: list[tuple[str, tuple[str, ...], str]] = [
 ]
 
 
+V3_SCRIPTS = {"ticker_monitor", "order_book_monitor", "trade_monitor", "private_monitor"}
+"""The scripts also run on v3 (`WEEX_API=v3`): enough to show the embedded simulator and the
+client follow it on both sockets; the in-process tests above run every example on v3."""
+
 HANG_LIMIT = 180.0
 """Seconds after which a script that has not finished is taken to hang (12 run at once)."""
 
 
-def test_every_script_runs_and_reports(tmp_path: Path) -> None:
+def test_every_script_runs_and_reports(tmp_path: Path, api: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WEEX_")}
+    env["WEEX_API"] = api  # the embedded simulator, and so the client, speak this generation
+    scripts = [script for script in SCRIPTS if api == "v2" or script[0] in V3_SCRIPTS]
     commands = {
         name: [sys.executable, str(EXAMPLES / f"{name}.py"), *args, *FAST]
-        for name, args, _ in SCRIPTS
+        for name, args, _ in scripts
     }
-    # --live for a private example, without credentials: a clear error, no connection attempt.
-    commands["private --live"] = [sys.executable, str(EXAMPLES / "private_monitor.py"), "--live"]
-    # As a first-time user runs it: no option at all.
-    commands["reconnect_loop as is"] = [sys.executable, str(EXAMPLES / "reconnect_loop.py")]
+    if api == "v2":  # what follows is the same on v3: the command line, not the wire
+        # --live for a private example, without credentials: a clear error, no connection.
+        private_live = [sys.executable, str(EXAMPLES / "private_monitor.py"), "--live"]
+        commands["private --live"] = private_live
+        # As a first-time user runs it: no option at all.
+        commands["reconnect_loop as is"] = [sys.executable, str(EXAMPLES / "reconnect_loop.py")]
     runs: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for name, command in commands.items():
@@ -572,11 +611,14 @@ def test_every_script_runs_and_reports(tmp_path: Path) -> None:
                 process.kill()
             process.communicate()
 
-    for name, _, expected in SCRIPTS:
+    for name, _, expected in scripts:
         out, err = (stream.decode() for stream in results[name])
         assert runs[name].returncode == 0, f"{name} failed:\n{out}\n{err}"
         assert "embedded simulator" in out
+        assert ("/v3/" in out) == (api == "v3"), out  # it prints the URL it serves
         assert expected in out, f"{name} printed:\n{out}"
+    if api == "v3":
+        return  # the rest checks the scripts only v2 runs
     assert (tmp_path / "recorded.sqlite").exists()
 
     out, err = (stream.decode() for stream in results["private --live"])

@@ -5,6 +5,10 @@ decimal string becomes `Decimal(text)` (and must print back as the same text), d
 become ints, booleans stay booleans. Depth sequences are replayed into `OrderBook` and into a
 plain dict model; hostile frames and whole server scripts go through a real `WeexConnection`
 inside a `ClientHub` with streams open, as the adapters drive them.
+
+Each property holds on both of WEEX's protocol generations (`api`): on v3 the generated pushes go
+out as `v3_frame`s (or come from the v3 generators), the client turns them into the v2 frames it
+reads, and the expected values are still read from the generated frames.
 """
 
 from __future__ import annotations
@@ -18,10 +22,13 @@ from decimal import Decimal
 from typing import Any
 
 import attrs
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.wspeer import ServerPeer
+from tests.adapters import BOTH_DIALECTS
+from tests.dialect_peer import DialectPeer, pong
+from tests.test_depth_levels import received
 from weex_proto import strategies as ws
 from weex_proto.config import WeexConfig
 from weex_proto.connection import ConnectionOptions, ConnectionState
@@ -47,7 +54,25 @@ from weex_proto.runtime.hub import (
 from weex_proto.session import Reconnect, WeexSession
 
 T0 = 1_700_000_000.0
-CONFIG = WeexConfig(api_key="k", secret_key="s", passphrase="p")
+DIALECTS = pytest.mark.parametrize("api", BOTH_DIALECTS)
+
+
+def config(api: str) -> WeexConfig:
+    return WeexConfig(api_key="k", secret_key="s", passphrase="p", api=api)
+
+
+def on_wire(frame: dict[str, Any], api: str) -> dict[str, Any]:
+    """A generated (v2) push as `api` sends it."""
+    return ws.v3_frame(frame) if api == "v3" else frame
+
+
+def parsed(frame: dict[str, Any], api: str) -> tuple[Any, ...]:
+    """The records the client makes of a generated push sent in `api`'s words."""
+    decoded = received(on_wire(frame, api), api)
+    assert isinstance(decoded, dict), decoded  # on v3, a push the connection can place
+    return parse_push(decoded)
+
+
 WIRE_KEYS = {"order_type": "type"}  # the one attribute not named after its wire key
 
 
@@ -97,27 +122,30 @@ def exact_texts(record: Any, row: dict[str, Any]) -> None:
             assert str(value) == row[wire_key(field.name)]
 
 
+@DIALECTS
 @given(ws.ticker_frames())
-def test_ticker_frames_parse_to_exact_tickers(frame: dict[str, Any]) -> None:
+def test_ticker_frames_parse_to_exact_tickers(api: str, frame: dict[str, Any]) -> None:
     [row] = frame["data"]
-    [ticker] = parse_push(frame)
+    [ticker] = parsed(frame, api)
     assert ticker == expected_record(Ticker, row)
     assert frame["channel"] == f"ticker.{row['symbol']}"
     exact_texts(ticker, row)
 
 
+@DIALECTS
 @given(ws.trade_frames())
-def test_trade_frames_parse_to_one_trade_per_row(frame: dict[str, Any]) -> None:
+def test_trade_frames_parse_to_one_trade_per_row(api: str, frame: dict[str, Any]) -> None:
     symbol = frame["channel"].removeprefix("trades.")
-    trades = parse_push(frame)
+    trades = parsed(frame, api)
     assert trades == tuple(expected_record(Trade, row, symbol=symbol) for row in frame["data"])
     for trade, row in zip(trades, frame["data"], strict=True):
         exact_texts(trade, row)
 
 
+@DIALECTS
 @given(ws.kline_frames())
-def test_kline_frames_parse_to_candles(frame: dict[str, Any]) -> None:
-    [update] = parse_push(frame)
+def test_kline_frames_parse_to_candles(api: str, frame: dict[str, Any]) -> None:
+    [update] = parsed(frame, api)
     candles = tuple(expected_record(Candle, row) for row in frame["data"])
     assert update == KlineUpdate(frame["channel"], frame["type"], candles)
     assert frame["type"] in ("change", "snapshot")
@@ -139,11 +167,12 @@ def expected_depth(row: dict[str, Any]) -> DepthUpdate:
     )
 
 
+@DIALECTS
 @given(st.one_of(ws.depth_sequences(level=15), ws.depth_sequences(level=200, max_changes=3)))
-def test_depth_frames_parse_exactly(frames: list[dict[str, Any]]) -> None:
+def test_depth_frames_parse_exactly(api: str, frames: list[dict[str, Any]]) -> None:
     for frame in frames:
         [row] = frame["data"]
-        assert parse_push(frame) == (expected_depth(row),)
+        assert parsed(frame, api) == (expected_depth(row),)
         assert frame["channel"] == f"depth.{row['symbol']}.{row['level']}"
 
 
@@ -155,15 +184,18 @@ RECORD_TYPES = {
 }
 
 
+@DIALECTS
 @given(ws.private_update_sequences())
-def test_private_sequences_parse_with_increasing_versions(frames: list[dict[str, Any]]) -> None:
+def test_private_sequences_parse_with_increasing_versions(
+    api: str, frames: list[dict[str, Any]]
+) -> None:
     from weex_proto import messages
 
     versions = []
     for frame in frames:
         msg = frame["msg"]
         assert type(msg["version"]) is int and type(msg["time"]) is int  # JSON numbers
-        [update] = parse_push(frame)
+        [update] = parsed(frame, api)
         assert isinstance(update, PrivateUpdate)
         cls = getattr(messages, RECORD_TYPES[frame["channel"]])
         [rows] = msg["data"].values()
@@ -179,18 +211,34 @@ def test_private_sequences_parse_with_increasing_versions(frames: list[dict[str,
 # --------------------------------------------------------------------------- order books
 
 
-def reference_book(frames: list[dict[str, Any]], depth: int) -> tuple[list[Any], list[Any]]:
+LIVE_BOOKS = {"v2": ws.depth_sequences(max_changes=20), "v3": ws.v3_depth_sequences()}
+GAPPY_BOOKS = {"v2": ws.depth_sequences(gaps=True), "v3": ws.v3_depth_sequences(gaps=True)}
+
+
+def book_row(frame: dict[str, Any], api: str) -> Any:
+    """(type, start version, end version, bids, asks) of a raw book push in `api`'s words,
+    levels as (price, size) texts."""
+    if api == "v3":
+        return frame["d"], frame["U"], frame["u"], frame["b"], frame["a"]
+    [row] = frame["data"]
+    bids, asks = ([(x["price"], x["size"]) for x in row[key]] for key in ("bids", "asks"))
+    return row["depthType"], int(row["startVersion"]), int(row["endVersion"]), bids, asks
+
+
+def reference_book(
+    frames: list[dict[str, Any]], depth: int, api: str = "v2"
+) -> tuple[list[Any], list[Any]]:
     """The book the frames describe, by brute force: apply every level, keep the best `depth`."""
     bids: dict[Decimal, Decimal] = {}
     asks: dict[Decimal, Decimal] = {}
     for frame in frames:
-        [row] = frame["data"]
-        if row["depthType"] == "SNAPSHOT":
+        depth_type, _, _, bid_levels, ask_levels = book_row(frame, api)
+        if depth_type == "SNAPSHOT":
             bids.clear()
             asks.clear()
-        for side, key in ((bids, "bids"), (asks, "asks")):
-            for level in row[key]:
-                price, size = Decimal(level["price"]), Decimal(level["size"])
+        for side, levels in ((bids, bid_levels), (asks, ask_levels)):
+            for level_price, level_size in levels:
+                price, size = Decimal(level_price), Decimal(level_size)
                 if size:
                     side[price] = size
                 else:
@@ -200,31 +248,40 @@ def reference_book(frames: list[dict[str, Any]], depth: int) -> tuple[list[Any],
     return sorted(bids.items(), reverse=True), sorted(asks.items())
 
 
-@given(ws.depth_sequences(max_changes=20))
-def test_depth_sequences_without_gaps_keep_a_book_live(frames: list[dict[str, Any]]) -> None:
-    book = OrderBook("cmt_btcusdt", 15)
+def book_updates(frames: list[dict[str, Any]], api: str) -> list[DepthUpdate]:
+    updates = []
     for frame in frames:
-        [update] = parse_push(frame)
+        decoded = received(frame, api)
+        assert isinstance(decoded, dict), decoded
+        [update] = parse_push(decoded)
         assert isinstance(update, DepthUpdate)
+        updates.append(update)
+    return updates
+
+
+@DIALECTS
+@given(data=st.data())
+def test_depth_sequences_without_gaps_keep_a_book_live(api: str, data: st.DataObject) -> None:
+    frames = data.draw(LIVE_BOOKS[api])
+    book = OrderBook("cmt_btcusdt", 15)
+    for update in book_updates(frames, api):
         assert book.apply(update) == Applied()
         assert book.state is BookState.LIVE
-    assert book.version == int(frames[-1]["data"][0]["endVersion"])
-    assert (book.bids(), book.asks()) == reference_book(frames, 15)
+    assert book.version == book_row(frames[-1], api)[2]
+    assert (book.bids(), book.asks()) == reference_book(frames, 15, api)
 
 
-@given(ws.depth_sequences(gaps=True))
-def test_depth_sequences_with_gaps_make_the_book_resync(frames: list[dict[str, Any]]) -> None:
-    rows = [frame["data"][0] for frame in frames]
+@DIALECTS
+@given(data=st.data())
+def test_depth_sequences_with_gaps_make_the_book_resync(api: str, data: st.DataObject) -> None:
+    frames = data.draw(GAPPY_BOOKS[api])
+    rows = [book_row(frame, api) for frame in frames]
     first_gap = next(
-        index
-        for index in range(1, len(rows))
-        if int(rows[index]["startVersion"]) > int(rows[index - 1]["endVersion"]) + 1
+        index for index in range(1, len(rows)) if rows[index][1] > rows[index - 1][2] + 1
     )
     book = OrderBook("cmt_btcusdt", 15)
     results = []
-    for frame in frames[: first_gap + 1]:
-        [update] = parse_push(frame)
-        assert isinstance(update, DepthUpdate)
+    for update in book_updates(frames[: first_gap + 1], api):
         results.append(book.apply(update))
     assert results[:-1] == [Applied()] * first_gap
     assert isinstance(results[-1], NeedsResync) and "gap" in results[-1].reason
@@ -234,9 +291,13 @@ def test_depth_sequences_with_gaps_make_the_book_resync(frames: list[dict[str, A
 # --------------------------------------------------------------------------- through a connection
 
 
-def open_hub() -> tuple[ClientHub, dict[bool, tuple[WeexSession, ServerPeer]], list[Any]]:
+def open_hub(
+    api: str = "v2",
+) -> tuple[ClientHub, dict[bool, tuple[WeexSession, DialectPeer]], list[Any]]:
     """A hub with a public and a private connection open and streams of every kind."""
-    hub = ClientHub(CONFIG, options=ConnectionOptions(), rng=random.Random(1), max_retries=None)
+    hub = ClientHub(
+        config(api), options=ConnectionOptions(), rng=random.Random(1), max_retries=None
+    )
     plans = [
         plan_tickers(["cmt_btcusdt"]),
         plan_trades("cmt_btcusdt"),
@@ -256,25 +317,26 @@ def open_hub() -> tuple[ClientHub, dict[bool, tuple[WeexSession, ServerPeer]], l
     return hub, sessions, buffers
 
 
-def handshake(hub: ClientHub, session: WeexSession, now: float) -> ServerPeer:
+def handshake(hub: ClientHub, session: WeexSession, now: float) -> DialectPeer:
     conn = hub.start_attempt(session, now)
-    peer = ServerPeer()
+    peer = DialectPeer(hub.config.api_version)
     peer.receive(conn.data_to_send())
     conn.receive_data(peer.accept(), now)
     assert hub.handle_events(session, conn, now) is None
     peer.receive(conn.data_to_send())
     for channel in session.subscriptions.desired:
-        conn.receive_data(peer.text({"event": "subscribed", "channel": channel}), now)
+        conn.receive_data(peer.ack(channel), now)
     assert hub.handle_events(session, conn, now) is None
     return peer
 
 
+@DIALECTS
 @settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(ws.hostile_frames(), max_size=12), ws.ticker_frames("cmt_btcusdt"))
 def test_hostile_frames_never_raise_and_never_drop_the_link(
-    hostile: list[str], last: dict[str, Any]
+    api: str, hostile: list[str], last: dict[str, Any]
 ) -> None:
-    hub, sessions, buffers = open_hub()
+    hub, sessions, buffers = open_hub(api)
     for private, (session, peer) in sessions.items():
         conn = session.connection
         assert conn is not None
@@ -288,17 +350,22 @@ def test_hostile_frames_never_raise_and_never_drop_the_link(
     session, peer = sessions[False]
     conn = session.connection
     assert conn is not None
-    conn.receive_data(peer.text(last), T0)
+    conn.receive_data(peer.text(on_wire(last, api)), T0)
     hub.handle_events(session, conn, T0)
     message = buffers[0].get()
     assert message is not None and (message.record,) == parse_push(last)
 
 
-@given(ws.pings())
+PINGS = {"v2": ws.pings(), "v3": ws.v3_pings()}
+
+
+@DIALECTS
+@given(data=st.data())
 def test_pings_in_both_forms_are_answered_with_the_same_key_and_time(
-    ping: dict[str, Any],
+    api: str, data: st.DataObject
 ) -> None:
-    _, sessions, _ = open_hub()
+    ping = data.draw(PINGS[api])
+    _, sessions, _ = open_hub(api)
     session, peer = sessions[ping.get("event") == "ping"]
     conn = session.connection
     assert conn is not None
@@ -307,16 +374,31 @@ def test_pings_in_both_forms_are_answered_with_the_same_key_and_time(
     [key] = (k for k in ping if k != "time")
     assert events == [PingAnswered(ping["time"], key, T0, int(ping["time"]) / 1000)]
     peer.receive(conn.data_to_send())
-    assert peer.json_sent()[-1] == {key: "pong", "time": ping["time"]}
+    assert peer.json_sent()[-1] == pong(api, key, ping["time"], peer.last_id)
 
 
+def step_text(step: ws.SendFrame | ws.SendGarbage, api: str) -> str:
+    """What a step sends in `api`'s words: on v3 a generated push goes as its `v3_frame`;
+    pings read the same in both, and v2's acks by name are stray frames to a v3 client."""
+    if (
+        api == "v3"
+        and isinstance(step, ws.SendFrame)
+        and ("data" in step.frame or "msg" in step.frame)
+    ):
+        return json.dumps(ws.v3_frame(step.frame))
+    return step.text
+
+
+@DIALECTS
 @settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow])
 @given(ws.server_scripts(raw=True))
-def test_server_scripts_never_raise_and_every_end_is_a_reconnect(script: list[ws.Step]) -> None:
+def test_server_scripts_never_raise_and_every_end_is_a_reconnect(
+    api: str, script: list[ws.Step]
+) -> None:
     """Play a script against the public connection: faults end connections (a drop, a silence
     past the heartbeat, raw bytes that break the framing), and each end is followed by a new
     handshake that resubscribes; nothing raises, and buffers stay bounded."""
-    hub, sessions, buffers = open_hub()
+    hub, sessions, buffers = open_hub(api)
     session, peer = sessions[False]
     now = T0
     reconnects = 0
@@ -324,7 +406,7 @@ def test_server_scripts_never_raise_and_every_end_is_a_reconnect(script: list[ws
         conn = session.connection
         assert conn is not None and conn.is_open
         if isinstance(step, ws.SendFrame | ws.SendGarbage):
-            conn.receive_data(peer.text(step.text), now)
+            conn.receive_data(peer.text(step_text(step, api)), now)
         elif isinstance(step, ws.SendRaw):
             conn.receive_data(step.data, now)
         elif isinstance(step, ws.Drop):
@@ -345,20 +427,28 @@ def test_server_scripts_never_raise_and_every_end_is_a_reconnect(script: list[ws
             hub.decided(session, decision)
             reconnects += 1
             peer = handshake(hub, session, now)
-            assert {message["channel"] for message in peer.json_sent()} == set(
+            assert {message["channel"] for message in peer.requests()} == set(
                 session.subscriptions.desired
             )
     assert session.connection is not None and session.connection.is_open
     assert hub.health.reconnects == reconnects
 
 
-def test_valid_frames_are_recognised_as_data_or_control_by_a_connection() -> None:
-    """A sample of `valid_frames()` gives only data, ping or ack events: nothing is skipped."""
+VALID_TEXTS = {
+    "v2": ws.frame_texts(),
+    "v3": ws.frame_texts(st.one_of(ws.v3_frames(), ws.v3_pings())),
+}
+
+
+@DIALECTS
+def test_valid_frames_are_recognised_as_data_or_control_by_a_connection(api: str) -> None:
+    """A sample of `valid_frames()` (on v3: `v3_frames()` and `v3_pings()`) gives only data,
+    ping or ack events: nothing is skipped."""
 
     @settings(max_examples=80)
-    @given(ws.frame_texts())
+    @given(VALID_TEXTS[api])
     def check(text: str) -> None:
-        _, sessions, _ = open_hub()
+        _, sessions, _ = open_hub(api)
         session, peer = sessions[False]
         conn = session.connection
         assert conn is not None
@@ -372,7 +462,9 @@ def test_valid_frames_are_recognised_as_data_or_control_by_a_connection() -> Non
             "Unsubscribed",
         }
         if isinstance(events[0], MessageReceived):
-            assert parse_push(json.loads(text))  # the same frame parses into records
+            decoded = received(json.loads(text), api)
+            assert isinstance(decoded, dict), decoded
+            assert parse_push(decoded)  # the same frame parses into records
 
     check()
 
