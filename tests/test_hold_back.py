@@ -1,9 +1,10 @@
 """`HoldBack`: two relays of one shard keep each subject in order when one of them restarts.
 
 The model is JetStream's: each record is stored once, the first copy of its id to arrive wins,
-and a subject's order is the order of arrival. Relay B gets every record `lag` seconds late;
-relay A gets them on time but is away for a span, and its first record after coming back is
-flagged as following a reconnect. Held back longer than B lags, A's first records go after
+and a subject's order is the order of arrival. Relay B has been relaying the channel for a
+while and gets every record `lag` seconds late; relay A gets them on time but is away for a
+span (or starts late), and its first record after coming back is flagged as following a
+reconnect. Held back longer than B lags, A's first records go after
 B's copies of the ones A missed.
 """
 
@@ -28,6 +29,7 @@ def stored_order(
 ) -> list[int]:
     """The indexes of the records as JetStream stores them."""
     relays = {"a": HoldBack(delay), "b": HoldBack(delay)}
+    relays["b"].started.add(CHANNEL)  # B has been relaying the channel for a while
     arrivals: list[tuple[float, str, int, bool]] = []
     for index in range(count):
         if not away[0] <= index < away[1]:
