@@ -568,9 +568,13 @@ class BaseClient(abc.ABC, Generic[TransportT]):
                 yield message
         finally:
             self._hub.close_stream(plan, buffer)
-            with self._backend.shield():
-                for session in self._hub.release_all(acquired, self._clock()):
-                    await self._flush_released(session)
+            await self._release_all(acquired)
+
+    async def _release_all(self, channels: list[str]) -> None:
+        """Let go of what a stream or a held book acquired, even while it is being cancelled."""
+        with self._backend.shield():
+            for session in self._hub.release_all(channels, self._clock()):
+                await self._flush_released(session)
 
     async def _follow_mark(self, message: WebSocketMessage[Any], acquired: list[str]) -> None:
         """Subscribe the ticker of a position's contract, so later records of it carry an
@@ -611,10 +615,7 @@ class BaseClient(abc.ABC, Generic[TransportT]):
             yield book
         finally:
             self._hub.let_go_book(book)
-            if acquired:
-                with self._backend.shield():
-                    for session in self._hub.release_all([channel], self._clock()):
-                        await self._flush_released(session)
+            await self._release_all([channel] if acquired else [])
 
     def stream_tickers(
         self, symbols: Iterable[str] | str | None = None

@@ -209,10 +209,7 @@ class ClientHub:
         buffer = MessageBuffer(plan.name, self.buffer_size, plan.policy)
         if plan.book_levels is not None:
             (channel,) = plan.channels
-            feed = self._books.get(channel)
-            if feed is None:
-                feed = self._books[channel] = BookFeed(channel)
-            feed.readers.append((buffer, plan.book_levels))
+            self._book_feed(channel).readers.append((buffer, plan.book_levels))
         else:
             self.routers[plan.private].add_buffer((*plan.channels, *plan.patterns), buffer)
         return buffer
@@ -231,11 +228,16 @@ class ClientHub:
 
     def hold_book(self, channel: str, levels: int) -> LocalOrderBook:
         """A `LocalOrderBook` of depth `channel`: the client keeps the book until it is let go."""
+        feed = self._book_feed(channel)
+        feed.holders += 1
+        return LocalOrderBook(feed, levels)
+
+    def _book_feed(self, channel: str) -> BookFeed:
+        """The book of depth `channel`, started for its first reader or holder."""
         feed = self._books.get(channel)
         if feed is None:
             feed = self._books[channel] = BookFeed(channel)
-        feed.holders += 1
-        return LocalOrderBook(feed, levels)
+        return feed
 
     def let_go_book(self, book: LocalOrderBook) -> None:
         feed = book.let_go()
