@@ -19,6 +19,8 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 
+import weex_anyio._backend
+import weex_trio._backend
 from tests import fixtures_messages as fixtures
 from tests.adapters import BOTH_DIALECTS, Harness, on_every_adapter
 from weex_anyio.testing._connection import text_frame
@@ -29,7 +31,6 @@ from weex_proto.runtime.runner import (
     MIN_FEED_SIZE,
     RECEIVE_SIZE,
     ROUND_BUDGET,
-    ConnectionRunner,
     _next_feed_size,
 )
 from weex_proto.strategies import v3_frame
@@ -177,32 +178,89 @@ async def test_costly_handlers_shrink_the_slices_not_the_other_tasks_turns(h: Ha
 def test_the_next_slice_fits_the_turn() -> None:
     """Over its turn: scaled down to fit (never below `MIN_FEED_SIZE`); well under it with a
     full slice: doubled back (never above `FEED_SIZE`); a short read changes nothing."""
-    turn = ROUND_BUDGET / 4  # four connections busy at once
+    turn = ROUND_BUDGET / 4
     assert _next_feed_size(FEED_SIZE, FEED_SIZE, 2 * turn, turn) == FEED_SIZE // 2
     assert _next_feed_size(FEED_SIZE, FEED_SIZE, 1000 * turn, turn) == MIN_FEED_SIZE
     assert _next_feed_size(4096, 4096, turn / 4, turn) == 8192
     assert _next_feed_size(FEED_SIZE, FEED_SIZE, 0.0, turn) == FEED_SIZE
     assert _next_feed_size(4096, 100, 0.0, turn) == 4096
-    # A share of the round, not the round: the same slice time is fine alone, too long for four.
     assert _next_feed_size(8192, 8192, ROUND_BUDGET / 2, ROUND_BUDGET) == 8192
     assert _next_feed_size(8192, 8192, ROUND_BUDGET / 2, ROUND_BUDGET / 4) == 4096
 
 
+def feed_turns(h: Harness) -> Any:
+    """The event loop's receive-turn lock, as the adapter under test keeps it."""
+    if h.adapter.client_class is weex_trio.WeexWebSocketClient:
+        return weex_trio._backend._FEED_TURNS.get()
+    return weex_anyio._backend._FEED_TURNS.get()
+
+
 @on_every_adapter(tick_interval=1000.0, dialects=BOTH_DIALECTS)
-async def test_no_receive_loop_counts_as_busy_once_the_flood_is_read(h: Harness) -> None:
-    """The count of receive loops sharing the round goes back to zero after a flood, also when
-    the client is closed in the middle of one."""
+async def test_connections_flooding_at_once_take_one_slice_per_turn(h: Harness) -> None:
+    """Three clients (one connection each) flooded at the same moment: the receive loops of
+    an event loop take turns, first come first served, so between two turns of any other task
+    one slice is decoded, not one per connection. The other task sees the three floods'
+    messages come a slice at a time (`FEED_SIZE`: the slices are fast here), all through."""
     frame = flood_frame(h.server.api)
-    seen = anyio.Event()
+    flood = RECEIVE_SIZE // len(frame)  # a full read's worth for each connection
+    per_slice = FEED_SIZE // len(frame) + 1
+    clients = 3
+    handled = 0
+    turns: list[int] = []
+    done = anyio.Event()
 
-    def first(message: WebSocketMessage[Any]) -> None:
-        seen.set()
+    def on_ticker(message: WebSocketMessage[Any]) -> None:
+        nonlocal handled
+        if str(message.record.last_price) == FLOOD_PRICE:
+            handled += 1
+            if handled == clients * flood:
+                done.set()
 
-    async with h.client() as client:
-        client.add_message_handler(BTC, first)
-        await client.subscribe("ticker", symbol="BTCUSDT")
-        await h.server.wait_for_subscription(BTC)
-        await h.server.send_raw_bytes(frame * (3 * RECEIVE_SIZE // len(frame)))
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(clients):
+            client: Any = await stack.enter_async_context(h.client())
+            client.add_message_handler(BTC, on_ticker)
+            await client.subscribe("ticker", symbol="BTCUSDT")
         with anyio.fail_after(30):
-            await seen.wait()
-    assert ConnectionRunner._feeding == 0
+            while sum(BTC in c.subscriptions for c in h.server.connections) < clients:  # noqa: ASYNC110 - the server's count
+                await anyio.sleep(0.01)
+        tg = await stack.enter_async_context(anyio.create_task_group())
+
+        async def other_task() -> None:
+            while True:
+                turns.append(handled)
+                await anyio.lowlevel.checkpoint()
+
+        tg.start_soon(other_task)
+        await h.server.send_raw_bytes(frame * flood)  # to every connection at once
+        with anyio.fail_after(30):
+            await done.wait()
+        tg.cancel_scope.cancel()
+        assert not feed_turns(h).locked()
+
+    during = sorted({*turns, clients * flood})
+    steps = [b - a for a, b in itertools.pairwise(during)]
+    # Trio may run the other task just before one receive turn and just after the next.
+    assert max(steps) <= 2 * per_slice, steps
+    assert clients * per_slice > 2 * per_slice  # one slice per connection would be caught
+
+
+@on_every_adapter(tick_interval=1000.0, dialects=BOTH_DIALECTS)
+async def test_the_receive_turn_is_free_once_the_flood_is_read(h: Harness) -> None:
+    """No receive loop keeps the event loop's turn after a flood, also when the client is
+    closed in the middle of one: the next client's flood is read."""
+    frame = flood_frame(h.server.api)
+    for _ in range(2):
+        seen = anyio.Event()
+
+        def first(message: WebSocketMessage[Any], seen: anyio.Event = seen) -> None:
+            seen.set()
+
+        async with h.client() as client:
+            client.add_message_handler(BTC, first)
+            await client.subscribe("ticker", symbol="BTCUSDT")
+            await h.server.wait_for_subscription(BTC)
+            await h.server.send_raw_bytes(frame * (3 * RECEIVE_SIZE // len(frame)))
+            with anyio.fail_after(30):
+                await seen.wait()
+        pass

@@ -194,9 +194,17 @@ def test_messages_split_anywhere_wait_for_the_rest() -> None:
 
 
 def test_server_ping_queues_a_pong() -> None:
+    """...and says so (`pong_queued`): the relay's ack reader sends only then, so it never
+    sends the publisher's bytes for it."""
     conn = _ready()
+    conn.publish("a", b"x")
+    assert not conn.pong_queued
+    assert conn.receive_data(b"MSG a 1 1\r\nx\r\n") == [Reply("a", b"x")]
+    assert not conn.pong_queued
     assert conn.receive_data(b"PING\r\n") == []
-    assert conn.data_to_send() == b"PONG\r\n"
+    assert conn.pong_queued
+    assert conn.data_to_send() == b"PUB a 1\r\nx\r\nPONG\r\n"
+    assert not conn.pong_queued
     assert conn.data_to_send() == b""
     conn.receive_data(b"PING\r\nPING\r\n")
     assert conn.data_to_send() == b"PONG\r\nPONG\r\n"

@@ -15,6 +15,8 @@ from weex_proto.runtime.backend import Backend, EventLike, LockLike, ScopeLike
 
 from ._interface import Transport, TransportStream
 
+_FEED_TURNS: anyio.lowlevel.RunVar[anyio.Lock] = anyio.lowlevel.RunVar("weex_feed_turns")
+
 
 class AnyioBackend(Backend):
     transport_errors = (
@@ -34,6 +36,14 @@ class AnyioBackend(Backend):
 
     def lock(self) -> LockLike:
         return anyio.Lock()
+
+    def feed_turns(self) -> LockLike:
+        try:
+            return _FEED_TURNS.get()
+        except LookupError:
+            turns = anyio.Lock()
+            _FEED_TURNS.set(turns)
+            return turns
 
     def move_on_after(self, delay: float | None) -> ScopeLike:
         return anyio.move_on_after(delay)

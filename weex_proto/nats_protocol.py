@@ -161,6 +161,9 @@ class NatsConnection:
         self._buffer = b""
         self._out: list[bytes] = []
         self._next_sid = 1
+        self.pong_queued = False
+        """A `PONG` answering the server's `PING` waits in what is to be sent: a reader that
+        sends nothing else knows to send it."""
 
     def __repr__(self) -> str:
         return f"<NatsConnection {self.state.value}>"
@@ -225,6 +228,7 @@ class NatsConnection:
             return b""
         out = b"".join(self._out)
         self._out.clear()
+        self.pong_queued = False
         return out
 
     # -- what we receive ---------------------------------------------------------------------
@@ -311,6 +315,7 @@ class NatsConnection:
         verb = line.split(b" ", 1)[0].upper()
         if verb == b"PING":
             self._out.append(_PONG)
+            self.pong_queued = True
         elif verb == b"PONG":
             if self.state is NatsState.CONNECTING:
                 self.state = NatsState.READY

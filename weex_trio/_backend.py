@@ -13,6 +13,8 @@ from weex_proto.runtime.backend import Backend, EventLike, LockLike, ScopeLike
 
 from ._interface import Transport, TransportStream
 
+_FEED_TURNS: trio.lowlevel.RunVar[trio.Lock] = trio.lowlevel.RunVar("weex_feed_turns")
+
 
 class TrioBackend(Backend):
     transport_errors = (
@@ -31,6 +33,14 @@ class TrioBackend(Backend):
 
     def lock(self) -> LockLike:
         return trio.Lock()
+
+    def feed_turns(self) -> LockLike:
+        try:
+            return _FEED_TURNS.get()
+        except LookupError:
+            turns = trio.Lock()
+            _FEED_TURNS.set(turns)
+            return turns
 
     def move_on_after(self, delay: float | None) -> ScopeLike:
         return trio.move_on_after(delay) if delay is not None else trio.CancelScope()

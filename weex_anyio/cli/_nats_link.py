@@ -26,8 +26,9 @@ from weex_proto.nats_protocol import (
 )
 
 DEFAULT_PORT = 4222
-RECEIVE_SIZE = 16384
-"""Bytes read at a time: a few hundred acks, so one read is a short turn."""
+RECEIVE_SIZE = 4096
+"""Bytes read at a time: some fifty acks, so taking them is a turn as short as a receive
+loop's (reading yields, so a burst of acks is taken over several turns)."""
 
 
 class NatsUnavailableError(WeexError):

@@ -25,6 +25,7 @@ from typing import Any, TextIO
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
 from weex_proto.channels import build_channel, is_private_channel
 from weex_proto.events import WebSocketMessage
@@ -83,7 +84,7 @@ LIMITS_TIMEOUT = 2.0
 """Seconds a new link waits for the stream's size limit before publishing without it."""
 PUBLISH_BATCH = 64
 """Publishes made between two looks at the clock."""
-PUBLISH_TURN = 0.002
+PUBLISH_TURN = 0.0005
 """Seconds of making publishes before they are sent and the publisher yields."""
 REFILL_SLICE = 8
 """The publisher is woken to refill the window once 1/REFILL_SLICE of it is free."""
@@ -364,13 +365,18 @@ class Relay:
             )
         self._wake.set()
 
-    def publish_snapshots(self) -> int:
+    async def publish_snapshots(self) -> int:
         """Queue each live book that moved since its last snapshot; how many were queued.
+        Hundreds of books take milliseconds: it yields after each `PUBLISH_TURN` of them.
 
         A book the client could not keep raises its `OrderBookError`: the relay stops rather
         than publish snapshots of a book it no longer has."""
         queued = 0
-        for channel, book in self.books.items():
+        turn_ends = anyio.current_time() + PUBLISH_TURN
+        for channel, book in list(self.books.items()):
+            if anyio.current_time() >= turn_ends:
+                await anyio.lowlevel.checkpoint()
+                turn_ends = anyio.current_time() + PUBLISH_TURN
             held = book.depth_levels()
             if held is None:
                 continue  # waiting for a snapshot
@@ -395,7 +401,7 @@ class Relay:
     async def snapshot_every(self, interval: float) -> None:
         while True:
             await anyio.sleep(interval)
-            self.publish_snapshots()
+            await self.publish_snapshots()
 
     # -- the NATS side -----------------------------------------------------------------------
 
@@ -475,7 +481,8 @@ class Relay:
                 window = self.window
                 if window.due or window.room >= self._refill or not len(window):
                     self._wake.set()
-                await link.flush()  # a PONG for the server's PING
+                if link.conn.pong_queued:  # a PONG for the server's PING
+                    await link.flush()
         except (
             OSError,
             anyio.EndOfStream,

@@ -52,6 +52,12 @@ class Backend(abc.ABC):
     def lock(self) -> LockLike: ...
 
     @abc.abstractmethod
+    def feed_turns(self) -> LockLike:
+        """The event loop's one fair (first come, first served) lock that every receive loop
+        running in it holds while the core decodes a slice: one slice per turn of the other
+        tasks, however many connections flood at once."""
+
+    @abc.abstractmethod
     def move_on_after(self, delay: float | None) -> ScopeLike: ...
 
     @abc.abstractmethod

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any
 
 from ..connection import NORMAL_CLOSURE, ConnectionState, WeexConnection
 from ..errors import ConnectionClosedError, WeexError
@@ -25,20 +25,22 @@ RECEIVE_SIZE = 262144
 """Bytes asked of the stream per read: as much as asyncio buffers at once (256 KiB), so a busy
 feed is read in few large reads rather than many small ones."""
 FEED_SIZE = 16384
-"""Bytes of a read handed to the core at a time, with a checkpoint between, so the consumers
-drain each slice's messages (some fifty tickers) before the next is decoded. Decoding a whole
-read first would hold its thousand messages alive at once: enough allocations to set off
-Python's cyclic garbage collector several times per read, whose passes over the whole heap
-then cost more than the decoding itself. A slice's messages are freed as they are consumed."""
+"""Bytes of a read handed to the core at a time, with a turn of the other tasks between, so
+the consumers drain each slice's messages (some fifty tickers) before the next is decoded.
+Decoding a whole read first would hold its thousand messages alive at once: enough
+allocations to set off Python's cyclic garbage collector several times per read, whose passes
+over the whole heap then cost more than the decoding itself. A slice's messages are freed as
+they are consumed."""
 MIN_FEED_SIZE = 1024
 """The smallest slice: a frame or so, however slow the handlers."""
-ROUND_BUDGET = 0.002
-"""Seconds of decoding and delivery that all busy receive loops of the process share between
-two turns of any other task. Each loop's turn is this divided by the loops working through a
-read at the time (`_feeding`); a slice that took longer than its turn makes the next ones
-smaller (down to `MIN_FEED_SIZE`): what a message costs is mostly the consumers' (a sync
-handler runs inline), which bytes cannot tell. So however many connections flood at once,
-and whatever their handlers do, the program's other tasks wait about this long."""
+ROUND_BUDGET = 0.001
+"""Seconds of decoding and delivery between two turns of any other task. The receive loops of
+an event loop (every client's) take turns at decoding a slice, first come first served
+(`Backend.feed_turns`): one slice per turn of the other tasks, however many connections
+flood at once. A slice that took longer than this makes the next ones smaller (down to
+`MIN_FEED_SIZE`): what a message costs is mostly the consumers' (a sync handler runs inline),
+which bytes cannot tell. So whatever the feeds and their handlers do, the program's other
+tasks wait about this long, plus their own turns."""
 CLOSE_ON_CANCEL_TIMEOUT = 1.0  # seconds to get our close frame out (and the peer to hang up)
 
 
@@ -46,10 +48,6 @@ class ConnectionRunner:
     """Keeps one connection of an endpoint going: waits for its turn to connect, moves bytes,
     sleeps until the core's deadlines. Ends when the core no longer wants the connection
     (retired, the client disconnected, or it gave up)."""
-
-    _feeding: ClassVar[int] = 0
-    """Receive loops of the process (every client's) working through a read just now: they
-    share the `ROUND_BUDGET`."""
 
     def __init__(
         self,
@@ -77,7 +75,7 @@ class ConnectionRunner:
         self._receive_scope: ScopeLike | None = None
         self._feed_size = FEED_SIZE
         """Bytes handed to the core at a time: `FEED_SIZE`, less while slices outlast the
-        `TURN_BUDGET`."""
+        `ROUND_BUDGET`."""
         self.done = backend.event()
         self.running = True
         self.error: WeexError | None = None
@@ -231,11 +229,12 @@ class ConnectionRunner:
     async def _feed(self, conn: WeexConnection, data: bytes, now: float) -> Decision | None:
         """Hand one read to the core, `FEED_SIZE` bytes at a time; a decision once it has closed.
 
-        Between slices the pump checkpoints (and the pump after the last), so the tasks its
-        messages woke (stream consumers, async handlers) run and drop them before the next
-        slice is decoded, and every other task of the program gets a turn: the work between two
-        turns is bounded by a slice's messages, whatever the consumers cost. A busy feed is
-        still handled in few passes, but with a slice, not a whole read, of messages alive.
+        Each slice is decoded holding the event loop's receive turn (`Backend.feed_turns`), and
+        taking it yields: the tasks a slice's messages woke (stream consumers, async handlers)
+        run and drop them before the next slice is decoded, and every other task of the
+        program gets a turn between two slices of all the flooded connections together. A busy
+        feed is still handled in few passes, but with a slice, not a whole read, of messages
+        alive.
         """
         wall_time = self._wall_clock()  # every slice was read at once
         step = self._feed_size
@@ -243,22 +242,18 @@ class ConnectionRunner:
             conn.receive_data(data, now, wall_time=wall_time)
             return self.hub.read_events(self.session, conn, now)
         start, size, clock = 0, len(data), self._clock
-        ConnectionRunner._feeding += 1
-        try:
-            while True:
-                stop = start + step
+        turns = self._backend.feed_turns()
+        while True:
+            stop = start + step
+            async with turns:
                 began = clock()
                 conn.receive_data(data[start:stop], now, wall_time=wall_time)
                 decision = self.hub.read_events(self.session, conn, now)
-                turn = ROUND_BUDGET / ConnectionRunner._feeding
-                step = _next_feed_size(step, min(stop, size) - start, clock() - began, turn)
-                self._feed_size = step
-                if decision is not None or stop >= size:
-                    return decision
-                start = stop
-                await self._backend.checkpoint()
-        finally:
-            ConnectionRunner._feeding -= 1
+                step = _next_feed_size(step, min(stop, size) - start, clock() - began, ROUND_BUDGET)
+            self._feed_size = step
+            if decision is not None or stop >= size:
+                return decision
+            start = stop
 
     async def _read_until_hangup(self, stream: Any) -> None:
         """Drop what the peer still sends until it closes the stream (the caller bounds it)."""
