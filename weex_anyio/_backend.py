@@ -11,7 +11,7 @@ import anyio.abc
 import anyio.lowlevel
 
 from weex_proto.config import Endpoint
-from weex_proto.runtime.backend import Backend, EventLike, LockLike, ScopeLike
+from weex_proto.runtime.backend import Backend, EventLike, LockLike, ScopeLike, TurnsLike
 
 from ._interface import Transport, TransportStream
 
@@ -37,7 +37,7 @@ class AnyioBackend(Backend):
     def lock(self) -> LockLike:
         return anyio.Lock()
 
-    def feed_turns(self) -> LockLike:
+    def feed_turns(self) -> TurnsLike:
         try:
             return _FEED_TURNS.get()
         except LookupError:

@@ -9,7 +9,7 @@ from typing import Any
 import trio
 
 from weex_proto.config import Endpoint
-from weex_proto.runtime.backend import Backend, EventLike, LockLike, ScopeLike
+from weex_proto.runtime.backend import Backend, EventLike, LockLike, ScopeLike, TurnsLike
 
 from ._interface import Transport, TransportStream
 
@@ -34,7 +34,7 @@ class TrioBackend(Backend):
     def lock(self) -> LockLike:
         return trio.Lock()
 
-    def feed_turns(self) -> LockLike:
+    def feed_turns(self) -> TurnsLike:
         try:
             return _FEED_TURNS.get()
         except LookupError:

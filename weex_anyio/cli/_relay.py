@@ -85,7 +85,12 @@ LIMITS_TIMEOUT = 2.0
 PUBLISH_BATCH = 64
 """Publishes made between two looks at the clock."""
 PUBLISH_TURN = 0.0005
-"""Seconds of making publishes before they are sent and the publisher yields."""
+"""Seconds of making publishes before the publisher yields."""
+LINGER = 0.005
+"""Seconds the first publish made waits for more to be sent with it, while others are in
+flight (with none in flight it is sent at once)."""
+SEND_COUNT = 128
+"""Publishes sent at once as soon as this many are made."""
 REFILL_SLICE = 8
 """The publisher is woken to refill the window once 1/REFILL_SLICE of it is free."""
 STATUS_INTERVAL = 5.0
@@ -509,39 +514,48 @@ class Relay:
     async def _pump(self, link: NatsLink) -> None:
         conn = link.conn
         inbox = self._inbox
+        unsent = 0  # publishes made and not yet sent
+        send_by = math.inf
         while not link.closed:
             if self._draining and not self.outbox and not len(self.window):
                 return
             now = anyio.current_time()
             if now >= self._hold_until:
-                # Batches for up to `PUBLISH_TURN`, then sent: sending yields, so the WEEX
-                # side and the acks get their turns while a full window goes out, and the
-                # publisher's turn holds about as much work as a receive loop's.
+                # Makes publishes for up to `PUBLISH_TURN` a turn, so the WEEX side and the
+                # acks get their turns while a full window goes out.
                 publish = conn.publish
-                while True:
-                    turn_ends = now + PUBLISH_TURN
-                    made = 0
-                    while batch := self._next_batch(now):
-                        made += len(batch)
-                        for sending in batch:
-                            item = sending.item
-                            publish(
-                                item.subject,
-                                sending.payload or item.body(),
-                                reply=f"{inbox}{sending.seq}.{sending.generation}",
-                                headers=msg_id_headers(item.msg_id),
-                            )
-                        if anyio.current_time() >= turn_ends:
-                            break
-                    if not made:
-                        break
-                    if not await self._send(link):
-                        return
+                turn_ends = now + PUBLISH_TURN
+                while batch := self._next_batch(now):
+                    if not unsent:
+                        send_by = now + LINGER
+                    unsent += len(batch)
+                    for sending in batch:
+                        item = sending.item
+                        publish(
+                            item.subject,
+                            sending.payload or item.body(),
+                            reply=f"{inbox}{sending.seq}.{sending.generation}",
+                            headers=msg_id_headers(item.msg_id),
+                        )
                     now = anyio.current_time()
-                    if link.closed or now < self._hold_until:
+                    if now >= turn_ends:
                         break
-                self._caught_up()
-            if self.window.expire(anyio.current_time(), self.publish_timeout):
+            # Sent in batches: each send wakes nats-server, whose work per wake-up is paid
+            # by the machine. Sent at once when nothing else is in flight (a quiet feed
+            # waits for no one), else once `SEND_COUNT` are made or `LINGER` has passed.
+            if unsent and (
+                unsent >= SEND_COUNT
+                or now >= send_by
+                or len(self.window) == unsent
+                or self._draining
+                or now < self._hold_until
+            ):
+                unsent, send_by = 0, math.inf
+                if not await self._send(link):
+                    return
+                now = anyio.current_time()
+            self._caught_up()
+            if self.window.expire(now, self.publish_timeout):
                 log.info(
                     "no JetStream ack within %gs; sending %d records again",
                     self.publish_timeout,
@@ -551,13 +565,13 @@ class Relay:
                 continue
             self._wake = anyio.Event()
             due = self.window.due or (bool(self.outbox) and self.window.room > 0)
-            now = anyio.current_time()
             if due and now >= self._hold_until:
+                await anyio.lowlevel.checkpoint()  # a turn for the others, then more
                 continue
-            wait = math.inf
+            wait = send_by - now
             deadline = self.window.deadline(self.publish_timeout)
             if deadline is not None:
-                wait = deadline - now
+                wait = min(wait, deadline - now)
             if due:
                 wait = min(wait, self._hold_until - now)
             with anyio.move_on_after(max(wait, 0.0)):

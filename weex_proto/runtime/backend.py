@@ -35,6 +35,15 @@ class LockLike(Protocol):
     async def __aexit__(self, *exc_info: Any) -> bool | None: ...
 
 
+class TurnsLike(Protocol):
+    """A fair lock (anyio's, trio's): released to the longest waiter, who runs next."""
+
+    async def acquire(self) -> None: ...
+    def acquire_nowait(self) -> None: ...
+    def release(self) -> None: ...
+    def locked(self) -> bool: ...
+
+
 class Backend(abc.ABC):
     """The event-loop primitives the client needs; one small subclass per adapter."""
 
@@ -52,7 +61,7 @@ class Backend(abc.ABC):
     def lock(self) -> LockLike: ...
 
     @abc.abstractmethod
-    def feed_turns(self) -> LockLike:
+    def feed_turns(self) -> TurnsLike:
         """The event loop's one fair (first come, first served) lock that every receive loop
         running in it holds while the core decodes a slice: one slice per turn of the other
         tasks, however many connections flood at once."""

@@ -229,12 +229,12 @@ class ConnectionRunner:
     async def _feed(self, conn: WeexConnection, data: bytes, now: float) -> Decision | None:
         """Hand one read to the core, `FEED_SIZE` bytes at a time; a decision once it has closed.
 
-        Each slice is decoded holding the event loop's receive turn (`Backend.feed_turns`), and
-        taking it yields: the tasks a slice's messages woke (stream consumers, async handlers)
-        run and drop them before the next slice is decoded, and every other task of the
-        program gets a turn between two slices of all the flooded connections together. A busy
-        feed is still handled in few passes, but with a slice, not a whole read, of messages
-        alive.
+        Each slice is decoded holding the event loop's receive turn (`Backend.feed_turns`),
+        and taking it for the next slice yields: the tasks a slice's messages woke (stream
+        consumers, async handlers) run and drop them before the next slice is decoded, and
+        every other task of the program gets a turn between two slices of all the flooded
+        connections together. A busy feed is still handled in few passes, but with a slice, not
+        a whole read, of messages alive.
         """
         wall_time = self._wall_clock()  # every slice was read at once
         step = self._feed_size
@@ -245,11 +245,17 @@ class ConnectionRunner:
         turns = self._backend.feed_turns()
         while True:
             stop = start + step
-            async with turns:
+            if start == 0 and not turns.locked():
+                turns.acquire_nowait()  # the pump yielded just before this read
+            else:
+                await turns.acquire()  # yields: the other tasks, then any loop waiting first
+            try:
                 began = clock()
                 conn.receive_data(data[start:stop], now, wall_time=wall_time)
                 decision = self.hub.read_events(self.session, conn, now)
-                step = _next_feed_size(step, min(stop, size) - start, clock() - began, ROUND_BUDGET)
+            finally:
+                turns.release()
+            step = _next_feed_size(step, min(stop, size) - start, clock() - began, ROUND_BUDGET)
             self._feed_size = step
             if decision is not None or stop >= size:
                 return decision
