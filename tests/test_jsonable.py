@@ -65,6 +65,21 @@ def test_canonical_json_ignores_key_order_and_uses_orjson_when_it_can() -> None:
     assert canonical_json([2.5e-05]) == b"[2.5e-05]" and canonical_json(2.5e-05) == b"2.5e-05"
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        1e16, -1e16, 2.5e-05, -2.5e-05, float("inf"), [1e16], [0, -1e16], {"a": 1e16},
+        {"a": [1, {"b": -2.5e-05}]}, {"a": "x", "b": 1e16}, {"a": float("-inf")}, [None],
+        {"a": None},
+    ],
+)  # fmt: skip
+def test_every_float_and_null_goes_to_the_standard_encoder(value: Any) -> None:
+    """Wherever a float sits (a bare value, first or later in a list, a value of an object),
+    the standard library writes it: orjson writes these differently (1e16, 2.5e-05, an
+    infinity as null)."""
+    assert canonical_json(value) == standard_canonical(value)
+
+
 class Side(enum.Enum):
     BUY = "buy"
 

@@ -86,10 +86,13 @@ _dumps, _sorted_fast = _writers()
 _CANONICAL = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
 )
-_FLOAT_TOKEN = re.compile(rb"(?:^|[:,\[])(?:-?[0-9]+[.eE]|null)")
+_FLOAT_TOKEN = re.compile(rb"[:,\[][-0-9n](?:(?<=n)ull|[0-9]*+[.eE])")
 """A number with a fraction or an exponent in compact JSON, or a null (orjson writes an
-infinity as null). It may also match inside a string: then the slower encoder is used,
-which is never wrong."""
+infinity as null), after the `:`, `,` or `[` before any value. It may also match inside a
+string: then the slower encoder is used, which is never wrong. Written so that each
+candidate is settled at once (a search costs a few microseconds on a ticker)."""
+_LEADING_FLOAT = re.compile(rb"-?[0-9]+[.eE]|null")
+"""The same at the start of the text: a bare value."""
 
 
 def canonical_json(value: Any) -> bytes:
@@ -104,7 +107,7 @@ def canonical_json(value: Any) -> bytes:
         except TypeError:  # orjson.JSONEncodeError: a big int, a lone surrogate, a Decimal
             pass
         else:
-            if _FLOAT_TOKEN.search(text) is None:
+            if _FLOAT_TOKEN.search(text) is None and _LEADING_FLOAT.match(text) is None:
                 return text
     return _CANONICAL.encode(value).encode("utf-8", "surrogatepass")
 
