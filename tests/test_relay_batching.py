@@ -1,14 +1,13 @@
 """When the relay's publisher sends: at once when nothing else is in flight (a quiet feed waits
 for no one), else in batches (`SEND_COUNT` made, or `LINGER` after the first), since each send
-wakes nats-server. Driven on trio's virtual clock over a stream that notes each send, so
-"at once" and "after `LINGER`" are exact."""
+wakes nats-server. Driven on trio's virtual clock, moved only by the test, over a stream that
+notes each send, so "at once" and "after `LINGER`" are exact."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-import pytest
 import trio
 import trio.lowlevel
 import trio.testing
@@ -55,7 +54,9 @@ def record(n: int) -> Outgoing:
 
 
 def run_publisher(body: Any) -> None:
-    """Run `body(relay, stream, start)` beside the relay's publisher, on a virtual clock."""
+    """Run `body(relay, stream, start, clock)` beside the relay's publisher, on a virtual
+    clock that moves only when the body jumps it."""
+    clock = trio.testing.MockClock()
 
     async def main() -> None:
         relay = Relay(window=1000)
@@ -63,15 +64,21 @@ def run_publisher(body: Any) -> None:
         stream = NotedStream()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(relay._pump, ready_link(stream))
-            await trio.lowlevel.checkpoint()
-            await body(relay, stream, trio.current_time())
+            await trio.testing.wait_all_tasks_blocked()
+            await body(relay, stream, trio.current_time(), clock)
             nursery.cancel_scope.cancel()
 
-    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    trio.run(main, clock=clock)
+
+
+async def jump(clock: trio.testing.MockClock, seconds: float) -> None:
+    """Move the clock on, then let every task that was due run until all wait again."""
+    clock.jump(seconds)
+    await trio.testing.wait_all_tasks_blocked()
 
 
 def test_a_record_with_nothing_in_flight_is_sent_at_once() -> None:
-    async def body(relay: Relay, stream: NotedStream, start: float) -> None:
+    async def body(relay: Relay, stream: NotedStream, start: float, clock: Any) -> None:
         relay._queue(record(1))
         await trio.testing.wait_all_tasks_blocked()
         assert [(at, stream.publishes(0)) for at, _ in stream.sends] == [(start, 1)]
@@ -80,25 +87,23 @@ def test_a_record_with_nothing_in_flight_is_sent_at_once() -> None:
 
 
 def test_records_made_while_others_are_in_flight_wait_for_the_linger() -> None:
-    async def body(relay: Relay, stream: NotedStream, start: float) -> None:
+    async def body(relay: Relay, stream: NotedStream, start: float, clock: Any) -> None:
         relay._queue(record(1))
         await trio.testing.wait_all_tasks_blocked()  # sent at once, not acked: in flight
         for n in range(2, 5):
             relay._queue(record(n))
-            await trio.lowlevel.checkpoint()
-        await trio.sleep(LINGER / 2)
+            await trio.testing.wait_all_tasks_blocked()
+        await jump(clock, LINGER * 0.9)
         assert len(stream.sends) == 1  # still lingering
-        await trio.sleep(LINGER)
+        await jump(clock, LINGER * 0.2)  # past it
         assert len(stream.sends) == 2
-        at, _ = stream.sends[1]
-        assert at == pytest.approx(start + LINGER)
         assert stream.publishes(1) == 3  # the three, in one send
 
     run_publisher(body)
 
 
 def test_a_full_batch_goes_without_waiting() -> None:
-    async def body(relay: Relay, stream: NotedStream, start: float) -> None:
+    async def body(relay: Relay, stream: NotedStream, start: float, clock: Any) -> None:
         relay._queue(record(0))
         await trio.testing.wait_all_tasks_blocked()
         for n in range(1, SEND_COUNT + 1):
@@ -112,7 +117,7 @@ def test_a_full_batch_goes_without_waiting() -> None:
 
 
 def test_an_acked_window_lets_the_next_record_go_at_once() -> None:
-    async def body(relay: Relay, stream: NotedStream, start: float) -> None:
+    async def body(relay: Relay, stream: NotedStream, start: float, clock: Any) -> None:
         relay._queue(record(1))
         await trio.testing.wait_all_tasks_blocked()
         reply = re.search(rb"HPUB \S+ (\S+) ", stream.sends[0][1])
