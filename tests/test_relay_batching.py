@@ -1,7 +1,7 @@
 """When the relay's publisher sends: at once when nothing else is in flight (a quiet feed waits
 for no one), else in batches (`SEND_COUNT` made, or `LINGER` after the first), since each send
 wakes nats-server. Driven on trio's virtual clock, moved only by the test, over a stream that
-notes each send, so "at once" and "after `LINGER`" are exact."""
+notes each send, so "at once" is exact and "not before `LINGER`" is checked on either side."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import re
 from typing import Any
 
 import trio
-import trio.lowlevel
 import trio.testing
 
 from weex_anyio.cli._nats_link import NatsLink
