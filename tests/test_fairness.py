@@ -18,12 +18,14 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+import pytest
 
 import weex_anyio._backend
 import weex_trio._backend
 from tests import fixtures_messages as fixtures
 from tests.adapters import BOTH_DIALECTS, Harness, on_every_adapter
 from weex_anyio.testing._connection import text_frame
+from weex_proto.connection import WeexConnection
 from weex_proto.events import WebSocketMessage
 from weex_proto.messages import Ticker
 from weex_proto.runtime.runner import (
@@ -264,3 +266,71 @@ async def test_the_receive_turn_is_free_once_the_flood_is_read(h: Harness) -> No
             with anyio.fail_after(30):
                 await seen.wait()
         assert not feed_turns(h).locked()
+
+
+def work_turns(h: Harness) -> Any:
+    """The event loop's work-turn lock, as the adapter under test keeps it."""
+    if h.adapter.client_class is weex_trio.WeexWebSocketClient:
+        return weex_trio._backend.work_turns()
+    return weex_anyio._backend.work_turns()
+
+
+@on_every_adapter(tick_interval=1000.0, dialects=BOTH_DIALECTS)
+async def test_a_bulk_worker_and_a_flooded_stream_take_their_steps_in_turn(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task doing bulk work of its own takes each step holding the event loop's work turn,
+    as the relay's publisher does; a flooded receive loop decodes each slice holding it too.
+    So the two take their steps in alternate rounds of the loop: a light task waits for one
+    heavy step between two of its turns, not for a slice and a bulk step, and neither of the
+    two heavy tasks is starved."""
+    frame = flood_frame(h.server.api)
+    flood = 3 * RECEIVE_SIZE // len(frame)
+    work = work_turns(h)
+    handled = slices = steps = turns = 0
+    flooding = False
+    done = anyio.Event()
+
+    real_receive_data = WeexConnection.receive_data
+
+    def count_slices(conn: WeexConnection, data: bytes | None, *args: Any, **kw: Any) -> None:
+        nonlocal slices
+        slices += flooding and data is not None and len(data) >= MIN_FEED_SIZE
+        real_receive_data(conn, data, *args, **kw)
+
+    monkeypatch.setattr(WeexConnection, "receive_data", count_slices)
+
+    def on_ticker(message: WebSocketMessage[Any]) -> None:
+        nonlocal handled, flooding
+        if str(message.record.last_price) == FLOOD_PRICE:
+            handled += 1
+            flooding = handled < flood
+            if not flooding:
+                done.set()
+
+    async def bulk_worker() -> None:
+        nonlocal steps
+        while True:
+            async with work:
+                steps += flooding
+
+    async def light_task() -> None:
+        nonlocal turns
+        while True:
+            turns += flooding
+            await anyio.lowlevel.checkpoint()
+
+    async with h.client() as client, anyio.create_task_group() as tg:
+        client.add_message_handler(BTC, on_ticker)
+        await client.subscribe("ticker", symbol="BTCUSDT")
+        await h.server.wait_for_subscription(BTC)
+        tg.start_soon(bulk_worker)
+        tg.start_soon(light_task)
+        await h.server.send_raw_bytes(frame * flood)
+        with anyio.fail_after(30):
+            await done.wait()
+        tg.cancel_scope.cancel()
+
+    assert slices >= 3 and steps >= slices // 2, (slices, steps)  # both made progress
+    # One heavy step per round: a slice and a bulk step in the same round would be two.
+    assert slices + steps <= 1.5 * turns, (slices, steps, turns)

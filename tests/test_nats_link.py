@@ -70,7 +70,7 @@ def _user_url(server: NatsServer, password: str = PASSWORD) -> str:
 
 async def _next_reply(link: NatsLink) -> Reply:
     while True:
-        for event in await link.receive():
+        for event in link.conn.receive_data(await link.receive_bytes()):
             if isinstance(event, Reply):
                 return event
         await link.flush()

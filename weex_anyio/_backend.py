@@ -16,6 +16,22 @@ from weex_proto.runtime.backend import Backend, EventLike, LockLike, ScopeLike, 
 from ._interface import Transport, TransportStream
 
 _FEED_TURNS: anyio.lowlevel.RunVar[anyio.Lock] = anyio.lowlevel.RunVar("weex_feed_turns")
+_WORK_TURNS: anyio.lowlevel.RunVar[anyio.Lock] = anyio.lowlevel.RunVar("weex_work_turns")
+
+
+def work_turns() -> anyio.Lock:
+    """The running event loop's turn at bulk work (`Backend.work_turns`)."""
+    return _loop_lock(_WORK_TURNS)
+
+
+def _loop_lock(var: anyio.lowlevel.RunVar[anyio.Lock]) -> anyio.Lock:
+    """The lock `var` holds in the running event loop, made on first use."""
+    try:
+        return var.get()
+    except LookupError:
+        lock = anyio.Lock()
+        var.set(lock)
+        return lock
 
 
 class AnyioBackend(Backend):
@@ -38,12 +54,10 @@ class AnyioBackend(Backend):
         return anyio.Lock()
 
     def feed_turns(self) -> TurnsLike:
-        try:
-            return _FEED_TURNS.get()
-        except LookupError:
-            turns = anyio.Lock()
-            _FEED_TURNS.set(turns)
-            return turns
+        return _loop_lock(_FEED_TURNS)
+
+    def work_turns(self) -> TurnsLike:
+        return work_turns()
 
     def move_on_after(self, delay: float | None) -> ScopeLike:
         return anyio.move_on_after(delay)

@@ -14,6 +14,22 @@ from weex_proto.runtime.backend import Backend, EventLike, LockLike, ScopeLike, 
 from ._interface import Transport, TransportStream
 
 _FEED_TURNS: trio.lowlevel.RunVar[trio.Lock] = trio.lowlevel.RunVar("weex_feed_turns")
+_WORK_TURNS: trio.lowlevel.RunVar[trio.Lock] = trio.lowlevel.RunVar("weex_work_turns")
+
+
+def work_turns() -> trio.Lock:
+    """The running event loop's turn at bulk work (`Backend.work_turns`)."""
+    return _loop_lock(_WORK_TURNS)
+
+
+def _loop_lock(var: trio.lowlevel.RunVar[trio.Lock]) -> trio.Lock:
+    """The lock `var` holds in the running event loop, made on first use."""
+    try:
+        return var.get()
+    except LookupError:
+        lock = trio.Lock()
+        var.set(lock)
+        return lock
 
 
 class TrioBackend(Backend):
@@ -35,12 +51,10 @@ class TrioBackend(Backend):
         return trio.Lock()
 
     def feed_turns(self) -> TurnsLike:
-        try:
-            return _FEED_TURNS.get()
-        except LookupError:
-            turns = trio.Lock()
-            _FEED_TURNS.set(turns)
-            return turns
+        return _loop_lock(_FEED_TURNS)
+
+    def work_turns(self) -> TurnsLike:
+        return work_turns()
 
     def move_on_after(self, delay: float | None) -> ScopeLike:
         return trio.move_on_after(delay) if delay is not None else trio.CancelScope()

@@ -19,7 +19,6 @@ from weex_proto.errors import WeexError
 from weex_proto.nats_protocol import (
     Connected,
     NatsConnection,
-    NatsEvent,
     NatsProtocolError,
     ServerError,
     ServerInfo,
@@ -27,8 +26,8 @@ from weex_proto.nats_protocol import (
 
 DEFAULT_PORT = 4222
 RECEIVE_SIZE = 4096
-"""Bytes read at a time: some fifty acks, so taking them is a turn as short as a receive
-loop's (reading yields, so a burst of acks is taken over several turns)."""
+"""Bytes read at a time: some fifty acks, so taking them is a step of bulk work as short as a
+receive slice (a burst of acks is taken over several steps)."""
 
 
 class NatsUnavailableError(WeexError):
@@ -76,9 +75,10 @@ class NatsLink:
             async with self._sending:
                 await self.stream.send(data)
 
-    async def receive(self) -> list[NatsEvent]:
-        """The events of the next bytes received (`anyio.EndOfStream` when it closed)."""
-        return self.conn.receive_data(await self.stream.receive(RECEIVE_SIZE))
+    async def receive_bytes(self) -> bytes:
+        """The next bytes received, for `conn.receive_data` (`anyio.EndOfStream` when it
+        closed)."""
+        return await self.stream.receive(RECEIVE_SIZE)
 
     async def aclose(self) -> None:
         self.closed = True

@@ -52,6 +52,7 @@ from weex_proto.relaying import (
 )
 from weex_proto.runtime.books import LocalOrderBook
 
+from .._backend import work_turns
 from ..client import WeexWebSocketClient
 from ._nats_link import (
     NatsLink,
@@ -82,10 +83,10 @@ DRAIN_TIMEOUT = 5.0
 """Seconds a stopping relay waits for what is left to be acked (WEEX already closed)."""
 LIMITS_TIMEOUT = 2.0
 """Seconds a new link waits for the stream's size limit before publishing without it."""
-PUBLISH_BATCH = 64
+PUBLISH_BATCH = 16
 """Publishes made between two looks at the clock."""
 PUBLISH_TURN = 0.0005
-"""Seconds of making publishes before the publisher yields."""
+"""Seconds of making publishes (or book snapshots) in one step of bulk work."""
 LINGER = 0.005
 """Seconds the first publish made waits for more to be sent with it, while others are in
 flight (with none in flight it is sent at once)."""
@@ -372,36 +373,46 @@ class Relay:
 
     async def publish_snapshots(self) -> int:
         """Queue each live book that moved since its last snapshot; how many were queued.
-        Hundreds of books take milliseconds: it yields after each `PUBLISH_TURN` of them.
+        Hundreds of books take milliseconds: they are taken in steps of bulk work of up to
+        `PUBLISH_TURN` each, with the others' steps between.
 
         A book the client could not keep raises its `OrderBookError`: the relay stops rather
         than publish snapshots of a book it no longer has."""
         queued = 0
-        turn_ends = anyio.current_time() + PUBLISH_TURN
-        for channel, book in list(self.books.items()):
-            if anyio.current_time() >= turn_ends:
-                await anyio.lowlevel.checkpoint()
-                turn_ends = anyio.current_time() + PUBLISH_TURN
-            held = book.depth_levels()
-            if held is None:
-                continue  # waiting for a snapshot
-            version, bids, asks = held
-            if self._snapshotted.get(channel) == version:
-                continue
-            record = book_snapshot_record(book.symbol, book.levels, version, bids, asks)
-            self._snapshotted[channel] = version
-            self._admit(  # after the records it follows, if they are being held back
-                channel,
-                Outgoing(
-                    subject_for(channel, self.prefix),
-                    snapshot_id(channel, version),
-                    channel,
-                    record,
-                    time.time(),
-                ),
-            )
-            queued += 1
+        books = iter(list(self.books.items()))
+        work = work_turns()
+        more = True
+        while more:
+            async with work:
+                more, turn_ends = False, anyio.current_time() + PUBLISH_TURN
+                for channel, book in books:
+                    queued += self._snapshot(channel, book)
+                    if anyio.current_time() >= turn_ends:
+                        more = True
+                        break
         return queued
+
+    def _snapshot(self, channel: str, book: LocalOrderBook) -> bool:
+        """Queue a snapshot of `book` if it moved since the last one (and has one)."""
+        held = book.depth_levels()
+        if held is None:
+            return False  # waiting for a snapshot
+        version, bids, asks = held
+        if self._snapshotted.get(channel) == version:
+            return False
+        record = book_snapshot_record(book.symbol, book.levels, version, bids, asks)
+        self._snapshotted[channel] = version
+        self._admit(  # after the records it follows, if they are being held back
+            channel,
+            Outgoing(
+                subject_for(channel, self.prefix),
+                snapshot_id(channel, version),
+                channel,
+                record,
+                time.time(),
+            ),
+        )
+        return True
 
     async def snapshot_every(self, interval: float) -> None:
         while True:
@@ -471,16 +482,19 @@ class Relay:
     async def _read_replies(self, link: NatsLink) -> None:
         """Take acks as they come; mark the link closed (and wake the publisher) when the
         connection ends."""
+        work = work_turns()
         try:
             while True:
+                data = await link.receive_bytes()
                 on_reply = self._on_reply
-                for event in await link.receive():
-                    if type(event) is Reply:
-                        on_reply(event.subject, event.data, event.status)
-                    elif isinstance(event, ServerError):
-                        self._say_server_error(event)
-                        if event.fatal:
-                            raise anyio.EndOfStream
+                async with work:  # taking acks is a step of bulk work, in a round of its own
+                    for event in link.conn.receive_data(data):
+                        if type(event) is Reply:
+                            on_reply(event.subject, event.data, event.status)
+                        elif isinstance(event, ServerError):
+                            self._say_server_error(event)
+                            if event.fatal:
+                                raise anyio.EndOfStream
                 # The publisher refills in batches: woken once a slice of the window is free
                 # (or it emptied, or something is to be sent again), once per read of acks.
                 window = self.window
@@ -511,8 +525,13 @@ class Relay:
             more = f" ({verdict.repeats} more since the last such line)" if verdict.repeats else ""
             log.warning("NATS: %s%s", error.text, more, extra=extra)
 
+    def _publishable(self) -> bool:
+        """Records wait to be published: to send again, or new ones with room for them."""
+        return self.window.due or (bool(self.outbox) and self.window.room > 0)
+
     async def _pump(self, link: NatsLink) -> None:
         conn = link.conn
+        work = work_turns()
         inbox = self._inbox
         unsent = 0  # publishes made and not yet sent
         send_by = math.inf
@@ -520,26 +539,28 @@ class Relay:
             if self._draining and not self.outbox and not len(self.window):
                 return
             now = anyio.current_time()
-            if now >= self._hold_until:
-                # Makes publishes for up to `PUBLISH_TURN` a turn, so the WEEX side and the
-                # acks get their turns while a full window goes out.
-                publish = conn.publish
-                turn_ends = now + PUBLISH_TURN
-                while batch := self._next_batch(now):
-                    if not unsent:
-                        send_by = now + LINGER
-                    unsent += len(batch)
-                    for sending in batch:
-                        item = sending.item
-                        publish(
-                            item.subject,
-                            sending.payload or item.body(),
-                            reply=f"{inbox}{sending.seq}.{sending.generation}",
-                            headers=msg_id_headers(item.msg_id),
-                        )
+            if now >= self._hold_until and self._publishable():
+                # Makes publishes for up to `PUBLISH_TURN`, as one step of bulk work: the
+                # WEEX side and the acks take theirs in the rounds between.
+                async with work:
                     now = anyio.current_time()
-                    if now >= turn_ends:
-                        break
+                    publish = conn.publish
+                    turn_ends = now + PUBLISH_TURN
+                    while batch := self._next_batch(now):
+                        if not unsent:
+                            send_by = now + LINGER
+                        unsent += len(batch)
+                        for sending in batch:
+                            item = sending.item
+                            publish(
+                                item.subject,
+                                sending.payload or item.body(),
+                                reply=f"{inbox}{sending.seq}.{sending.generation}",
+                                headers=msg_id_headers(item.msg_id),
+                            )
+                        now = anyio.current_time()
+                        if now >= turn_ends:
+                            break
             # Sent in batches: each send wakes nats-server, whose work per wake-up is paid
             # by the machine. Sent at once when nothing else is in flight (a quiet feed
             # waits for no one), else once `SEND_COUNT` are made or `LINGER` has passed.
@@ -564,10 +585,9 @@ class Relay:
                 )
                 continue
             self._wake = anyio.Event()
-            due = self.window.due or (bool(self.outbox) and self.window.room > 0)
+            due = self._publishable()
             if due and now >= self._hold_until:
-                await anyio.lowlevel.checkpoint()  # a turn for the others, then more
-                continue
+                continue  # taking the work turn again yields: the others' steps, then more
             wait = send_by - now
             deadline = self.window.deadline(self.publish_timeout)
             if deadline is not None:

@@ -67,6 +67,14 @@ class Backend(abc.ABC):
         tasks, however many connections flood at once."""
 
     @abc.abstractmethod
+    def work_turns(self) -> TurnsLike:
+        """The event loop's one fair lock for bulk work, held for one step of it: a slice
+        decoded by whichever receive loop has the feed turn, or a step of another bulk worker
+        of the program (the relay's publisher, its ack reader). Handed to the longest waiter,
+        who takes its step in the next round of the loop: so a round holds one heavy step,
+        and any other task waits for about one step, not for the sum of all of them."""
+
+    @abc.abstractmethod
     def move_on_after(self, delay: float | None) -> ScopeLike: ...
 
     @abc.abstractmethod

@@ -234,7 +234,9 @@ class ConnectionRunner:
         consumers, async handlers) run and drop them before the next slice is decoded, and
         every other task of the program gets a turn between two slices of all the flooded
         connections together. A busy feed is still handled in few passes, but with a slice, not
-        a whole read, of messages alive.
+        a whole read, of messages alive. The slice is also a step of bulk work
+        (`Backend.work_turns`): while another bulk worker takes its step, the slice waits for
+        the next round.
         """
         wall_time = self._wall_clock()  # every slice was read at once
         step = self._feed_size
@@ -242,7 +244,7 @@ class ConnectionRunner:
             conn.receive_data(data, now, wall_time=wall_time)
             return self.hub.read_events(self.session, conn, now)
         start, size, clock = 0, len(data), self._clock
-        turns = self._backend.feed_turns()
+        turns, work = self._backend.feed_turns(), self._backend.work_turns()
         while True:
             stop = start + step
             if start == 0 and not turns.locked():
@@ -250,9 +252,16 @@ class ConnectionRunner:
             else:
                 await turns.acquire()  # yields: the other tasks, then any loop waiting first
             try:
-                began = clock()
-                conn.receive_data(data[start:stop], now, wall_time=wall_time)
-                decision = self.hub.read_events(self.session, conn, now)
+                if work.locked():
+                    await work.acquire()  # another bulk worker's step comes first
+                else:
+                    work.acquire_nowait()  # this task has just yielded
+                try:
+                    began = clock()
+                    conn.receive_data(data[start:stop], now, wall_time=wall_time)
+                    decision = self.hub.read_events(self.session, conn, now)
+                finally:
+                    work.release()
             finally:
                 turns.release()
             step = _next_feed_size(step, min(stop, size) - start, clock() - began, ROUND_BUDGET)
