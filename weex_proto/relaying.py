@@ -87,13 +87,13 @@ def message_id(
         kline_time = _version_text(first) or "-"
         state = "closed" if closed else "open"
         return f"{channel}:{kline_time}:{digest or frame_digest(frame)}:{index}:{state}"
-    if isinstance(source, Mapping) and "endVersion" in source:
+    if (type(source) is dict or isinstance(source, Mapping)) and "endVersion" in source:
         end = _version_text(source.get("endVersion"))
         kind = source.get("depthType")
         if end is not None and isinstance(kind, str) and kind.isalpha():
             return f"{channel}:{kind.upper()}:{end}"
     msg = frame.get("msg")
-    if isinstance(msg, Mapping):
+    if msg is not None and isinstance(msg, Mapping):
         version = _version_text(msg.get("version"))
         if version is not None:
             return f"{channel}:v{version}:{index}"
