@@ -269,10 +269,10 @@ async def test_the_receive_turn_is_free_once_the_flood_is_read(h: Harness) -> No
 
 
 def work_turns(h: Harness) -> Any:
-    """The event loop's work-turn lock, as the adapter under test keeps it."""
+    """The event loop's work-turn lock, from the adapter under test's public API."""
     if h.adapter.client_class is weex_trio.WeexWebSocketClient:
-        return weex_trio._backend.work_turns()
-    return weex_anyio._backend.work_turns()
+        return weex_trio.work_turns()
+    return weex_anyio.work_turns()
 
 
 @on_every_adapter(tick_interval=1000.0, dialects=BOTH_DIALECTS)

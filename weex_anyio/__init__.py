@@ -5,6 +5,7 @@ from weex_proto.public import *  # noqa: F403 - the shared names: config, errors
 from weex_proto.public import __all__ as _shared
 from weex_proto.runtime.books import LocalOrderBook
 
+from ._backend import work_turns
 from ._interface import Transport, TransportStream
 from ._transport import tcp_transport
 from .client import WeexWebSocketClient
@@ -17,4 +18,5 @@ __all__ = [
     "TransportStream",
     "WeexWebSocketClient",
     "tcp_transport",
+    "work_turns",
 ]

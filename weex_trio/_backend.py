@@ -18,7 +18,10 @@ _WORK_TURNS: trio.lowlevel.RunVar[trio.Lock] = trio.lowlevel.RunVar("weex_work_t
 
 
 def work_turns() -> trio.Lock:
-    """The running event loop's turn at bulk work (`Backend.work_turns`)."""
+    """The running event loop's one fair lock for bulk work (`Backend.work_turns`). Hold it
+    for each step of a task's own bulk work (`async with work_turns(): ...`, a millisecond
+    or so a step): the clients' receive slices take it too, so the steps and the slices
+    alternate round by round, and every other task waits for one of them at a time."""
     return _loop_lock(_WORK_TURNS)
 
 

@@ -40,7 +40,8 @@ an event loop (every client's) take turns at decoding a slice, first come first 
 flood at once. A slice that took longer than this makes the next ones smaller (down to
 `MIN_FEED_SIZE`): what a message costs is mostly the consumers' (a sync handler runs inline),
 which bytes cannot tell. So whatever the feeds and their handlers do, the program's other
-tasks wait about this long, plus their own turns."""
+tasks wait about this long, plus their own turns (and a step of any other bulk work that takes
+`Backend.work_turns`, in a round of its own)."""
 CLOSE_ON_CANCEL_TIMEOUT = 1.0  # seconds to get our close frame out (and the peer to hang up)
 
 
