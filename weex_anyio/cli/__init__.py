@@ -25,6 +25,7 @@ from weex_proto.config import DEFAULT_PRIVATE_URL
 from weex_proto.errors import ConfigError, HandshakeRejectedError, ServerError, WeexError
 from weex_proto.replay import RecordingError
 
+from ._memory import return_large_buffers_when_freed
 from ._parser import build_parser
 from ._runtime import (
     Output,
@@ -103,6 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     stdout, stderr = sys.stdout, sys.stderr
     restore_logging = configure_logging(args, stderr)
+    return_large_buffers_when_freed()  # a command runs for hours: RSS follows what it holds
 
     def fail(code: int, message: str) -> int:
         stderr.write(error_line(args, message, code) + "\n")
