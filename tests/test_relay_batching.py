@@ -1,7 +1,9 @@
 """When the relay's publisher sends: at once when nothing else is in flight (a quiet feed waits
 for no one), else in batches (`SEND_COUNT` made, or `LINGER` after the first), since each send
-wakes nats-server. Driven on trio's virtual clock, moved only by the test, over a stream that
-notes each send, so "at once" is exact and "not before `LINGER`" is checked on either side."""
+wakes nats-server; and not before a hold after a failed publish ends, even one that began
+while it waited for the work turn. Driven on trio's virtual clock, moved only by the test, over
+a stream that notes each send, so "at once" is exact and "not before `LINGER`" is checked on
+either side."""
 
 from __future__ import annotations
 
@@ -11,8 +13,9 @@ from typing import Any
 import trio
 import trio.testing
 
+from weex_anyio import work_turns
 from weex_anyio.cli._nats_link import NatsLink
-from weex_anyio.cli._relay import LINGER, SEND_COUNT, Relay
+from weex_anyio.cli._relay import LINGER, RETRY_DELAY, SEND_COUNT, Relay
 from weex_proto.nats_protocol import NatsConnection
 from weex_proto.relaying import Outgoing
 
@@ -126,5 +129,28 @@ def test_an_acked_window_lets_the_next_record_go_at_once() -> None:
         relay._queue(record(2))
         await trio.testing.wait_all_tasks_blocked()
         assert [at for at, _ in stream.sends] == [start, start]
+
+    run_publisher(body)
+
+
+def test_a_failed_publish_while_the_publisher_waits_for_its_turn_still_holds_it_back() -> None:
+    """The publisher makes publishes holding the event loop's work turn. A failed publish
+    reported while it waits for that turn (another bulk step holds it) still makes it wait
+    `RETRY_DELAY` before sending the records again, in order."""
+
+    async def body(relay: Relay, stream: NotedStream, start: float, clock: Any) -> None:
+        relay._queue(record(1))
+        await trio.testing.wait_all_tasks_blocked()  # sent at once: in flight
+        reply = re.search(rb"HPUB \S+ (\S+) ", stream.sends[0][1])
+        assert reply is not None
+        async with work_turns():  # another bulk step
+            relay._queue(record(2))
+            await trio.testing.wait_all_tasks_blocked()  # the publisher waits for the turn
+            relay._on_reply(reply.group(1).decode(), b"", "503")  # JetStream away: again
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(stream.sends) == 1  # not before the hold ends
+        await jump(clock, RETRY_DELAY * 1.1)
+        assert len(stream.sends) == 2
+        assert re.findall(rb"id-\d", stream.sends[1][1]) == [b"id-1", b"id-2"]
 
     run_publisher(body)

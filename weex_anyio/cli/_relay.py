@@ -546,7 +546,8 @@ class Relay:
                     now = anyio.current_time()
                     publish = conn.publish
                     turn_ends = now + PUBLISH_TURN
-                    while batch := self._next_batch(now):
+                    # A failed publish may have started a hold while this waited for the turn.
+                    while now >= self._hold_until and (batch := self._next_batch(now)):
                         if not unsent:
                             send_by = now + LINGER
                         unsent += len(batch)
