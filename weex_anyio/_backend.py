@@ -11,7 +11,14 @@ import anyio.abc
 import anyio.lowlevel
 
 from weex_proto.config import Endpoint
-from weex_proto.runtime.backend import Backend, EventLike, LockLike, ScopeLike, TurnsLike
+from weex_proto.runtime.backend import (
+    Backend,
+    EventLike,
+    LockLike,
+    ScopeLike,
+    TurnsLike,
+    loop_local,
+)
 
 from ._interface import Transport, TransportStream
 
@@ -24,17 +31,7 @@ def work_turns() -> anyio.Lock:
     for each step of a task's own bulk work (`async with work_turns(): ...`, a millisecond
     or so a step): the clients' receive slices take it too, so the steps and the slices
     alternate round by round, and every other task waits for one of them at a time."""
-    return _loop_lock(_WORK_TURNS)
-
-
-def _loop_lock(var: anyio.lowlevel.RunVar[anyio.Lock]) -> anyio.Lock:
-    """The lock `var` holds in the running event loop, made on first use."""
-    try:
-        return var.get()
-    except LookupError:
-        lock = anyio.Lock()
-        var.set(lock)
-        return lock
+    return loop_local(_WORK_TURNS, anyio.Lock)
 
 
 class AnyioBackend(Backend):
@@ -57,7 +54,7 @@ class AnyioBackend(Backend):
         return anyio.Lock()
 
     def feed_turns(self) -> TurnsLike:
-        return _loop_lock(_FEED_TURNS)
+        return loop_local(_FEED_TURNS, anyio.Lock)
 
     def work_turns(self) -> TurnsLike:
         return work_turns()

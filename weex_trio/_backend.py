@@ -9,7 +9,14 @@ from typing import Any
 import trio
 
 from weex_proto.config import Endpoint
-from weex_proto.runtime.backend import Backend, EventLike, LockLike, ScopeLike, TurnsLike
+from weex_proto.runtime.backend import (
+    Backend,
+    EventLike,
+    LockLike,
+    ScopeLike,
+    TurnsLike,
+    loop_local,
+)
 
 from ._interface import Transport, TransportStream
 
@@ -22,17 +29,7 @@ def work_turns() -> trio.Lock:
     for each step of a task's own bulk work (`async with work_turns(): ...`, a millisecond
     or so a step): the clients' receive slices take it too, so the steps and the slices
     alternate round by round, and every other task waits for one of them at a time."""
-    return _loop_lock(_WORK_TURNS)
-
-
-def _loop_lock(var: trio.lowlevel.RunVar[trio.Lock]) -> trio.Lock:
-    """The lock `var` holds in the running event loop, made on first use."""
-    try:
-        return var.get()
-    except LookupError:
-        lock = trio.Lock()
-        var.set(lock)
-        return lock
+    return loop_local(_WORK_TURNS, trio.Lock)
 
 
 class TrioBackend(Backend):
@@ -54,7 +51,7 @@ class TrioBackend(Backend):
         return trio.Lock()
 
     def feed_turns(self) -> TurnsLike:
-        return _loop_lock(_FEED_TURNS)
+        return loop_local(_FEED_TURNS, trio.Lock)
 
     def work_turns(self) -> TurnsLike:
         return work_turns()

@@ -8,7 +8,8 @@ scopes, clocks, sockets), so asyncio/anyio and trio behave the same by construct
 from __future__ import annotations
 
 import abc
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 from ..config import Endpoint
 from ..errors import ProxyError
@@ -33,6 +34,26 @@ class ScopeLike(Protocol):
 class LockLike(Protocol):
     async def __aenter__(self) -> Any: ...
     async def __aexit__(self, *exc_info: Any) -> bool | None: ...
+
+
+T = TypeVar("T")
+
+
+class LoopLocal(Protocol[T]):
+    """A value kept per event loop (anyio's `RunVar`, trio's)."""
+
+    def get(self) -> T: ...  # LookupError while unset
+    def set(self, value: T) -> object: ...
+
+
+def loop_local(var: LoopLocal[T], make: Callable[[], T]) -> T:
+    """`var`'s value in the running event loop, made by `make` on first use there."""
+    try:
+        return var.get()
+    except LookupError:
+        value = make()
+        var.set(value)
+        return value
 
 
 class TurnsLike(Protocol):
